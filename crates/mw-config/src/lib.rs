@@ -1,0 +1,1 @@
+//! mw-config

@@ -1,0 +1,19 @@
+//! Millwright's core data model: tag paths, values, quality, samples, tag definitions,
+//! engineering units and the asset tree.
+//!
+//! This crate is pure: no I/O, no global state, no async. Every type is a plain value that
+//! can be compared, cloned and serialized without a registry.
+
+mod asset;
+mod path;
+mod sample;
+mod tagdef;
+mod time;
+mod units;
+
+pub use asset::{Asset, AssetKind, AssetTree, AssetTreeError};
+pub use path::{PathError, TagPath, MAX_PATH_LEN, MAX_SEGMENTS, MAX_SEGMENT_LEN};
+pub use sample::{Quality, Sample, Value, MAX_STRING_LEN};
+pub use tagdef::{DataType, Deadband, DeadbandFilter, Scaling, ScalingError, TagDef};
+pub use time::{format_rfc3339_ns, now_ns};
+pub use units::{unit_info, Unit, UNITS};
