@@ -50,14 +50,17 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig { capacity: 1024, sink_capacity: 1024, overload: Overload::Block }
+        BusConfig {
+            capacity: 1024,
+            sink_capacity: 1024,
+            overload: Overload::Block,
+        }
     }
 }
 
 /// The bus is closed (shutdown in progress).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BusClosed;
-
 
 impl std::fmt::Display for BusClosed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,11 +127,19 @@ impl BusBuilder {
             overload: config.overload,
         };
         let (tx, rx) = mpsc::channel(config.capacity);
-        BusBuilder { config, tx, rx, processors: Vec::new(), sinks: Vec::new() }
+        BusBuilder {
+            config,
+            tx,
+            rx,
+            processors: Vec::new(),
+            sinks: Vec::new(),
+        }
     }
 
     pub fn publisher(&self) -> Publisher {
-        Publisher { tx: self.tx.clone() }
+        Publisher {
+            tx: self.tx.clone(),
+        }
     }
 
     /// Adds a processor; processors run in the order added, before the fan-out.
@@ -139,14 +150,26 @@ impl BusBuilder {
     /// Adds a sink with its own bounded queue.
     pub fn subscribe(&mut self, name: &str) -> Subscriber {
         let (tx, rx) = mpsc::channel(self.config.sink_capacity);
-        self.sinks.push(SinkSlot { name: name.to_owned(), tx });
-        Subscriber { name: name.to_owned(), rx }
+        self.sinks.push(SinkSlot {
+            name: name.to_owned(),
+            tx,
+        });
+        Subscriber {
+            name: name.to_owned(),
+            rx,
+        }
     }
 
     /// Starts the fan-out task. The builder's own publisher handle is dropped here, so the bus
     /// shuts down once every publisher handed out has been dropped.
     pub fn start(self) -> tokio::task::JoinHandle<()> {
-        let BusBuilder { config, tx, rx, processors, sinks } = self;
+        let BusBuilder {
+            config,
+            tx,
+            rx,
+            processors,
+            sinks,
+        } = self;
         drop(tx);
         tokio::spawn(fan_out(config, rx, processors, sinks))
     }
@@ -158,7 +181,8 @@ async fn fan_out(
     mut processors: Vec<Box<dyn Processor>>,
     mut sinks: Vec<SinkSlot>,
 ) {
-    let ingress_depth = metrics::gauge!("mw_queue_depth", "component" => "bus", "instance" => "ingress");
+    let ingress_depth =
+        metrics::gauge!("mw_queue_depth", "component" => "bus", "instance" => "ingress");
     let depth_gauges: Vec<_> = sinks
         .iter()
         .map(|s| metrics::gauge!("mw_queue_depth", "component" => "bus", "instance" => s.name.clone()))
@@ -221,7 +245,11 @@ mod tests {
 
     #[tokio::test]
     async fn fans_out_in_order_and_closes() {
-        let mut b = BusBuilder::new(BusConfig { capacity: 2, sink_capacity: 2, overload: Overload::Block });
+        let mut b = BusBuilder::new(BusConfig {
+            capacity: 2,
+            sink_capacity: 2,
+            overload: Overload::Block,
+        });
         let p = b.publisher();
         let mut s1 = b.subscribe("one");
         let mut s2 = b.subscribe("two");
@@ -246,7 +274,11 @@ mod tests {
 
     #[tokio::test]
     async fn block_policy_backpressures_publishers() {
-        let mut b = BusBuilder::new(BusConfig { capacity: 1, sink_capacity: 1, overload: Overload::Block });
+        let mut b = BusBuilder::new(BusConfig {
+            capacity: 1,
+            sink_capacity: 1,
+            overload: Overload::Block,
+        });
         let p = b.publisher();
         let mut sub = b.subscribe("slow");
         let _h = b.start();
@@ -260,19 +292,31 @@ mod tests {
             p.publish(vec![s("a/b", 4.0)]).await.unwrap();
         })
         .await;
-        assert!(blocked.is_err(), "publisher must wait while the sink is full");
+        assert!(
+            blocked.is_err(),
+            "publisher must wait while the sink is full"
+        );
         // Nothing was lost: the sink drains everything that was accepted, in order.
         let mut got = Vec::new();
-        while let Ok(Some(batch)) = tokio::time::timeout(std::time::Duration::from_millis(50), sub.recv()).await {
+        while let Ok(Some(batch)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), sub.recv()).await
+        {
             got.push(batch[0].value.as_f64().unwrap());
         }
         assert!(got.len() >= 3);
-        assert!(got.windows(2).all(|w| w[0] < w[1]), "order preserved: {got:?}");
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "order preserved: {got:?}"
+        );
     }
 
     #[tokio::test]
     async fn drop_policy_drops_for_slow_sink_only() {
-        let mut b = BusBuilder::new(BusConfig { capacity: 8, sink_capacity: 2, overload: Overload::DropNewest });
+        let mut b = BusBuilder::new(BusConfig {
+            capacity: 8,
+            sink_capacity: 2,
+            overload: Overload::DropNewest,
+        });
         let p = b.publisher();
         let mut slow = b.subscribe("slow");
         let mut fast = b.subscribe("fast");
@@ -302,18 +346,35 @@ mod tests {
         b.processor(Box::new(dp));
         let mut sub = b.subscribe("x");
         let _h = b.start();
-        p.publish(vec![s("a/b", 1.0), s("a/b", 1.5), s("a/b", 3.0), s("a/c", 1.0), s("a/c", 1.1)])
-            .await
-            .unwrap();
+        p.publish(vec![
+            s("a/b", 1.0),
+            s("a/b", 1.5),
+            s("a/b", 3.0),
+            s("a/c", 1.0),
+            s("a/c", 1.1),
+        ])
+        .await
+        .unwrap();
         p.publish(vec![s("a/b", 3.2)]).await.unwrap(); // filtered out entirely
         drop(p);
         let batch = sub.recv().await.unwrap();
-        let vals: Vec<_> = batch.iter().map(|x| (x.tag.as_str().to_owned(), x.value.as_f64().unwrap())).collect();
+        let vals: Vec<_> = batch
+            .iter()
+            .map(|x| (x.tag.as_str().to_owned(), x.value.as_f64().unwrap()))
+            .collect();
         assert_eq!(
             vals,
-            vec![("a/b".into(), 1.0), ("a/b".into(), 3.0), ("a/c".into(), 1.0), ("a/c".into(), 1.1)]
+            vec![
+                ("a/b".into(), 1.0),
+                ("a/b".into(), 3.0),
+                ("a/c".into(), 1.0),
+                ("a/c".into(), 1.1)
+            ]
         );
-        assert!(sub.recv().await.is_none(), "an all-filtered batch is not forwarded");
+        assert!(
+            sub.recv().await.is_none(),
+            "an all-filtered batch is not forwarded"
+        );
     }
 }
 

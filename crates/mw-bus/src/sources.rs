@@ -51,7 +51,10 @@ impl SourceRegistry {
             cycles: 0,
             last_latency_s: None,
         });
-        SourceHandle { registry: self.clone(), index: v.len() - 1 }
+        SourceHandle {
+            registry: self.clone(),
+            index: v.len() - 1,
+        }
     }
 
     pub fn snapshot(&self) -> Vec<SourceStatus> {
@@ -67,7 +70,11 @@ impl SourceRegistry {
 
 impl SourceHandle {
     fn update(&self, f: impl FnOnce(&mut SourceStatus)) {
-        let mut v = self.registry.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut v = self
+            .registry
+            .inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(s) = v.get_mut(self.index) {
             f(s);
         }
@@ -102,7 +109,10 @@ mod tests {
         b.cycle_done(0.5);
         assert!(r.all_polling());
         let snap = r.snapshot();
-        assert_eq!(snap[1].state, SourceState::Down("connection refused".into()));
+        assert_eq!(
+            snap[1].state,
+            SourceState::Down("connection refused".into())
+        );
         assert_eq!(snap[0].last_latency_s, Some(0.01));
     }
 }

@@ -39,7 +39,9 @@ impl LiveStore {
 
     pub fn with_limits(window: usize, max_tags: usize) -> LiveStore {
         LiveStore {
-            inner: Arc::new(RwLock::new(Inner { tags: HashMap::new() })),
+            inner: Arc::new(RwLock::new(Inner {
+                tags: HashMap::new(),
+            })),
             window: window.max(1),
             max_tags,
         }
@@ -62,16 +64,19 @@ impl LiveStore {
                     refused += 1;
                     continue;
                 }
-                None => inner
-                    .tags
-                    .entry(s.tag.clone())
-                    .or_insert_with(|| TagState { recent: VecDeque::with_capacity(self.window.min(64)) }),
+                None => inner.tags.entry(s.tag.clone()).or_insert_with(|| TagState {
+                    recent: VecDeque::with_capacity(self.window.min(64)),
+                }),
             };
             if state.recent.len() == self.window {
                 state.recent.pop_front();
             }
             // keep the window sorted by source time: insert late arrivals in place
-            let pos = state.recent.iter().rposition(|x| x.source_ts <= s.source_ts).map_or(0, |p| p + 1);
+            let pos = state
+                .recent
+                .iter()
+                .rposition(|x| x.source_ts <= s.source_ts)
+                .map_or(0, |p| p + 1);
             state.recent.insert(pos, s.clone());
         }
         drop(inner);
@@ -85,7 +90,11 @@ impl LiveStore {
     /// The latest sample of every tag, sorted by path.
     pub fn latest_all(&self) -> Vec<Sample> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<Sample> = inner.tags.values().filter_map(|t| t.recent.back().cloned()).collect();
+        let mut v: Vec<Sample> = inner
+            .tags
+            .values()
+            .filter_map(|t| t.recent.back().cloned())
+            .collect();
         v.sort_by(|a, b| a.tag.cmp(&b.tag));
         v
     }
@@ -104,7 +113,11 @@ impl LiveStore {
     }
 
     pub fn tag_count(&self) -> usize {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).tags.len()
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .tags
+            .len()
     }
 
     /// Runs as a bus sink until the bus closes.
@@ -137,7 +150,12 @@ mod tests {
         st.apply(&[s("a/y", 1.0, 5)]);
         let x = TagPath::new("a/x").unwrap();
         assert_eq!(st.latest(&x).unwrap().value, Value::F64(9.0));
-        let r: Vec<_> = st.recent(&x, 100).unwrap().iter().map(|s| s.source_ts).collect();
+        let r: Vec<_> = st
+            .recent(&x, 100)
+            .unwrap()
+            .iter()
+            .map(|s| s.source_ts)
+            .collect();
         assert_eq!(r, vec![7, 8, 9]);
         assert_eq!(st.recent(&x, 2).unwrap().len(), 2);
         assert!(st.recent(&TagPath::new("a/z").unwrap(), 5).is_none());
@@ -151,7 +169,12 @@ mod tests {
         st.apply(&[s("a/x", 2.0, 20), s("a/x", 1.0, 10)]);
         let x = TagPath::new("a/x").unwrap();
         assert_eq!(st.latest(&x).unwrap().value, Value::F64(2.0));
-        let r: Vec<_> = st.recent(&x, 10).unwrap().iter().map(|s| s.source_ts).collect();
+        let r: Vec<_> = st
+            .recent(&x, 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.source_ts)
+            .collect();
         assert_eq!(r, vec![10, 20]);
     }
 
@@ -173,11 +196,16 @@ mod tests {
         let task = tokio::spawn(st.clone().run_sink(sub));
         let mut bad = s("a/x", f64::NAN, 3);
         bad.quality = Quality::Bad("timeout".into());
-        p.publish(vec![s("a/x", 1.0, 1), s("a/x", 2.0, 2), bad]).await.unwrap();
+        p.publish(vec![s("a/x", 1.0, 1), s("a/x", 2.0, 2), bad])
+            .await
+            .unwrap();
         drop(p);
         task.await.unwrap();
         let latest = st.latest(&TagPath::new("a/x").unwrap()).unwrap();
         assert_eq!(latest.quality, Quality::Bad("timeout".into()));
-        assert_eq!(st.recent(&TagPath::new("a/x").unwrap(), 10).unwrap().len(), 3);
+        assert_eq!(
+            st.recent(&TagPath::new("a/x").unwrap(), 10).unwrap().len(),
+            3
+        );
     }
 }

@@ -82,14 +82,27 @@ impl AssetTree {
     }
 
     /// Adds an asset; parents need not exist (intermediate levels are implicit).
-    pub fn add_asset(&mut self, path: &str, kind: AssetKind, description: &str) -> Result<(), AssetTreeError> {
-        validate_segments(path, 1).map_err(|source| AssetTreeError::BadPath { path: path.to_owned(), source })?;
+    pub fn add_asset(
+        &mut self,
+        path: &str,
+        kind: AssetKind,
+        description: &str,
+    ) -> Result<(), AssetTreeError> {
+        validate_segments(path, 1).map_err(|source| AssetTreeError::BadPath {
+            path: path.to_owned(),
+            source,
+        })?;
         if self.assets.contains_key(path) {
             return Err(AssetTreeError::DuplicateAsset(path.to_owned()));
         }
         self.assets.insert(
             path.to_owned(),
-            Asset { path: path.to_owned(), kind, description: description.to_owned(), tags: Vec::new() },
+            Asset {
+                path: path.to_owned(),
+                kind,
+                description: description.to_owned(),
+                tags: Vec::new(),
+            },
         );
         Ok(())
     }
@@ -117,7 +130,11 @@ impl AssetTree {
 
     pub fn tag(&self, path: &TagPath) -> Option<&TagDef> {
         let asset = self.tag_index.get(path)?;
-        self.assets.get(asset)?.tags.iter().find(|t| &t.path == path)
+        self.assets
+            .get(asset)?
+            .tags
+            .iter()
+            .find(|t| &t.path == path)
     }
 
     /// Assets in path order.
@@ -129,7 +146,9 @@ impl AssetTree {
     pub fn descendants<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Asset> + 'a {
         self.assets
             .range(format!("{path}/")..)
-            .take_while(move |(k, _)| k.starts_with(path) && k.as_bytes().get(path.len()) == Some(&b'/'))
+            .take_while(move |(k, _)| {
+                k.starts_with(path) && k.as_bytes().get(path.len()) == Some(&b'/')
+            })
             .map(|(_, a)| a)
     }
 
@@ -151,23 +170,45 @@ mod tests {
     fn builds_tree_and_rejects_duplicates() {
         let mut t = AssetTree::new();
         t.add_asset("acme/p1/water", AssetKind::Area, "").unwrap();
-        t.add_asset("acme/p1/water/pump1", AssetKind::Pump, "feed pump").unwrap();
-        t.add_asset("acme/p1/water_tank", AssetKind::Tank, "").unwrap();
+        t.add_asset("acme/p1/water/pump1", AssetKind::Pump, "feed pump")
+            .unwrap();
+        t.add_asset("acme/p1/water_tank", AssetKind::Tank, "")
+            .unwrap();
         let flow = TagPath::new("acme/p1/water/pump1/flow").unwrap();
         t.add_tag(TagDef::new(flow.clone(), DataType::F32)).unwrap();
-        assert_eq!(t.add_tag(TagDef::new(flow.clone(), DataType::F32)), Err(AssetTreeError::DuplicateTag(flow.clone())));
+        assert_eq!(
+            t.add_tag(TagDef::new(flow.clone(), DataType::F32)),
+            Err(AssetTreeError::DuplicateTag(flow.clone()))
+        );
         assert_eq!(
             t.add_asset("acme/p1/water", AssetKind::Area, ""),
             Err(AssetTreeError::DuplicateAsset("acme/p1/water".into()))
         );
-        assert!(matches!(t.add_asset("bad path", AssetKind::Area, ""), Err(AssetTreeError::BadPath { .. })));
+        assert!(matches!(
+            t.add_asset("bad path", AssetKind::Area, ""),
+            Err(AssetTreeError::BadPath { .. })
+        ));
         assert_eq!(t.tag(&flow).unwrap().data_type, DataType::F32);
         assert_eq!(t.asset("acme/p1/water/pump1").unwrap().tags.len(), 1);
-        let kids: Vec<_> = t.descendants("acme/p1/water").map(|a| a.path.as_str()).collect();
-        assert_eq!(kids, vec!["acme/p1/water/pump1"], "water_tank is a sibling, not a child");
+        let kids: Vec<_> = t
+            .descendants("acme/p1/water")
+            .map(|a| a.path.as_str())
+            .collect();
+        assert_eq!(
+            kids,
+            vec!["acme/p1/water/pump1"],
+            "water_tank is a sibling, not a child"
+        );
         // a tag under an undeclared asset creates it
-        t.add_tag(TagDef::new(TagPath::new("acme/p1/x/y").unwrap(), DataType::Bool)).unwrap();
-        assert_eq!(t.asset("acme/p1/x").unwrap().kind, AssetKind::Other("asset".into()));
+        t.add_tag(TagDef::new(
+            TagPath::new("acme/p1/x/y").unwrap(),
+            DataType::Bool,
+        ))
+        .unwrap();
+        assert_eq!(
+            t.asset("acme/p1/x").unwrap().kind,
+            AssetKind::Other("asset".into())
+        );
         assert_eq!(t.tag_count(), 2);
     }
 

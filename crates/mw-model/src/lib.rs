@@ -12,8 +12,8 @@ mod time;
 mod units;
 
 pub use asset::{Asset, AssetKind, AssetTree, AssetTreeError};
-pub use path::{PathError, TagPath, MAX_PATH_LEN, MAX_SEGMENTS, MAX_SEGMENT_LEN};
-pub use sample::{Quality, Sample, Value, MAX_STRING_LEN};
+pub use path::{MAX_PATH_LEN, MAX_SEGMENT_LEN, MAX_SEGMENTS, PathError, TagPath};
+pub use sample::{MAX_STRING_LEN, Quality, Sample, Value};
 pub use tagdef::{DataType, Deadband, DeadbandFilter, Scaling, ScalingError, TagDef};
 pub use time::{format_rfc3339_ns, now_ns};
-pub use units::{unit_info, Unit, UNITS};
+pub use units::{UNITS, Unit, unit_info};

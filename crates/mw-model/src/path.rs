@@ -27,13 +27,17 @@ pub enum PathError {
     Empty,
     #[error("tag path is {len} bytes long (at most {MAX_PATH_LEN})")]
     TooLong { len: usize },
-    #[error("tag path has {count} segment(s); it needs at least 2 (asset/tag) and at most {MAX_SEGMENTS}")]
+    #[error(
+        "tag path has {count} segment(s); it needs at least 2 (asset/tag) and at most {MAX_SEGMENTS}"
+    )]
     SegmentCount { count: usize },
     #[error("segment {index} of the tag path is empty (leading, trailing or doubled '/')")]
     EmptySegment { index: usize },
     #[error("segment {index} of the tag path is {len} characters long (at most {MAX_SEGMENT_LEN})")]
     SegmentTooLong { index: usize, len: usize },
-    #[error("invalid character {ch:?} in segment {index} of the tag path (allowed: A-Z a-z 0-9 _ - .)")]
+    #[error(
+        "invalid character {ch:?} in segment {index} of the tag path (allowed: A-Z a-z 0-9 _ - .)"
+    )]
     BadChar { index: usize, ch: char },
     #[error("segment {index} of the tag path starts with '.'")]
     LeadingDot { index: usize },
@@ -154,7 +158,10 @@ mod tests {
         assert_eq!(p.name(), "flow");
         assert_eq!(p.asset(), "acme/plant1/utilities/water/pump1");
         assert_eq!(p.segments().count(), 6);
-        assert_eq!(p.join("x").unwrap().as_str(), "acme/plant1/utilities/water/pump1/flow/x");
+        assert_eq!(
+            p.join("x").unwrap().as_str(),
+            "acme/plant1/utilities/water/pump1/flow/x"
+        );
     }
 
     #[test]
@@ -167,15 +174,24 @@ mod tests {
             ("a/b/", PathError::EmptySegment { index: 2 }),
             ("a/b c", PathError::BadChar { index: 1, ch: ' ' }),
             ("a/.hidden", PathError::LeadingDot { index: 1 }),
-            ("a/b/c/d/e/f/g/h/i/j/k", PathError::SegmentCount { count: 11 }),
+            (
+                "a/b/c/d/e/f/g/h/i/j/k",
+                PathError::SegmentCount { count: 11 },
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(TagPath::new(input).unwrap_err(), *want, "input {input:?}");
         }
         let long_seg = format!("a/{}", "x".repeat(65));
-        assert!(matches!(TagPath::new(&long_seg), Err(PathError::SegmentTooLong { .. })));
+        assert!(matches!(
+            TagPath::new(&long_seg),
+            Err(PathError::SegmentTooLong { .. })
+        ));
         let long = vec!["abcdefghij"; 10].join("/") + &"y".repeat(200);
-        assert!(matches!(TagPath::new(&long), Err(PathError::TooLong { .. })));
+        assert!(matches!(
+            TagPath::new(&long),
+            Err(PathError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -105,7 +105,13 @@ pub struct Sample {
 
 impl Sample {
     pub fn good(tag: TagPath, value: Value, ts: i64) -> Sample {
-        Sample { tag, value, quality: Quality::Good, source_ts: ts, receive_ts: ts }
+        Sample {
+            tag,
+            value,
+            quality: Quality::Good,
+            source_ts: ts,
+            receive_ts: ts,
+        }
     }
 }
 
@@ -116,7 +122,9 @@ mod tests {
     #[test]
     fn string_values_are_bounded_at_char_boundary() {
         let long = "é".repeat(MAX_STRING_LEN);
-        let Value::Str(s) = Value::string(&long) else { panic!("not a string") };
+        let Value::Str(s) = Value::string(&long) else {
+            panic!("not a string")
+        };
         assert!(s.len() <= MAX_STRING_LEN);
         assert_eq!(s.len() % 2, 0);
         assert_eq!(Value::string("ok"), Value::Str("ok".into()));
@@ -125,8 +133,14 @@ mod tests {
     #[test]
     fn quality_serializes_with_reason() {
         let q = Quality::Bad("timeout".into());
-        assert_eq!(serde_json::to_string(&q).unwrap(), r#"{"status":"bad","reason":"timeout"}"#);
-        assert_eq!(serde_json::to_string(&Quality::Good).unwrap(), r#"{"status":"good"}"#);
+        assert_eq!(
+            serde_json::to_string(&q).unwrap(),
+            r#"{"status":"bad","reason":"timeout"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Quality::Good).unwrap(),
+            r#"{"status":"good"}"#
+        );
         assert_eq!(q.to_string(), "bad (timeout)");
         assert!(!q.is_good());
     }

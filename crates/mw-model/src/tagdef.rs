@@ -96,13 +96,24 @@ impl Scaling {
         if raw.0 == raw.1 {
             return Err(ScalingError::EmptyRawRange(raw.0));
         }
-        Ok(Scaling { raw_lo: raw.0, raw_hi: raw.1, eu_lo: eu.0, eu_hi: eu.1, clamp })
+        Ok(Scaling {
+            raw_lo: raw.0,
+            raw_hi: raw.1,
+            eu_lo: eu.0,
+            eu_hi: eu.1,
+            clamp,
+        })
     }
 
     pub fn apply(&self, raw: f64) -> f64 {
-        let eu = self.eu_lo + (raw - self.raw_lo) * (self.eu_hi - self.eu_lo) / (self.raw_hi - self.raw_lo);
+        let eu = self.eu_lo
+            + (raw - self.raw_lo) * (self.eu_hi - self.eu_lo) / (self.raw_hi - self.raw_lo);
         if self.clamp {
-            let (lo, hi) = if self.eu_lo <= self.eu_hi { (self.eu_lo, self.eu_hi) } else { (self.eu_hi, self.eu_lo) };
+            let (lo, hi) = if self.eu_lo <= self.eu_hi {
+                (self.eu_lo, self.eu_hi)
+            } else {
+                (self.eu_hi, self.eu_lo)
+            };
             eu.clamp(lo, hi)
         } else {
             eu
@@ -157,7 +168,10 @@ impl DeadbandFilter {
         let Some(v) = value.as_f64() else { return true };
         match self.last.get_mut(tag) {
             Some((last, last_good)) => {
-                if *last_good != good || (v - *last).abs() > threshold || v.is_nan() != last.is_nan() {
+                if *last_good != good
+                    || (v - *last).abs() > threshold
+                    || v.is_nan() != last.is_nan()
+                {
                     *last = v;
                     *last_good = good;
                     true
@@ -187,7 +201,14 @@ pub struct TagDef {
 
 impl TagDef {
     pub fn new(path: TagPath, data_type: DataType) -> TagDef {
-        TagDef { path, data_type, unit: None, scaling: None, deadband: None, description: String::new() }
+        TagDef {
+            path,
+            data_type,
+            unit: None,
+            scaling: None,
+            deadband: None,
+            description: String::new(),
+        }
     }
 
     /// Converts a raw numeric reading into the tag's published value (scaled to EU if configured).
@@ -206,7 +227,8 @@ impl TagDef {
 
     /// Deadband threshold in EU, if any.
     pub fn deadband_threshold(&self) -> Option<f64> {
-        self.deadband.map(|d| d.threshold(self.scaling.map(|s| s.eu_span())))
+        self.deadband
+            .map(|d| d.threshold(self.scaling.map(|s| s.eu_span())))
     }
 }
 
@@ -230,8 +252,14 @@ mod tests {
         let inv = Scaling::new((0.0, 100.0), (100.0, 0.0), true).unwrap();
         assert_eq!(inv.apply(25.0), 75.0);
         assert_eq!(inv.apply(200.0), 0.0);
-        assert_eq!(Scaling::new((1.0, 1.0), (0.0, 1.0), false), Err(ScalingError::EmptyRawRange(1.0)));
-        assert_eq!(Scaling::new((0.0, f64::NAN), (0.0, 1.0), false), Err(ScalingError::NotFinite));
+        assert_eq!(
+            Scaling::new((1.0, 1.0), (0.0, 1.0), false),
+            Err(ScalingError::EmptyRawRange(1.0))
+        );
+        assert_eq!(
+            Scaling::new((0.0, f64::NAN), (0.0, 1.0), false),
+            Err(ScalingError::NotFinite)
+        );
     }
 
     #[test]
@@ -267,7 +295,10 @@ mod tests {
         assert_eq!(d.convert_raw(50.0), Value::F64(5.0));
         d.deadband = Some(Deadband::Percent(10.0));
         assert_eq!(d.deadband_threshold(), Some(1.0));
-        assert_eq!(TagDef::new(p("a/c"), DataType::Bool).convert_raw(1.0), Value::Bool(true));
+        assert_eq!(
+            TagDef::new(p("a/c"), DataType::Bool).convert_raw(1.0),
+            Value::Bool(true)
+        );
     }
 
     proptest! {

@@ -45,8 +45,14 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339_ns(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_ns(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(format_rfc3339_ns(1_795_971_500_123_456_789), "2026-11-29T16:58:20.123Z");
+        assert_eq!(
+            format_rfc3339_ns(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_rfc3339_ns(1_795_971_500_123_456_789),
+            "2026-11-29T16:58:20.123Z"
+        );
         assert_eq!(format_rfc3339_ns(-1_000_000), "1969-12-31T23:59:59.999Z");
     }
 }

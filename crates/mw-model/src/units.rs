@@ -10,14 +10,22 @@ pub struct Unit {
 }
 
 const fn u(code: &'static str, symbol: &'static str, quantity: &'static str) -> Unit {
-    Unit { code, symbol, quantity }
+    Unit {
+        code,
+        symbol,
+        quantity,
+    }
 }
 
 /// Every unit code accepted in configuration.
 pub const UNITS: &[Unit] = &[
     u("1", "", "dimensionless"),
     u("%", "%", "fraction"),
-    u("%{LEL}", "% LEL", "gas concentration (lower explosive limit)"),
+    u(
+        "%{LEL}",
+        "% LEL",
+        "gas concentration (lower explosive limit)",
+    ),
     u("ppm", "ppm", "concentration"),
     u("[ppm]", "ppm", "concentration"),
     u("Cel", "°C", "temperature"),

@@ -1,0 +1,218 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::{pipeline, simrun};
+
+/// The built-in example configuration: the simulated plant (examples/plant.toml).
+pub const DEMO_CONFIG: &str = include_str!("../../../examples/plant.toml");
+
+/// Exit status for an invalid configuration.
+const EXIT_INVALID_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "millwright", version, about = "Industrial IoT edge platform: connect equipment, model its data, serve it live.",
+    long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (e.g. `info`, `debug`, `mw_modbus=debug`); default from $MILLWRIGHT_LOG, else `info`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run everything against the built-in plant simulator: simulator + Modbus TCP server, poller, live store, web UI.
+    Demo(DemoArgs),
+    /// Run the pipeline described by a configuration file.
+    Run(RunArgs),
+    /// Validate a configuration file without starting anything (exit 0 if valid, 2 if not).
+    Check(CheckArgs),
+    /// Run only the plant simulator and its Modbus TCP server.
+    Sim(SimArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimOptions {
+    /// Random seed: the same seed gives the same plant behaviour and the same random faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second (e.g. 60 shows an hour of bearing wear in a minute).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+    /// Mean simulated seconds between random faults; 0 disables random faults.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800.0)]
+    pub fault_interval: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Web UI and HTTP API listener.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// The simulator's Modbus TCP server (point your own Modbus tools at it).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5020")]
+    pub modbus: SocketAddr,
+    /// Where the demo writes its files (ground-truth fault labels: sim-labels.csv / .json).
+    #[arg(long, value_name = "DIR", default_value = "millwright-data")]
+    pub data_dir: PathBuf,
+    /// Allow listeners on non-loopback addresses although they have no authentication yet.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+    #[command(flatten)]
+    pub sim: SimOptions,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Configuration file (TOML; see docs/config.md and examples/plant.toml).
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Configuration file to validate.
+    #[arg(
+        long,
+        short,
+        value_name = "FILE",
+        required_unless_present = "list_units"
+    )]
+    pub config: Option<PathBuf>,
+    /// Print the accepted engineering-unit codes (UCUM) and exit.
+    #[arg(long)]
+    pub list_units: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Modbus TCP listener of the simulator.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5020")]
+    pub modbus: SocketAddr,
+    /// Write ground-truth fault labels here (`.json` for JSON, anything else CSV); rewritten on every change.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Allow a non-loopback Modbus listener (Modbus TCP has no authentication).
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+    #[command(flatten)]
+    pub sim: SimOptions,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 100_000.0 {
+        Ok(v)
+    } else {
+        Err(format!("speed must be > 0 and ≤ 100000 (got {s})"))
+    }
+}
+
+pub fn dispatch(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Check(a) => check(a),
+        Command::Run(a) => {
+            let cfg = match mw_config::load(&a.config) {
+                Ok(c) => c,
+                Err(diags) => {
+                    eprintln!("{diags}");
+                    eprintln!(
+                        "{}: {} error(s); nothing was started",
+                        a.config.display(),
+                        diags.items.len()
+                    );
+                    return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+                }
+            };
+            runtime()?.block_on(pipeline::run(cfg, None))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(a) => {
+            runtime()?.block_on(demo(a))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(a) => {
+            runtime()?.block_on(simrun::run_standalone(a))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn check(a: CheckArgs) -> Result<ExitCode> {
+    if a.list_units {
+        for u in mw_model::UNITS {
+            println!("{:<10} {:<8} {}", u.code, u.symbol, u.quantity);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(path) = a.config else {
+        return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+    };
+    match mw_config::load(&path) {
+        Ok(cfg) => {
+            let tags: usize = cfg.devices.iter().map(|d| d.tags.len()).sum();
+            println!(
+                "{}: OK — {} asset(s), {} device(s), {} tag(s); HTTP on {}",
+                path.display(),
+                cfg.assets.len(),
+                cfg.devices.len(),
+                tags,
+                cfg.http.address
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diags) => {
+            eprintln!("{diags}");
+            eprintln!("{}: {} error(s)", path.display(), diags.items.len());
+            Ok(ExitCode::from(EXIT_INVALID_CONFIG))
+        }
+    }
+}
+
+/// Refuses a non-loopback listener without authentication unless explicitly allowed.
+pub fn guard_listener(what: &str, addr: SocketAddr, allowed: bool) -> Result<()> {
+    if addr.ip().is_loopback() || allowed {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "{what} listens beyond loopback without authentication (--allow-unauthenticated)");
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen for {what} on {addr}: it has no authentication, so it binds loopback only; \
+         pass --allow-unauthenticated to expose it anyway"
+    )
+}
+
+async fn demo(a: DemoArgs) -> Result<()> {
+    guard_listener("HTTP", a.http, a.allow_unauthenticated)?;
+    guard_listener("Modbus TCP", a.modbus, a.allow_unauthenticated)?;
+    let mut cfg = mw_config::parse(DEMO_CONFIG, "examples/plant.toml (built in)")
+        .map_err(|d| anyhow::anyhow!("the built-in demo configuration is invalid:\n{d}"))?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", a.data_dir.display()))?;
+    let sim = simrun::start(&a.sim, a.modbus, Some(a.data_dir.join("sim-labels.csv"))).await?;
+    cfg.http.address = a.http;
+    for d in cfg.devices.iter_mut().filter(|d| d.name == "sim") {
+        d.endpoint = sim.modbus_addr.to_string();
+    }
+    println!(
+        "Millwright demo: simulator on Modbus TCP {} (unit 1, seed {}, speed {}x); labels in {}",
+        sim.modbus_addr,
+        a.sim.seed,
+        a.sim.speed,
+        a.data_dir.join("sim-labels.csv").display()
+    );
+    pipeline::run(cfg, Some(sim)).await
+}

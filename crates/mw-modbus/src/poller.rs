@@ -1,0 +1,595 @@
+//! The per-device poll loop: one task per [`DeviceConfig`], a thin shell around the pure
+//! [`crate::plan`] and [`crate::codec`].
+//!
+//! Every `poll_interval` the task reads all of the device's tags — grouped into as few requests
+//! as the protocol allows (see [`crate::plan`]) — and publishes **one batch with one sample per
+//! tag**, whatever the outcome, then reports the cycle with [`SourceHandle::cycle_done`]
+//! (failed cycles count too: readiness means "every device has completed one cycle").
+//!
+//! # Outcomes per request
+//! | outcome | tags of the request get | connection | `mw_errors_total{error_type}` |
+//! |---|---|---|---|
+//! | response | `Good`, value via [`TagDef::convert_raw`] (scaling and type), `source_ts = receive_ts` = time of the response | kept | — |
+//! | Modbus exception | `Bad("modbus exception: illegal data address (2)")` | kept | `exception` |
+//! | no response within `timeout` | `Bad("timeout after 1000 ms")` | dropped (a late answer must not be taken for the next one) | `timeout` |
+//! | I/O error, connection closed | `Bad("disconnected: connection reset")` | dropped | `io` |
+//! | malformed/short/mismatched response | `Bad("protocol error: …")` | dropped | `protocol` |
+//!
+//! A bad sample carries the tag's **last good value** if there was one, else a neutral value
+//! (`F64(NaN)` for numeric tags, `Bool(false)` for bool tags); its `source_ts` is the poll time
+//! and `receive_ts` the time the failure was known. An "illegal data address" answer to a request
+//! that merged several tags makes the poller read those tags one by one from the next cycle on,
+//! so only the tag that is really unmapped stays bad.
+//!
+//! # Disconnect and restart
+//! Connecting (name resolution included) is bounded by `timeout`. The device's state is `Up`
+//! once it answers a request (data or exception); a TCP connect alone is not enough, so a
+//! device that accepts connections and never answers stays
+//! `Down("disconnected: timeout after … ms")`. After a failed connect or a dropped connection
+//! the device is `Down(reason)` and the next attempt waits a backoff that starts at 250 ms and
+//! doubles up to `backoff_max`; attempts happen on poll ticks, so the effective delay is the
+//! backoff rounded up to the next tick. The backoff resets once the device answers a request.
+//! **While disconnected, every poll tick still publishes one bad sample per tag**
+//! (`Bad("disconnected: connection refused")`, `Bad("disconnected: connect timeout after
+//! 1000 ms")`, …) so every consumer sees the tags go bad and stay bad, and `cycle_done` keeps
+//! counting. Errors are logged once per transition (a device failing the same way every cycle
+//! is not logged every cycle). A restarted device is picked up by the next attempt; a restarted
+//! Millwright starts from scratch (no state is persisted), first cycle immediately.
+//!
+//! # Overload
+//! The loop awaits [`Publisher::publish`]. When the bus is full the publish waits, the next tick
+//! is delayed (ticks missed meanwhile are not replayed: `MissedTickBehavior::Delay`), and at most
+//! one batch per device is ever in hand — nothing queues without bound.
+//!
+//! # Isolation and shutdown
+//! Each device is its own task and every wait (resolve, connect, request, publish) is either
+//! bounded by `timeout` or raced against the shutdown signal, so a hanging device never stalls
+//! another one. When the shutdown watch turns `true` (or its sender is dropped) the task drops
+//! its connection and returns within one scheduler turn, even in the middle of a request.
+//!
+//! # Metrics
+//! Labelled `component="modbus"`, `instance=<device name>`, counted per cycle or request, not per
+//! sample: `mw_received_samples_total` (good samples), `mw_received_bytes_total` (data bytes of
+//! read responses: 2 per register, 1 per 8 bits), `mw_errors_total{stage="receiving",
+//! error_type="timeout|exception|io|protocol|connect"}` (one per failed request or connect),
+//! `mw_poll_duration_seconds` (histogram, every cycle), `mw_connected` (0/1) and
+//! `mw_reconnects_total` (connections established after the first one).
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
+use mw_bus::{Publisher, SourceHandle, SourceState};
+use mw_config::{DeviceConfig, RegisterTable};
+use mw_model::{DataType, Quality, Sample, TagDef, Value, now_ns};
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_modbus::client::{Client, Context};
+use tokio_modbus::{ExceptionCode, Request, Response, Slave};
+
+use crate::codec;
+use crate::plan::{self, ReadRequest};
+
+/// First reconnect delay; doubles up to the device's `backoff_max`.
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Why [`run_device`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown signal turned `true` (or its sender was dropped).
+    Shutdown,
+    /// The bus no longer accepts samples.
+    BusClosed,
+}
+
+/// Polls one device until shutdown (see the module docs for the full behaviour).
+pub async fn run_device(
+    cfg: DeviceConfig,
+    publisher: Publisher,
+    status: SourceHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> Stopped {
+    let period = cfg.poll_interval.max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut dev = DevicePoller::new(cfg, status);
+    tracing::debug!(device = %dev.cfg.name, endpoint = %dev.cfg.endpoint, requests = dev.requests.len(), "modbus poller started");
+    let stopped = loop {
+        tokio::select! {
+            biased;
+            () = signalled(&mut shutdown) => break Stopped::Shutdown,
+            published = async {
+                ticker.tick().await;
+                let batch = dev.cycle().await;
+                publisher.publish(batch).await
+            } => {
+                if published.is_err() {
+                    break Stopped::BusClosed;
+                }
+            }
+        }
+    };
+    dev.close();
+    tracing::debug!(device = %dev.cfg.name, ?stopped, "modbus poller stopped");
+    stopped
+}
+
+/// Resolves once the watch holds `true` or its sender is gone.
+async fn signalled(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+struct Metrics {
+    samples: Counter,
+    bytes: Counter,
+    err_timeout: Counter,
+    err_exception: Counter,
+    err_io: Counter,
+    err_protocol: Counter,
+    err_connect: Counter,
+    duration: Histogram,
+    connected: Gauge,
+    reconnects: Counter,
+}
+
+impl Metrics {
+    fn new(instance: &str) -> Metrics {
+        let l = |n: &'static str| metrics::counter!(n, "component" => "modbus", "instance" => instance.to_owned());
+        let e = |t: &'static str| {
+            metrics::counter!("mw_errors_total", "component" => "modbus", "instance" => instance.to_owned(),
+                "stage" => "receiving", "error_type" => t)
+        };
+        Metrics {
+            samples: l("mw_received_samples_total"),
+            bytes: l("mw_received_bytes_total"),
+            err_timeout: e("timeout"),
+            err_exception: e("exception"),
+            err_io: e("io"),
+            err_protocol: e("protocol"),
+            err_connect: e("connect"),
+            duration: metrics::histogram!("mw_poll_duration_seconds", "component" => "modbus", "instance" => instance.to_owned()),
+            connected: metrics::gauge!("mw_connected", "component" => "modbus", "instance" => instance.to_owned()),
+            reconnects: l("mw_reconnects_total"),
+        }
+    }
+}
+
+/// Data of one successful read.
+enum Data {
+    Registers(Vec<u16>),
+    Bits(Vec<bool>),
+}
+
+/// Why one read failed.
+#[derive(Debug)]
+enum ReadError {
+    Exception(ExceptionCode),
+    Timeout,
+    Io(io::Error),
+    Protocol(String),
+}
+
+impl ReadError {
+    /// Quality reason for the request's tags.
+    fn reason(&self, timeout: Duration) -> String {
+        match self {
+            ReadError::Exception(code) => exception_reason(*code),
+            ReadError::Timeout => format!("timeout after {} ms", timeout.as_millis()),
+            ReadError::Io(e) => format!("disconnected: {}", io_reason(e)),
+            ReadError::Protocol(m) => format!("protocol error: {m}"),
+        }
+    }
+}
+
+/// `"modbus exception: illegal data address (2)"`.
+pub(crate) fn exception_reason(code: ExceptionCode) -> String {
+    let n = u8::from(code);
+    let name = match n {
+        0x01 => "illegal function",
+        0x02 => "illegal data address",
+        0x03 => "illegal data value",
+        0x04 => "server device failure",
+        0x05 => "acknowledge",
+        0x06 => "server device busy",
+        0x08 => "memory parity error",
+        0x0A => "gateway path unavailable",
+        0x0B => "gateway target device failed to respond",
+        _ => "unknown exception",
+    };
+    format!("modbus exception: {name} ({n})")
+}
+
+/// A short, stable description of a network error (`"connection refused"`).
+fn io_reason(e: &io::Error) -> String {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected
+        | UnexpectedEof | HostUnreachable | NetworkUnreachable | AddrNotAvailable | TimedOut => {
+            e.kind().to_string()
+        }
+        // tokio-modbus reports a closed stream as `io::Error::last_os_error()`, i.e. a stale errno.
+        WouldBlock => "connection closed by peer".to_owned(),
+        _ if e.raw_os_error() == Some(0) => "connection closed by peer".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+struct DevicePoller {
+    cfg: DeviceConfig,
+    requests: Vec<ReadRequest>,
+    unreadable: Vec<(usize, String)>,
+    /// Last good value per tag (index as in `cfg.tags`).
+    last: Vec<Option<Value>>,
+    conn: Option<Context>,
+    backoff: Duration,
+    retry_at: Instant,
+    /// Why the device is disconnected (reason for the tags while waiting to reconnect).
+    down_reason: String,
+    ever_connected: bool,
+    /// The device answered the last request (data or exception) on the current connection.
+    answering: bool,
+    /// Last error per request (by table and start), to log changes once instead of every cycle.
+    request_errors: HashMap<(RegisterTable, u16), String>,
+    status: SourceHandle,
+    metrics: Metrics,
+}
+
+impl DevicePoller {
+    fn new(cfg: DeviceConfig, status: SourceHandle) -> DevicePoller {
+        let plan = plan::plan(&cfg.tags, plan::DEFAULT_MAX_GAP);
+        for (i, reason) in &plan.unreadable {
+            tracing::warn!(device = %cfg.name, tag = %cfg.tags[*i].def.path, "tag cannot be read: {reason}");
+        }
+        DevicePoller {
+            last: vec![None; cfg.tags.len()],
+            requests: plan.requests,
+            unreadable: plan.unreadable,
+            conn: None,
+            backoff: INITIAL_BACKOFF.min(cfg.backoff_max),
+            retry_at: Instant::now(),
+            down_reason: "disconnected: not connected yet".to_owned(),
+            ever_connected: false,
+            answering: false,
+            request_errors: HashMap::new(),
+            metrics: Metrics::new(&cfg.name),
+            status,
+            cfg,
+        }
+    }
+
+    fn close(&mut self) {
+        self.conn = None;
+        self.answering = false;
+        self.metrics.connected.set(0.0);
+    }
+
+    /// One poll cycle: (re)connect if due, read every request, return one sample per tag.
+    async fn cycle(&mut self) -> Vec<Sample> {
+        let started = Instant::now();
+        let poll_ts = now_ns();
+        let mut out: Vec<Option<Sample>> = vec![None; self.cfg.tags.len()];
+
+        if self.conn.is_none() && Instant::now() >= self.retry_at {
+            self.connect().await;
+        }
+
+        let mut good = 0u64;
+        let mut bytes = 0u64;
+        let mut to_split = Vec::new();
+        for ri in 0..self.requests.len() {
+            let req = self.requests[ri].clone();
+            if self.conn.is_none() {
+                let reason = self.down_reason.clone();
+                self.fill_bad(&mut out, &req.tags, &reason, poll_ts);
+                continue;
+            }
+            match self.read(&req).await {
+                Ok(data) => {
+                    self.answered();
+                    if let Some(prev) = self.request_errors.remove(&(req.table, req.start)) {
+                        tracing::info!(device = %self.cfg.name, table = %req.table, start = req.start, "read recovered (was: {prev})");
+                    }
+                    let ts = now_ns();
+                    bytes += match &data {
+                        Data::Registers(r) => 2 * r.len() as u64,
+                        Data::Bits(b) => b.len().div_ceil(8) as u64,
+                    };
+                    for &ti in &req.tags {
+                        let tag = &self.cfg.tags[ti];
+                        // The planner puts a tag only in a request that covers it; should that
+                        // ever not hold, the empty slice makes a decode error, not a panic.
+                        let offset = tag.address.checked_sub(req.start).map(usize::from);
+                        let raw = match &data {
+                            Data::Registers(r) => codec::decode_registers(
+                                tag.def.data_type,
+                                tag.word_order,
+                                offset.and_then(|o| r.get(o..)).unwrap_or(&[]),
+                            ),
+                            Data::Bits(b) => codec::decode_bits(
+                                tag.def.data_type,
+                                offset.and_then(|o| b.get(o..)).unwrap_or(&[]),
+                            ),
+                        };
+                        out[ti] = Some(match raw {
+                            Ok(raw) => {
+                                let value = tag.def.convert_raw(raw.to_f64());
+                                self.last[ti] = Some(value.clone());
+                                good += 1;
+                                Sample::good(tag.def.path.clone(), value, ts)
+                            }
+                            Err(e) => bad_sample(
+                                &tag.def,
+                                self.last[ti].clone(),
+                                format!("cannot decode: {e}"),
+                                poll_ts,
+                            ),
+                        });
+                    }
+                }
+                Err(err) => {
+                    let reason = err.reason(self.cfg.timeout);
+                    let prev = self
+                        .request_errors
+                        .insert((req.table, req.start), reason.clone());
+                    match &err {
+                        ReadError::Exception(code) => {
+                            self.metrics.err_exception.increment(1);
+                            self.answered();
+                            if prev.as_deref() != Some(reason.as_str()) {
+                                tracing::warn!(device = %self.cfg.name, table = %req.table, start = req.start,
+                                    count = req.count, "read refused: {reason}");
+                            }
+                            if *code == ExceptionCode::IllegalDataAddress && req.tags.len() > 1 {
+                                to_split.push(ri);
+                            }
+                        }
+                        ReadError::Timeout | ReadError::Io(_) | ReadError::Protocol(_) => {
+                            match err {
+                                ReadError::Timeout => self.metrics.err_timeout.increment(1),
+                                ReadError::Io(_) => self.metrics.err_io.increment(1),
+                                _ => self.metrics.err_protocol.increment(1),
+                            }
+                            let down = if reason.starts_with("disconnected: ") {
+                                reason.clone()
+                            } else {
+                                format!("disconnected: {reason}")
+                            };
+                            self.connection_lost(down);
+                        }
+                    }
+                    self.fill_bad(&mut out, &req.tags, &reason, poll_ts);
+                }
+            }
+        }
+
+        for (ti, reason) in self.unreadable.clone() {
+            self.fill_bad(&mut out, &[ti], &reason, poll_ts);
+        }
+
+        if !to_split.is_empty() {
+            let mut requests = Vec::with_capacity(self.requests.len() + to_split.len());
+            for (ri, req) in self.requests.iter().enumerate() {
+                if to_split.contains(&ri) {
+                    tracing::info!(device = %self.cfg.name, table = %req.table, start = req.start, count = req.count,
+                        "merged read refused with illegal data address; reading its tags one by one");
+                    self.request_errors.remove(&(req.table, req.start));
+                    requests.extend(plan::split(req, &self.cfg.tags));
+                } else {
+                    requests.push(req.clone());
+                }
+            }
+            self.requests = requests;
+        }
+
+        if good > 0 {
+            self.metrics.samples.increment(good);
+            self.metrics.bytes.increment(bytes);
+        }
+        let latency = started.elapsed().as_secs_f64();
+        self.metrics.duration.record(latency);
+        self.status.cycle_done(latency);
+        out.into_iter().flatten().collect()
+    }
+
+    fn fill_bad(&self, out: &mut [Option<Sample>], tags: &[usize], reason: &str, poll_ts: i64) {
+        for &ti in tags {
+            let def = &self.cfg.tags[ti].def;
+            out[ti] = Some(bad_sample(
+                def,
+                self.last[ti].clone(),
+                reason.to_owned(),
+                poll_ts,
+            ));
+        }
+    }
+
+    async fn connect(&mut self) {
+        let timeout = self.cfg.timeout;
+        let attempt =
+            tokio::time::timeout(timeout, open(&self.cfg.endpoint, self.cfg.unit_id)).await;
+        match attempt {
+            Ok(Ok(ctx)) => {
+                self.conn = Some(ctx);
+                self.metrics.connected.set(1.0);
+                if self.ever_connected {
+                    self.metrics.reconnects.increment(1);
+                }
+                self.ever_connected = true;
+                tracing::debug!(device = %self.cfg.name, endpoint = %self.cfg.endpoint, "connected");
+            }
+            Ok(Err(e)) => {
+                self.metrics.err_connect.increment(1);
+                self.connection_lost(format!("disconnected: {e}"));
+            }
+            Err(_) => {
+                self.metrics.err_connect.increment(1);
+                self.connection_lost(format!(
+                    "disconnected: connect timeout after {} ms",
+                    timeout.as_millis()
+                ));
+            }
+        }
+    }
+
+    /// The device answered a request: it is `Up` (logged once per transition), backoff resets.
+    fn answered(&mut self) {
+        self.backoff = INITIAL_BACKOFF.min(self.cfg.backoff_max);
+        if !self.answering {
+            self.answering = true;
+            self.status.set_state(SourceState::Up);
+            tracing::info!(device = %self.cfg.name, endpoint = %self.cfg.endpoint, "device answering");
+        }
+    }
+
+    /// Drops the connection (if any) and schedules the next attempt. Logged once per
+    /// transition: a device that keeps failing the same way is not logged every cycle.
+    fn connection_lost(&mut self, reason: String) {
+        self.conn = None;
+        self.metrics.connected.set(0.0);
+        let was_answering = std::mem::replace(&mut self.answering, false);
+        if was_answering || reason != self.down_reason {
+            tracing::warn!(device = %self.cfg.name, endpoint = %self.cfg.endpoint,
+                retry_in_ms = self.backoff.as_millis() as u64, "{reason}");
+        } else {
+            tracing::debug!(device = %self.cfg.name, retry_in_ms = self.backoff.as_millis() as u64, "{reason}");
+        }
+        self.status.set_state(SourceState::Down(reason.clone()));
+        self.down_reason = reason;
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
+    }
+
+    async fn read(&mut self, req: &ReadRequest) -> Result<Data, ReadError> {
+        let Some(ctx) = self.conn.as_mut() else {
+            return Err(ReadError::Io(io::Error::from(io::ErrorKind::NotConnected)));
+        };
+        let (start, count) = (req.start, req.count);
+        let request = match req.table {
+            RegisterTable::Coil => Request::ReadCoils(start, count),
+            RegisterTable::DiscreteInput => Request::ReadDiscreteInputs(start, count),
+            RegisterTable::HoldingRegister => Request::ReadHoldingRegisters(start, count),
+            RegisterTable::InputRegister => Request::ReadInputRegisters(start, count),
+        };
+        let response = match tokio::time::timeout(self.cfg.timeout, ctx.call(request)).await {
+            Err(_) => return Err(ReadError::Timeout),
+            Ok(Err(tokio_modbus::Error::Transport(e))) => return Err(ReadError::Io(e)),
+            Ok(Err(tokio_modbus::Error::Protocol(e))) => {
+                return Err(ReadError::Protocol(e.to_string()));
+            }
+            Ok(Ok(Err(code))) => return Err(ReadError::Exception(code)),
+            Ok(Ok(Ok(response))) => response,
+        };
+        let n = usize::from(count);
+        // tokio-modbus does not check the quantity of a response against the request: do it here.
+        let short =
+            |got: usize| ReadError::Protocol(format!("asked for {n} {}, got {got}", req.table));
+        match (req.table, response) {
+            (RegisterTable::Coil, Response::ReadCoils(mut bits))
+            | (RegisterTable::DiscreteInput, Response::ReadDiscreteInputs(mut bits)) => {
+                // Bits come packed in bytes: up to 7 padding bits follow.
+                if bits.len() < n || bits.len() >= n + 8 {
+                    return Err(short(bits.len()));
+                }
+                bits.truncate(n);
+                Ok(Data::Bits(bits))
+            }
+            (RegisterTable::HoldingRegister, Response::ReadHoldingRegisters(regs))
+            | (RegisterTable::InputRegister, Response::ReadInputRegisters(regs)) => {
+                if regs.len() != n {
+                    return Err(short(regs.len()));
+                }
+                Ok(Data::Registers(regs))
+            }
+            (_, other) => Err(ReadError::Protocol(format!(
+                "unexpected response {:?}",
+                other.function_code()
+            ))),
+        }
+    }
+}
+
+/// Resolves `endpoint` and connects to the first address that accepts. Errors read like
+/// `"connection refused"` or `"cannot resolve host.invalid:502: …"`.
+async fn open(endpoint: &str, unit_id: u8) -> Result<Context, String> {
+    let addrs: Vec<_> = tokio::net::lookup_host(endpoint)
+        .await
+        .map_err(|e| format!("cannot resolve {endpoint}: {e}"))?
+        .collect();
+    let mut last = format!("{endpoint} resolves to no address");
+    for addr in addrs {
+        match tokio_modbus::client::tcp::connect_slave(addr, Slave(unit_id)).await {
+            Ok(ctx) => return Ok(ctx),
+            Err(e) => last = io_reason(&e),
+        }
+    }
+    Err(last)
+}
+
+/// A bad-quality sample: last good value if any, else a neutral value.
+fn bad_sample(def: &TagDef, last: Option<Value>, reason: String, poll_ts: i64) -> Sample {
+    let value = last.unwrap_or(match def.data_type {
+        DataType::Bool if def.scaling.is_none() => Value::Bool(false),
+        _ => Value::F64(f64::NAN),
+    });
+    Sample {
+        tag: def.path.clone(),
+        value,
+        quality: Quality::Bad(reason),
+        source_ts: poll_ts,
+        receive_ts: now_ns(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_well() {
+        assert_eq!(
+            exception_reason(ExceptionCode::IllegalDataAddress),
+            "modbus exception: illegal data address (2)"
+        );
+        assert_eq!(
+            exception_reason(ExceptionCode::GatewayTargetDevice),
+            "modbus exception: gateway target device failed to respond (11)"
+        );
+        assert_eq!(
+            exception_reason(ExceptionCode::Custom(0x42)),
+            "modbus exception: unknown exception (66)"
+        );
+        assert_eq!(
+            io_reason(&io::Error::from(io::ErrorKind::ConnectionRefused)),
+            "connection refused"
+        );
+        assert_eq!(
+            io_reason(&io::Error::from(io::ErrorKind::WouldBlock)),
+            "connection closed by peer"
+        );
+        assert_eq!(
+            ReadError::Timeout.reason(Duration::from_millis(1000)),
+            "timeout after 1000 ms"
+        );
+        assert_eq!(
+            ReadError::Io(io::Error::from(io::ErrorKind::ConnectionReset)).reason(Duration::ZERO),
+            "disconnected: connection reset"
+        );
+    }
+
+    #[test]
+    fn bad_samples_keep_last_value_or_go_neutral() {
+        let p = mw_model::TagPath::new("a/b").unwrap();
+        let num = TagDef::new(p.clone(), DataType::U16);
+        let s = bad_sample(&num, None, "x".into(), 5);
+        assert!(matches!(s.value, Value::F64(v) if v.is_nan()));
+        assert_eq!((s.quality, s.source_ts), (Quality::Bad("x".into()), 5));
+        let s = bad_sample(&num, Some(Value::U64(7)), "x".into(), 5);
+        assert_eq!(s.value, Value::U64(7));
+        let b = TagDef::new(p, DataType::Bool);
+        assert_eq!(
+            bad_sample(&b, None, "x".into(), 5).value,
+            Value::Bool(false)
+        );
+    }
+}

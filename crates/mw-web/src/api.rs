@@ -1,0 +1,333 @@
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mw_model::{Sample, TagDef, TagPath, Value, format_rfc3339_ns, unit_info};
+use serde::Deserialize;
+use serde_json::{Value as J, json};
+
+use crate::AppState;
+
+/// Most samples one `recent` request returns.
+const MAX_RECENT: usize = 10_000;
+/// Most history points per tag in `/api/v1/tags?history=N`.
+const MAX_HISTORY: usize = 600;
+
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+pub(crate) async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such route; see /api/v1/tags, /api/v1/assets, /metrics, /health, /ready",
+    )
+}
+
+pub(crate) async fn health() -> Json<J> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(crate) async fn ready(State(st): State<AppState>) -> Response {
+    if st.sources.all_polling() {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        let waiting: Vec<String> = st
+            .sources
+            .snapshot()
+            .into_iter()
+            .filter(|s| s.cycles == 0)
+            .map(|s| format!("{}/{}", s.component, s.instance))
+            .collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "starting", "waiting_for": waiting })),
+        )
+            .into_response()
+    }
+}
+
+pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        (st.metrics)(),
+    )
+        .into_response()
+}
+
+pub(crate) fn value_json(v: &Value) -> J {
+    match v {
+        Value::F64(f) if !f.is_finite() => J::Null,
+        other => serde_json::to_value(other).unwrap_or(J::Null),
+    }
+}
+
+fn sample_fields(s: &Sample) -> serde_json::Map<String, J> {
+    let mut m = serde_json::Map::new();
+    m.insert("value".into(), value_json(&s.value));
+    m.insert("quality".into(), J::from(s.quality.status()));
+    if let Some(r) = s.quality.reason() {
+        m.insert("reason".into(), J::from(r));
+    }
+    m.insert("ts".into(), J::from(format_rfc3339_ns(s.source_ts)));
+    m
+}
+
+pub(crate) fn tag_json(def: &TagDef, latest: Option<&Sample>) -> J {
+    let mut m = serde_json::Map::new();
+    m.insert("path".into(), J::from(def.path.as_str()));
+    m.insert("asset".into(), J::from(def.path.asset()));
+    match latest {
+        Some(s) => m.extend(sample_fields(s)),
+        None => {
+            m.insert("value".into(), J::Null);
+            m.insert("quality".into(), J::from("uncertain"));
+            m.insert("reason".into(), J::from("no data received yet"));
+            m.insert("ts".into(), J::Null);
+        }
+    }
+    m.insert(
+        "unit".into(),
+        def.unit.as_deref().map(J::from).unwrap_or(J::Null),
+    );
+    let symbol = def.unit.as_deref().and_then(unit_info).map(|u| u.symbol);
+    m.insert("unit_symbol".into(), symbol.map(J::from).unwrap_or(J::Null));
+    m.insert("type".into(), J::from(def.data_type.name()));
+    m.insert("description".into(), J::from(def.description.as_str()));
+    J::Object(m)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TagsQuery {
+    history: Option<usize>,
+}
+
+/// Every configured tag (and any extra tag seen on the bus), sorted by path.
+pub(crate) async fn tags(State(st): State<AppState>, Query(q): Query<TagsQuery>) -> Json<J> {
+    let latest: HashMap<TagPath, Sample> = st
+        .live
+        .latest_all()
+        .into_iter()
+        .map(|s| (s.tag.clone(), s))
+        .collect();
+    let history = q.history.unwrap_or(0).min(MAX_HISTORY);
+    let mut out: Vec<(String, J)> = Vec::new();
+    for def in st.tree.tags() {
+        let mut j = tag_json(def, latest.get(&def.path));
+        if history > 0 {
+            let h: Vec<J> = st
+                .live
+                .recent(&def.path, history)
+                .unwrap_or_default()
+                .iter()
+                .map(|s| {
+                    if s.quality.is_good() {
+                        value_json(&s.value)
+                    } else {
+                        J::Null
+                    }
+                })
+                .collect();
+            j["history"] = J::Array(h);
+        }
+        out.push((def.path.to_string(), j));
+    }
+    for (path, s) in &latest {
+        if st.tree.tag(path).is_none() {
+            let def = TagDef::new(path.clone(), mw_model::DataType::F64);
+            out.push((path.to_string(), tag_json(&def, Some(s))));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Json(json!({ "tags": out.into_iter().map(|(_, j)| j).collect::<Vec<_>>() }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RecentQuery {
+    limit: Option<usize>,
+}
+
+/// `/api/v1/tags/{path}/recent`: the path itself contains slashes, so it is matched as a
+/// wildcard and the suffix is split off here.
+pub(crate) async fn tag_sub(
+    State(st): State<AppState>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    Query(q): Query<RecentQuery>,
+) -> Response {
+    let Some(path_str) = rest.strip_suffix("/recent") else {
+        return match TagPath::new(&rest) {
+            Ok(path) => match st.tree.tag(&path) {
+                Some(def) => Json(tag_json(def, st.live.latest(&path).as_ref())).into_response(),
+                None => error(StatusCode::NOT_FOUND, format!("unknown tag {path}")),
+            },
+            Err(e) => error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid tag path {rest:?}: {e}"),
+            ),
+        };
+    };
+    let path = match TagPath::new(path_str) {
+        Ok(p) => p,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid tag path {path_str:?}: {e}"),
+            );
+        }
+    };
+    let limit = q.limit.unwrap_or(st.live.window()).clamp(1, MAX_RECENT);
+    let def = st.tree.tag(&path);
+    match st.live.recent(&path, limit) {
+        Some(samples) => {
+            let items: Vec<J> = samples
+                .iter()
+                .map(|s| J::Object(sample_fields(s)))
+                .collect();
+            Json(json!({
+                "path": path.as_str(),
+                "unit": def.and_then(|d| d.unit.clone()),
+                "samples": items,
+            }))
+            .into_response()
+        }
+        None if def.is_some() => Json(json!({
+            "path": path.as_str(),
+            "unit": def.and_then(|d| d.unit.clone()),
+            "samples": [],
+        }))
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("unknown tag {path}")),
+    }
+}
+
+pub(crate) async fn assets(State(st): State<AppState>) -> Json<J> {
+    let list: Vec<J> = st
+        .tree
+        .assets()
+        .map(|a| {
+            json!({
+                "path": a.path,
+                "kind": a.kind.as_str(),
+                "description": a.description,
+                "tags": a.tags.iter().map(|t| t.path.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "assets": list }))
+}
+
+pub(crate) async fn sources(State(st): State<AppState>) -> Json<J> {
+    let list: Vec<J> = st
+        .sources
+        .snapshot()
+        .into_iter()
+        .map(|s| {
+            let (state, reason) = match &s.state {
+                mw_bus::SourceState::Starting => ("starting", None),
+                mw_bus::SourceState::Up => ("up", None),
+                mw_bus::SourceState::Down(r) => ("down", Some(r.clone())),
+            };
+            json!({
+                "component": s.component, "instance": s.instance, "state": state, "reason": reason,
+                "cycles": s.cycles, "last_latency_s": s.last_latency_s,
+            })
+        })
+        .collect();
+    Json(json!({ "sources": list }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FaultBody {
+    asset: String,
+    kind: String,
+    duration_s: f64,
+    #[serde(default)]
+    point: Option<String>,
+}
+
+fn fault_json(f: &mw_sim::FaultRecord) -> J {
+    json!({
+        "id": f.id.0,
+        "kind": f.kind.to_string(),
+        "asset": f.asset,
+        "point": f.point,
+        "origin": f.origin.as_str(),
+        "active": f.active,
+        "start": format_rfc3339_ns(f.start_ns),
+        "end": format_rfc3339_ns(f.end_ns),
+        "start_ns": f.start_ns,
+        "end_ns": f.end_ns,
+        "start_s": f.start_s,
+        "end_s": f.end_s,
+    })
+}
+
+pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let Some(sim) = &st.sim else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no simulator runs in this process (faults exist only in `millwright demo`)",
+        );
+    };
+    let body: FaultBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "invalid fault request: {e}; expected {{\"asset\": PATH, \"kind\": KIND, \"duration_s\": N}}"
+                ),
+            );
+        }
+    };
+    let kind: mw_sim::FaultKind = match body.kind.parse() {
+        Ok(k) => k,
+        Err(_) => {
+            let kinds: Vec<String> = mw_sim::FaultKind::ALL
+                .iter()
+                .map(|k| k.to_string())
+                .collect();
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown fault kind {:?} (expected one of: {})",
+                    body.kind,
+                    kinds.join(", ")
+                ),
+            );
+        }
+    };
+    let req = mw_sim::FaultRequest {
+        asset: body.asset,
+        kind,
+        duration_s: body.duration_s,
+        point: body.point,
+    };
+    let mut plant = sim.lock().unwrap_or_else(|e| e.into_inner());
+    match plant.inject(req) {
+        Ok(id) => {
+            let rec = plant.faults().into_iter().find(|f| f.id == id);
+            drop(plant);
+            let mut j = rec.as_ref().map(fault_json).unwrap_or_else(|| json!({}));
+            j["id"] = J::from(id.0);
+            tracing::info!(fault = %j, "fault injected");
+            (StatusCode::CREATED, Json(j)).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+pub(crate) async fn list_faults(State(st): State<AppState>) -> Response {
+    let Some(sim) = &st.sim else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no simulator runs in this process (faults exist only in `millwright demo`)",
+        );
+    };
+    let faults = sim.lock().unwrap_or_else(|e| e.into_inner()).faults();
+    let list: Vec<J> = faults.iter().map(fault_json).collect();
+    Json(json!({ "faults": list })).into_response()
+}

@@ -1,0 +1,242 @@
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mw_bus::SourceRegistry;
+use mw_live::LiveStore;
+use mw_model::{AssetKind, AssetTree, DataType, Quality, Sample, TagDef, TagPath, Value};
+use tower::ServiceExt;
+
+use crate::{AppState, router};
+
+fn state(with_sim: bool) -> AppState {
+    let mut tree = AssetTree::new();
+    tree.add_asset("acme/p1/water/pump1", AssetKind::Pump, "Feed pump <P-101>")
+        .unwrap();
+    let mut flow = TagDef::new(
+        TagPath::new("acme/p1/water/pump1/flow").unwrap(),
+        DataType::F32,
+    );
+    flow.unit = Some("m3/h".into());
+    tree.add_tag(flow).unwrap();
+    let mut temp = TagDef::new(
+        TagPath::new("acme/p1/water/pump1/temp").unwrap(),
+        DataType::I16,
+    );
+    temp.unit = Some("Cel".into());
+    tree.add_tag(temp).unwrap();
+    let sim =
+        with_sim.then(|| Arc::new(Mutex::new(mw_sim::Plant::new(mw_sim::SimConfig::default()))));
+    AppState {
+        site_name: "Test <site>".into(),
+        live: LiveStore::new(10),
+        tree: Arc::new(tree),
+        sources: SourceRegistry::new(),
+        metrics: Arc::new(|| "mw_test_total 1\n".to_owned()),
+        sim,
+    }
+}
+
+async fn call(st: &AppState, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
+    let resp = router(st.clone())
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+async fn get_json(st: &AppState, uri: &str) -> (StatusCode, serde_json::Value) {
+    let (s, b) = call(st, "GET", uri, "").await;
+    (
+        s,
+        serde_json::from_str(&b).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {b}")),
+    )
+}
+
+fn sample(path: &str, v: f64, ts: i64) -> Sample {
+    Sample::good(TagPath::new(path).unwrap(), Value::F64(v), ts)
+}
+
+#[tokio::test]
+async fn tags_lists_configured_tags_with_units_and_rfc3339() {
+    let st = state(false);
+    st.live.apply(&[sample(
+        "acme/p1/water/pump1/flow",
+        42.5,
+        1_795_971_500_123_000_000,
+    )]);
+    let (s, j) = get_json(&st, "/api/v1/tags").await;
+    assert_eq!(s, StatusCode::OK);
+    let tags = j["tags"].as_array().unwrap();
+    assert_eq!(tags.len(), 2);
+    assert_eq!(tags[0]["path"], "acme/p1/water/pump1/flow");
+    assert_eq!(tags[0]["value"], 42.5);
+    assert_eq!(tags[0]["quality"], "good");
+    assert_eq!(tags[0]["unit"], "m3/h");
+    assert_eq!(tags[0]["ts"], "2026-11-29T16:58:20.123Z");
+    assert_eq!(tags[1]["value"], serde_json::Value::Null);
+    assert_eq!(tags[1]["quality"], "uncertain");
+    assert_eq!(tags[1]["unit"], "Cel");
+}
+
+#[tokio::test]
+async fn bad_quality_and_nan_are_explicit() {
+    let st = state(false);
+    let mut s = sample("acme/p1/water/pump1/flow", f64::NAN, 1);
+    s.quality = Quality::Bad("timeout after 1000 ms".into());
+    st.live.apply(&[s]);
+    let (_, j) = get_json(&st, "/api/v1/tags").await;
+    assert_eq!(j["tags"][0]["value"], serde_json::Value::Null);
+    assert_eq!(j["tags"][0]["quality"], "bad");
+    assert_eq!(j["tags"][0]["reason"], "timeout after 1000 ms");
+}
+
+#[tokio::test]
+async fn recent_window_with_slashed_path() {
+    let st = state(false);
+    for i in 0..5 {
+        st.live.apply(&[sample(
+            "acme/p1/water/pump1/flow",
+            i as f64,
+            i * 1_000_000_000,
+        )]);
+    }
+    let (s, j) = get_json(&st, "/api/v1/tags/acme/p1/water/pump1/flow/recent?limit=3").await;
+    assert_eq!(s, StatusCode::OK);
+    let vals: Vec<f64> = j["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(vals, vec![2.0, 3.0, 4.0]);
+    assert_eq!(j["unit"], "m3/h");
+    let (s, j) = get_json(&st, "/api/v1/tags/acme/p1/water/pump1/flow").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(j["value"], 4.0);
+    let (s, j) = get_json(&st, "/api/v1/tags/acme/p1/nope/recent").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tag acme/p1/nope")
+    );
+    let (s, _) = get_json(&st, "/api/v1/tags/a%20b/c/recent").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, j) = get_json(&st, "/api/v1/tags/acme/p1/water/pump1/temp/recent").await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "configured tag without data: empty window"
+    );
+    assert_eq!(j["samples"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn ready_waits_for_every_source() {
+    let st = state(false);
+    let (s, _) = get_json(&st, "/ready").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    let h = st.sources.register("modbus", "plc1");
+    let (s, j) = get_json(&st, "/ready").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(j["waiting_for"][0], "modbus/plc1");
+    h.cycle_done(0.01);
+    let (s, _) = get_json(&st, "/ready").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, j) = get_json(&st, "/health").await;
+    assert_eq!((s, j["status"].as_str()), (StatusCode::OK, Some("ok")));
+}
+
+#[tokio::test]
+async fn metrics_and_page() {
+    let st = state(false);
+    st.live
+        .apply(&[sample("acme/p1/water/pump1/flow", 12.0, 1)]);
+    let (s, body) = call(&st, "GET", "/metrics", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("mw_test_total 1"));
+    let (s, html) = call(&st, "GET", "/", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Test &lt;site&gt;"), "site name escaped");
+    assert!(
+        html.contains("Feed pump &lt;P-101&gt;"),
+        "description escaped"
+    );
+    assert!(html.contains("id='t:acme/p1/water/pump1/flow'"));
+    assert!(html.contains("12.00"));
+    assert!(html.contains("m³/h"));
+    assert!(!html.contains("<P-101>"));
+}
+
+#[tokio::test]
+async fn sim_faults_inject_and_list() {
+    let st = state(true);
+    let (s, body) = call(
+        &st,
+        "POST",
+        "/api/v1/sim/faults",
+        r#"{"asset":"acme/plant1/utilities/compressor_house/gd1","kind":"gas_release","duration_s":60}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = j["id"].as_u64().unwrap();
+    assert_eq!(j["kind"], "gas_release");
+    let (s, j) = get_json(&st, "/api/v1/sim/faults").await;
+    assert_eq!(s, StatusCode::OK);
+    let f = &j["faults"][0];
+    assert_eq!(f["id"].as_u64(), Some(id));
+    assert_eq!(f["active"], true);
+    assert!(f["end_ns"].as_i64().unwrap() - f["start_ns"].as_i64().unwrap() == 60_000_000_000);
+
+    let (s, j) = call(
+        &st,
+        "POST",
+        "/api/v1/sim/faults",
+        r#"{"asset":"gd1","kind":"meteor","duration_s":60}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        j.contains("unknown fault kind") && j.contains("gas_release"),
+        "{j}"
+    );
+    let (s, j) = call(
+        &st,
+        "POST",
+        "/api/v1/sim/faults",
+        r#"{"asset":"nowhere","kind":"leak","duration_s":60}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(j.contains("unknown asset"), "{j}");
+    let (s, _) = call(&st, "POST", "/api/v1/sim/faults", "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = call(
+        &st,
+        "POST",
+        "/api/v1/sim/faults",
+        r#"{"asset":"gd1","kind":"leak","duration_s":-1}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn sim_routes_without_sim_are_404() {
+    let st = state(false);
+    let (s, j) = get_json(&st, "/api/v1/sim/faults").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(j["error"].as_str().unwrap().contains("demo"));
+    let (s, _) = get_json(&st, "/nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

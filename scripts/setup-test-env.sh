@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs, idempotently, everything the test suite needs besides the Rust toolchain:
+#   - Debian packages (only what is missing; `apt-get update` at most once),
+#   - a Python venv with the peer tools (pymodbus) at $MW_VENV (default ~/.cache/millwright/venv).
+# Safe to run repeatedly; it skips what is present.
+set -euo pipefail
+
+MW_VENV="${MW_VENV:-$HOME/.cache/millwright/venv}"
+APT_PACKAGES=(python3-venv curl)
+PY_PACKAGES=("pymodbus>=3.10,<4")
+
+need=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+# python3-venv is only needed when the interpreter cannot create venvs by itself
+if [ ${#need[@]} -gt 0 ] && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  filtered=(); for p in "${need[@]}"; do [ "$p" = python3-venv ] || filtered+=("$p"); done; need=("${filtered[@]+"${filtered[@]}"}")
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages (${need[*]}); install them as root" >&2
+  fi
+fi
+
+if [ ! -x "$MW_VENV/bin/python" ]; then
+  echo "setup: creating Python venv at $MW_VENV"
+  python3 -m venv "$MW_VENV"
+fi
+if ! "$MW_VENV/bin/python" - "${PY_PACKAGES[@]}" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+from packaging.requirements import Requirement
+for spec in sys.argv[1:]:
+    r = Requirement(spec)
+    if not r.specifier.contains(version(r.name), prereleases=True):
+        sys.exit(1)
+PY
+then
+  echo "setup: installing Python packages: ${PY_PACKAGES[*]}"
+  "$MW_VENV/bin/pip" install -q --upgrade pip packaging >/dev/null
+  "$MW_VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
+fi
+echo "setup: ok (python: $MW_VENV/bin/python, pymodbus $("$MW_VENV/bin/python" -c 'import pymodbus; print(pymodbus.__version__)'))"
