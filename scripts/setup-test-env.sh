@@ -6,7 +6,7 @@
 set -euo pipefail
 
 MW_VENV="${MW_VENV:-$HOME/.cache/millwright/venv}"
-APT_PACKAGES=(python3-venv curl)
+APT_PACKAGES=(python3-venv curl mosquitto)
 PY_PACKAGES=("pymodbus>=3.10,<4")
 
 need=()

@@ -33,7 +33,9 @@ header h1{font-size:18px;margin:0} header span{opacity:.75;font-size:13px}
 main{padding:12px 20px;display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:14px}
 section{background:#fff;border-radius:6px;box-shadow:0 1px 2px rgba(0,0,0,.12);padding:8px 12px}
 section h2{font-size:14px;margin:4px 0 6px} section h2 small{font-weight:normal;color:#667}
-table{border-collapse:collapse;width:100%;font-size:13px}
+table{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed}
+col.n{width:32%} col.v{width:15%} col.u{width:9%} col.q{width:12%} col.s{width:22%} col.t{width:10%}
+td.v.on{color:#b42318} td.ts{color:#778;font-size:11px;text-align:right}
 td{padding:3px 4px;border-top:1px solid #eef} td.v{text-align:right;font-variant-numeric:tabular-nums;font-weight:600}
 td.u{color:#556;width:52px} td.q span{font-size:11px;padding:1px 5px;border-radius:8px}
 .good{background:#dff3e4;color:#17612c} .bad{background:#fde2e1;color:#9b1c1c} .uncertain{background:#fff2cc;color:#7a5b00}
@@ -48,7 +50,7 @@ let lo=Math.min(...pts.map(p=>p[1])),hi=Math.max(...pts.map(p=>p[1]));if(hi===lo
 const n=Math.max(h.length-1,1);return pts.map(p=>(p[0]*120/n).toFixed(1)+','+(21-(p[1]-lo)*20/(hi-lo)).toFixed(1)).join(' ');}
 async function refresh(){try{const r=await fetch('/api/v1/tags?history=120');const j=await r.json();
 for(const t of j.tags){const row=document.getElementById('t:'+t.path);if(!row)continue;
-row.querySelector('.v').textContent=fmt(t.value);
+const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true);
 const q=row.querySelector('.q span');q.textContent=t.quality;q.className=t.quality;q.title=t.reason||'';
 row.querySelector('.ts').textContent=t.ts?t.ts.substring(11,19):'';
 const pl=row.querySelector('polyline');if(pl&&t.history)pl.setAttribute('points',spark(t.history));}
@@ -71,7 +73,8 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
     for asset in st.tree.assets().filter(|a| !a.tags.is_empty()) {
         let _ = write!(
             h,
-            "<section><h2>{} <small>{} · {}</small></h2><table>",
+            "<section><h2>{} <small>{} · {}</small></h2><table>\
+             <colgroup><col class=n><col class=v><col class=u><col class=q><col class=s><col class=t></colgroup>",
             esc(asset.path.rsplit('/').next().unwrap_or(&asset.path)),
             esc(asset.kind.as_str()),
             esc(if asset.description.is_empty() {
@@ -111,11 +114,12 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
                 .unwrap_or("");
             let _ = write!(
                 h,
-                "<tr id='t:{path}' title='{desc}'><td>{name}</td><td class=v>{value}</td><td class=u>{unit}</td>\
+                "<tr id='t:{path}' title='{desc}'><td>{name}</td><td class='v{on}'>{value}</td><td class=u>{unit}</td>\
                  <td class=q><span class={quality} title='{reason}'>{quality}</span></td>\
                  <td><svg class=spark viewBox='0 0 120 22' preserveAspectRatio=none><polyline points=''/></svg></td>\
                  <td class=ts>{ts}</td></tr>",
                 path = esc(def.path.as_str()),
+                on = if latest.as_ref().is_some_and(|s| s.value == mw_model::Value::Bool(true)) { " on" } else { "" },
                 desc = esc(&def.description),
                 name = esc(def.path.name()),
                 value = esc(&value),
