@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/millwright/target}"
 runs=5; settle=10
 if [ "${1:-}" = "--smoke" ]; then runs=1; settle=2; fi
 
-cargo build --release --locked -q -p millwright
+cargo build --release -q -p millwright
 bin="$CARGO_TARGET_DIR/release/millwright"
 size=$(stat -c %s "$bin")
 

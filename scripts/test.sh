@@ -13,4 +13,4 @@ if [ ! -d ../shared/datasets ]; then
   echo "note: ../shared/datasets is absent; dataset-based tests will print that they skip" >&2
 fi
 
-cargo test --workspace --locked "$@"
+cargo test --workspace "$@"
