@@ -34,6 +34,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Run only the plant simulator and its Modbus TCP server.
     Sim(SimArgs),
+    /// Predictive maintenance: train and apply remaining-useful-life models.
+    #[command(subcommand)]
+    Pdm(crate::pdm::PdmCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -136,6 +139,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
             runtime()?.block_on(demo(a))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pdm(c) => crate::pdm::dispatch(c),
         Command::Sim(a) => {
             runtime()?.block_on(simrun::run_standalone(a))?;
             Ok(ExitCode::SUCCESS)

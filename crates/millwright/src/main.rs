@@ -2,7 +2,9 @@
 //! signals. All behaviour lives in the `mw-*` crates.
 
 mod cli;
+mod pdm;
 mod pipeline;
+mod progress;
 mod simrun;
 
 use std::process::ExitCode;
