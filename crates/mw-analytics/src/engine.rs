@@ -1,0 +1,303 @@
+//! The machinery every detector shares: missing values, warm-up, calibration of the
+//! thresholds, score mapping and the alarm rule. A detector only supplies a [`Scorer`]:
+//! something that turns rows into one or more raw statistics ("heads").
+
+use crate::alarm::{AlarmRule, AlarmState};
+use crate::calibrate::{ThresholdRule, ratio_to_score};
+use crate::{Detector, Output};
+
+/// What a scorer learnt about one head during warm-up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Calibration {
+    /// The head's statistic on (ideally out-of-sample) warm-up rows.
+    pub(crate) stats: Vec<f64>,
+    /// Lowest acceptable threshold (> 0).
+    pub(crate) floor: f64,
+    /// A fixed threshold that bypasses the quantile rule (used by the stuck-sensor head).
+    pub(crate) fixed: Option<f64>,
+}
+
+impl Calibration {
+    pub(crate) fn from_stats(stats: Vec<f64>, floor: f64) -> Self {
+        Self {
+            stats,
+            floor,
+            fixed: None,
+        }
+    }
+    pub(crate) fn fixed(threshold: f64) -> Self {
+        Self {
+            stats: Vec::new(),
+            floor: threshold,
+            fixed: Some(threshold),
+        }
+    }
+}
+
+/// What the engine concluded about a row, fed back to the scorer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verdict {
+    /// Largest statistic/threshold ratio over the heads.
+    pub(crate) ratio: f64,
+    /// Whether the alarm is raised.
+    pub(crate) anomalous: bool,
+}
+
+impl Verdict {
+    /// Below every threshold and no alarm raised.
+    pub(crate) fn is_normal(self) -> bool {
+        self.ratio < 1.0 && !self.anomalous
+    }
+}
+
+/// The detector-specific part: raw, non-negative statistics where larger is more anomalous.
+pub(crate) trait Scorer: Send {
+    /// Number of statistics [`Scorer::step`] writes.
+    fn heads(&self) -> usize;
+    /// Fits the model on the warm-up rows (complete, finite, `n_vars` wide) and returns one
+    /// calibration per head. Afterwards the scorer is ready for the row after the warm-up.
+    fn fit(&mut self, rows: &[Vec<f64>]) -> Vec<Calibration>;
+    /// Tells the scorer the thresholds that were chosen (one per head).
+    fn thresholds(&mut self, _thresholds: &[f64]) {}
+    /// Raw statistics for one complete, finite row; `stats.len() == heads()`.
+    fn step(&mut self, row: &[f64], stats: &mut [f64]);
+    /// The verdict on the row just scored.
+    fn feedback(&mut self, _row: &[f64], _verdict: Verdict) {}
+}
+
+/// Generic streaming detector around a [`Scorer`].
+pub(crate) struct Engine<S> {
+    name: &'static str,
+    n_vars: usize,
+    warmup: usize,
+    rule: ThresholdRule,
+    scorer: S,
+    /// Warm-up rows; emptied (and its memory released) once fitted.
+    warm: Vec<Vec<f64>>,
+    fitted: bool,
+    thresholds: Vec<f64>,
+    stats: Vec<f64>,
+    last: Vec<f64>,
+    have_last: Vec<bool>,
+    row: Vec<f64>,
+    alarm: AlarmState,
+    prev: Output,
+}
+
+/// Output of a detector before its first usable row.
+const WARMING: Output = Output {
+    score: 0.0,
+    anomalous: false,
+    warming_up: true,
+};
+
+impl<S: Scorer> Engine<S> {
+    pub(crate) fn new(
+        name: &'static str,
+        n_vars: usize,
+        warmup: usize,
+        rule: ThresholdRule,
+        alarm: AlarmRule,
+        scorer: S,
+    ) -> Self {
+        let n_vars = n_vars.max(1);
+        Self {
+            name,
+            n_vars,
+            warmup: warmup.max(crate::MIN_WARMUP),
+            rule,
+            scorer,
+            warm: Vec::new(),
+            fitted: false,
+            thresholds: Vec::new(),
+            stats: Vec::new(),
+            last: vec![0.0; n_vars],
+            have_last: vec![false; n_vars],
+            row: vec![0.0; n_vars],
+            alarm: AlarmState::new(alarm),
+            prev: WARMING,
+        }
+    }
+
+    /// Builds the complete row in `self.row`, carrying the last finite value forward for
+    /// missing entries. Returns `false` if the row is unusable (nothing finite, or a
+    /// variable that has never been seen).
+    fn complete_row(&mut self, values: &[f64]) -> bool {
+        let mut any = false;
+        for j in 0..self.n_vars {
+            let v = values.get(j).copied().unwrap_or(f64::NAN);
+            if v.is_finite() {
+                any = true;
+                self.last[j] = v;
+                self.have_last[j] = true;
+            }
+        }
+        if !any || self.have_last.iter().any(|h| !h) {
+            return false;
+        }
+        self.row.copy_from_slice(&self.last);
+        true
+    }
+
+    fn fit(&mut self) {
+        let rows = std::mem::take(&mut self.warm);
+        let cals = self.scorer.fit(&rows);
+        self.thresholds = cals
+            .iter()
+            .map(|c| match c.fixed {
+                Some(t) if t > 0.0 && t.is_finite() => t,
+                _ => self
+                    .rule
+                    .threshold(&c.stats, c.floor.max(f64::MIN_POSITIVE)),
+            })
+            .collect();
+        self.thresholds.resize(self.scorer.heads(), f64::INFINITY);
+        self.scorer.thresholds(&self.thresholds);
+
+        self.stats = vec![0.0; self.scorer.heads()];
+        self.fitted = true;
+    }
+}
+
+impl<S: Scorer> Detector for Engine<S> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn n_vars(&self) -> usize {
+        self.n_vars
+    }
+
+    fn warmup(&self) -> usize {
+        self.warmup
+    }
+
+    fn update(&mut self, _ts_ns: i64, values: &[f64]) -> Output {
+        if !self.complete_row(values) {
+            return self.prev;
+        }
+        if !self.fitted {
+            self.warm.push(self.row.clone());
+            if self.warm.len() >= self.warmup {
+                self.fit();
+            }
+            self.prev = WARMING;
+            return WARMING;
+        }
+        let row = std::mem::take(&mut self.row);
+        self.scorer.step(&row, &mut self.stats);
+        let mut ratio: f64 = 0.0;
+        for (s, t) in self.stats.iter().zip(&self.thresholds) {
+            let r = s / t;
+            // NaN statistics (should not happen) count as "no evidence".
+            if r > ratio {
+                ratio = r;
+            }
+        }
+        let anomalous = self.alarm.step(ratio);
+
+        self.scorer.feedback(&row, Verdict { ratio, anomalous });
+        self.row = row;
+        self.prev = Output {
+            score: ratio_to_score(ratio),
+            anomalous,
+            warming_up: false,
+        };
+        self.prev
+    }
+}
+
+/// Runs one univariate detector per variable and reports the most anomalous one.
+pub(crate) struct PerVariable {
+    name: &'static str,
+    inner: Vec<Box<dyn Detector>>,
+    buf: [f64; 1],
+}
+
+impl PerVariable {
+    pub(crate) fn new(name: &'static str, inner: Vec<Box<dyn Detector>>) -> Self {
+        Self {
+            name,
+            inner,
+            buf: [f64::NAN],
+        }
+    }
+}
+
+impl Detector for PerVariable {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn n_vars(&self) -> usize {
+        self.inner.len()
+    }
+    fn warmup(&self) -> usize {
+        self.inner.first().map_or(0, |d| d.warmup())
+    }
+    fn update(&mut self, ts_ns: i64, values: &[f64]) -> Output {
+        let mut out = Output {
+            score: 0.0,
+            anomalous: false,
+            warming_up: true,
+        };
+        for (j, d) in self.inner.iter_mut().enumerate() {
+            self.buf[0] = values.get(j).copied().unwrap_or(f64::NAN);
+            let o = d.update(ts_ns, &self.buf);
+            out.score = out.score.max(o.score);
+            out.anomalous |= o.anomalous;
+            out.warming_up &= o.warming_up;
+        }
+        out
+    }
+}
+
+/// Several scorers over the same rows, side by side: their heads are concatenated.
+pub(crate) struct Composite {
+    parts: Vec<Box<dyn Scorer>>,
+}
+
+impl Composite {
+    pub(crate) fn new(parts: Vec<Box<dyn Scorer>>) -> Self {
+        Self { parts }
+    }
+}
+
+impl Scorer for Composite {
+    fn heads(&self) -> usize {
+        self.parts.iter().map(|p| p.heads()).sum()
+    }
+
+    fn fit(&mut self, rows: &[Vec<f64>]) -> Vec<Calibration> {
+        let mut out = Vec::new();
+        for p in &mut self.parts {
+            let mut c = p.fit(rows);
+            c.resize_with(p.heads(), || Calibration::fixed(f64::INFINITY));
+            out.extend(c);
+        }
+        out
+    }
+
+    fn thresholds(&mut self, thresholds: &[f64]) {
+        let mut at = 0;
+        for p in &mut self.parts {
+            let h = p.heads();
+            p.thresholds(&thresholds[at..at + h]);
+            at += h;
+        }
+    }
+
+    fn step(&mut self, row: &[f64], stats: &mut [f64]) {
+        let mut at = 0;
+        for p in &mut self.parts {
+            let h = p.heads();
+            p.step(row, &mut stats[at..at + h]);
+            at += h;
+        }
+    }
+
+    fn feedback(&mut self, row: &[f64], verdict: Verdict) {
+        for p in &mut self.parts {
+            p.feedback(row, verdict);
+        }
+    }
+}
