@@ -34,6 +34,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run only the plant simulator and its Modbus TCP server.
     Sim(SimArgs),
+    /// Replay a CSV file through an anomaly detector; writes scores and flags, and metrics against labels.
+    Backtest(crate::backtest::BacktestArgs),
     /// Predictive maintenance: train and apply remaining-useful-life models.
     #[command(subcommand)]
     Pdm(crate::pdm::PdmCommand),
@@ -140,6 +142,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pdm(c) => crate::pdm::dispatch(c),
+        Command::Backtest(a) => crate::backtest::run(a),
         Command::Sim(a) => {
             runtime()?.block_on(simrun::run_standalone(a))?;
             Ok(ExitCode::SUCCESS)

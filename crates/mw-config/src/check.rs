@@ -17,13 +17,22 @@ use toml::de::{DeString, DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, LineIndex};
 use crate::types::{
-    AssetConfig, Config, DeviceConfig, HttpConfig, MODBUS_TYPES, ModbusTag, OverloadPolicy,
-    PipelineConfig, RegisterTable, SiteConfig, WordOrder, register_count,
+    AssetConfig, Config, DetectorConfig, DetectorKindName, DeviceConfig, HttpConfig, MODBUS_TYPES,
+    ModbusTag, OverloadPolicy, PipelineConfig, RegisterTable, RulConfig, SiteConfig, WordOrder,
+    register_count,
 };
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] = &["site", "http", "pipeline", "assets", "devices"];
+const TOP_KEYS: &[&str] = &[
+    "site",
+    "http",
+    "pipeline",
+    "assets",
+    "devices",
+    "detectors",
+    "rul",
+];
 const SITE_KEYS: &[&str] = &["name"];
 const HTTP_KEYS: &[&str] = &["address", "auth"];
 const PIPELINE_KEYS: &[&str] = &["bus_capacity", "sink_capacity", "overload", "live_window"];
@@ -52,6 +61,8 @@ const TAG_KEYS: &[&str] = &[
 ];
 const SCALE_KEYS: &[&str] = &["raw", "eu", "clamp"];
 const DEADBAND_KEYS: &[&str] = &["absolute", "percent"];
+const DETECTOR_KEYS: &[&str] = &["asset", "tags", "kind", "warmup", "name"];
+const RUL_KEYS: &[&str] = &["tag", "threshold", "window", "baseline", "decreasing"];
 
 const CAPACITY_RANGE: RangeInclusive<i128> = 1..=1_048_576;
 const LIVE_WINDOW_RANGE: RangeInclusive<i128> = 1..=100_000;
@@ -60,6 +71,12 @@ const POLL_INTERVAL_RANGE: RangeInclusive<i128> = 10..=86_400_000;
 const TIMEOUT_RANGE: RangeInclusive<i128> = 10..=600_000;
 const BACKOFF_MAX_RANGE: RangeInclusive<i128> = 100..=u64::MAX as i128;
 const ADDRESS_RANGE: RangeInclusive<i128> = 0..=65_535;
+const WARMUP_RANGE: RangeInclusive<i128> = 10..=1_000_000;
+const RUL_WINDOW_RANGE: RangeInclusive<i128> = 10..=100_000;
+const RUL_WINDOW_DEFAULT: usize = 600;
+/// A detector's `name` when none is given: it publishes `ASSET/anomaly_score` and `ASSET/anomalous`.
+const DETECTOR_SCORE_DEFAULT: &str = "anomaly_score";
+const DETECTOR_FLAG_DEFAULT: &str = "anomalous";
 
 /// Parses and checks `src`; the config is meaningful only if the diagnostics are empty.
 pub(crate) fn check(src: &str) -> (Config, Vec<Diagnostic>) {
@@ -125,6 +142,11 @@ struct Checker<'s> {
     device_names: HashMap<String, usize>,
     /// First definition of each tag path: offset and the device it is in.
     tag_paths: HashMap<TagPath, (usize, String)>,
+    /// Data type of each tag path in `tag_paths` whose type is valid.
+    tag_types: HashMap<TagPath, DataType>,
+    /// Tags published by `[[detectors]]` and `[[rul]]` entries: offset, the publisher and
+    /// whether it is a `[[rul]]` entry.
+    published: HashMap<TagPath, (usize, String, bool)>,
 }
 
 impl<'s> Checker<'s> {
@@ -135,6 +157,8 @@ impl<'s> Checker<'s> {
             asset_paths: HashMap::new(),
             device_names: HashMap::new(),
             tag_paths: HashMap::new(),
+            tag_types: HashMap::new(),
+            published: HashMap::new(),
         }
     }
 
@@ -414,6 +438,25 @@ impl<'s> Checker<'s> {
         for (i, tbl, start) in self.array_of_tables(t, "devices", "devices") {
             config.devices.push(self.device(i, tbl, start));
         }
+        // The analytics refer to the tags above. They are checked in file order, so that an
+        // output clash is reported at the later of the two entries.
+        let mut analytics: Vec<(usize, bool, usize, &DeTable<'_>)> = Vec::new();
+        for (i, tbl, start) in self.array_of_tables(t, "detectors", "detectors") {
+            analytics.push((start, true, i, tbl));
+        }
+        for (i, tbl, start) in self.array_of_tables(t, "rul", "rul") {
+            analytics.push((start, false, i, tbl));
+        }
+        analytics.sort_by_key(|(start, ..)| *start);
+        for (start, is_detector, i, tbl) in analytics {
+            if is_detector {
+                if let Some(d) = self.detector(i, tbl, start) {
+                    config.detectors.push(d);
+                }
+            } else if let Some(r) = self.rul(i, tbl, start) {
+                config.rul.push(r);
+            }
+        }
         config
     }
 
@@ -677,6 +720,7 @@ impl<'s> Checker<'s> {
         self.unknown_keys(t, TAG_KEYS);
 
         let mut path = None;
+        let path_at = path_field.as_ref().map_or(usize::MAX, |p| p.span.start);
         if let Some(p) = path_field {
             match TagPath::new(p.v) {
                 Ok(tp) => {
@@ -714,6 +758,12 @@ impl<'s> Checker<'s> {
                 }
             }
         });
+
+        if let (Some(tp), Some(dt)) = (&path, &data_type)
+            && self.tag_paths.get(tp).is_some_and(|(at, _)| *at == path_at)
+        {
+            self.tag_types.insert(tp.clone(), dt.v);
+        }
 
         let tables = RegisterTable::ALL.map(|rt| (rt.name(), rt));
         let reg_table = self.choice(t, "table", "register table", &tables);
@@ -904,6 +954,456 @@ impl<'s> Checker<'s> {
             return Some(Deadband::Percent(v.v));
         }
         Some(Deadband::Absolute(v.v))
+    }
+
+    // ---- analytics -------------------------------------------------------------------------
+
+    fn detector(
+        &mut self,
+        index: usize,
+        table: &DeTable<'_>,
+        start: usize,
+    ) -> Option<DetectorConfig> {
+        let anon = format!("[[detectors]] entry #{index}");
+        let asset_field = self.string(
+            Tbl {
+                t: table,
+                start,
+                name: &anon,
+            },
+            "asset",
+            false,
+        );
+        let label = match &asset_field {
+            Some(a) => format!("detector on {:?}", a.v),
+            None => anon.clone(),
+        };
+        let t = Tbl {
+            t: table,
+            start,
+            name: &label,
+        };
+        self.require(t, &["asset"]);
+        self.unknown_keys(t, DETECTOR_KEYS);
+        let asset = asset_field.and_then(|f| self.analytics_asset(f));
+
+        let kinds = DetectorKindName::ALL.map(|k| (k.name(), k));
+        let kind = self.choice(t, "kind", "detector kind", &kinds);
+        let warmup = self
+            .integer(t, "warmup", false, WARMUP_RANGE)
+            .map(|f| f.v as usize);
+        let (tags, count) = self.detector_tags(t, &label, asset.as_ref());
+        if let (Some(k), Some((n, from))) = (&kind, &count)
+            && k.v.is_univariate()
+            && *n != 1
+        {
+            let msg = format!(
+                "detector kind {:?} watches exactly one tag, but {from}; use kind \"auto\" or \"pca\" \
+                 for several tags, or one [[detectors]] entry per tag",
+                k.v.name()
+            );
+            self.err(k.span.start, msg);
+        }
+
+        let name = self.string(t, "name", false);
+        if let Some(n) = &name
+            && (n.v.is_empty() || n.v.contains('/'))
+        {
+            let msg = format!(
+                "\"name\" in {label} must be one tag-name segment (the detector publishes NAME_score \
+                 and NAME under its asset), found {:?}",
+                n.v
+            );
+            self.err(n.span.start, msg);
+            return None;
+        }
+        let asset = asset?;
+        let (score, flag) = match &name {
+            Some(n) => (format!("{}_score", n.v), n.v.to_owned()),
+            None if t.t.contains_key("name") => return None, // wrong type, reported
+            None => (
+                DETECTOR_SCORE_DEFAULT.to_owned(),
+                DETECTOR_FLAG_DEFAULT.to_owned(),
+            ),
+        };
+        let at = name.as_ref().map_or(asset.span.start, |n| n.span.start);
+        let [score_tag, flag_tag] = self.outputs(asset.v, [score, flag], at, &label)?;
+        self.claim(&[score_tag.clone(), flag_tag.clone()], at, &label, false);
+        Some(DetectorConfig {
+            asset: asset.v.to_owned(),
+            tags: tags?,
+            kind: kind.map_or(DetectorKindName::default(), |k| k.v),
+            warmup,
+            score_tag,
+            flag_tag,
+        })
+    }
+
+    /// An analytics entry's asset: a valid asset path, declared in `[[assets]]` or with at least
+    /// one configured tag directly under it.
+    fn analytics_asset<'a>(&mut self, f: Field<&'a str>) -> Option<Field<&'a str>> {
+        if let Err(AssetTreeError::BadPath { source, .. }) =
+            AssetTree::new().add_asset(f.v, mw_model::AssetKind::Area, "")
+        {
+            let msg = format!(
+                "invalid asset path {:?}: {}",
+                f.v,
+                asset_path_error(&source)
+            );
+            self.err(f.span.start, msg);
+            return None;
+        }
+        if !self.asset_paths.contains_key(f.v) && !self.tag_paths.keys().any(|p| p.asset() == f.v) {
+            let msg = format!(
+                "unknown asset {:?}: it is not declared in [[assets]] and no configured tag is directly under it",
+                f.v
+            );
+            self.err(f.span.start, msg);
+            return None;
+        }
+        Some(f)
+    }
+
+    /// The tags a detector watches (`None` if they could not all be resolved), and how many it
+    /// was given with a phrase saying where they come from (for the univariate-kind check).
+    fn detector_tags(
+        &mut self,
+        t: Tbl<'_, '_>,
+        label: &str,
+        asset: Option<&Field<&str>>,
+    ) -> (Option<Vec<TagPath>>, Option<(usize, String)>) {
+        if !t.t.contains_key("tags") {
+            let Some(asset) = asset else {
+                return (None, None);
+            };
+            let tags: Vec<TagPath> = self
+                .tags_of(asset.v)
+                .into_iter()
+                .filter(|(_, dt)| dt.is_none_or(DataType::is_numeric))
+                .map(|(p, _)| p)
+                .collect();
+            if tags.is_empty() {
+                let msg = format!(
+                    "{label} has nothing to watch: no numeric tag is configured directly under its asset"
+                );
+                self.err(asset.span.start, msg);
+                return (None, None);
+            }
+            let names: Vec<&str> = tags.iter().map(TagPath::name).collect();
+            let from = format!(
+                "{label} has no \"tags\" and its asset has {} numeric tags ({})",
+                tags.len(),
+                names.join(", ")
+            );
+            let n = tags.len();
+            return (Some(tags), Some((n, from)));
+        }
+        let Some(f) = self.typed(t, "tags", false, "array of tag names", |v| v.as_array()) else {
+            return (None, None);
+        };
+        if f.v.is_empty() {
+            let msg = format!(
+                "\"tags\" in {label} is empty; list tag names under the asset, or leave \"tags\" out \
+                 to watch every numeric tag of the asset"
+            );
+            self.err(f.span.start, msg);
+            return (None, None);
+        }
+        let count = Some((
+            f.v.len(),
+            format!("\"tags\" in {label} lists {}", f.v.len()),
+        ));
+        let mut tags = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        let mut ok = true;
+        for (i, el) in f.v.iter().enumerate() {
+            let at = el.span().start;
+            let Some(name) = el.get_ref().as_str() else {
+                self.wrong_type(
+                    &format!("element {} of \"tags\"", i + 1),
+                    label,
+                    "string",
+                    el,
+                );
+                ok = false;
+                continue;
+            };
+            if seen.contains(&name) {
+                self.err(
+                    at,
+                    format!("duplicate tag name {name:?} in \"tags\" of {label}"),
+                );
+                ok = false;
+                continue;
+            }
+            seen.push(name);
+            let Some(asset) = asset else {
+                ok = false; // invalid or unknown asset, reported
+                continue;
+            };
+            ok &= match self.detector_tag(asset.v, name, label) {
+                Ok(p) => {
+                    tags.push(p);
+                    true
+                }
+                Err(msg) => {
+                    self.err(at, msg);
+                    false
+                }
+            };
+        }
+        (ok.then_some(tags), count)
+    }
+
+    /// One name of a detector's `tags`: a configured numeric tag directly under `asset`.
+    fn detector_tag(&self, asset: &str, name: &str, label: &str) -> Result<TagPath, String> {
+        if name.contains('/') {
+            let hint = name
+                .strip_prefix(asset)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|rest| !rest.contains('/'))
+                .map_or(String::new(), |rest| format!("; did you mean {rest:?}?"));
+            return Err(format!(
+                "tag name {name:?} in \"tags\" of {label} contains '/': list the names of tags \
+                 directly under the asset, e.g. \"flow\"{hint}"
+            ));
+        }
+        let path = TagPath::new(&format!("{asset}/{name}"))
+            .map_err(|e| format!("invalid tag name {name:?} in \"tags\" of {label}: {e}"))?;
+        if !self.tag_paths.contains_key(&path) {
+            return Err(format!(
+                "unknown tag {name:?} in \"tags\" of {label}: {path} is not a configured tag ({})",
+                self.numeric_tags_hint(asset)
+            ));
+        }
+        match self.tag_types.get(&path) {
+            Some(dt) if !dt.is_numeric() => Err(format!(
+                "tag {path} in \"tags\" of {label} has type {dt}; a detector needs numeric tags"
+            )),
+            _ => Ok(path),
+        }
+    }
+
+    fn rul(&mut self, index: usize, table: &DeTable<'_>, start: usize) -> Option<RulConfig> {
+        let anon = format!("[[rul]] entry #{index}");
+        let tag_field = self.string(
+            Tbl {
+                t: table,
+                start,
+                name: &anon,
+            },
+            "tag",
+            false,
+        );
+        let label = match &tag_field {
+            Some(p) if TagPath::new(p.v).is_ok() => format!("rul for {}", p.v),
+            Some(p) => format!("rul for {:?}", p.v),
+            None => anon.clone(),
+        };
+        let t = Tbl {
+            t: table,
+            start,
+            name: &label,
+        };
+        self.require(t, &["tag", "threshold"]);
+        self.unknown_keys(t, RUL_KEYS);
+        let tag = tag_field.and_then(|f| self.rul_tag(f));
+        let threshold = self.finite(t, "threshold", false);
+        let window = self
+            .integer(t, "window", false, RUL_WINDOW_RANGE)
+            .map_or(RUL_WINDOW_DEFAULT, |f| f.v as usize);
+        let baseline = self.finite(t, "baseline", false);
+        let decreasing = self.boolean(t, "decreasing", false).is_some_and(|f| f.v);
+        if let (Some(th), Some(b)) = (&threshold, &baseline) {
+            let msg = if decreasing && b.v <= th.v {
+                Some(format!(
+                    "\"baseline\" in {label} is {}, not above \"threshold\" {}: with decreasing = true \
+                     the indicator falls toward failure, so its healthy level is above the threshold",
+                    b.v, th.v
+                ))
+            } else if !decreasing && b.v >= th.v {
+                Some(format!(
+                    "\"baseline\" in {label} is {}, not below \"threshold\" {}: the indicator rises \
+                     toward failure, so its healthy level is below the threshold (set decreasing = true \
+                     if it falls)",
+                    b.v, th.v
+                ))
+            } else {
+                None
+            };
+            if let Some(msg) = msg {
+                self.err(b.span.start, msg);
+            }
+        }
+
+        let (field, tag) = tag?;
+        let at = field.span.start;
+        let names = ["rul", "rul_lower", "rul_upper"].map(str::to_owned);
+        let [rul_tag, lower_tag, upper_tag] = self.outputs(tag.asset(), names, at, &label)?;
+        self.claim(
+            &[rul_tag.clone(), lower_tag.clone(), upper_tag.clone()],
+            at,
+            &label,
+            true,
+        );
+        Some(RulConfig {
+            tag,
+            threshold: threshold?.v,
+            window,
+            baseline: baseline.map(|b| b.v),
+            decreasing,
+            rul_tag,
+            lower_tag,
+            upper_tag,
+        })
+    }
+
+    /// The `tag` of a `[[rul]]` entry: a configured numeric tag.
+    fn rul_tag<'a>(&mut self, f: Field<&'a str>) -> Option<(Field<&'a str>, TagPath)> {
+        let path = match TagPath::new(f.v) {
+            Ok(p) => p,
+            Err(e) => {
+                self.err(f.span.start, format!("invalid tag path {:?}: {e}", f.v));
+                return None;
+            }
+        };
+        if !self.tag_paths.contains_key(&path) {
+            let msg = format!(
+                "unknown tag {path} for [[rul]]: not a configured tag ({})",
+                self.numeric_tags_hint(path.asset())
+            );
+            self.err(f.span.start, msg);
+            return None;
+        }
+        if let Some(dt) = self.tag_types.get(&path)
+            && !dt.is_numeric()
+        {
+            let msg = format!(
+                "tag {path} for [[rul]] has type {dt}; a remaining-useful-life estimate needs a numeric tag"
+            );
+            self.err(f.span.start, msg);
+            return None;
+        }
+        Some((f, path))
+    }
+
+    /// A finite number; NaN and infinities are reported and dropped.
+    fn finite(&mut self, t: Tbl<'_, '_>, key: &str, required: bool) -> Option<Field<f64>> {
+        let f = self.number(t, key, required)?;
+        if !f.v.is_finite() {
+            self.err(
+                f.span.start,
+                format!(
+                    "{key:?} in {} must be a finite number, found {}",
+                    t.name, f.v
+                ),
+            );
+            return None;
+        }
+        Some(f)
+    }
+
+    /// The paths `asset/NAME` an analytics entry publishes; the first invalid one is reported at
+    /// `at`.
+    fn outputs<const N: usize>(
+        &mut self,
+        asset: &str,
+        names: [String; N],
+        at: usize,
+        label: &str,
+    ) -> Option<[TagPath; N]> {
+        let mut out = Vec::with_capacity(N);
+        for name in names {
+            let path = format!("{asset}/{name}");
+            match TagPath::new(&path) {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    self.err(at, format!("{label} cannot publish {path:?}: {e}"));
+                    return None;
+                }
+            }
+        }
+        out.try_into().ok()
+    }
+
+    /// Registers the tags an analytics entry publishes. A path already defined by a device or
+    /// published by an earlier entry is reported at `at`, one message per earlier owner.
+    fn claim(&mut self, paths: &[TagPath], at: usize, label: &str, is_rul: bool) {
+        // Earlier owners, each with the paths this entry shares with it: (owner, published by
+        // a [[rul]] entry (None: a device tag), paths).
+        let mut clashes: Vec<(String, Option<bool>, Vec<&str>)> = Vec::new();
+        for p in paths {
+            let (owner, by_rul) = if let Some((first, device)) = self.tag_paths.get(p) {
+                let line = self.lines.line(*first);
+                (format!("line {line}, in {device}"), None)
+            } else if let Some((first, by, by_rul)) = self.published.get(p) {
+                let line = self.lines.line(*first);
+                (format!("{by} (line {line})"), Some(*by_rul))
+            } else {
+                self.published
+                    .insert(p.clone(), (at, label.to_owned(), is_rul));
+                continue;
+            };
+            match clashes.iter_mut().find(|(o, ..)| *o == owner) {
+                Some((.., list)) => list.push(p.as_str()),
+                None => clashes.push((owner, by_rul, vec![p.as_str()])),
+            }
+        }
+        for (owner, by_rul, list) in clashes {
+            let (s, it) = if list.len() == 1 {
+                ("", "it")
+            } else {
+                ("s", "them")
+            };
+            let earlier = match by_rul {
+                // one device tag per owner: the owner names its line
+                None => format!("it is already defined as a device tag at {owner}"),
+                Some(_) => format!("{owner} already publishes {it}"),
+            };
+            let hint = match (is_rul, by_rul) {
+                (false, _) => "; set \"name\" to publish under other names",
+                (true, Some(true)) => "; at most one [[rul]] entry per asset",
+                (true, _) => "",
+            };
+            let msg = format!(
+                "duplicate tag path{s} {}: {label} publishes {it}, but {earlier}{hint}",
+                list.join(", ")
+            );
+            self.err(at, msg);
+        }
+    }
+
+    /// Configured tags directly under `asset` in file order, with their data type when valid.
+    fn tags_of(&self, asset: &str) -> Vec<(TagPath, Option<DataType>)> {
+        let mut found: Vec<(usize, &TagPath)> = self
+            .tag_paths
+            .iter()
+            .filter(|(p, _)| p.asset() == asset)
+            .map(|(p, (at, _))| (*at, p))
+            .collect();
+        found.sort();
+        found
+            .into_iter()
+            .map(|(_, p)| (p.clone(), self.tag_types.get(p).copied()))
+            .collect()
+    }
+
+    /// Names the numeric tags of `asset`, for an unknown-tag message.
+    fn numeric_tags_hint(&self, asset: &str) -> String {
+        let tags = self.tags_of(asset);
+        if tags.is_empty() {
+            return format!("no tag is configured directly under {asset}");
+        }
+        let numeric: Vec<&str> = tags
+            .iter()
+            .filter(|(_, dt)| dt.is_none_or(DataType::is_numeric))
+            .map(|(p, _)| p.name())
+            .collect();
+        if numeric.is_empty() {
+            format!("{asset} has no numeric tags")
+        } else {
+            format!("numeric tags of {asset}: {}", numeric.join(", "))
+        }
     }
 
     /// Reports every tag whose registers overlap those of an earlier tag (in address order) of

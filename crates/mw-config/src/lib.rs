@@ -17,8 +17,8 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use types::{
-    AssetConfig, Config, DeviceConfig, HttpAuth, HttpConfig, ModbusTag, OverloadPolicy,
-    PipelineConfig, RegisterTable, SiteConfig, WordOrder,
+    AssetConfig, Config, DetectorConfig, DetectorKindName, DeviceConfig, HttpAuth, HttpConfig,
+    ModbusTag, OverloadPolicy, PipelineConfig, RegisterTable, RulConfig, SiteConfig, WordOrder,
 };
 
 /// Parses and validates a config. `file` is only used to label the diagnostics.

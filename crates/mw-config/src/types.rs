@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use mw_model::{AssetKind, AssetTree, DataType, TagDef};
+use mw_model::{AssetKind, AssetTree, DataType, TagDef, TagPath};
 
 /// A whole, validated configuration file.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -14,12 +14,16 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub assets: Vec<AssetConfig>,
     pub devices: Vec<DeviceConfig>,
+    pub detectors: Vec<DetectorConfig>,
+    pub rul: Vec<RulConfig>,
 }
 
 impl Config {
-    /// The asset tree: declared assets plus every device tag (a tag under an undeclared asset
-    /// creates that asset). A validated config adds without error; on a hand-built `Config`,
-    /// entries the tree refuses (bad or duplicate paths) are skipped.
+    /// The asset tree: declared assets, every device tag (a tag under an undeclared asset
+    /// creates that asset), then the tags the analytics publish: each detector's score and flag
+    /// and each RUL estimate's three tags (see [`Config::published_tags`]). A validated config
+    /// adds without error; on a hand-built `Config`, entries the tree refuses (bad or duplicate
+    /// paths) are skipped.
     pub fn asset_tree(&self) -> AssetTree {
         let mut tree = AssetTree::new();
         for a in &self.assets {
@@ -28,7 +32,62 @@ impl Config {
         for tag in self.devices.iter().flat_map(|d| &d.tags) {
             let _ = tree.add_tag(tag.def.clone());
         }
+        for def in self.published_tags() {
+            let _ = tree.add_tag(def);
+        }
         tree
+    }
+
+    /// Definitions of the tags published by the analytics, in file order: for each
+    /// `[[detectors]]` entry its score (`f64`, unit `1`) and flag (`bool`), then for each
+    /// `[[rul]]` entry its estimate and lower and upper bounds (`f64`, unit `h`).
+    pub fn published_tags(&self) -> Vec<TagDef> {
+        let mut out = Vec::new();
+        for d in &self.detectors {
+            let n = d.tags.len();
+            let plural = if n == 1 { "" } else { "s" };
+            let mut score = TagDef::new(d.score_tag.clone(), DataType::F64);
+            score.unit = Some("1".to_owned());
+            score.description = format!(
+                "anomaly score 0..1 ({} detector over {n} tag{plural})",
+                d.kind
+            );
+            out.push(score);
+            let mut flag = TagDef::new(d.flag_tag.clone(), DataType::Bool);
+            flag.description = format!("anomalous ({} detector)", d.kind);
+            out.push(flag);
+        }
+        for r in &self.rul {
+            let unit = self
+                .tags()
+                .find(|t| t.def.path == r.tag)
+                .and_then(|t| t.def.unit.as_deref())
+                .map_or(String::new(), |u| format!(" {u}"));
+            let direction = if r.decreasing { "falls to" } else { "reaches" };
+            let what = format!("{} {direction} {}{unit}", r.tag.name(), r.threshold);
+            let hours = |path: &TagPath, description: String| {
+                let mut def = TagDef::new(path.clone(), DataType::F64);
+                def.unit = Some("h".to_owned());
+                def.description = description;
+                def
+            };
+            out.push(hours(
+                &r.rul_tag,
+                format!(
+                    "remaining useful life: hours until {what} (trend over {} samples)",
+                    r.window
+                ),
+            ));
+            out.push(hours(
+                &r.lower_tag,
+                format!("remaining useful life, lower bound: hours until {what}"),
+            ));
+            out.push(hours(
+                &r.upper_tag,
+                format!("remaining useful life, upper bound: hours until {what}"),
+            ));
+        }
+        out
     }
 
     /// Every Modbus tag of every device, in file order.
@@ -133,6 +192,102 @@ pub struct AssetConfig {
     pub path: String,
     pub kind: AssetKind,
     pub description: String,
+}
+
+/// One `[[detectors]]` entry: a streaming anomaly detector over numeric tags of one asset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetectorConfig {
+    /// The asset path (declared in `[[assets]]` or the asset of a configured tag).
+    pub asset: String,
+    /// Full paths of the watched tags: those listed in `tags`, in that order, or else every
+    /// numeric tag of the asset in file order. Never empty.
+    pub tags: Vec<TagPath>,
+    pub kind: DetectorKindName,
+    /// Warm-up in samples; `None`: the detector's own default.
+    pub warmup: Option<usize>,
+    /// `ASSET/NAME_score` (default `ASSET/anomaly_score`): f64 in [0, 1], unit `1`.
+    pub score_tag: TagPath,
+    /// `ASSET/NAME` (default `ASSET/anomalous`): bool.
+    pub flag_tag: TagPath,
+}
+
+/// The detector kinds a `[[detectors]]` entry may name (the detectors themselves live in
+/// `mw-analytics`; this crate only knows their names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DetectorKindName {
+    /// Chosen by the number of tags: univariate ensemble for one, multivariate for several.
+    #[default]
+    Auto,
+    Mad,
+    Ewma,
+    Cusum,
+    Seasonal,
+    Pca,
+}
+
+impl DetectorKindName {
+    pub const ALL: [DetectorKindName; 6] = [
+        DetectorKindName::Auto,
+        DetectorKindName::Mad,
+        DetectorKindName::Ewma,
+        DetectorKindName::Cusum,
+        DetectorKindName::Seasonal,
+        DetectorKindName::Pca,
+    ];
+
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKindName::Auto => "auto",
+            DetectorKindName::Mad => "mad",
+            DetectorKindName::Ewma => "ewma",
+            DetectorKindName::Cusum => "cusum",
+            DetectorKindName::Seasonal => "seasonal",
+            DetectorKindName::Pca => "pca",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// `mad`, `ewma`, `cusum` and `seasonal` watch exactly one tag.
+    pub fn is_univariate(self) -> bool {
+        matches!(
+            self,
+            DetectorKindName::Mad
+                | DetectorKindName::Ewma
+                | DetectorKindName::Cusum
+                | DetectorKindName::Seasonal
+        )
+    }
+}
+
+impl fmt::Display for DetectorKindName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One `[[rul]]` entry: remaining useful life by trend extrapolation of one health indicator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RulConfig {
+    /// The indicator: a configured numeric tag.
+    pub tag: TagPath,
+    /// Failure threshold in the tag's unit (finite).
+    pub threshold: f64,
+    /// Samples in the trend window (10..=100000, default 600).
+    pub window: usize,
+    /// Healthy level of the indicator, if given (finite, on the healthy side of `threshold`).
+    pub baseline: Option<f64>,
+    /// The indicator falls toward the threshold (default: it rises).
+    pub decreasing: bool,
+    /// `ASSET/rul`: the estimate in hours (ASSET is the tag's asset).
+    pub rul_tag: TagPath,
+    /// `ASSET/rul_lower`, hours.
+    pub lower_tag: TagPath,
+    /// `ASSET/rul_upper`, hours.
+    pub upper_tag: TagPath,
 }
 
 /// One `[[devices]]` entry: a Modbus TCP device.
@@ -306,7 +461,27 @@ mod tests {
         for p in OverloadPolicy::ALL {
             assert_eq!(OverloadPolicy::parse(p.name()), Some(p));
         }
+        for k in DetectorKindName::ALL {
+            assert_eq!(DetectorKindName::parse(k.name()), Some(k));
+            assert_eq!(k.to_string(), k.name());
+        }
         assert_eq!(RegisterTable::parse("holding_register"), None);
+        assert_eq!(
+            DetectorKindName::parse("Auto"),
+            None,
+            "names are case-sensitive"
+        );
+    }
+
+    #[test]
+    fn univariate_kinds() {
+        let uni: Vec<&str> = DetectorKindName::ALL
+            .into_iter()
+            .filter(|k| k.is_univariate())
+            .map(DetectorKindName::name)
+            .collect();
+        assert_eq!(uni, ["mad", "ewma", "cusum", "seasonal"]);
+        assert_eq!(DetectorKindName::default(), DetectorKindName::Auto);
     }
 
     #[test]
@@ -323,5 +498,6 @@ mod tests {
                 live_window: 600
             }
         );
+        assert!(c.detectors.is_empty() && c.rul.is_empty());
     }
 }

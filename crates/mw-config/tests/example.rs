@@ -26,7 +26,63 @@ fn example_plant_toml_is_valid() {
     let tree = config.asset_tree();
     assert_eq!(
         tree.tag_count(),
-        config.tags().count(),
-        "every tag lands in the asset tree"
+        config.tags().count() + 2 * config.detectors.len() + 3 * config.rul.len(),
+        "every device tag and every published tag lands in the asset tree"
     );
+    for def in config.published_tags() {
+        assert_eq!(tree.tag(&def.path), Some(&def), "{} in the tree", def.path);
+    }
+}
+
+/// The analytics the example shows, with the tags they publish.
+#[test]
+fn example_plant_toml_analytics() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plant.toml");
+    if !path.exists() {
+        return;
+    }
+    let config =
+        mw_config::load(&path).unwrap_or_else(|d| panic!("examples/plant.toml is invalid:\n{d}"));
+    let water = "acme/plant1/utilities/water";
+    let summary: Vec<(String, &str, usize)> = config
+        .detectors
+        .iter()
+        .map(|d| (d.asset.clone(), d.kind.name(), d.tags.len()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (format!("{water}/pump1"), "auto", 5),
+            (
+                "acme/plant1/utilities/compressor_house/gd1".to_owned(),
+                "mad",
+                1
+            ),
+            (format!("{water}/tank1"), "auto", 3),
+        ]
+    );
+    assert_eq!(config.rul.len(), 1);
+    let rul = &config.rul[0];
+    assert_eq!(rul.tag.as_str(), format!("{water}/pump1/vibration"));
+    assert_eq!((rul.threshold, rul.window), (7.1, 600));
+
+    let tree = config.asset_tree();
+    for (tag, unit) in [
+        ("pump1/anomaly_score", Some("1")),
+        ("pump1/anomalous", None),
+        ("tank1/anomaly_score", Some("1")),
+        ("tank1/anomalous", None),
+        ("pump1/rul", Some("h")),
+        ("pump1/rul_lower", Some("h")),
+        ("pump1/rul_upper", Some("h")),
+    ] {
+        let p = mw_model::TagPath::new(&format!("{water}/{tag}")).unwrap();
+        let def = tree
+            .tag(&p)
+            .unwrap_or_else(|| panic!("{p} is not in the tree"));
+        assert_eq!(def.unit.as_deref(), unit, "{p}");
+    }
+    let gd1 =
+        mw_model::TagPath::new("acme/plant1/utilities/compressor_house/gd1/anomalous").unwrap();
+    assert!(tree.tag(&gd1).is_some());
 }
