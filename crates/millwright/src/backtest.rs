@@ -46,13 +46,18 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         detector: a.detector,
         warmup: a.warmup,
         delimiter: None,
-        bad_rows: if a.skip_bad_rows { BadRows::Skip } else { BadRows::Fail },
+        bad_rows: if a.skip_bad_rows {
+            BadRows::Skip
+        } else {
+            BadRows::Fail
+        },
         pass_missing: false,
     };
     let mut bar = Progress::new("backtest", "row");
-    let summary = mw_analytics::backtest::run_path(&a.input, &a.output, &opts, &mut |done, total| {
-        bar.set(done, total.unwrap_or(done))
-    });
+    let summary =
+        mw_analytics::backtest::run_path(&a.input, &a.output, &opts, &mut |done, total| {
+            bar.set(done, total.unwrap_or(done))
+        });
     bar.finish();
     let s = match summary {
         Ok(s) => s,
@@ -79,7 +84,13 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         a.output.display()
     );
     let sk = s.skipped;
-    let skipped = sk.ragged + sk.non_numeric + sk.missing + sk.bad_timestamp + sk.unordered + sk.duplicate + sk.bad_label;
+    let skipped = sk.ragged
+        + sk.non_numeric
+        + sk.missing
+        + sk.bad_timestamp
+        + sk.unordered
+        + sk.duplicate
+        + sk.bad_label;
     if skipped > 0 {
         println!("skipped {skipped} row(s): {sk:?}");
     }

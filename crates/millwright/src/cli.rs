@@ -65,6 +65,9 @@ pub struct DemoArgs {
     /// Where the demo writes its files (ground-truth fault labels: sim-labels.csv / .json).
     #[arg(long, value_name = "DIR", default_value = "millwright-data")]
     pub data_dir: PathBuf,
+    /// Poll the simulator every MS milliseconds instead of the example's 1000 (detector warm-ups count polls).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub poll_interval: Option<u64>,
     /// Allow listeners on non-loopback addresses although they have no authentication yet.
     #[arg(long)]
     pub allow_unauthenticated: bool,
@@ -134,7 +137,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
                 }
             };
-            runtime()?.block_on(pipeline::run(cfg, None))?;
+            runtime()?.block_on(pipeline::run(cfg, None, None))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => {
@@ -207,12 +210,16 @@ async fn demo(a: DemoArgs) -> Result<()> {
     guard_listener("Modbus TCP", a.modbus, a.allow_unauthenticated)?;
     let mut cfg = mw_config::parse(DEMO_CONFIG, "examples/plant.toml (built in)")
         .map_err(|d| anyhow::anyhow!("the built-in demo configuration is invalid:\n{d}"))?;
+    let http = pipeline::bind_http(a.http).await?;
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create the data directory {}", a.data_dir.display()))?;
     let sim = simrun::start(&a.sim, a.modbus, Some(a.data_dir.join("sim-labels.csv"))).await?;
-    cfg.http.address = a.http;
+    cfg.http.address = http.local_addr()?;
     for d in cfg.devices.iter_mut().filter(|d| d.name == "sim") {
         d.endpoint = sim.modbus_addr.to_string();
+        if let Some(ms) = a.poll_interval {
+            d.poll_interval = std::time::Duration::from_millis(ms);
+        }
     }
     println!(
         "Millwright demo: simulator on Modbus TCP {} (unit 1, seed {}, speed {}x); labels in {}",
@@ -221,5 +228,5 @@ async fn demo(a: DemoArgs) -> Result<()> {
         a.sim.speed,
         a.data_dir.join("sim-labels.csv").display()
     );
-    pipeline::run(cfg, Some(sim)).await
+    pipeline::run(cfg, Some(sim), Some(http)).await
 }

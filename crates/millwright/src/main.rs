@@ -1,6 +1,7 @@
 //! `millwright`: the Industrial IoT edge binary. Thin shell: CLI, config loading, wiring,
 //! signals. All behaviour lives in the `mw-*` crates.
 
+mod analytics;
 mod backtest;
 mod cli;
 mod pdm;

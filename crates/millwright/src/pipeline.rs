@@ -56,8 +56,24 @@ fn install_metrics() -> Result<mw_web::MetricsRender> {
     }))
 }
 
-/// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`].
-pub async fn run(cfg: Config, sim: Option<SimRunning>) -> Result<()> {
+/// Binds the HTTP listener (before anything else starts, so a busy port fails fast).
+pub async fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for HTTP on {addr} (is another program using it? use --http ADDR or [http] address)")
+    })
+}
+
+/// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`]. `listener` is the
+/// HTTP listener if the caller bound it already (else `cfg.http.address` is bound first).
+pub async fn run(
+    cfg: Config,
+    sim: Option<SimRunning>,
+    listener: Option<tokio::net::TcpListener>,
+) -> Result<()> {
+    let listener = match listener {
+        Some(l) => l,
+        None => bind_http(cfg.http.address).await?,
+    };
     let metrics = install_metrics()?;
     metrics::gauge!("mw_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let tree = Arc::new(cfg.asset_tree());
@@ -72,6 +88,10 @@ pub async fn run(cfg: Config, sim: Option<SimRunning>) -> Result<()> {
             OverloadPolicy::DropNewest => Overload::DropNewest,
         },
     });
+    let analytics = crate::analytics::LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+    if !analytics.is_empty() {
+        bus.processor(Box::new(analytics));
+    }
     let mut deadband = DeadbandProcessor::default();
     for t in tree.tags() {
         if let Some(th) = t.deadband_threshold() {
@@ -96,9 +116,6 @@ pub async fn run(cfg: Config, sim: Option<SimRunning>) -> Result<()> {
     let bus_task = bus.start();
     let live_task = tokio::spawn(live.clone().run_sink(live_sub));
 
-    let listener = tokio::net::TcpListener::bind(cfg.http.address).await.with_context(|| {
-        format!("cannot listen for HTTP on {} (is another program using it? use --http ADDR or [http] address)", cfg.http.address)
-    })?;
     let http_addr = listener.local_addr()?;
     let state = mw_web::AppState {
         site_name: cfg.site.name.as_str().into(),

@@ -17,7 +17,7 @@
 //!
 //! A bad sample carries the tag's **last good value** if there was one, else a neutral value
 //! (`F64(NaN)` for numeric tags, `Bool(false)` for bool tags); its `source_ts` is the poll time
-//! and `receive_ts` the time the failure was known. An "illegal data address" answer to a request
+//! and `receive_ts` the time the failure was known. An "illegal data address" (2) or "gateway target device failed to respond" (11) answer to a request
 //! that merged several tags makes the poller read those tags one by one from the next cycle on,
 //! so only the tag that is really unmapped stays bad.
 //!
@@ -340,7 +340,14 @@ impl DevicePoller {
                                 tracing::warn!(device = %self.cfg.name, table = %req.table, start = req.start,
                                     count = req.count, "read refused: {reason}");
                             }
-                            if *code == ExceptionCode::IllegalDataAddress && req.tags.len() > 1 {
+                            // 2: one unmapped address; 11: one point without data (e.g. a sensor dropout
+                            // behind a gateway). Either way, read tag by tag so only that tag stays bad.
+                            if matches!(
+                                code,
+                                ExceptionCode::IllegalDataAddress
+                                    | ExceptionCode::GatewayTargetDevice
+                            ) && req.tags.len() > 1
+                            {
                                 to_split.push(ri);
                             }
                         }

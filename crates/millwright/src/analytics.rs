@@ -1,0 +1,280 @@
+//! Live analytics on the bus: streaming anomaly detectors per asset (mw-analytics) and
+//! remaining-useful-life trend estimates (mw-pdm), configured by `[[detectors]]` and `[[rul]]`.
+//!
+//! Runs as a bus processor, so its outputs are ordinary samples of ordinary tags that every sink
+//! (live store, later historian and alarms) sees without knowing where they came from:
+//! * `ASSET/anomaly_score` (0..1, 0.5 = threshold) and `ASSET/anomalous` per detector, emitted once
+//!   per batch that carries any of the detector's input tags; a detector sees the latest value of
+//!   each of its inputs (NaN = missing while an input is bad or has no data yet). During warm-up
+//!   the outputs have quality `uncertain` ("warming up").
+//! * `ASSET/rul`, `rul_lower`, `rul_upper` in hours, from the trend of one health indicator, once
+//!   the trend window has enough points. An unbounded upper limit is published as no value with
+//!   quality `uncertain`.
+//!
+//! Memory is bounded by the detectors' own windows (docs/analytics.md) and the RUL window.
+
+use std::collections::HashMap;
+
+use mw_analytics::{Detector, DetectorKind};
+use mw_bus::Processor;
+use mw_config::{DetectorConfig, RulConfig};
+use mw_model::{Quality, Sample, TagPath, Value};
+use mw_pdm::TrendRul;
+
+struct DetectorSlot {
+    score_tag: TagPath,
+    flag_tag: TagPath,
+    detector: Box<dyn Detector>,
+    latest: Vec<f64>,
+}
+
+struct RulSlot {
+    tag: TagPath,
+    rul_tag: TagPath,
+    lower_tag: TagPath,
+    upper_tag: TagPath,
+    trend: TrendRul,
+}
+
+/// The bus processor.
+#[derive(Default)]
+pub struct LiveAnalytics {
+    detectors: Vec<DetectorSlot>,
+    inputs: HashMap<TagPath, Vec<(usize, usize)>>,
+    rul: Vec<RulSlot>,
+}
+
+impl LiveAnalytics {
+    pub fn new(detectors: &[DetectorConfig], rul: &[RulConfig]) -> LiveAnalytics {
+        let mut la = LiveAnalytics::default();
+        for d in detectors {
+            let kind: DetectorKind = d.kind.name().parse().unwrap_or(DetectorKind::Auto);
+            let slot = la.detectors.len();
+            for (i, t) in d.tags.iter().enumerate() {
+                la.inputs.entry(t.clone()).or_default().push((slot, i));
+            }
+            la.detectors.push(DetectorSlot {
+                score_tag: d.score_tag.clone(),
+                flag_tag: d.flag_tag.clone(),
+                detector: mw_analytics::build(kind, d.tags.len(), d.warmup),
+                latest: vec![f64::NAN; d.tags.len()],
+            });
+        }
+        for r in rul {
+            let mut trend = TrendRul::new(r.threshold, r.window);
+            if let Some(b) = r.baseline {
+                trend = trend.with_baseline(b);
+            }
+            if r.decreasing {
+                trend = trend.decreasing();
+            }
+            la.rul.push(RulSlot {
+                tag: r.tag.clone(),
+                rul_tag: r.rul_tag.clone(),
+                lower_tag: r.lower_tag.clone(),
+                upper_tag: r.upper_tag.clone(),
+                trend,
+            });
+        }
+        la
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.detectors.is_empty() && self.rul.is_empty()
+    }
+}
+
+fn derived(tag: &TagPath, value: Value, quality: Quality, ts: i64, now: i64) -> Sample {
+    Sample {
+        tag: tag.clone(),
+        value,
+        quality,
+        source_ts: ts,
+        receive_ts: now,
+    }
+}
+
+impl Processor for LiveAnalytics {
+    fn process(&mut self, mut batch: Vec<Sample>) -> Vec<Sample> {
+        if self.is_empty() {
+            return batch;
+        }
+        let now = mw_model::now_ns();
+        let mut touched: Vec<Option<i64>> = vec![None; self.detectors.len()];
+        let mut out = Vec::new();
+        for s in &batch {
+            let v = if s.quality.is_good() {
+                s.value.as_f64().unwrap_or(f64::NAN)
+            } else {
+                f64::NAN
+            };
+            if let Some(targets) = self.inputs.get(&s.tag) {
+                for &(slot, i) in targets {
+                    self.detectors[slot].latest[i] = v;
+                    let t = touched[slot].get_or_insert(s.source_ts);
+                    *t = (*t).max(s.source_ts);
+                }
+            }
+            for r in self.rul.iter_mut().filter(|r| r.tag == s.tag) {
+                if !v.is_finite() {
+                    continue;
+                }
+                let Some(p) = r.trend.update(s.source_ts as f64 / 1e9, v) else {
+                    continue;
+                };
+                let hours = |x: f64| x / 3600.0;
+                out.push(derived(
+                    &r.rul_tag,
+                    Value::F64(hours(p.rul)),
+                    Quality::Good,
+                    s.source_ts,
+                    now,
+                ));
+                out.push(derived(
+                    &r.lower_tag,
+                    Value::F64(hours(p.lower)),
+                    Quality::Good,
+                    s.source_ts,
+                    now,
+                ));
+                let upper = if p.upper.is_finite() {
+                    derived(
+                        &r.upper_tag,
+                        Value::F64(hours(p.upper)),
+                        Quality::Good,
+                        s.source_ts,
+                        now,
+                    )
+                } else {
+                    derived(
+                        &r.upper_tag,
+                        Value::F64(f64::NAN),
+                        Quality::Uncertain("trend cannot rule out no failure".into()),
+                        s.source_ts,
+                        now,
+                    )
+                };
+                out.push(upper);
+            }
+        }
+        for (slot, ts) in touched.into_iter().enumerate() {
+            let Some(ts) = ts else { continue };
+            let d = &mut self.detectors[slot];
+            if d.latest.iter().all(|v| v.is_nan()) {
+                continue;
+            }
+            let o = d.detector.update(ts, &d.latest);
+            let q = if o.warming_up {
+                Quality::Uncertain("warming up".into())
+            } else {
+                Quality::Good
+            };
+            out.push(derived(
+                &d.score_tag,
+                Value::F64(o.score),
+                q.clone(),
+                ts,
+                now,
+            ));
+            out.push(derived(&d.flag_tag, Value::Bool(o.anomalous), q, ts, now));
+        }
+        batch.extend(out);
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = r#"
+[[devices]]
+name = "d"
+endpoint = "127.0.0.1:1"
+[[devices.tags]]
+path = "a/p/x"
+table = "holding"
+address = 0
+type = "f32"
+[[devices.tags]]
+path = "a/p/y"
+table = "holding"
+address = 2
+type = "f32"
+[[detectors]]
+asset = "a/p"
+warmup = 50
+[[rul]]
+tag = "a/p/y"
+threshold = 10.0
+window = 50
+"#;
+
+    fn sample(tag: &str, v: f64, ts_s: i64) -> Sample {
+        Sample::good(
+            TagPath::new(tag).unwrap(),
+            Value::F64(v),
+            ts_s * 1_000_000_000,
+        )
+    }
+
+    #[test]
+    fn detector_flags_a_shift_and_rul_tracks_a_trend() {
+        let cfg = mw_config::parse(CFG, "t.toml").unwrap();
+        let mut la = LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+        let mut noise = 0x1234_5678u64;
+        let mut rnd = move || {
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            (noise % 1000) as f64 / 1000.0 - 0.5
+        };
+        let mut flags = Vec::new();
+        let mut last_rul = None;
+        for t in 0..400i64 {
+            let x = if t >= 300 { 20.0 } else { 1.0 } + rnd() * 0.2;
+            let y = 1.0 + t as f64 * 0.01 + rnd() * 0.02; // reaches 10 at t = 900 s
+            let out = la.process(vec![sample("a/p/x", x, t), sample("a/p/y", y, t)]);
+            let get = |name: &str| out.iter().find(|s| s.tag.as_str() == name).cloned();
+            let flag = get("a/p/anomalous").expect("a flag every batch");
+            let score = get("a/p/anomaly_score").unwrap().value.as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&score));
+            if t < 50 {
+                assert_eq!(flag.quality.status(), "uncertain", "warming up at t={t}");
+            }
+            flags.push(flag.value == Value::Bool(true));
+            if let Some(r) = get("a/p/rul") {
+                last_rul = r.value.as_f64();
+            }
+        }
+        assert!(
+            !flags[60..300].iter().any(|f| *f),
+            "no alarm before the shift"
+        );
+        let first = flags[300..]
+            .iter()
+            .position(|f| *f)
+            .expect("shift detected");
+        assert!(first < 10, "detected {first} samples after the shift");
+        let rul_h = last_rul.expect("RUL published");
+        let truth_h = (900.0 - 399.0) / 3600.0;
+        assert!(
+            (rul_h - truth_h).abs() < 0.25 * truth_h,
+            "rul {rul_h} h vs truth {truth_h} h"
+        );
+    }
+
+    #[test]
+    fn bad_inputs_are_missing_not_zero() {
+        let cfg = mw_config::parse(CFG, "t.toml").unwrap();
+        let mut la = LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+        let mut s = sample("a/p/x", 0.0, 1);
+        s.quality = Quality::Bad("timeout".into());
+        let out = la.process(vec![s]);
+        assert_eq!(out.len(), 1, "all inputs missing: no detector output");
+        let out = la.process(vec![sample("a/p/y", 1.0, 2)]);
+        assert!(out.iter().any(|s| s.tag.as_str() == "a/p/anomaly_score"));
+        let other = la.process(vec![sample("b/q/z", 1.0, 3)]);
+        assert_eq!(other.len(), 1, "unrelated tags pass untouched");
+    }
+}
