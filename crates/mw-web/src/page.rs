@@ -119,7 +119,14 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
                  <td><svg class=spark viewBox='0 0 120 22' preserveAspectRatio=none><polyline points=''/></svg></td>\
                  <td class=ts>{ts}</td></tr>",
                 path = esc(def.path.as_str()),
-                on = if latest.as_ref().is_some_and(|s| s.value == mw_model::Value::Bool(true)) { " on" } else { "" },
+                on = if latest
+                    .as_ref()
+                    .is_some_and(|s| s.value == mw_model::Value::Bool(true))
+                {
+                    " on"
+                } else {
+                    ""
+                },
                 desc = esc(&def.description),
                 name = esc(def.path.name()),
                 value = esc(&value),

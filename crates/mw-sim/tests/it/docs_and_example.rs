@@ -144,7 +144,15 @@ fn example_config_tags_match_the_register_map_exactly() {
         pipeline.get("live_window").and_then(Value::as_integer),
         Some(600)
     );
-    let known = ["site", "http", "pipeline", "assets", "devices", "detectors", "rul"];
+    let known = [
+        "site",
+        "http",
+        "pipeline",
+        "assets",
+        "devices",
+        "detectors",
+        "rul",
+    ];
     assert!(
         doc.keys().all(|k| known.contains(&k.as_str())),
         "unknown top-level keys: {:?}",
