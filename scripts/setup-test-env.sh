@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs, idempotently, everything the test suite needs besides the Rust toolchain:
-#   - Debian packages (only what is missing; `apt-get update` at most once),
+#   - Debian packages (only what is missing; `apt-get update` at most once): curl, mosquitto (benchmark
+#     reference peer), chromium (headless browser test of the web UI),
 #   - a Python venv with the peer tools (pymodbus) at $MW_VENV (default ~/.cache/millwright/venv).
 # Safe to run repeatedly; it skips what is present.
 set -euo pipefail
 
 MW_VENV="${MW_VENV:-$HOME/.cache/millwright/venv}"
-APT_PACKAGES=(python3-venv curl mosquitto)
+APT_PACKAGES=(python3-venv curl mosquitto chromium)
 PY_PACKAGES=("pymodbus>=3.10,<4")
 
 need=()

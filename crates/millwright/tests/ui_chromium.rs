@@ -1,0 +1,92 @@
+//! The web UI in a real browser: headless Chromium (Debian's, installed by
+//! scripts/setup-test-env.sh) loads `/` from `millwright demo`, runs the page's script, and the
+//! resulting DOM must show live updates: the status line says "updated …" and the sparklines of
+//! numeric tags have been drawn from `/api/v1/tags?history=…`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn chromium() -> PathBuf {
+    let p = std::env::var_os("MW_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        p.exists(),
+        "no Chromium at {} (set MW_CHROMIUM or run scripts/setup-test-env.sh as root)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn browser_page_updates_live_values_and_sparklines() {
+    let browser = chromium();
+    let data = TempDir::new("ui-chromium");
+    let profile = TempDir::new("ui-chromium-profile");
+    let data_dir = data.path.to_str().expect("utf-8").to_owned();
+    let mut demo = Proc::millwright(&[
+        "demo",
+        "--http",
+        "127.0.0.1:0",
+        "--modbus",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+        "--fault-interval",
+        "0",
+        "--poll-interval",
+        "200",
+    ]);
+    let line = demo.wait_line("web UI at http://", Duration::from_secs(10));
+    let http = http_addr_from(&line);
+    wait_ready(&http, Duration::from_secs(20));
+    // let every tag collect a few points of history for its sparkline
+    std::thread::sleep(Duration::from_secs(2));
+
+    let out = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path.display()))
+        .arg(format!("http://{http}/"))
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("id=\"status\">updated "),
+        "the page script did not refresh (status line): {}",
+        &dom[..dom.len().min(2000)]
+    );
+    let drawn =
+        dom.matches("<polyline points=\"").count() - dom.matches("<polyline points=\"\"").count();
+    assert!(
+        drawn >= 10,
+        "only {drawn} sparklines drawn; expected one per numeric tag with history"
+    );
+    assert!(
+        dom.contains("id=\"t:acme/plant1/utilities/water/pump1/flow\""),
+        "flow row missing"
+    );
+    demo.sigterm();
+    let st = demo.wait_exit(Duration::from_secs(3)).expect("demo exits");
+    assert!(st.success());
+}
