@@ -68,6 +68,8 @@ impl std::fmt::Display for BusClosed {
     }
 }
 
+impl std::error::Error for BusClosed {}
+
 /// Handle a source uses to publish batches. Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
@@ -377,5 +379,3 @@ mod tests {
         );
     }
 }
-
-impl std::error::Error for BusClosed {}

@@ -187,7 +187,7 @@ mod tests {
             TagPath::new(&long_seg),
             Err(PathError::SegmentTooLong { .. })
         ));
-        let long = vec!["abcdefghij"; 10].join("/") + &"y".repeat(200);
+        let long = ["abcdefghij"; 10].join("/") + &"y".repeat(200);
         assert!(matches!(
             TagPath::new(&long),
             Err(PathError::TooLong { .. })
