@@ -176,7 +176,7 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
             println!(
                 "{}: OK — {} asset(s), {} device(s), {} tag(s); HTTP on {}",
                 path.display(),
-                cfg.assets.len(),
+                cfg.asset_tree().assets().count(),
                 cfg.devices.len(),
                 tags,
                 cfg.http.address

@@ -123,7 +123,11 @@ pub async fn run(
         tree: tree.clone(),
         sources: sources.clone(),
         metrics,
-        sim: sim.as_ref().map(|s| s.plant.clone()),
+        sim: sim.as_ref().map(|s| mw_web::SimHandle {
+            plant: s.plant.clone(),
+            wall_start_ns: s.wall_start_ns,
+            speed: s.speed,
+        }),
     };
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(mw_web::serve(listener, state, async move {

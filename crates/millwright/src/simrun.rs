@@ -22,6 +22,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// server address, and the tasks to stop.
 pub struct SimRunning {
     pub plant: Arc<Mutex<Plant>>,
+    pub wall_start_ns: i64,
+    pub speed: f64,
     pub modbus_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -87,9 +89,10 @@ pub async fn start(
     addr: SocketAddr,
     labels: Option<PathBuf>,
 ) -> Result<SimRunning> {
+    let wall_start_ns = mw_model::now_ns();
     let cfg = SimConfig {
         seed: opts.seed,
-        start_epoch_ns: mw_model::now_ns(),
+        start_epoch_ns: wall_start_ns,
         random_faults: (opts.fault_interval > 0.0).then_some(opts.fault_interval),
         schedule: Vec::new(),
     };
@@ -162,6 +165,8 @@ pub async fn start(
     };
     Ok(SimRunning {
         plant,
+        wall_start_ns,
+        speed: opts.speed,
         modbus_addr,
         stop,
         tasks: vec![stepper, server],

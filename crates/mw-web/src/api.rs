@@ -248,8 +248,13 @@ pub(crate) struct FaultBody {
     point: Option<String>,
 }
 
-fn fault_json(f: &mw_sim::FaultRecord) -> J {
+fn fault_json(f: &mw_sim::FaultRecord, clock: &crate::SimHandle) -> J {
+    let (ws, we) = (clock.wall_ns(f.start_s), clock.wall_ns(f.end_s));
     json!({
+        "wall_start": format_rfc3339_ns(ws),
+        "wall_end": format_rfc3339_ns(we),
+        "wall_start_ns": ws,
+        "wall_end_ns": we,
         "id": f.id.0,
         "kind": f.kind.to_string(),
         "asset": f.asset,
@@ -306,12 +311,15 @@ pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::B
         duration_s: body.duration_s,
         point: body.point,
     };
-    let mut plant = sim.lock().unwrap_or_else(|e| e.into_inner());
+    let mut plant = sim.plant.lock().unwrap_or_else(|e| e.into_inner());
     match plant.inject(req) {
         Ok(id) => {
             let rec = plant.faults().into_iter().find(|f| f.id == id);
             drop(plant);
-            let mut j = rec.as_ref().map(fault_json).unwrap_or_else(|| json!({}));
+            let mut j = rec
+                .as_ref()
+                .map(|r| fault_json(r, sim))
+                .unwrap_or_else(|| json!({}));
             j["id"] = J::from(id.0);
             tracing::info!(fault = %j, "fault injected");
             (StatusCode::CREATED, Json(j)).into_response()
@@ -327,7 +335,7 @@ pub(crate) async fn list_faults(State(st): State<AppState>) -> Response {
             "no simulator runs in this process (faults exist only in `millwright demo`)",
         );
     };
-    let faults = sim.lock().unwrap_or_else(|e| e.into_inner()).faults();
-    let list: Vec<J> = faults.iter().map(fault_json).collect();
+    let faults = sim.plant.lock().unwrap_or_else(|e| e.into_inner()).faults();
+    let list: Vec<J> = faults.iter().map(|f| fault_json(f, sim)).collect();
     Json(json!({ "faults": list })).into_response()
 }

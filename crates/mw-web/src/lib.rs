@@ -38,7 +38,24 @@ pub struct AppState {
     pub sources: SourceRegistry,
     pub metrics: MetricsRender,
     /// The in-process simulator, when running `millwright demo`.
-    pub sim: Option<Arc<Mutex<mw_sim::Plant>>>,
+    pub sim: Option<SimHandle>,
+}
+
+/// The in-process simulator and its clock. The simulator runs `speed` times faster than the wall
+/// clock from `wall_start_ns` on (its own clock starts at the same instant), so a simulator time
+/// `sim_s` happened at wall time `wall_start_ns + sim_s / speed` — the time base of the tags.
+#[derive(Clone)]
+pub struct SimHandle {
+    pub plant: Arc<Mutex<mw_sim::Plant>>,
+    pub wall_start_ns: i64,
+    pub speed: f64,
+}
+
+impl SimHandle {
+    /// Wall-clock ns of a simulator time.
+    pub fn wall_ns(&self, sim_s: f64) -> i64 {
+        self.wall_start_ns + (sim_s / self.speed * 1e9) as i64
+    }
 }
 
 /// Builds the router with every route.

@@ -26,8 +26,11 @@ fn state(with_sim: bool) -> AppState {
     );
     temp.unit = Some("Cel".into());
     tree.add_tag(temp).unwrap();
-    let sim =
-        with_sim.then(|| Arc::new(Mutex::new(mw_sim::Plant::new(mw_sim::SimConfig::default()))));
+    let sim = with_sim.then(|| crate::SimHandle {
+        plant: Arc::new(Mutex::new(mw_sim::Plant::new(mw_sim::SimConfig::default()))),
+        wall_start_ns: 1_000_000_000_000,
+        speed: 10.0,
+    });
     AppState {
         site_name: "Test <site>".into(),
         live: LiveStore::new(10),
@@ -197,6 +200,12 @@ async fn sim_faults_inject_and_list() {
     assert_eq!(f["id"].as_u64(), Some(id));
     assert_eq!(f["active"], true);
     assert!(f["end_ns"].as_i64().unwrap() - f["start_ns"].as_i64().unwrap() == 60_000_000_000);
+    // at speed 10, a 60 s sim window lasts 6 s of wall time
+    assert_eq!(
+        f["wall_end_ns"].as_i64().unwrap() - f["wall_start_ns"].as_i64().unwrap(),
+        6_000_000_000
+    );
+    assert!(f["wall_start"].as_str().unwrap().ends_with('Z'));
 
     let (s, j) = call(
         &st,
