@@ -7,7 +7,11 @@
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -15,10 +19,17 @@ fn rss_kb() -> u64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let kind: mw_analytics::DetectorKind = args.get(2).map(|s| s.as_str()).unwrap_or("auto").parse().unwrap_or_default();
+    let kind: mw_analytics::DetectorKind = args
+        .get(2)
+        .map(|s| s.as_str())
+        .unwrap_or("auto")
+        .parse()
+        .unwrap_or_default();
     let vars: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let before = rss_kb();
-    let mut dets: Vec<_> = (0..n).map(|_| mw_analytics::build(kind, vars, None)).collect();
+    let mut dets: Vec<_> = (0..n)
+        .map(|_| mw_analytics::build(kind, vars, None))
+        .collect();
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let rows = 2 * mw_analytics::DEFAULT_WARMUP + 200;
     let mut row = vec![0.0; vars];
@@ -35,6 +46,10 @@ fn main() {
     }
     let after = rss_kb();
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
-    println!("{n} x {kind} detector(s) over {vars} variable(s), {rows} samples each: RSS +{} kB = {:.1} KiB per detector ({:.1} KiB per input tag)",
-        after.saturating_sub(before), per / 1024.0, per / 1024.0 / vars as f64);
+    println!(
+        "{n} x {kind} detector(s) over {vars} variable(s), {rows} samples each: RSS +{} kB = {:.1} KiB per detector ({:.1} KiB per input tag)",
+        after.saturating_sub(before),
+        per / 1024.0,
+        per / 1024.0 / vars as f64
+    );
 }

@@ -14,28 +14,24 @@ const PUMP: &str = "acme/plant1/utilities/water/pump1";
 
 #[test]
 fn demo_detectors_catch_injected_faults_and_dropout_stays_local() {
-    let data = TempDir::new("demo-analytics");
-    let data_dir = data.path.to_str().expect("utf-8 temp path").to_owned();
     // 50 ms polls: the detectors' warm-ups (counted in polls) pass in seconds.
-    let mut demo = Proc::millwright(&[
-        "demo",
-        "--http",
-        "127.0.0.1:0",
-        "--modbus",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-        "--seed",
-        "3",
-        "--speed",
-        "5",
-        "--fault-interval",
-        "0",
-        "--poll-interval",
-        "50",
-    ]);
-    let line = demo.wait_line("web UI at http://", Duration::from_secs(10));
-    let http = http_addr_from(&line);
+    let Demo {
+        proc: mut demo,
+        http,
+        ..
+    } = start_demo(
+        "demo-analytics",
+        &[
+            "--seed",
+            "3",
+            "--speed",
+            "5",
+            "--fault-interval",
+            "0",
+            "--poll-interval",
+            "50",
+        ],
+    );
     wait_ready(&http, Duration::from_secs(20));
 
     // Warm-up over: the gas detector's score is `good` and it is quiet on clean air.

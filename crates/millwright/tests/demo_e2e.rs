@@ -36,35 +36,19 @@ fn num(tag: &J) -> f64 {
 fn demo_serves_the_simulated_plant_end_to_end() {
     let t_start = Instant::now();
     let phase = |what: &str| eprintln!("[{:>6.2?}] {what}", t_start.elapsed());
-    let data = TempDir::new("demo-e2e");
-    let data_dir = data.path.to_str().expect("utf-8 temp path").to_owned();
     // One process covers the whole scenario: --speed 20 makes both the value changes and the gas
     // plume fast; random faults are off so no dropout can turn a tag bad under our feet.
-    let mut demo = Proc::millwright(&[
-        "demo",
-        "--http",
-        "127.0.0.1:0",
-        "--modbus",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-        "--seed",
-        "7",
-        "--speed",
-        "20",
-        "--fault-interval",
-        "0",
-    ]);
-    let sim_line = demo.wait_line(
-        "Millwright demo: simulator on Modbus TCP",
-        Duration::from_secs(10),
+    let Demo {
+        proc: mut demo,
+        modbus,
+        web_line: line,
+        data,
+        ..
+    } = start_demo(
+        "demo-e2e",
+        &["--seed", "7", "--speed", "20", "--fault-interval", "0"],
     );
-    let modbus = addr_after(&sim_line, "Modbus TCP ");
-    assert!(
-        modbus.ip().is_loopback() && modbus.port() != 0,
-        "{sim_line}"
-    );
-    let line = demo.wait_line("web UI at http://", Duration::from_secs(10));
+    assert!(modbus.ip().is_loopback() && modbus.port() != 0, "{modbus}");
     // "serving N tag(s) from 1 device(s)": the 25 points of the simulator, plus whatever the
     // built-in config derives from them (analytics), all listed by the API.
     assert!(line.contains("tag(s) from 1 device(s)"), "{line}");

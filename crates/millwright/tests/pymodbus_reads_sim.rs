@@ -59,27 +59,12 @@ fn pymodbus_reads_what_docs_simulator_md_promises() {
         25,
         "docs/simulator.md register map should list 25 points"
     );
-    let data = TempDir::new("pymodbus-sim");
-    let data_dir = data.path.to_str().expect("utf-8 temp path").to_owned();
-    let mut demo = Proc::millwright(&[
-        "demo",
-        "--http",
-        "127.0.0.1:0",
-        "--modbus",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-        "--speed",
-        "1",
-        "--fault-interval",
-        "0",
-    ]);
-    let sim_line = demo.wait_line(
-        "Millwright demo: simulator on Modbus TCP",
-        Duration::from_secs(10),
-    );
-    let modbus = addr_after(&sim_line, "Modbus TCP ");
-    let http = http_addr_from(&demo.wait_line("web UI at http://", Duration::from_secs(10)));
+    let Demo {
+        proc: mut demo,
+        http,
+        modbus,
+        ..
+    } = start_demo("pymodbus-sim", &["--speed", "1", "--fault-interval", "0"]);
     wait_ready(&http, Duration::from_secs(20));
     let before = wait_for(
         "every simulator tag to be good",

@@ -26,24 +26,15 @@ fn chromium() -> PathBuf {
 #[test]
 fn browser_page_updates_live_values_and_sparklines() {
     let browser = chromium();
-    let data = TempDir::new("ui-chromium");
     let profile = TempDir::new("ui-chromium-profile");
-    let data_dir = data.path.to_str().expect("utf-8").to_owned();
-    let mut demo = Proc::millwright(&[
-        "demo",
-        "--http",
-        "127.0.0.1:0",
-        "--modbus",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-        "--fault-interval",
-        "0",
-        "--poll-interval",
-        "200",
-    ]);
-    let line = demo.wait_line("web UI at http://", Duration::from_secs(10));
-    let http = http_addr_from(&line);
+    let Demo {
+        proc: mut demo,
+        http,
+        ..
+    } = start_demo(
+        "ui-chromium",
+        &["--fault-interval", "0", "--poll-interval", "200"],
+    );
     wait_ready(&http, Duration::from_secs(20));
     // let every tag collect a few points of history for its sparkline
     std::thread::sleep(Duration::from_secs(2));

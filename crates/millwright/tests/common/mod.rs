@@ -752,3 +752,49 @@ pub fn run_python(
         err_t.join().unwrap_or_default(),
     )
 }
+
+/// A running `millwright demo` on ephemeral loopback ports with its own data directory.
+#[allow(dead_code)] // each test binary uses a different subset of the fields
+pub struct Demo {
+    pub proc: Proc,
+    /// `127.0.0.1:PORT` of the web UI / API.
+    pub http: String,
+    /// The simulator's Modbus TCP listener.
+    pub modbus: SocketAddr,
+    /// The "serving N tag(s) … web UI at http://…" line.
+    pub web_line: String,
+    pub data: TempDir,
+}
+
+/// Starts `millwright demo --http 127.0.0.1:0 --modbus 127.0.0.1:0 --data-dir TMP EXTRA…` and waits
+/// until it prints both listener lines (not for `/ready`).
+#[allow(dead_code)]
+pub fn start_demo(name: &str, extra: &[&str]) -> Demo {
+    let data = TempDir::new(name);
+    let data_dir = data.path.to_str().expect("utf-8 temp path").to_owned();
+    let mut args = vec![
+        "demo",
+        "--http",
+        "127.0.0.1:0",
+        "--modbus",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+    ];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::millwright(&args);
+    let sim_line = proc.wait_line(
+        "Millwright demo: simulator on Modbus TCP",
+        Duration::from_secs(10),
+    );
+    let modbus = addr_after(&sim_line, "Modbus TCP ");
+    let web_line = proc.wait_line("web UI at http://", Duration::from_secs(10));
+    let http = http_addr_from(&web_line);
+    Demo {
+        proc,
+        http,
+        modbus,
+        web_line,
+        data,
+    }
+}
