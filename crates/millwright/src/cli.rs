@@ -52,6 +52,10 @@ pub struct SimOptions {
     /// Mean simulated seconds between random faults; 0 disables random faults.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800.0)]
     pub fault_interval: f64,
+    /// Scheduled faults: a CSV file with lines `start_s,asset,kind,duration_s[,point]` (simulated
+    /// seconds from the start; `#` starts a comment; an optional header line is skipped).
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

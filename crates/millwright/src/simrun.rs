@@ -83,6 +83,88 @@ fn write_labels(plant: &Plant, path: &Path) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Parses a fault schedule: `start_s,asset,kind,duration_s[,point]` per line. Every bad line is
+/// reported (`FILE:LINE: message`), not only the first.
+pub fn parse_schedule(text: &str, file: &str) -> Result<Vec<mw_sim::ScheduledFault>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen_first = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let first = std::mem::replace(&mut seen_first, true);
+        if !first && line.starts_with("start") {
+            continue; // header
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let err = |m: String| format!("{file}:{}: {m}", i + 1);
+        if !(4..=5).contains(&f.len()) {
+            errors.push(err(format!(
+                "expected start_s,asset,kind,duration_s[,point], found {} field(s)",
+                f.len()
+            )));
+            continue;
+        }
+        let start_s: f64 = match f[0].parse() {
+            Ok(v) => v,
+            Err(_) => {
+                errors.push(err(format!("start_s {:?} is not a number", f[0])));
+                continue;
+            }
+        };
+        let kind: mw_sim::FaultKind = match f[2].parse() {
+            Ok(k) => k,
+            Err(_) => {
+                let kinds: Vec<String> = mw_sim::FaultKind::ALL
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                errors.push(err(format!(
+                    "unknown fault kind {:?} (expected one of: {})",
+                    f[2],
+                    kinds.join(", ")
+                )));
+                continue;
+            }
+        };
+        let duration_s: f64 = match f[3].parse() {
+            Ok(v) => v,
+            Err(_) => {
+                errors.push(err(format!("duration_s {:?} is not a number", f[3])));
+                continue;
+            }
+        };
+        out.push(mw_sim::ScheduledFault {
+            start_s,
+            asset: f[1].to_owned(),
+            kind,
+            duration_s,
+            point: f.get(4).filter(|p| !p.is_empty()).map(|p| (*p).to_owned()),
+        });
+    }
+    // semantic checks (unknown asset, bad duration, …) by the simulator itself
+    let probe = SimConfig {
+        schedule: out.clone(),
+        ..SimConfig::default()
+    };
+    for p in probe.validate() {
+        errors.push(format!("{file}: {}: {}", p.location, p.error));
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        anyhow::bail!("invalid fault schedule:\n{}", errors.join("\n"))
+    }
+}
+
+fn read_schedule(path: &Path) -> Result<Vec<mw_sim::ScheduledFault>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the fault schedule {}", path.display()))?;
+    parse_schedule(&text, &path.display().to_string())
+}
+
 /// Starts the simulator loop and its Modbus server on `addr` (port 0 picks a free port).
 pub async fn start(
     opts: &SimOptions,
@@ -94,7 +176,10 @@ pub async fn start(
         seed: opts.seed,
         start_epoch_ns: wall_start_ns,
         random_faults: (opts.fault_interval > 0.0).then_some(opts.fault_interval),
-        schedule: Vec::new(),
+        schedule: match &opts.schedule {
+            Some(path) => read_schedule(path)?,
+            None => Vec::new(),
+        },
     };
     let problems = cfg.validate();
     if !problems.is_empty() {
@@ -191,4 +276,37 @@ pub async fn run_standalone(a: SimArgs) -> Result<()> {
     tracing::info!("shutting down");
     sim.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_parses_and_reports_every_bad_line() {
+        let ok = parse_schedule(
+            "# faults\nstart_s,asset,kind,duration_s,point\n60,gd1,gas_release,120\n# comment\n300, pump1, dropout, 30, flow\n",
+            "s.csv",
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].point.as_deref(), Some("flow"));
+        assert_eq!(ok[0].kind, mw_sim::FaultKind::GasRelease);
+        let err = parse_schedule(
+            "x,gd1,gas_release,1\n5,gd1,meteor,1\n5,gd1\n5,nowhere,leak,10\n",
+            "s.csv",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("s.csv:1: start_s \"x\" is not a number"),
+            "{err}"
+        );
+        assert!(
+            err.contains("s.csv:2: unknown fault kind \"meteor\""),
+            "{err}"
+        );
+        assert!(err.contains("s.csv:3: expected"), "{err}");
+        assert!(err.contains("unknown asset"), "{err}");
+    }
 }
