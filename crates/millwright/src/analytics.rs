@@ -12,6 +12,8 @@
 //!   quality `uncertain`.
 //!
 //! Memory is bounded by the detectors' own windows (docs/analytics.md) and the RUL window.
+//! Metrics: `mw_anomalous{component="analytics",instance=ASSET}` (0/1) and
+//! `mw_anomaly_onsets_total{…}` (normal → anomalous transitions).
 
 use std::collections::HashMap;
 
@@ -22,6 +24,11 @@ use mw_model::{Quality, Sample, TagPath, Value};
 use mw_pdm::TrendRul;
 
 struct DetectorSlot {
+    /// `mw_anomalous{component="analytics",instance=ASSET}`: 1 while the detector flags its asset.
+    flag_gauge: metrics::Gauge,
+    /// `mw_anomaly_onsets_total{…}`: transitions from normal to anomalous.
+    onsets: metrics::Counter,
+    was_anomalous: bool,
     score_tag: TagPath,
     flag_tag: TagPath,
     detector: Box<dyn Detector>,
@@ -53,7 +60,11 @@ impl LiveAnalytics {
             for (i, t) in d.tags.iter().enumerate() {
                 la.inputs.entry(t.clone()).or_default().push((slot, i));
             }
+            let instance = d.score_tag.asset().to_owned();
             la.detectors.push(DetectorSlot {
+                flag_gauge: metrics::gauge!("mw_anomalous", "component" => "analytics", "instance" => instance.clone()),
+                onsets: metrics::counter!("mw_anomaly_onsets_total", "component" => "analytics", "instance" => instance),
+                was_anomalous: false,
                 score_tag: d.score_tag.clone(),
                 flag_tag: d.flag_tag.clone(),
                 detector: mw_analytics::build(kind, d.tags.len(), d.warmup),
@@ -164,6 +175,11 @@ impl Processor for LiveAnalytics {
                 continue;
             }
             let o = d.detector.update(ts, &d.latest);
+            if o.anomalous && !d.was_anomalous {
+                d.onsets.increment(1);
+            }
+            d.was_anomalous = o.anomalous;
+            d.flag_gauge.set(if o.anomalous { 1.0 } else { 0.0 });
             let q = if o.warming_up {
                 Quality::Uncertain("warming up".into())
             } else {

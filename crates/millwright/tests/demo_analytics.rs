@@ -83,6 +83,16 @@ fn demo_detectors_catch_injected_faults_and_dropout_stays_local() {
         score >= 0.5,
         "a flagged row scores at least the threshold (0.5): {score}"
     );
+    let metrics = get(&http, "/metrics").expect("GET /metrics").text();
+    let onsets = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("mw_anomaly_onsets_total") && l.contains(&format!("instance=\"{GD1}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no mw_anomaly_onsets_total for gd1 in /metrics"));
+    assert!(onsets >= 1.0, "onsets {onsets}");
 
     // Pump RUL from the vibration trend: published in hours with lower ≤ rul.
     let (rul, lower) = wait_for("pump RUL", Duration::from_secs(30), || {
