@@ -40,6 +40,14 @@ pub struct PcaConfig {
     pub wander_ratio: f64,
     /// Time constant, in rows, of that moving mean. Default `warmup / 4`.
     pub detrend_horizon: Option<usize>,
+    /// Gated re-centring: a row judged clearly normal (largest statistic/threshold ratio
+    /// below `adapt_below`, no alarm raised) moves the standardization centre towards
+    /// itself with weight `1 / adapt_horizon`, so the baseline follows slow changes of
+    /// the operating point while rows near or above a threshold (a fault) never move it.
+    /// `None` (default for `pca`) disables; `auto` uses `warmup / 4` rows.
+    pub adapt_horizon: Option<usize>,
+    /// Ratio below which a row counts as clearly normal for re-centring. Default 0.5.
+    pub adapt_below: f64,
     /// How the thresholds are derived from the warm-up. Default quantile 0.99, margin 5:
     /// T² and Q have heavier tails than a z-score, and the smoothed heads see few
     /// independent warm-up values (with margin 3, autocorrelated clean data raised
@@ -58,6 +66,8 @@ impl Default for PcaConfig {
             folds: 2,
             wander_ratio: 4.0,
             detrend_horizon: None,
+            adapt_horizon: None,
+            adapt_below: 0.5,
             threshold: ThresholdRule {
                 quantile: 0.99,
                 margin: 5.0,
@@ -86,6 +96,7 @@ pub(crate) fn auto(n_vars: usize, warmup: usize) -> Box<dyn Detector> {
     let cfg = PcaConfig {
         windows: vec![1, 8, 32],
         refit_every: Some(0),
+        adapt_horizon: Some(warmup / 4),
         ..PcaConfig::default()
     };
     let parts: Vec<Box<dyn Scorer>> = vec![
@@ -395,6 +406,9 @@ pub(crate) struct PcaScorer {
     refit_every: usize,
     wander_ratio: f64,
     horizon: usize,
+    /// Weight of a clearly normal row in the re-centring (0 = off).
+    adapt_rate: f64,
+    adapt_below: f64,
     /// Size of the pool of recent normal rows used by refits.
     keep: usize,
     rule: ThresholdRule,
@@ -445,6 +459,12 @@ impl PcaScorer {
                 cfg.wander_ratio
             },
             horizon: cfg.detrend_horizon.unwrap_or(warmup / 4),
+            adapt_rate: cfg.adapt_horizon.map_or(0.0, |h| 1.0 / h.max(1) as f64),
+            adapt_below: if cfg.adapt_below.is_finite() {
+                cfg.adapt_below.clamp(0.0, 1.0)
+            } else {
+                0.5
+            },
             keep: warmup,
             center: vec![0.0; d],
             scale: vec![1.0; d],
@@ -570,6 +590,11 @@ impl Scorer for PcaScorer {
     }
 
     fn feedback(&mut self, _raw: &[f64], verdict: Verdict) {
+        if self.adapt_rate > 0.0 && verdict.ratio < self.adapt_below && !verdict.anomalous {
+            for (c, x) in self.center.iter_mut().zip(&self.row) {
+                *c += self.adapt_rate * (x - *c);
+            }
+        }
         if self.refit_every == 0 {
             return;
         }
@@ -611,6 +636,39 @@ mod tests {
             .map(|(i, x)| x + i as f64 * 0.01)
             .collect();
         assert!(variance_ratio(&trend, 20) > 10.0);
+    }
+
+    #[test]
+    fn recentring_moves_only_on_clearly_normal_rows() {
+        let cfg = PcaConfig {
+            adapt_horizon: Some(10),
+            refit_every: Some(0),
+            ..PcaConfig::default()
+        };
+        let mut sc = PcaScorer::new(&cfg, 2, 100);
+        sc.row = vec![1.0, -2.0];
+        let quiet = Verdict {
+            ratio: 0.2,
+            anomalous: false,
+        };
+        let near = Verdict {
+            ratio: 0.8,
+            anomalous: false,
+        };
+        let alarmed = Verdict {
+            ratio: 0.1,
+            anomalous: true,
+        };
+        sc.feedback(&[1.0, -2.0], near);
+        sc.feedback(&[1.0, -2.0], alarmed);
+        assert_eq!(sc.center, vec![0.0, 0.0]);
+        sc.feedback(&[1.0, -2.0], quiet);
+        assert!((sc.center[0] - 0.1).abs() < 1e-12 && (sc.center[1] + 0.2).abs() < 1e-12);
+        // Off by default (the `pca` detector).
+        let mut off = PcaScorer::new(&PcaConfig::default(), 2, 100);
+        off.row = vec![1.0, -2.0];
+        off.feedback(&[1.0, -2.0], quiet);
+        assert_eq!(off.center, vec![0.0, 0.0]);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! warm-up and not scored, pointwise confusion summed over all files → F1, FAR, MAR.
 //! Skips (with a message) when `shared/datasets/skab` is absent.
 //!
-//! `cargo test -p mw-analytics --release --test skab -- --nocapture` prints the figures.
+//! `cargo test -p mw-analytics --release --test skab -- --nocapture` prints the figures, overall
+//! and for the two halves `valve1` / `valve2` + `other` (a change that helps only one half is
+//! suspect); with `SKAB_DETAIL=1` also false alarms before / after the fault per file.
 
 use std::path::{Path, PathBuf};
 
@@ -22,11 +24,11 @@ const SENSORS: [&str; 8] = [
 ];
 const WARMUP: usize = 400;
 
-/// Measured with the defaults of this crate: F1 0.7955, FAR 21.17 %, MAR 21.89 %; the bounds leave a
+/// Measured with the defaults of this crate: F1 0.7963, FAR 18.15 %, MAR 23.48 %; the bounds leave a
 /// little room so that harmless floating-point changes do not fail the test.
-const MIN_F1: f64 = 0.785;
-const MAX_FAR: f64 = 0.22;
-const MAX_MAR: f64 = 0.23;
+const MIN_F1: f64 = 0.79;
+const MAX_FAR: f64 = 0.19;
+const MAX_MAR: f64 = 0.24;
 
 fn skab_files() -> Option<Vec<PathBuf>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/skab");
@@ -142,6 +144,40 @@ fn skab_auto_meets_the_measured_bounds() {
         m.fn_,
         t0.elapsed()
     );
+    // `skab_files` lists valve1 (16 files) first.
+    for (name, part) in [("valve1", &results[..16]), ("valve2+other", &results[16..])] {
+        let h = summed(part);
+        println!(
+            "  {name}: F1 {:.4}  FAR {:.2} %  MAR {:.2} %  (TP {} FP {} TN {} FN {})",
+            h.f1,
+            100.0 * h.far,
+            100.0 * h.mar,
+            h.tp,
+            h.fp,
+            h.tn,
+            h.fn_
+        );
+    }
+    if std::env::var_os("SKAB_DETAIL").is_some() {
+        for (f, r) in files.iter().zip(&results) {
+            let first = r.labels.iter().position(|l| *l).unwrap_or(r.labels.len());
+            let last = r.labels.iter().rposition(|l| *l).unwrap_or(0);
+            let fp_before = (WARMUP..first).filter(|&i| r.predicted[i]).count();
+            let fp_after = (last + 1..r.labels.len())
+                .filter(|&i| r.predicted[i])
+                .count();
+            let fn_ = (0..r.labels.len())
+                .filter(|&i| i >= WARMUP && r.labels[i] && !r.predicted[i])
+                .count();
+            println!(
+                "  {}: n {} fault {first}..={last}  FP before {fp_before}/{}  FP after {fp_after}/{}  FN {fn_}",
+                f.display(),
+                r.labels.len(),
+                first.saturating_sub(WARMUP),
+                r.labels.len() - last - 1
+            );
+        }
+    }
     assert!(m.f1 >= MIN_F1, "F1 {:.4} below {MIN_F1}", m.f1);
     assert!(m.far <= MAX_FAR, "FAR {:.4} above {MAX_FAR}", m.far);
     assert!(m.mar <= MAX_MAR, "MAR {:.4} above {MAX_MAR}", m.mar);
