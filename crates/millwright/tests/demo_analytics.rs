@@ -83,6 +83,14 @@ fn demo_detectors_catch_injected_faults_and_dropout_stays_local() {
         score >= 0.5,
         "a flagged row scores at least the threshold (0.5): {score}"
     );
+    // A lasting release stays flagged (the gas detector's `ewma` keeps its warm-up reference).
+    std::thread::sleep(Duration::from_secs(3));
+    let tags = tags_by_path(&http);
+    assert_eq!(
+        tags[&flag_tag]["value"], true,
+        "still anomalous while the gas is up: {}",
+        tags[&score_tag]
+    );
     let metrics = get(&http, "/metrics").expect("GET /metrics").text();
     let onsets = metrics
         .lines()

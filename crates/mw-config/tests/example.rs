@@ -55,7 +55,7 @@ fn example_plant_toml_analytics() {
             (format!("{water}/pump1"), "auto", 5),
             (
                 "acme/plant1/utilities/compressor_house/gd1".to_owned(),
-                "mad",
+                "ewma",
                 1
             ),
             (format!("{water}/tank1"), "auto", 3),
