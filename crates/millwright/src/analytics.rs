@@ -55,7 +55,7 @@ impl LiveAnalytics {
     pub fn new(detectors: &[DetectorConfig], rul: &[RulConfig]) -> LiveAnalytics {
         let mut la = LiveAnalytics::default();
         for d in detectors {
-            let kind: DetectorKind = d.kind.name().parse().unwrap_or(DetectorKind::Auto);
+            let kind: DetectorKind = d.kind;
             let slot = la.detectors.len();
             for (i, t) in d.tags.iter().enumerate() {
                 la.inputs.entry(t.clone()).or_default().push((slot, i));

@@ -17,9 +17,9 @@ use toml::de::{DeString, DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, LineIndex};
 use crate::types::{
-    AssetConfig, Config, DetectorConfig, DetectorKindName, DeviceConfig, HttpConfig, MODBUS_TYPES,
+    AssetConfig, Config, DetectorConfig, DetectorKind, DeviceConfig, HttpConfig, MODBUS_TYPES,
     ModbusTag, OverloadPolicy, PipelineConfig, RegisterTable, RulConfig, SiteConfig, WordOrder,
-    register_count,
+    is_univariate, register_count,
 };
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -37,6 +37,11 @@ const SITE_KEYS: &[&str] = &["name"];
 const HTTP_KEYS: &[&str] = &["address", "auth"];
 const PIPELINE_KEYS: &[&str] = &["bus_capacity", "sink_capacity", "overload", "live_window"];
 const ASSET_KEYS: &[&str] = &["path", "kind", "description"];
+const ASSET_ENTRY: EntryKeys = EntryKeys {
+    id: "path",
+    required: &["path"],
+    allowed: ASSET_KEYS,
+};
 const DEVICE_KEYS: &[&str] = &[
     "name",
     "kind",
@@ -48,6 +53,11 @@ const DEVICE_KEYS: &[&str] = &[
     "word_order",
     "tags",
 ];
+const DEVICE_ENTRY: EntryKeys = EntryKeys {
+    id: "name",
+    required: &["name", "endpoint"],
+    allowed: DEVICE_KEYS,
+};
 const TAG_KEYS: &[&str] = &[
     "path",
     "table",
@@ -59,10 +69,25 @@ const TAG_KEYS: &[&str] = &[
     "deadband",
     "description",
 ];
+const TAG_ENTRY: EntryKeys = EntryKeys {
+    id: "path",
+    required: &["path", "table", "address", "type"],
+    allowed: TAG_KEYS,
+};
 const SCALE_KEYS: &[&str] = &["raw", "eu", "clamp"];
 const DEADBAND_KEYS: &[&str] = &["absolute", "percent"];
 const DETECTOR_KEYS: &[&str] = &["asset", "tags", "kind", "warmup", "name"];
+const DETECTOR_ENTRY: EntryKeys = EntryKeys {
+    id: "asset",
+    required: &["asset"],
+    allowed: DETECTOR_KEYS,
+};
 const RUL_KEYS: &[&str] = &["tag", "threshold", "window", "baseline", "decreasing"];
+const RUL_ENTRY: EntryKeys = EntryKeys {
+    id: "tag",
+    required: &["tag", "threshold"],
+    allowed: RUL_KEYS,
+};
 
 const CAPACITY_RANGE: RangeInclusive<i128> = 1..=1_048_576;
 const LIVE_WINDOW_RANGE: RangeInclusive<i128> = 1..=100_000;
@@ -115,6 +140,20 @@ struct Tbl<'a, 'i> {
     /// Where "missing key" errors point: the header or the opening brace.
     start: usize,
     name: &'a str,
+}
+
+impl<'a, 'i> Tbl<'a, 'i> {
+    fn new(t: &'a DeTable<'i>, start: usize, name: &'a str) -> Self {
+        Tbl { t, start, name }
+    }
+}
+
+/// The keys of one kind of `[[…]]` entry: the string key the entry is named after in messages,
+/// the keys it requires and those it allows.
+struct EntryKeys {
+    id: &'static str,
+    required: &'static [&'static str],
+    allowed: &'static [&'static str],
 }
 
 /// A checked value with the spans of its key and value.
@@ -300,18 +339,7 @@ impl<'s> Checker<'s> {
 
     /// An integer or float.
     fn number(&mut self, t: Tbl<'_, '_>, key: &str, required: bool) -> Option<Field<f64>> {
-        let (k, v) = self.entry(t, key, required)?;
-        match as_number(v.get_ref()) {
-            Some(x) => Some(Field {
-                v: x,
-                key: k.span(),
-                span: v.span(),
-            }),
-            None => {
-                self.wrong_type(&format!("{key:?}"), t.name, "number", v);
-                None
-            }
-        }
+        self.typed(t, key, required, "number", as_number)
     }
 
     /// `[LO, HI]`: an array of exactly two numbers.
@@ -401,36 +429,100 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// Starts on a `[[…]]` entry: reads its `keys.id` string (a wrong type is reported under
+    /// `anon.name`), names the entry `label(id)` (`anon.name` when there is no id), and reports
+    /// its missing required and unknown keys under that name. Returns the id and the name.
+    fn entry_head<'a>(
+        &mut self,
+        anon: Tbl<'a, '_>,
+        keys: &EntryKeys,
+        label: impl FnOnce(&str) -> String,
+    ) -> (Option<Field<&'a str>>, String) {
+        let id = self.string(anon, keys.id, false);
+        let name = id
+            .as_ref()
+            .map_or_else(|| anon.name.to_owned(), |f| label(f.v));
+        let t = Tbl {
+            name: &name,
+            ..anon
+        };
+        self.require(t, keys.required);
+        self.unknown_keys(t, keys.allowed);
+        (id, name)
+    }
+
+    /// Records the first definition of the name in `f` in the map `defined` picks; a later one
+    /// is reported as a duplicate `what`.
+    fn define_once(
+        &mut self,
+        what: &str,
+        f: &Field<&str>,
+        defined: fn(&mut Self) -> &mut HashMap<String, usize>,
+    ) {
+        match defined(self).get(f.v) {
+            Some(&first) => {
+                let line = self.lines.line(first);
+                self.err(
+                    f.span.start,
+                    format!("duplicate {what} {:?} (first defined at line {line})", f.v),
+                );
+            }
+            None => {
+                defined(self).insert(f.v.to_owned(), f.span.start);
+            }
+        }
+    }
+
+    /// Reports `f` unless it is a valid asset path. The model owns the path rules; a scratch
+    /// tree applies them.
+    fn valid_asset_path(&mut self, f: &Field<&str>) -> bool {
+        let Err(AssetTreeError::BadPath { source, .. }) =
+            AssetTree::new().add_asset(f.v, mw_model::AssetKind::Area, "")
+        else {
+            return true;
+        };
+        let msg = format!(
+            "invalid asset path {:?}: {}",
+            f.v,
+            asset_path_error(&source)
+        );
+        self.err(f.span.start, msg);
+        false
+    }
+
+    /// The optional `word_order` key.
+    fn word_order(&mut self, t: Tbl<'_, '_>) -> Option<WordOrder> {
+        let orders = WordOrder::ALL.map(|w| (w.name(), w));
+        self.choice(t, "word_order", "word_order", &orders)
+            .map(|f| f.v)
+    }
+
+    /// Reports a NaN or infinite `f`, the value of `key` in `name`, and drops it.
+    fn finite_value(&mut self, f: Field<f64>, key: &str, name: &str) -> Option<Field<f64>> {
+        if !f.v.is_finite() {
+            self.err(
+                f.span.start,
+                format!("{key:?} in {name} must be a finite number, found {}", f.v),
+            );
+            return None;
+        }
+        Some(f)
+    }
+
     // ---- sections --------------------------------------------------------------------------
 
     fn root(&mut self, root: &DeTable<'_>) -> Config {
-        let t = Tbl {
-            t: root,
-            start: 0,
-            name: "the top level",
-        };
+        let t = Tbl::new(root, 0, "the top level");
         self.unknown_keys(t, TOP_KEYS);
         let mut config = Config::default();
         if let Some(f) = self.table(t, "site", false) {
-            config.site = self.site(Tbl {
-                t: f.v,
-                start: f.span.start,
-                name: "[site]",
-            });
+            config.site = self.site(Tbl::new(f.v, f.span.start, "[site]"));
         }
         if let Some(f) = self.table(t, "http", false) {
-            config.http = self.http(Tbl {
-                t: f.v,
-                start: f.span.start,
-                name: "[http]",
-            });
+            config.http = self.http(Tbl::new(f.v, f.span.start, "[http]"));
         }
         if let Some(f) = self.table(t, "pipeline", false) {
-            config.pipeline = self.pipeline(Tbl {
-                t: f.v,
-                start: f.span.start,
-                name: "[pipeline]",
-            });
+            config.pipeline = self.pipeline(Tbl::new(f.v, f.span.start, "[pipeline]"));
         }
         for (i, tbl, start) in self.array_of_tables(t, "assets", "assets") {
             config.assets.push(self.asset(i, tbl, start));
@@ -527,59 +619,18 @@ impl<'s> Checker<'s> {
 
     fn asset(&mut self, index: usize, table: &DeTable<'_>, start: usize) -> AssetConfig {
         let anon = format!("[[assets]] entry #{index}");
-        let path = self.string(
-            Tbl {
-                t: table,
-                start,
-                name: &anon,
-            },
-            "path",
-            false,
-        );
-        let name = match &path {
-            Some(p) => format!("asset {:?}", p.v),
-            None => anon.clone(),
-        };
-        let t = Tbl {
-            t: table,
-            start,
-            name: &name,
-        };
-        self.require(t, &["path"]);
-        self.unknown_keys(t, ASSET_KEYS);
+        let (path, name) = self.entry_head(Tbl::new(table, start, &anon), &ASSET_ENTRY, |p| {
+            format!("asset {p:?}")
+        });
+        let t = Tbl::new(table, start, &name);
         let mut asset = AssetConfig {
             path: String::new(),
             kind: mw_model::AssetKind::Other("asset".to_owned()),
             description: String::new(),
         };
         if let Some(p) = path {
-            // The model owns the path rules; a scratch tree applies them.
-            match AssetTree::new().add_asset(p.v, asset.kind.clone(), "") {
-                Err(AssetTreeError::BadPath { source, .. }) => {
-                    self.err(
-                        p.span.start,
-                        format!(
-                            "invalid asset path {:?}: {}",
-                            p.v,
-                            asset_path_error(&source)
-                        ),
-                    );
-                }
-                _ => match self.asset_paths.entry(p.v.to_owned()) {
-                    Entry::Occupied(first) => {
-                        let line = self.lines.line(*first.get());
-                        self.err(
-                            p.span.start,
-                            format!(
-                                "duplicate asset path {:?} (first defined at line {line})",
-                                p.v
-                            ),
-                        );
-                    }
-                    Entry::Vacant(slot) => {
-                        slot.insert(p.span.start);
-                    }
-                },
+            if self.valid_asset_path(&p) {
+                self.define_once("asset path", &p, |c| &mut c.asset_paths);
             }
             asset.path = p.v.to_owned();
         }
@@ -594,26 +645,11 @@ impl<'s> Checker<'s> {
 
     fn device(&mut self, index: usize, table: &DeTable<'_>, start: usize) -> DeviceConfig {
         let anon = format!("[[devices]] entry #{index}");
-        let name_field = self.string(
-            Tbl {
-                t: table,
-                start,
-                name: &anon,
-            },
-            "name",
-            false,
-        );
-        let label = match &name_field {
-            Some(n) => format!("device {:?}", n.v),
-            None => anon.clone(),
-        };
-        let t = Tbl {
-            t: table,
-            start,
-            name: &label,
-        };
-        self.require(t, &["name", "endpoint"]);
-        self.unknown_keys(t, DEVICE_KEYS);
+        let (name_field, label) =
+            self.entry_head(Tbl::new(table, start, &anon), &DEVICE_ENTRY, |n| {
+                format!("device {n:?}")
+            });
+        let t = Tbl::new(table, start, &label);
         let mut dev = DeviceConfig {
             name: String::new(),
             endpoint: String::new(),
@@ -631,21 +667,7 @@ impl<'s> Checker<'s> {
                     format!("invalid device name {:?}: {why}", n.v),
                 );
             } else {
-                match self.device_names.entry(n.v.to_owned()) {
-                    Entry::Occupied(first) => {
-                        let line = self.lines.line(*first.get());
-                        self.err(
-                            n.span.start,
-                            format!(
-                                "duplicate device name {:?} (first defined at line {line})",
-                                n.v
-                            ),
-                        );
-                    }
-                    Entry::Vacant(slot) => {
-                        slot.insert(n.span.start);
-                    }
-                }
+                self.define_once("device name", &n, |c| &mut c.device_names);
             }
             dev.name = n.v.to_owned();
         }
@@ -673,9 +695,8 @@ impl<'s> Checker<'s> {
         if let Some(f) = self.integer(t, "backoff_max_ms", false, BACKOFF_MAX_RANGE) {
             dev.backoff_max = Duration::from_millis(f.v as u64);
         }
-        let orders = WordOrder::ALL.map(|w| (w.name(), w));
-        if let Some(f) = self.choice(t, "word_order", "word_order", &orders) {
-            dev.word_order = f.v;
+        if let Some(order) = self.word_order(t) {
+            dev.word_order = order;
         }
         let mut regs = Vec::new();
         for (i, tbl, start) in self.array_of_tables(t, "tags", "devices.tags") {
@@ -697,27 +718,10 @@ impl<'s> Checker<'s> {
         regs: &mut Vec<RegUse>,
     ) -> Option<ModbusTag> {
         let anon = format!("tag #{index} of {device}");
-        let path_field = self.string(
-            Tbl {
-                t: table,
-                start,
-                name: &anon,
-            },
-            "path",
-            false,
-        );
-        let label = match &path_field {
-            Some(p) if TagPath::new(p.v).is_ok() => format!("tag {}", p.v),
-            Some(p) => format!("tag {:?}", p.v),
-            None => anon.clone(),
-        };
-        let t = Tbl {
-            t: table,
-            start,
-            name: &label,
-        };
-        self.require(t, &["path", "table", "address", "type"]);
-        self.unknown_keys(t, TAG_KEYS);
+        let (path_field, label) = self.entry_head(Tbl::new(table, start, &anon), &TAG_ENTRY, |p| {
+            path_label("tag", p)
+        });
+        let t = Tbl::new(table, start, &label);
 
         let mut path = None;
         let path_at = path_field.as_ref().map_or(usize::MAX, |p| p.span.start);
@@ -816,10 +820,7 @@ impl<'s> Checker<'s> {
             });
         }
 
-        let orders = WordOrder::ALL.map(|w| (w.name(), w));
-        let word_order = self
-            .choice(t, "word_order", "word_order", &orders)
-            .map_or(device_order, |f| f.v);
+        let word_order = self.word_order(t).unwrap_or(device_order);
 
         let unit = self.string(t, "unit", false).and_then(|f| {
             if unit_info(f.v).is_some() {
@@ -869,11 +870,7 @@ impl<'s> Checker<'s> {
     ) -> Option<Scaling> {
         let f = self.table(tag, "scale", false)?;
         let name = format!("scale of {label}");
-        let t = Tbl {
-            t: f.v,
-            start: f.span.start,
-            name: &name,
-        };
+        let t = Tbl::new(f.v, f.span.start, &name);
         self.unknown_keys(t, SCALE_KEYS);
         let raw = self.pair(t, "raw");
         let eu = self.pair(t, "eu");
@@ -897,11 +894,7 @@ impl<'s> Checker<'s> {
     fn deadband(&mut self, tag: Tbl<'_, '_>, label: &str, has_scale: bool) -> Option<Deadband> {
         let f = self.table(tag, "deadband", false)?;
         let name = format!("deadband of {label}");
-        let t = Tbl {
-            t: f.v,
-            start: f.span.start,
-            name: &name,
-        };
+        let t = Tbl::new(f.v, f.span.start, &name);
         self.unknown_keys(t, DEADBAND_KEYS);
         let absolute = self.number(t, "absolute", false);
         let percent = self.number(t, "percent", false);
@@ -928,13 +921,7 @@ impl<'s> Checker<'s> {
             (Some(a), None) => ("absolute", a),
             (None, Some(p)) => ("percent", p),
         };
-        if !v.v.is_finite() {
-            self.err(
-                v.span.start,
-                format!("{kind:?} in {name} must be a finite number, found {}", v.v),
-            );
-            return None;
-        }
+        let v = self.finite_value(v, kind, &name)?;
         if v.v < 0.0 {
             self.err(
                 v.span.start,
@@ -965,42 +952,27 @@ impl<'s> Checker<'s> {
         start: usize,
     ) -> Option<DetectorConfig> {
         let anon = format!("[[detectors]] entry #{index}");
-        let asset_field = self.string(
-            Tbl {
-                t: table,
-                start,
-                name: &anon,
-            },
-            "asset",
-            false,
-        );
-        let label = match &asset_field {
-            Some(a) => format!("detector on {:?}", a.v),
-            None => anon.clone(),
-        };
-        let t = Tbl {
-            t: table,
-            start,
-            name: &label,
-        };
-        self.require(t, &["asset"]);
-        self.unknown_keys(t, DETECTOR_KEYS);
+        let (asset_field, label) =
+            self.entry_head(Tbl::new(table, start, &anon), &DETECTOR_ENTRY, |a| {
+                format!("detector on {a:?}")
+            });
+        let t = Tbl::new(table, start, &label);
         let asset = asset_field.and_then(|f| self.analytics_asset(f));
 
-        let kinds = DetectorKindName::ALL.map(|k| (k.name(), k));
+        let kinds = DetectorKind::ALL.map(|k| (k.as_str(), k));
         let kind = self.choice(t, "kind", "detector kind", &kinds);
         let warmup = self
             .integer(t, "warmup", false, WARMUP_RANGE)
             .map(|f| f.v as usize);
         let (tags, count) = self.detector_tags(t, &label, asset.as_ref());
         if let (Some(k), Some((n, from))) = (&kind, &count)
-            && k.v.is_univariate()
+            && is_univariate(k.v)
             && *n != 1
         {
             let msg = format!(
                 "detector kind {:?} watches exactly one tag, but {from}; use kind \"auto\" or \"pca\" \
                  for several tags, or one [[detectors]] entry per tag",
-                k.v.name()
+                k.v.as_str()
             );
             self.err(k.span.start, msg);
         }
@@ -1032,7 +1004,7 @@ impl<'s> Checker<'s> {
         Some(DetectorConfig {
             asset: asset.v.to_owned(),
             tags: tags?,
-            kind: kind.map_or(DetectorKindName::default(), |k| k.v),
+            kind: kind.map_or(DetectorKind::default(), |k| k.v),
             warmup,
             score_tag,
             flag_tag,
@@ -1042,15 +1014,7 @@ impl<'s> Checker<'s> {
     /// An analytics entry's asset: a valid asset path, declared in `[[assets]]` or with at least
     /// one configured tag directly under it.
     fn analytics_asset<'a>(&mut self, f: Field<&'a str>) -> Option<Field<&'a str>> {
-        if let Err(AssetTreeError::BadPath { source, .. }) =
-            AssetTree::new().add_asset(f.v, mw_model::AssetKind::Area, "")
-        {
-            let msg = format!(
-                "invalid asset path {:?}: {}",
-                f.v,
-                asset_path_error(&source)
-            );
-            self.err(f.span.start, msg);
+        if !self.valid_asset_path(&f) {
             return None;
         }
         if !self.asset_paths.contains_key(f.v) && !self.tag_paths.keys().any(|p| p.asset() == f.v) {
@@ -1186,27 +1150,10 @@ impl<'s> Checker<'s> {
 
     fn rul(&mut self, index: usize, table: &DeTable<'_>, start: usize) -> Option<RulConfig> {
         let anon = format!("[[rul]] entry #{index}");
-        let tag_field = self.string(
-            Tbl {
-                t: table,
-                start,
-                name: &anon,
-            },
-            "tag",
-            false,
-        );
-        let label = match &tag_field {
-            Some(p) if TagPath::new(p.v).is_ok() => format!("rul for {}", p.v),
-            Some(p) => format!("rul for {:?}", p.v),
-            None => anon.clone(),
-        };
-        let t = Tbl {
-            t: table,
-            start,
-            name: &label,
-        };
-        self.require(t, &["tag", "threshold"]);
-        self.unknown_keys(t, RUL_KEYS);
+        let (tag_field, label) = self.entry_head(Tbl::new(table, start, &anon), &RUL_ENTRY, |p| {
+            path_label("rul for", p)
+        });
+        let t = Tbl::new(table, start, &label);
         let tag = tag_field.and_then(|f| self.rul_tag(f));
         let threshold = self.finite(t, "threshold", false);
         let window = self
@@ -1290,17 +1237,7 @@ impl<'s> Checker<'s> {
     /// A finite number; NaN and infinities are reported and dropped.
     fn finite(&mut self, t: Tbl<'_, '_>, key: &str, required: bool) -> Option<Field<f64>> {
         let f = self.number(t, key, required)?;
-        if !f.v.is_finite() {
-            self.err(
-                f.span.start,
-                format!(
-                    "{key:?} in {} must be a finite number, found {}",
-                    t.name, f.v
-                ),
-            );
-            return None;
-        }
-        Some(f)
+        self.finite_value(f, key, t.name)
     }
 
     /// The paths `asset/NAME` an analytics entry publishes; the first invalid one is reported at
@@ -1451,6 +1388,15 @@ fn range_desc(r: &RegUse) -> String {
         format!("{}{what} {}", r.table, r.start)
     } else {
         format!("{}{what}s {}..={}", r.table, r.start, r.end - 1)
+    }
+}
+
+/// `PREFIX PATH`, with the path quoted unless it is a valid tag path.
+fn path_label(prefix: &str, path: &str) -> String {
+    if TagPath::new(path).is_ok() {
+        format!("{prefix} {path}")
+    } else {
+        format!("{prefix} {path:?}")
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use types::{
-    AssetConfig, Config, DetectorConfig, DetectorKindName, DeviceConfig, HttpAuth, HttpConfig,
+    AssetConfig, Config, DetectorConfig, DetectorKind, DeviceConfig, HttpAuth, HttpConfig,
     ModbusTag, OverloadPolicy, PipelineConfig, RegisterTable, RulConfig, SiteConfig, WordOrder,
 };
 

@@ -657,7 +657,7 @@ fn detector_defaults_watch_every_numeric_tag_in_file_order() {
         vec![DetectorConfig {
             asset: "acme/p1".into(),
             tags: vec![tp("acme/p1/flow"), tp("acme/p1/vib"), tp("acme/p1/temp")],
-            kind: DetectorKindName::Auto,
+            kind: DetectorKind::Auto,
             warmup: None,
             score_tag: tp("acme/p1/anomaly_score"),
             flag_tag: tp("acme/p1/anomalous"),
@@ -680,14 +680,14 @@ fn detector_with_every_key() {
         vec![tp("acme/p1/vib"), tp("acme/p1/flow")],
         "in the order given"
     );
-    assert_eq!((d.kind, d.warmup), (DetectorKindName::Pca, Some(300)));
+    assert_eq!((d.kind, d.warmup), (DetectorKind::Pca, Some(300)));
     assert_eq!(
         (d.score_tag.as_str(), d.flag_tag.as_str()),
         ("acme/p1/x_score", "acme/p1/x")
     );
     assert_eq!(
         (d2.asset.as_str(), d2.kind),
-        ("acme/p2", DetectorKindName::Seasonal),
+        ("acme/p2", DetectorKind::Seasonal),
         "an undeclared asset is known through its tags"
     );
 }
@@ -733,7 +733,16 @@ fn detector_kinds() {
             "12:8: unknown detector kind \"iforest\" in detector on \"acme/p1\" (expected one of: auto, mad, ewma, cusum, seasonal, pca)"
         ]
     );
-    for kind in DetectorKindName::ALL {
+    assert_eq!(
+        errors(&with_plant(
+            "[[detectors]]\nasset = \"acme/p1\"\nkind = \"Auto\"\n"
+        )),
+        vec![
+            "12:8: unknown detector kind \"Auto\" in detector on \"acme/p1\" (expected one of: auto, mad, ewma, cusum, seasonal, pca)"
+        ],
+        "kind names are case-sensitive"
+    );
+    for kind in DetectorKind::ALL {
         let src = with_plant(&format!(
             "[[detectors]]\nasset = \"acme/p1\"\ntags = [\"vib\"]\nkind = \"{kind}\"\n"
         ));
@@ -766,10 +775,10 @@ fn univariate_kinds_need_exactly_one_tag() {
     assert_eq!(c.detectors[0].tags, vec![tp("acme/p2/level")]);
     // several tags are fine for the multivariate kinds
     assert!(
-        DetectorKindName::ALL
+        DetectorKind::ALL
             .iter()
-            .filter(|k| !k.is_univariate())
-            .eq([DetectorKindName::Auto, DetectorKindName::Pca].iter())
+            .filter(|&&k| !crate::types::is_univariate(k))
+            .eq([DetectorKind::Auto, DetectorKind::Pca].iter())
     );
 }
 

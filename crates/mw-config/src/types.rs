@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+pub use mw_analytics::DetectorKind;
 use mw_model::{AssetKind, AssetTree, DataType, TagDef, TagPath};
 
 /// A whole, validated configuration file.
@@ -202,7 +203,7 @@ pub struct DetectorConfig {
     /// Full paths of the watched tags: those listed in `tags`, in that order, or else every
     /// numeric tag of the asset in file order. Never empty.
     pub tags: Vec<TagPath>,
-    pub kind: DetectorKindName,
+    pub kind: DetectorKind,
     /// Warm-up in samples; `None`: the detector's own default.
     pub warmup: Option<usize>,
     /// `ASSET/NAME_score` (default `ASSET/anomaly_score`): f64 in [0, 1], unit `1`.
@@ -211,62 +212,12 @@ pub struct DetectorConfig {
     pub flag_tag: TagPath,
 }
 
-/// The detector kinds a `[[detectors]]` entry may name (the detectors themselves live in
-/// `mw-analytics`; this crate only knows their names).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum DetectorKindName {
-    /// Chosen by the number of tags: univariate ensemble for one, multivariate for several.
-    #[default]
-    Auto,
-    Mad,
-    Ewma,
-    Cusum,
-    Seasonal,
-    Pca,
-}
-
-impl DetectorKindName {
-    pub const ALL: [DetectorKindName; 6] = [
-        DetectorKindName::Auto,
-        DetectorKindName::Mad,
-        DetectorKindName::Ewma,
-        DetectorKindName::Cusum,
-        DetectorKindName::Seasonal,
-        DetectorKindName::Pca,
-    ];
-
-    /// The name used in the config file.
-    pub fn name(self) -> &'static str {
-        match self {
-            DetectorKindName::Auto => "auto",
-            DetectorKindName::Mad => "mad",
-            DetectorKindName::Ewma => "ewma",
-            DetectorKindName::Cusum => "cusum",
-            DetectorKindName::Seasonal => "seasonal",
-            DetectorKindName::Pca => "pca",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == s)
-    }
-
-    /// `mad`, `ewma`, `cusum` and `seasonal` watch exactly one tag.
-    pub fn is_univariate(self) -> bool {
-        matches!(
-            self,
-            DetectorKindName::Mad
-                | DetectorKindName::Ewma
-                | DetectorKindName::Cusum
-                | DetectorKindName::Seasonal
-        )
-    }
-}
-
-impl fmt::Display for DetectorKindName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// `mad`, `ewma`, `cusum` and `seasonal` watch exactly one tag; `auto` and `pca` any number.
+pub(crate) fn is_univariate(kind: DetectorKind) -> bool {
+    matches!(
+        kind,
+        DetectorKind::Mad | DetectorKind::Ewma | DetectorKind::Cusum | DetectorKind::Seasonal
+    )
 }
 
 /// One `[[rul]]` entry: remaining useful life by trend extrapolation of one health indicator.
@@ -461,27 +412,18 @@ mod tests {
         for p in OverloadPolicy::ALL {
             assert_eq!(OverloadPolicy::parse(p.name()), Some(p));
         }
-        for k in DetectorKindName::ALL {
-            assert_eq!(DetectorKindName::parse(k.name()), Some(k));
-            assert_eq!(k.to_string(), k.name());
-        }
         assert_eq!(RegisterTable::parse("holding_register"), None);
-        assert_eq!(
-            DetectorKindName::parse("Auto"),
-            None,
-            "names are case-sensitive"
-        );
     }
 
     #[test]
     fn univariate_kinds() {
-        let uni: Vec<&str> = DetectorKindName::ALL
+        let uni: Vec<&str> = DetectorKind::ALL
             .into_iter()
-            .filter(|k| k.is_univariate())
-            .map(DetectorKindName::name)
+            .filter(|&k| is_univariate(k))
+            .map(DetectorKind::as_str)
             .collect();
         assert_eq!(uni, ["mad", "ewma", "cusum", "seasonal"]);
-        assert_eq!(DetectorKindName::default(), DetectorKindName::Auto);
+        assert_eq!(DetectorKind::default(), DetectorKind::Auto);
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn example_plant_toml_analytics() {
     let summary: Vec<(String, &str, usize)> = config
         .detectors
         .iter()
-        .map(|d| (d.asset.clone(), d.kind.name(), d.tags.len()))
+        .map(|d| (d.asset.clone(), d.kind.as_str(), d.tags.len()))
         .collect();
     assert_eq!(
         summary,
