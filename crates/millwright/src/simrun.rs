@@ -116,16 +116,8 @@ pub fn parse_schedule(text: &str, file: &str) -> Result<Vec<mw_sim::ScheduledFau
         };
         let kind: mw_sim::FaultKind = match f[2].parse() {
             Ok(k) => k,
-            Err(_) => {
-                let kinds: Vec<String> = mw_sim::FaultKind::ALL
-                    .iter()
-                    .map(|k| k.to_string())
-                    .collect();
-                errors.push(err(format!(
-                    "unknown fault kind {:?} (expected one of: {})",
-                    f[2],
-                    kinds.join(", ")
-                )));
+            Err(e) => {
+                errors.push(err(e.to_string()));
                 continue;
             }
         };

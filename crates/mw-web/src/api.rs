@@ -290,20 +290,7 @@ pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::B
     };
     let kind: mw_sim::FaultKind = match body.kind.parse() {
         Ok(k) => k,
-        Err(_) => {
-            let kinds: Vec<String> = mw_sim::FaultKind::ALL
-                .iter()
-                .map(|k| k.to_string())
-                .collect();
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "unknown fault kind {:?} (expected one of: {})",
-                    body.kind,
-                    kinds.join(", ")
-                ),
-            );
-        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let req = mw_sim::FaultRequest {
         asset: body.asset,
