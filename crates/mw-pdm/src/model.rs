@@ -267,23 +267,12 @@ pub fn train(
                                 .collect();
                             let seed = opts.seed.wrapping_add(j as u64 * 0x9E37_79B9);
                             fit_pipeline(&train, opts, seed, &mut tick).and_then(|(pre, gbm)| {
-                                let mut pairs = Vec::new();
-                                for r in runs
+                                let held_out = runs
                                     .iter()
                                     .zip(fold_of)
                                     .filter(|(_, f)| **f == fold)
-                                    .map(|(r, _)| r)
-                                {
-                                    let x = pre.run_features(r)?;
-                                    let nf = pre.n_features();
-                                    let last = *r.cycles.last().unwrap_or(&0.0);
-                                    for (i, t) in r.cycles.iter().enumerate() {
-                                        let p = gbm
-                                            .predict(&x[i * nf..(i + 1) * nf])
-                                            .clamp(0.0, opts.rul_cap);
-                                        pairs.push((p, (last - t).min(opts.rul_cap)));
-                                    }
-                                }
+                                    .map(|(r, _)| r);
+                                let pairs = residual_pairs(&pre, &gbm, held_out, opts.rul_cap)?;
                                 Ok((pre, gbm, pairs))
                             })
                         };
@@ -330,18 +319,7 @@ pub fn train(
             Some(mse.sqrt()),
         )
     } else {
-        let mut pairs = Vec::with_capacity(rows);
-        for r in runs {
-            let x = pre.run_features(r)?;
-            let nf = pre.n_features();
-            let last = *r.cycles.last().unwrap_or(&0.0);
-            for (i, t) in r.cycles.iter().enumerate() {
-                let p = gbm
-                    .predict(&x[i * nf..(i + 1) * nf])
-                    .clamp(0.0, opts.rul_cap);
-                pairs.push((p, (last - t).min(opts.rul_cap)));
-            }
-        }
+        let pairs = residual_pairs(&pre, &gbm, runs.iter(), opts.rul_cap)?;
         (Band::fit(pairs, opts.interval, "in-sample"), None)
     };
     let kept: Vec<&str> = pre.channels.iter().map(|c| c.name.as_str()).collect();
@@ -372,6 +350,26 @@ pub fn train(
         band,
         info,
     })
+}
+
+/// (prediction, true min(RUL, cap)) for every cycle of every run, the last cycle being failure.
+fn residual_pairs<'a>(
+    pre: &Preprocessor,
+    gbm: &Gbm,
+    runs: impl Iterator<Item = &'a Run>,
+    cap: f64,
+) -> Result<Vec<(f64, f64)>, PdmError> {
+    let mut pairs = Vec::new();
+    let nf = pre.n_features();
+    for r in runs {
+        let x = pre.run_features(r)?;
+        let last = *r.cycles.last().unwrap_or(&0.0);
+        for (i, t) in r.cycles.iter().enumerate() {
+            let p = gbm.predict(&x[i * nf..(i + 1) * nf]).clamp(0.0, cap);
+            pairs.push((p, (last - t).min(cap)));
+        }
+    }
+    Ok(pairs)
 }
 
 fn internal(what: &str) -> PdmError {
