@@ -104,13 +104,15 @@ async fn faulty_devices_do_not_disturb_a_good_one() {
             .all(|s| s.quality.is_good() && s.value == Value::U64(7))
     );
     assert!(
-        good_ts.len() >= 12,
+        // 20 expected; a device stalled behind the 1 s timeouts would manage ~2. Generous for loaded CI.
+        good_ts.len() >= 8,
         "good device delivered only {} samples in 2 s",
         good_ts.len()
     );
     let max_gap = good_ts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(
-        max_gap < 600_000_000,
+        // a stall behind the hanging device would show as a gap of ≥ 1000 ms (its timeout)
+        max_gap < 950_000_000,
         "good device stalled for {} ms",
         max_gap / 1_000_000
     );
@@ -137,7 +139,7 @@ async fn faulty_devices_do_not_disturb_a_good_one() {
     assert_eq!(hs.registry.snapshot()[1].state, SourceState::Up);
 
     // Shutdown is prompt, even with the hanging device in the middle of a 1 s timeout.
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
     silent.abort();
 }
 
@@ -158,7 +160,7 @@ async fn shutdown_mid_request_is_prompt() {
         0,
         "still inside the first request"
     );
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
     silent.abort();
 }
 
@@ -177,5 +179,5 @@ async fn unresolvable_endpoint_is_reported_bad() {
     })
     .await;
     assert!(hs.registry.all_polling());
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
 }

@@ -132,7 +132,7 @@ async fn metrics_match_what_was_published() {
         gauge("mw_connected{component=modbus,instance=down}"),
         Some(0.0)
     );
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
     // Drain what was published before the stop.
     hs.record_for(Duration::from_millis(100)).await;
 

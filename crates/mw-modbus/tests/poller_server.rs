@@ -117,7 +117,7 @@ async fn decodes_every_type_and_word_order_with_scaling() {
     let snap = hs.registry.snapshot();
     assert_eq!(snap[0].state, SourceState::Up);
     assert!(snap[0].cycles >= 1 && hs.registry.all_polling());
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +166,7 @@ async fn exceptions_mark_only_their_tags_bad_and_keep_the_connection() {
     })
     .await;
     assert_eq!(hs.registry.snapshot()[0].state, SourceState::Up);
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +190,7 @@ async fn merged_read_refused_is_split_per_tag() {
     })
     .await;
     assert_eq!(hs.latest["s/a"].value, Value::U64(1));
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +235,7 @@ async fn restart_of_the_device_is_followed() {
     })
     .await;
     assert_eq!(hs.registry.snapshot()[0].state, SourceState::Up);
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +278,7 @@ async fn full_bus_delays_polls_instead_of_queueing() {
     );
     // Shutdown is prompt even while blocked in publish.
     tokio::time::sleep(Duration::from_millis(200)).await; // blocked again
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

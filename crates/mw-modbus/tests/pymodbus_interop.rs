@@ -227,7 +227,7 @@ async fn poller_reads_pymodbus_server() {
             "{t} (pymodbus {version})"
         );
     }
-    hs.stop(Duration::from_millis(100)).await;
+    hs.stop(Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
