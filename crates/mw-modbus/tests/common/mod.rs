@@ -158,7 +158,6 @@ impl Harness {
             .and_then(|s| s.quality.reason().map(str::to_owned))
     }
 
-    /// Signals shutdown and checks every poller returns within `limit`.
     /// Signals shutdown and requires every poller to return within `limit`. Tests pass 500 ms:
     /// generous for a loaded CI machine, yet half the 1 s request timeouts a poller would otherwise
     /// sit out, so it still proves that shutdown cancels a request in flight.
