@@ -39,6 +39,11 @@ pub enum Command {
     /// Predictive maintenance: train and apply remaining-useful-life models.
     #[command(subcommand)]
     Pdm(crate::pdm::PdmCommand),
+    /// Print a shell completion script (e.g. `millwright completions bash > /etc/bash_completion.d/millwright`).
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -149,11 +154,30 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pdm(c) => crate::pdm::dispatch(c),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "millwright", &mut script);
+            write_stdout(&script)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Backtest(a) => crate::backtest::run(a),
         Command::Sim(a) => {
             runtime()?.block_on(simrun::run_standalone(a))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Writes to standard output; a closed pipe (`… | head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -166,9 +190,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn check(a: CheckArgs) -> Result<ExitCode> {
     if a.list_units {
+        let mut text = String::new();
         for u in mw_model::UNITS {
-            println!("{:<10} {:<8} {}", u.code, u.symbol, u.quantity);
+            text.push_str(&format!("{:<10} {:<8} {}\n", u.code, u.symbol, u.quantity));
         }
+        write_stdout(text.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let Some(path) = a.config else {

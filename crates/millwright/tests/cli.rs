@@ -282,3 +282,30 @@ fn invalid_flag_values_are_usage_errors() {
         assert!(err.contains("error:"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn completions_and_unit_list_print_and_survive_a_closed_pipe() {
+    let (st, out, _) = run_to_end(&["completions", "bash"], Duration::from_secs(10));
+    assert!(st.success());
+    for sub in ["demo", "run", "check", "sim", "backtest", "pdm"] {
+        assert!(out.contains(sub), "bash completion lacks {sub}");
+    }
+    let (st, out, _) = run_to_end(&["check", "--list-units"], Duration::from_secs(10));
+    assert!(st.success());
+    assert!(out.lines().any(|l| l.starts_with("%{LEL}")), "{out}");
+    // `millwright completions zsh | head -1`: the reader goes away early; no panic, exit 0
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_millwright"))
+        .args(["completions", "zsh"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("panicked"),
+        "{:?} {err}",
+        out.status
+    );
+}
