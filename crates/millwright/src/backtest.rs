@@ -1,5 +1,6 @@
 //! `millwright backtest`: replays a CSV file through a streaming detector (library: mw-analytics).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,7 +67,9 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
             anyhow::bail!("{}: {e}", a.input.display());
         }
     };
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{}: {} row(s), detector {} over [{}], timestamp column {:?} ({:?}), delimiter {:?}",
         a.input.display(),
         s.rows,
@@ -76,7 +79,8 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         s.timestamp_format,
         s.delimiter
     );
-    println!(
+    let _ = writeln!(
+        out,
         "warm-up {} row(s), scored {}, flagged anomalous {}; written to {}",
         s.warmup_rows,
         s.scored,
@@ -92,10 +96,11 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         + sk.duplicate
         + sk.bad_label;
     if skipped > 0 {
-        println!("skipped {skipped} row(s): {sk:?}");
+        let _ = writeln!(out, "skipped {skipped} row(s): {sk:?}");
     }
     if let Some(m) = s.metrics {
-        println!(
+        let _ = writeln!(
+            out,
             "precision {:.4}  recall {:.4}  F1 {:.4}  false-alarm rate {:.2} %  missed-alarm rate {:.2} %  (TP {} FP {} TN {} FN {})",
             m.precision,
             m.recall,
@@ -108,5 +113,6 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
             m.fn_
         );
     }
+    crate::cli::write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

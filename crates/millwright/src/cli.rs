@@ -170,7 +170,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
 }
 
 /// Writes to standard output; a closed pipe (`… | head`) is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
