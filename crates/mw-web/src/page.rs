@@ -40,24 +40,40 @@ td{padding:3px 4px;border-top:1px solid #eef} td.v{text-align:right;font-variant
 td.u{color:#556;width:52px} td.q span{font-size:11px;padding:1px 5px;border-radius:8px}
 .good{background:#dff3e4;color:#17612c} .bad{background:#fde2e1;color:#9b1c1c} .uncertain{background:#fff2cc;color:#7a5b00}
 svg.spark{width:120px;height:22px} svg.spark polyline{fill:none;stroke:#2f6fde;stroke-width:1.3}
-#sources{font-size:12px}
+#sources{font-size:12px} #faults{grid-column:1/-1;font-size:12px} #faults td{white-space:nowrap}
 "#;
 
 const SCRIPT: &str = r#"
+const ALARMISH=/alarm|anomal|fault|trip|high|low/;
 function fmt(v){if(v===null||v===undefined)return '—';if(typeof v==='number'){const a=Math.abs(v);return a>=1000?v.toFixed(0):a>=100?v.toFixed(1):a>=1?v.toFixed(2):v.toFixed(3);}return String(v);}
 function spark(h){const pts=h.map((v,i)=>[i,v]).filter(p=>typeof p[1]==='number');if(pts.length<2)return '';
 let lo=Math.min(...pts.map(p=>p[1])),hi=Math.max(...pts.map(p=>p[1]));if(hi===lo){hi+=1;lo-=1;}
 const n=Math.max(h.length-1,1);return pts.map(p=>(p[0]*120/n).toFixed(1)+','+(21-(p[1]-lo)*20/(hi-lo)).toFixed(1)).join(' ');}
 async function refresh(){try{const r=await fetch('/api/v1/tags?history=120');const j=await r.json();
 for(const t of j.tags){const row=document.getElementById('t:'+t.path);if(!row)continue;
-const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true);
+const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true&&ALARMISH.test(t.path.split('/').pop()));
 const q=row.querySelector('.q span');q.textContent=t.quality;q.className=t.quality;q.title=t.reason||'';
 row.querySelector('.ts').textContent=t.ts?t.ts.substring(11,19):'';
 const pl=row.querySelector('polyline');if(pl&&t.history)pl.setAttribute('points',spark(t.history));}
 document.getElementById('status').textContent='updated '+new Date().toLocaleTimeString();}
 catch(e){document.getElementById('status').textContent='connection lost — retrying';}}
-setInterval(refresh,1000);refresh();
+async function faults(){const tb=document.getElementById('faultrows');if(!tb)return;
+try{const r=await fetch('/api/v1/sim/faults');const j=await r.json();
+const rows=j.faults.slice(-8).reverse().map(f=>'<tr><td>'+f.id+'</td><td>'+esc(f.kind)+'</td><td>'+esc(f.asset.split('/').pop())+
+(f.point?' / '+esc(f.point):'')+'</td><td class=q><span class='+(f.active?'bad':'good')+'>'+(f.active?'active':'ended')+
+'</span></td><td>'+f.wall_start.substring(11,19)+' → '+f.wall_end.substring(11,19)+'</td><td>'+esc(f.origin)+'</td></tr>');
+tb.innerHTML=rows.join('')||'<tr><td colspan=6>no faults yet</td></tr>';}catch(e){}}
+function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
+setInterval(refresh,1000);refresh();setInterval(faults,2000);faults();
 "#;
+
+/// Boolean tags whose `true` deserves red: alarms, anomaly flags, trips, high/low switches
+/// (the same rule as `ALARMISH` in the page script). A `running = true` is not an alarm.
+fn is_alarmish(name: &str) -> bool {
+    ["alarm", "anomal", "fault", "trip", "high", "low"]
+        .iter()
+        .any(|k| name.contains(k))
+}
 
 pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
     let mut h = String::with_capacity(16 * 1024);
@@ -70,6 +86,15 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
         name = esc(&st.site_name),
         ver = env!("CARGO_PKG_VERSION"),
     );
+    if st.sim.is_some() {
+        h.push_str(
+            "<section id=faults><h2>Simulator faults <small>ground truth: what the detectors should see \
+             (POST /api/v1/sim/faults to inject)</small></h2><table>\
+             <colgroup><col style='width:5%'><col style='width:15%'><col style='width:30%'><col style='width:10%'>\
+             <col style='width:25%'><col style='width:15%'></colgroup><tbody id=faultrows>\
+             <tr><td colspan=6>loading…</td></tr></tbody></table></section>",
+        );
+    }
     for asset in st.tree.assets().filter(|a| !a.tags.is_empty()) {
         let _ = write!(
             h,
@@ -122,6 +147,7 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
                 on = if latest
                     .as_ref()
                     .is_some_and(|s| s.value == mw_model::Value::Bool(true))
+                    && is_alarmish(def.path.name())
                 {
                     " on"
                 } else {

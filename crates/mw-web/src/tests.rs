@@ -249,3 +249,43 @@ async fn sim_routes_without_sim_are_404() {
     let (s, _) = get_json(&st, "/nope").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn page_marks_only_alarm_like_booleans_and_shows_sim_faults() {
+    let mut st = state(true);
+    let mut tree = (*st.tree).clone();
+    for name in ["running", "alarm"] {
+        let path = TagPath::new(&format!("acme/p1/water/pump1/{name}")).unwrap();
+        tree.add_tag(TagDef::new(path, DataType::Bool)).unwrap();
+    }
+    st.tree = Arc::new(tree);
+    for name in ["running", "alarm"] {
+        st.live.apply(&[Sample::good(
+            TagPath::new(&format!("acme/p1/water/pump1/{name}")).unwrap(),
+            Value::Bool(true),
+            1,
+        )]);
+    }
+    let (_, html) = call(&st, "GET", "/", "").await;
+    let row = |name: &str| {
+        let start = html
+            .find(&format!("id='t:acme/p1/water/pump1/{name}'"))
+            .unwrap();
+        html[start..start + html[start..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("alarm").contains("class='v on'"), "{}", row("alarm"));
+    assert!(
+        !row("running").contains("class='v on'"),
+        "{}",
+        row("running")
+    );
+    assert!(
+        html.contains("id=faults"),
+        "simulator fault panel shown in the demo"
+    );
+    let (_, plain) = call(&state(false), "GET", "/", "").await;
+    assert!(
+        !plain.contains("id=faults"),
+        "no fault panel without a simulator"
+    );
+}
