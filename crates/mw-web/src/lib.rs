@@ -58,9 +58,48 @@ impl SimHandle {
     }
 }
 
-/// Builds the router with every route.
+/// Requests handled at once; beyond this, requests are refused with 503 (load shedding) and
+/// counted in `mw_errors_total{component="http",error_type="overloaded"}` rather than queued.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// A request that takes longer than this is answered 504.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn overloaded(err: tower::BoxError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if err.is::<tower::timeout::error::Elapsed>() {
+        metrics::counter!("mw_errors_total", "component" => "http", "instance" => "api", "stage" => "processing",
+            "error_type" => "timeout")
+        .increment(1);
+        return api::error(axum::http::StatusCode::GATEWAY_TIMEOUT, "request timed out");
+    }
+    metrics::counter!("mw_errors_total", "component" => "http", "instance" => "api", "stage" => "receiving",
+        "error_type" => "overloaded")
+    .increment(1);
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        axum::Json(serde_json::json!({ "error": "overloaded: too many requests in flight, retry shortly" })),
+    )
+        .into_response()
+}
+
+/// Puts a router behind one process-wide in-flight limit (excess requests are shed with 503, not
+/// queued) and a request timeout (504).
+fn guard<S: Clone + Send + Sync + 'static>(router: Router<S>, max_in_flight: usize) -> Router<S> {
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+            .load_shed()
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                max_in_flight,
+            ))
+            .timeout(REQUEST_TIMEOUT),
+    )
+}
+
+/// Builds the router with every route, behind a bounded in-flight limit and a request timeout.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(page::index))
         .route("/health", get(api::health))
         .route("/ready", get(api::ready))
@@ -73,8 +112,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/sim/faults",
             post(api::inject_fault).get(api::list_faults),
         )
-        .fallback(api::not_found)
-        .with_state(state)
+        .fallback(api::not_found);
+    guard(routes, MAX_IN_FLIGHT).with_state(state)
 }
 
 /// Serves until `shutdown` resolves.

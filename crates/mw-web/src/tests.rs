@@ -289,3 +289,53 @@ async fn page_marks_only_alarm_like_booleans_and_shows_sim_faults() {
         "no fault panel without a simulator"
     );
 }
+
+#[tokio::test]
+async fn overload_is_shed_with_503_not_queued() {
+    use axum::routing::get;
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let slow = axum::Router::new().route(
+        "/slow",
+        get(move || {
+            let mut rx = release_rx.clone();
+            async move {
+                let _ = rx.wait_for(|v| *v).await;
+                "done"
+            }
+        }),
+    );
+    let app = crate::guard(slow, 1);
+    let first = tokio::spawn(
+        app.clone()
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap()),
+    );
+    tokio::task::yield_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = app
+        .clone()
+        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the second request is shed"
+    );
+    assert_eq!(second.headers().get("retry-after").unwrap(), "1");
+    release_tx.send(true).unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(
+        first.status(),
+        StatusCode::OK,
+        "the admitted request completes"
+    );
+    let third = app
+        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        third.status(),
+        StatusCode::OK,
+        "capacity is back after the first finished"
+    );
+}
