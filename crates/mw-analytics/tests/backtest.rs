@@ -378,3 +378,21 @@ fn skab_file_end_to_end_matches_an_independent_metric() {
     );
     assert!(m.f1 > 0.5, "{m:?}");
 }
+
+/// Found by the `backtest_csv` fuzz target: a first data row with more fields than the header
+/// used to index past the header while choosing the value columns.
+#[test]
+fn backtest_ragged_first_row_is_an_error_not_a_panic() {
+    let input = "0-30T00:00:02,.02.\n,0,2024-03-30T00:00:02,bp";
+    for bad_rows in [BadRows::Fail, BadRows::Skip] {
+        let o = BacktestOptions { bad_rows, ..opts() };
+        match run(input, &o) {
+            Err(BacktestError::Ragged {
+                row: 2,
+                expected: 2,
+                found: 4,
+            }) => {}
+            other => panic!("{bad_rows:?}: expected a ragged-row error at row 2, got {other:?}"),
+        }
+    }
+}

@@ -539,6 +539,15 @@ fn run_inner(
     let first_row = reader
         .next_record(&mut fields)?
         .ok_or(BacktestError::NoData)?;
+    // The first data row decides the layout, so it must match the header whatever the bad-row
+    // policy (found by the backtest_csv fuzz target: a longer first row indexed past the header).
+    if fields.len() != header.len() {
+        return Err(BacktestError::Ragged {
+            row: first_row,
+            expected: header.len(),
+            found: fields.len(),
+        });
+    }
     let layout = resolve_layout(&header, &fields, first_row, delim, opts)?;
     let ts_name = header[layout.ts].clone();
     let value_names: Vec<String> = layout.values.iter().map(|&i| header[i].clone()).collect();
