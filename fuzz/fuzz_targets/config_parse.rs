@@ -1,0 +1,9 @@
+//! `mw_config::parse` on arbitrary text (bytes decoded lossily as UTF-8).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let source = String::from_utf8_lossy(data);
+    let _ = mw_config::parse(&source, "fuzz.toml");
+});
