@@ -95,27 +95,7 @@ fn demo_serves_the_simulated_plant_end_to_end() {
     assert_eq!(units[GD1_ALARM], None);
 
     // The first cycle may have been only one poll ago; tags get their first sample in it.
-    let first = wait_for(
-        "every simulator tag to be good",
-        Duration::from_secs(10),
-        || {
-            let tags = tags_by_path(&http);
-            let bad: Vec<String> = map
-                .iter()
-                .map(|r| match tags.get(&r.path) {
-                    Some(t) if t["quality"] == "good" => String::new(),
-                    Some(t) => format!("{} {} {}", r.path, t["quality"], t["reason"]),
-                    None => format!("{} not served", r.path),
-                })
-                .filter(|b| !b.is_empty())
-                .collect();
-            if bad.is_empty() {
-                Ok(tags)
-            } else {
-                Err(bad.join("; "))
-            }
-        },
-    );
+    let first = wait_all_good(&http, &map, Duration::from_secs(10));
     assert_eq!(
         first.len(),
         served,

@@ -66,23 +66,7 @@ fn pymodbus_reads_what_docs_simulator_md_promises() {
         ..
     } = start_demo("pymodbus-sim", &["--speed", "1", "--fault-interval", "0"]);
     wait_ready(&http, Duration::from_secs(20));
-    let before = wait_for(
-        "every simulator tag to be good",
-        Duration::from_secs(10),
-        || {
-            let tags = tags_by_path(&http);
-            let bad: Vec<String> = map
-                .iter()
-                .filter(|r| tags.get(&r.path).is_none_or(|t| t["quality"] != "good"))
-                .map(|r| format!("{}: {:?}", r.path, tags.get(&r.path)))
-                .collect();
-            if bad.is_empty() {
-                Ok(tags)
-            } else {
-                Err(bad.join(", "))
-            }
-        },
-    );
+    let before = wait_all_good(&http, &map, Duration::from_secs(10));
 
     // Every documented point, plus two addresses of the documented gap (holding 22…99 read 0).
     let mut points: Vec<J> = map

@@ -798,3 +798,29 @@ pub fn start_demo(name: &str, extra: &[&str]) -> Demo {
         data,
     }
 }
+
+/// Waits until every tag of the register map is served with `good` quality; returns all tags
+/// then served, by path. The failure message names each tag that is missing or not good.
+#[allow(dead_code)]
+pub fn wait_all_good(
+    http: &str,
+    map: &[MapRow],
+    timeout: Duration,
+) -> std::collections::BTreeMap<String, J> {
+    wait_for("every simulator tag to be good", timeout, || {
+        let tags = tags_by_path(http);
+        let bad: Vec<String> = map
+            .iter()
+            .filter_map(|r| match tags.get(&r.path) {
+                Some(t) if t["quality"] == "good" => None,
+                Some(t) => Some(format!("{} {} {}", r.path, t["quality"], t["reason"])),
+                None => Some(format!("{} not served", r.path)),
+            })
+            .collect();
+        if bad.is_empty() {
+            Ok(tags)
+        } else {
+            Err(bad.join("; "))
+        }
+    })
+}
