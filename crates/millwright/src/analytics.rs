@@ -36,7 +36,6 @@ struct DetectorSlot {
 }
 
 struct RulSlot {
-    tag: TagPath,
     rul_tag: TagPath,
     lower_tag: TagPath,
     upper_tag: TagPath,
@@ -47,8 +46,11 @@ struct RulSlot {
 #[derive(Default)]
 pub struct LiveAnalytics {
     detectors: Vec<DetectorSlot>,
+    /// input tag → (detector slot, variable index)
     inputs: HashMap<TagPath, Vec<(usize, usize)>>,
     rul: Vec<RulSlot>,
+    /// health-indicator tag → RUL slots fed by it
+    rul_inputs: HashMap<TagPath, Vec<usize>>,
 }
 
 impl LiveAnalytics {
@@ -79,8 +81,11 @@ impl LiveAnalytics {
             if r.decreasing {
                 trend = trend.decreasing();
             }
+            la.rul_inputs
+                .entry(r.tag.clone())
+                .or_default()
+                .push(la.rul.len());
             la.rul.push(RulSlot {
-                tag: r.tag.clone(),
                 rul_tag: r.rul_tag.clone(),
                 lower_tag: r.lower_tag.clone(),
                 upper_tag: r.upper_tag.clone(),
@@ -126,7 +131,13 @@ impl Processor for LiveAnalytics {
                     *t = (*t).max(s.source_ts);
                 }
             }
-            for r in self.rul.iter_mut().filter(|r| r.tag == s.tag) {
+            for &slot in self
+                .rul_inputs
+                .get(&s.tag)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let r = &mut self.rul[slot];
                 if !v.is_finite() {
                     continue;
                 }
