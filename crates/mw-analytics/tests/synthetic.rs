@@ -228,3 +228,87 @@ fn warmup_never_alarms_and_nan_repeats_the_last_output() {
     let again = det.update(0, &[f64::NAN]);
     assert_eq!(before, again);
 }
+
+/// Rows of `asset` with a large fault on sensors 0 and 3 from `ONSET` for 200 rows, after
+/// which the process returns with `offset` (in σ of sensor 0) left on sensor 0.
+fn fault_then_offset(seed: u64, offset_sd: f64) -> Vec<Vec<f64>> {
+    let mut rows = asset(seed, LEN);
+    for (i, row) in rows.iter_mut().enumerate().skip(ONSET) {
+        if i < ONSET + 200 {
+            row[0] += 60.0; // ≈ 30 σ
+            row[3] += 60.0; // 20 σ
+        } else {
+            row[0] += offset_sd * 2.0;
+        }
+    }
+    rows
+}
+
+#[test]
+fn multivariate_auto_clears_once_a_large_fault_is_over() {
+    // A 3 σ residual offset after a 20–30 σ fault: the process settled at a slightly
+    // different operating point; the alarm must not stand for ever.
+    for seed in [21, 22, 23] {
+        let rows = fault_then_offset(seed, 3.0);
+        let out = run_rows(build(DetectorKind::Auto, 4, Some(WARMUP)).as_mut(), &rows);
+        assert_detected("large fault", &out, 2);
+        assert!(
+            alarms_in(&out, ONSET..ONSET + 200) >= 195,
+            "seed {seed}: the alarm did not hold through the fault"
+        );
+        assert_eq!(
+            alarms_in(&out, ONSET + 350..LEN),
+            0,
+            "seed {seed}: the alarm still stands 150 rows after the fault ended"
+        );
+    }
+}
+
+#[test]
+fn multivariate_auto_keeps_alarming_when_a_fault_only_partly_recovers() {
+    // A 30 σ fault falling back to 12 σ is not over: the remaining distance is far more
+    // than the re-baselining allows, so the alarm must stand to the end.
+    let rows = fault_then_offset(24, 12.0);
+    let out = run_rows(build(DetectorKind::Auto, 4, Some(WARMUP)).as_mut(), &rows);
+    assert_detected("large fault", &out, 2);
+    assert!(alarms_in(&out, ONSET + 200..LEN) >= 290);
+}
+
+#[test]
+fn multivariate_auto_catches_a_second_fault_after_re_baselining() {
+    let mut rows = fault_then_offset(25, 3.0);
+    let second = ONSET + 400;
+    rows[second..].iter_mut().for_each(|r| r[3] += 15.0); // 5 σ
+    let out = run_rows(build(DetectorKind::Auto, 4, Some(WARMUP)).as_mut(), &rows);
+    assert_eq!(alarms_in(&out, ONSET + 350..second), 0);
+    let at = first_alarm(&out, second).expect("second fault detected");
+    assert!(
+        at - second <= 12,
+        "second fault detected after {} rows",
+        at - second
+    );
+}
+
+#[test]
+fn multivariate_auto_does_not_mirror_a_fault_on_a_wandering_sensor() {
+    // Sensor 2 wanders (random walk), so `auto` follows it with a moving mean; a large
+    // fault on it must not drag that mean along and then show up as a mirror-image
+    // excursion when the fault ends.
+    let mut rows = asset(26, LEN);
+    let mut r = Rng::new(260);
+    let mut walk = 0.0;
+    for row in &mut rows {
+        walk += 0.05 * r.normal();
+        row[2] += walk;
+    }
+    for row in &mut rows[ONSET..ONSET + 100] {
+        row[2] += 20.0;
+    }
+    let out = run_rows(build(DetectorKind::Auto, 4, Some(WARMUP)).as_mut(), &rows);
+    assert_detected("fault on a wandering sensor", &out, 2);
+    assert_eq!(
+        alarms_in(&out, ONSET + 250..LEN),
+        0,
+        "mirror excursion after the fault"
+    );
+}
