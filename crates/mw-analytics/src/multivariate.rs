@@ -56,24 +56,31 @@ pub struct PcaConfig {
     pub adapt_below: f64,
     /// Re-baselining when a large excursion clears. While an alarm is raised, the detector
     /// tracks the peak statistic/threshold ratio of its shortest smoothed head (the
-    /// smallest window above 1). When that ratio has stayed below `peak / rebaseline_drop`
-    /// for a whole window — most of the excursion is gone — and the peak was at least
-    /// `rebaseline_drop` (a large excursion, not a marginal one), the process is taken to
-    /// have come back and to be settling at its operating point after the event:
+    /// smallest window above 1). When that ratio has stayed below both `peak /
+    /// rebaseline_drop` and `rebaseline_below` for a whole window, after a peak of at least
+    /// `rebaseline_drop` — a large excursion that is now mostly gone — the process is taken
+    /// to have come back and to be settling at its operating point after the event:
     /// * **settle** (`detrend_horizon` rows, at least two longest windows): the centre is
     ///   the mean of the last longest-window rows, so it follows a relaxing transient;
     /// * **refine** (`warmup` rows): the centre becomes the running mean of the rows that
     ///   do not alarm, converging like the warm-up's own estimate;
     /// * then the usual gated re-centring.
     ///
-    /// Residual offsets the event left behind (a temperature still relaxing, a pump
-    /// vibrating slightly differently after the intervention) then do not keep the alarm
-    /// standing for ever. Failure mode: a fault that *partly* recovers by more than this
-    /// factor is accepted as the new normal, and a new fault during settling is missed
-    /// unless it is large. `None` (default for `pca`) disables; `auto` uses 20 (the
-    /// remaining Mahalanobis distance is under √(1/20) ≈ 22 % of the peak's). Measured on
-    /// SKAB (docs/analytics.md): factors 10, 20, 40, 100 give FAR 12.8, 11.7, 11.7, 13.7 %.
+    /// Throughout, levels between the old operating point and the new centre count as
+    /// normal (a band per variable, drawn in again by gated re-centring), so a process that
+    /// relaxes back towards where it was (a cooling bearing, a refilling tank) does not
+    /// alarm on the way. Residual offsets the event left behind then do not keep the alarm
+    /// standing for ever. Failure mode: a fault that recovers to within `rebaseline_below`
+    /// is accepted as the new normal, and a new fault during settling is missed unless it
+    /// is large. `None` (default for `pca`) disables; `auto` uses 20 (the remaining
+    /// Mahalanobis distance is under √(1/20) ≈ 22 % of the peak's). Sensitivity on SKAB:
+    /// docs/analytics.md.
     pub rebaseline_drop: Option<f64>,
+    /// ... and only once the statistic/threshold ratio is also below this: the process must
+    /// be *near* normal again, the re-baselining only absorbs the residual offset. Without
+    /// it a leak whose flow transient dies away while the level stays low would become the
+    /// new normal. Default 5.
+    pub rebaseline_below: f64,
     /// How the thresholds are derived from the warm-up. Default quantile 0.99, margin 5:
     /// T² and Q have heavier tails than a z-score, and the smoothed heads see few
     /// independent warm-up values (with margin 3, autocorrelated clean data raised
@@ -96,6 +103,7 @@ impl Default for PcaConfig {
             adapt_horizon: None,
             adapt_below: 0.5,
             rebaseline_drop: None,
+            rebaseline_below: 5.0,
             threshold: ThresholdRule {
                 quantile: 0.99,
                 margin: 5.0,
@@ -462,6 +470,13 @@ pub(crate) struct PcaScorer {
     /// thresholds keep their meaning: `warm / max(warm, recalibrated)`.
     factor: Vec<f64>,
     center: Vec<f64>,
+    /// The band of accepted levels is `[min(lo, center), max(hi, center)]` per variable.
+    /// Normally `lo = hi = center`; after a re-baselining only `center` moves to the
+    /// settled level, so the levels between the old and the new operating point stay
+    /// normal while the process relaxes back (a cooling bearing, a refilling tank), until
+    /// gated re-centring draws `lo` and `hi` in to the operating point.
+    lo: Vec<f64>,
+    hi: Vec<f64>,
     scale: Vec<f64>,
     heads: Vec<Head>,
     detrend: Option<Detrend>,
@@ -482,6 +497,8 @@ pub(crate) struct PcaScorer {
 struct Rebaseline {
     /// Peak ratio required and drop factor (0 = off).
     drop: f64,
+    /// The ratio must also be below this (`PcaConfig::rebaseline_below`).
+    below_ratio: f64,
     /// Index of the head whose ratio is watched, and its window.
     probe: usize,
     probe_window: usize,
@@ -524,6 +541,11 @@ impl PcaScorer {
                 .rebaseline_drop
                 .filter(|f| f.is_finite() && *f > 1.0)
                 .unwrap_or(0.0),
+            below_ratio: if cfg.rebaseline_below.is_nan() {
+                0.0
+            } else {
+                cfg.rebaseline_below.max(0.0)
+            },
             probe,
             probe_window: windows[probe],
             settle: RollingMean::new(longest, d),
@@ -562,6 +584,8 @@ impl PcaScorer {
             },
             keep: warmup,
             center: vec![0.0; d],
+            lo: vec![0.0; d],
+            hi: vec![0.0; d],
             scale: vec![1.0; d],
             heads: windows
                 .into_iter()
@@ -600,7 +624,7 @@ impl PcaScorer {
             return;
         }
         rb.peak = rb.peak.max(rb.ratio);
-        if rb.peak >= rb.drop && rb.ratio < rb.peak / rb.drop {
+        if rb.peak >= rb.drop && rb.ratio < (rb.peak / rb.drop).min(rb.below_ratio) {
             rb.below += 1;
         } else {
             rb.below = 0;
@@ -637,6 +661,8 @@ impl PcaScorer {
             let col: Vec<f64> = rows.iter().map(|r| r[j]).collect();
             let (c, s) = robust_center_scale(&col);
             self.center[j] = c;
+            self.lo[j] = c;
+            self.hi[j] = c;
             self.scale[j] = s;
         }
     }
@@ -738,7 +764,9 @@ impl Scorer for PcaScorer {
             let (t2, q) = match &h.model {
                 Some(m) => {
                     for j in 0..self.d {
-                        self.z[j] = (self.feat[j] - self.center[j]) / self.scale[j];
+                        let (c, f) = (self.center[j], self.feat[j]);
+                        let near = f.clamp(self.lo[j].min(c), self.hi[j].max(c));
+                        self.z[j] = (f - near) / self.scale[j];
                     }
                     m.t2_q(&self.z)
                 }
@@ -781,8 +809,11 @@ impl Scorer for PcaScorer {
                 }
             }
         } else if self.adapt_rate > 0.0 && verdict.ratio < self.adapt_below && !verdict.anomalous {
-            for (c, x) in self.center.iter_mut().zip(&self.row) {
-                *c += self.adapt_rate * (x - *c);
+            let r = self.adapt_rate;
+            for (j, x) in self.row.iter().enumerate() {
+                self.center[j] += r * (x - self.center[j]);
+                self.lo[j] += r * (x - self.lo[j]);
+                self.hi[j] += r * (x - self.hi[j]);
             }
         }
         if self.refit_every == 0 {
