@@ -117,8 +117,54 @@ pub struct SimArgs {
     /// Allow a non-loopback Modbus listener (Modbus TCP has no authentication).
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    /// Do not serve: simulate `--duration` seconds as fast as possible and write every point,
+    /// one row per `--step`, with ground-truth label columns, to this CSV file (input for
+    /// `millwright backtest`). `--speed` is ignored.
+    #[arg(long, value_name = "FILE", requires = "duration")]
+    pub export: Option<PathBuf>,
+    /// Simulated seconds to export (with `--export`).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_duration, requires = "export")]
+    pub duration: Option<f64>,
+    /// Simulated seconds between exported rows.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_step)]
+    pub step: f64,
+    /// Start of the simulated clock for `--export` (RFC 3339, `YYYY-MM-DD HH:MM:SS` in UTC, or
+    /// epoch seconds). The time of day drives the ambient temperature and the water demand.
+    /// Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_start, requires = "export")]
+    pub start: Option<i64>,
     #[command(flatten)]
     pub sim: SimOptions,
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 366.0 * 86_400.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "duration must be > 0 and at most a year of seconds (got {s})"
+        ))
+    }
+}
+
+fn parse_start(s: &str) -> Result<i64, String> {
+    mw_analytics::backtest::TimestampFormat::detect(s.trim())
+        .and_then(|f| f.parse_ns(s.trim()))
+        .ok_or_else(|| {
+            format!("{s:?} is not a time (RFC 3339, `YYYY-MM-DD HH:MM:SS` or epoch seconds)")
+        })
+}
+
+fn parse_step(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && (0.1..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "step must be between 0.1 and 3600 seconds (got {s})"
+        ))
+    }
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -163,7 +209,19 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
         }
         Command::Backtest(a) => crate::backtest::run(a),
         Command::Sim(a) => {
-            runtime()?.block_on(simrun::run_standalone(a))?;
+            if let (Some(path), Some(duration)) = (&a.export, a.duration) {
+                let start_ns = a.start.unwrap_or_else(mw_model::now_ns);
+                simrun::export(
+                    &a.sim,
+                    path,
+                    duration,
+                    a.step,
+                    start_ns,
+                    a.labels.as_deref(),
+                )?;
+            } else {
+                runtime()?.block_on(simrun::run_standalone(a))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -157,16 +157,11 @@ fn read_schedule(path: &Path) -> Result<Vec<mw_sim::ScheduledFault>> {
     parse_schedule(&text, &path.display().to_string())
 }
 
-/// Starts the simulator loop and its Modbus server on `addr` (port 0 picks a free port).
-pub async fn start(
-    opts: &SimOptions,
-    addr: SocketAddr,
-    labels: Option<PathBuf>,
-) -> Result<SimRunning> {
-    let wall_start_ns = mw_model::now_ns();
+/// The simulator configuration for these options, validated.
+fn sim_config(opts: &SimOptions, start_epoch_ns: i64) -> Result<SimConfig> {
     let cfg = SimConfig {
         seed: opts.seed,
-        start_epoch_ns: wall_start_ns,
+        start_epoch_ns,
         random_faults: (opts.fault_interval > 0.0).then_some(opts.fault_interval),
         schedule: match &opts.schedule {
             Some(path) => read_schedule(path)?,
@@ -181,7 +176,17 @@ pub async fn start(
             .collect();
         anyhow::bail!("invalid simulator settings: {}", msgs.join("; "));
     }
-    let plant = Plant::new(cfg);
+    Ok(cfg)
+}
+
+/// Starts the simulator loop and its Modbus server on `addr` (port 0 picks a free port).
+pub async fn start(
+    opts: &SimOptions,
+    addr: SocketAddr,
+    labels: Option<PathBuf>,
+) -> Result<SimRunning> {
+    let wall_start_ns = mw_model::now_ns();
+    let plant = Plant::new(sim_config(opts, wall_start_ns)?);
     let image = RegisterImage::default().shared();
     publish_image(&plant, &image);
     let plant = Arc::new(Mutex::new(plant));
@@ -248,6 +253,87 @@ pub async fn start(
         stop,
         tasks: vec![stepper, server],
     })
+}
+
+/// `millwright sim --export`: simulates `duration_s` seconds offline and writes one CSV row per
+/// `step_s`: `timestamp` (RFC 3339, simulated clock starting at `start_ns`), every point by tag path (empty
+/// while it has dropped out), then the ground truth: `fault` (1 while any fault is active),
+/// `fault:ASSET` for every asset with points (1 while a fault that changes this asset's
+/// readings is active, see `FaultRecord::affected_assets`), `faults` (the active faults as
+/// `asset:kind`, `+`-separated) and `bearing_wear` (0…1).
+pub fn export(
+    opts: &SimOptions,
+    path: &Path,
+    duration_s: f64,
+    step_s: f64,
+    start_ns: i64,
+    labels: Option<&Path>,
+) -> Result<()> {
+    use std::io::Write;
+    let mut plant = Plant::new(sim_config(opts, start_ns)?);
+    let tmp = path.with_extension("tmp");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let write_err = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", tmp.display());
+    let mut header = vec!["timestamp".to_owned()];
+    header.extend(plant.points().iter().map(|p| p.path()));
+    let mut assets: Vec<&'static str> = plant.points().iter().map(|p| p.asset).collect();
+    assets.dedup();
+    assets.sort_unstable();
+    assets.dedup();
+    header.push("fault".into());
+    header.extend(assets.iter().map(|a| format!("fault:{a}")));
+    header.extend(["faults", "bearing_wear"].map(String::from));
+    writeln!(w, "{}", header.join(",")).map_err(write_err)?;
+    let rows = (duration_s / step_s).floor() as u64 + 1;
+    let mut progress = crate::progress::Progress::new("simulating", "row");
+    let mut line = String::new();
+    for i in 0..rows {
+        if i > 0 {
+            plant.step(step_s);
+        }
+        line.clear();
+        line.push_str(&mw_model::format_rfc3339_ns(plant.now_ns()));
+        for p in plant.points() {
+            line.push(',');
+            if let Some(v) = p.value {
+                line.push_str(&v.to_string());
+            }
+        }
+        let active: Vec<mw_sim::FaultRecord> =
+            plant.faults().into_iter().filter(|f| f.active).collect();
+        line.push_str(if active.is_empty() { ",0" } else { ",1" });
+        for a in &assets {
+            let hit = active.iter().any(|f| f.affected_assets().contains(a));
+            line.push_str(if hit { ",1" } else { ",0" });
+        }
+        let names: Vec<String> = active
+            .iter()
+            .map(|f| {
+                let short = f.asset.rsplit('/').next().unwrap_or(&f.asset);
+                format!("{short}:{}", f.kind)
+            })
+            .collect();
+        line.push_str(&format!(",{},{:.6}", names.join("+"), plant.bearing_wear()));
+        writeln!(w, "{line}").map_err(write_err)?;
+        if i % 1000 == 0 {
+            progress.set(i, rows);
+        }
+    }
+    progress.finish();
+    w.flush().map_err(write_err)?;
+    drop(w);
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(l) = labels {
+        write_labels(&plant, l).with_context(|| format!("cannot write {}", l.display()))?;
+    }
+    eprintln!(
+        "wrote {rows} rows ({duration_s} simulated seconds, step {step_s} s, seed {}) to {}",
+        opts.seed,
+        path.display()
+    );
+    Ok(())
 }
 
 /// `millwright sim`: only the simulator and its Modbus server, until Ctrl-C / SIGTERM.

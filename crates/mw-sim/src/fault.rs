@@ -196,6 +196,24 @@ pub struct FaultRecord {
     pub active: bool,
 }
 
+impl FaultRecord {
+    /// The assets whose readings this fault changes (the physical reach of the fault, per
+    /// docs/simulator.md): the ground truth for per-asset labels. A blocked valve starves the
+    /// pump, its motor and the tank; a gas release reaches all three detectors; a sensor fault
+    /// touches only its own asset.
+    pub fn affected_assets(&self) -> Vec<&'static str> {
+        use crate::catalog::{GAS_AREA, GD1, GD2, GD3, MOTOR, PUMP, TANK, VALVE};
+        let own = crate::catalog::resolve_asset(&self.asset);
+        match self.kind {
+            FaultKind::GasRelease => vec![GAS_AREA, GD1, GD2, GD3],
+            FaultKind::BlockedValve => vec![VALVE, PUMP, MOTOR, TANK],
+            FaultKind::BearingWear => vec![PUMP, MOTOR],
+            FaultKind::Leak if own == Some(PUMP) => vec![PUMP, MOTOR, TANK],
+            _ => own.into_iter().collect(),
+        }
+    }
+}
+
 /// Errors of the simulator's API. Each says what was wrong and what would have been accepted.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum SimError {
@@ -332,6 +350,48 @@ mod tests {
         }
         let err = "gas-release".parse::<FaultKind>().unwrap_err();
         assert!(err.to_string().contains("gas_release, leak"), "{err}");
+    }
+
+    #[test]
+    fn affected_assets_follow_the_physics() {
+        use crate::catalog::{GD1, GD2, GD3, MOTOR, PUMP, TANK, VALVE};
+        let rec = |kind, asset: &str| FaultRecord {
+            id: FaultId(1),
+            kind,
+            asset: asset.into(),
+            point: None,
+            origin: FaultOrigin::Api,
+            start_s: 0.0,
+            end_s: 1.0,
+            start_ns: 0,
+            end_ns: 1,
+            active: true,
+        };
+        let blocked = rec(FaultKind::BlockedValve, VALVE).affected_assets();
+        for a in [VALVE, PUMP, MOTOR, TANK] {
+            assert!(blocked.contains(&a), "{a}");
+        }
+        assert!(
+            rec(FaultKind::GasRelease, GD2)
+                .affected_assets()
+                .contains(&GD1)
+        );
+        assert!(
+            rec(FaultKind::GasRelease, GD1)
+                .affected_assets()
+                .contains(&GD3)
+        );
+        assert_eq!(rec(FaultKind::Leak, TANK).affected_assets(), vec![TANK]);
+        assert!(rec(FaultKind::Leak, PUMP).affected_assets().contains(&TANK));
+        assert_eq!(
+            rec(FaultKind::SensorStuck, GD3).affected_assets(),
+            vec![GD3]
+        );
+        assert!(
+            !rec(FaultKind::BearingWear, PUMP)
+                .affected_assets()
+                .contains(&TANK)
+        );
     }
 
     #[test]
