@@ -52,7 +52,7 @@ fn example_plant_toml_analytics() {
     assert_eq!(
         summary,
         vec![
-            (format!("{water}/pump1"), "auto", 5),
+            (format!("{water}/pump1"), "auto", 4),
             (
                 "acme/plant1/utilities/compressor_house/gd1".to_owned(),
                 "ewma",
