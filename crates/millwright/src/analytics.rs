@@ -12,10 +12,13 @@
 //!   quality `uncertain`.
 //!
 //! Memory is bounded by the detectors' own windows (docs/analytics.md) and the RUL window.
-//! Metrics: `mw_anomalous{component="analytics",instance=ASSET}` (0/1) and
-//! `mw_anomaly_onsets_total{…}` (normal → anomalous transitions).
+//! Metrics: `mw_anomalous{component="analytics",instance=ASSET}` (0/1),
+//! `mw_anomaly_onsets_total{…}` (normal → anomalous transitions) and
+//! `mw_detector_relearns_total{…}` (fresh warm-ups asked for through the API).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mw_analytics::{Detector, DetectorKind};
 use mw_bus::Processor;
@@ -29,10 +32,37 @@ struct DetectorSlot {
     /// `mw_anomaly_onsets_total{…}`: transitions from normal to anomalous.
     onsets: metrics::Counter,
     was_anomalous: bool,
+    relearns: metrics::Counter,
     score_tag: TagPath,
     flag_tag: TagPath,
+    kind: DetectorKind,
+    warmup: Option<usize>,
     detector: Box<dyn Detector>,
     latest: Vec<f64>,
+}
+
+/// The handle the HTTP API uses to list the detectors and ask for a fresh warm-up: one flag
+/// per detector (so requests never queue up), checked by the processor with every batch.
+pub struct Control {
+    info: Vec<mw_web::DetectorInfo>,
+    relearn: Vec<AtomicBool>,
+}
+
+impl mw_web::DetectorControl for Control {
+    fn list(&self) -> Vec<mw_web::DetectorInfo> {
+        self.info.clone()
+    }
+
+    fn relearn(&self, asset: &str) -> usize {
+        let mut n = 0;
+        for (i, d) in self.info.iter().enumerate() {
+            if d.asset == asset {
+                self.relearn[i].store(true, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        n
+    }
 }
 
 struct RulSlot {
@@ -51,6 +81,7 @@ pub struct LiveAnalytics {
     rul: Vec<RulSlot>,
     /// health-indicator tag → RUL slots fed by it
     rul_inputs: HashMap<TagPath, Vec<usize>>,
+    control: Option<Arc<Control>>,
 }
 
 impl LiveAnalytics {
@@ -65,13 +96,31 @@ impl LiveAnalytics {
             let instance = d.score_tag.asset().to_owned();
             la.detectors.push(DetectorSlot {
                 flag_gauge: metrics::gauge!("mw_anomalous", "component" => "analytics", "instance" => instance.clone()),
-                onsets: metrics::counter!("mw_anomaly_onsets_total", "component" => "analytics", "instance" => instance),
+                onsets: metrics::counter!("mw_anomaly_onsets_total", "component" => "analytics", "instance" => instance.clone()),
+                relearns: metrics::counter!("mw_detector_relearns_total", "component" => "analytics", "instance" => instance),
                 was_anomalous: false,
                 score_tag: d.score_tag.clone(),
                 flag_tag: d.flag_tag.clone(),
+                kind,
+                warmup: d.warmup,
                 detector: mw_analytics::build(kind, d.tags.len(), d.warmup),
                 latest: vec![f64::NAN; d.tags.len()],
             });
+        }
+        if !detectors.is_empty() {
+            la.control = Some(Arc::new(Control {
+                info: detectors
+                    .iter()
+                    .map(|d| mw_web::DetectorInfo {
+                        asset: d.asset.clone(),
+                        kind: d.kind.to_string(),
+                        inputs: d.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+                        score_tag: d.score_tag.as_str().to_owned(),
+                        flag_tag: d.flag_tag.as_str().to_owned(),
+                    })
+                    .collect(),
+                relearn: detectors.iter().map(|_| AtomicBool::new(false)).collect(),
+            }));
         }
         for r in rul {
             let mut trend = TrendRul::new(r.threshold, r.window);
@@ -98,6 +147,23 @@ impl LiveAnalytics {
     pub fn is_empty(&self) -> bool {
         self.detectors.is_empty() && self.rul.is_empty()
     }
+
+    /// The API's handle on the detectors (`None` without detectors).
+    pub fn control(&self) -> Option<Arc<Control>> {
+        self.control.clone()
+    }
+
+    /// Replaces every detector whose re-learning was asked for by a fresh one (warming up).
+    fn apply_relearn_requests(&mut self) {
+        let Some(ctl) = &self.control else { return };
+        for (flag, d) in ctl.relearn.iter().zip(&mut self.detectors) {
+            if flag.swap(false, Ordering::Relaxed) {
+                tracing::info!(detector = %d.score_tag, "detector re-learning: warming up again");
+                d.detector = mw_analytics::build(d.kind, d.latest.len(), d.warmup);
+                d.relearns.increment(1);
+            }
+        }
+    }
 }
 
 fn derived(tag: &TagPath, value: Value, quality: Quality, ts: i64, now: i64) -> Sample {
@@ -115,6 +181,7 @@ impl Processor for LiveAnalytics {
         if self.is_empty() {
             return batch;
         }
+        self.apply_relearn_requests();
         let now = mw_model::now_ns();
         let mut touched: Vec<Option<i64>> = vec![None; self.detectors.len()];
         let mut out = Vec::new();
@@ -317,5 +384,41 @@ window = 50
         assert!(out.iter().any(|s| s.tag.as_str() == "a/p/anomaly_score"));
         let other = la.process(vec![sample("b/q/z", 1.0, 3)]);
         assert_eq!(other.len(), 1, "unrelated tags pass untouched");
+    }
+
+    #[test]
+    fn relearn_restarts_the_warm_up_of_that_asset_only() {
+        use mw_web::DetectorControl;
+        let cfg = mw_config::parse(CFG, "t.toml").unwrap();
+        let mut la = LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+        let ctl = la.control().expect("a control with detectors");
+        assert_eq!(ctl.list()[0].inputs, vec!["a/p/x", "a/p/z"]);
+        let quality = |la: &mut LiveAnalytics, t: i64| {
+            let wiggle = (t % 3) as f64 * 0.1;
+            let out = la.process(vec![
+                sample("a/p/x", 1.0 + wiggle, t),
+                sample("a/p/z", 5.0 - wiggle * (t % 2) as f64, t),
+            ]);
+            let s = out
+                .iter()
+                .find(|s| s.tag.as_str() == "a/p/anomaly_score")
+                .cloned();
+            s.unwrap().quality.status()
+        };
+        for t in 0..60 {
+            quality(&mut la, t);
+        }
+        assert_eq!(quality(&mut la, 60), "good", "warmed up after 50 samples");
+        assert_eq!(ctl.relearn("b/q"), 0, "no detector there");
+        assert_eq!(quality(&mut la, 61), "good");
+        assert_eq!(ctl.relearn("a/p"), 1);
+        for t in 62..110 {
+            assert_eq!(quality(&mut la, t), "uncertain", "warming up again at {t}");
+        }
+        for t in 110..113 {
+            quality(&mut la, t);
+        }
+        assert_eq!(quality(&mut la, 113), "good", "and warmed up once more");
+        assert!(LiveAnalytics::new(&[], &cfg.rul).control().is_none());
     }
 }

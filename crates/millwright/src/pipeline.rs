@@ -89,6 +89,9 @@ pub async fn run(
         },
     });
     let analytics = crate::analytics::LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+    let detector_control = analytics
+        .control()
+        .map(|c| c as std::sync::Arc<dyn mw_web::DetectorControl>);
     if !analytics.is_empty() {
         bus.processor(Box::new(analytics));
     }
@@ -128,6 +131,7 @@ pub async fn run(
             wall_start_ns: s.wall_start_ns,
             speed: s.speed,
         }),
+        detectors: detector_control,
     };
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(mw_web::serve(listener, state, async move {

@@ -102,6 +102,42 @@ fn demo_detectors_catch_injected_faults_and_dropout_stays_local() {
         .unwrap_or_else(|| panic!("no mw_anomaly_onsets_total for gd1 in /metrics"));
     assert!(onsets >= 1.0, "onsets {onsets}");
 
+    // The operator accepts the new state: gd1's detector forgets what it learnt and warms up again.
+    let listed = get_json(&http, "/api/v1/detectors");
+    assert!(
+        listed["detectors"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["asset"] == GD1 && d["kind"] == "ewma")),
+        "{listed}"
+    );
+    let r = post_json(&http, "/api/v1/detectors/relearn", &json!({ "asset": GD1 }))
+        .expect("POST relearn");
+    assert_eq!(r.status, 202, "{}", r.text());
+    wait_for("gd1 warming up again", Duration::from_secs(10), || {
+        let s = &tags_by_path(&http)[&score_tag];
+        if s["quality"] == "uncertain" && s["reason"] == "warming up" {
+            Ok(())
+        } else {
+            Err(format!("{s}"))
+        }
+    });
+    let r = post_json(
+        &http,
+        "/api/v1/detectors/relearn",
+        &json!({ "asset": "nowhere/x" }),
+    )
+    .expect("POST relearn");
+    assert_eq!(r.status, 404, "{}", r.text());
+    let metrics = get(&http, "/metrics").expect("GET /metrics").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("mw_detector_relearns_total")
+                && l.contains(&format!("instance=\"{GD1}\""))
+                && l.ends_with(" 1")),
+        "no mw_detector_relearns_total 1 for gd1"
+    );
+
     // Pump RUL from the vibration trend: published in hours with lower ≤ rul.
     let (rul, lower) = wait_for("pump RUL", Duration::from_secs(30), || {
         let tags = tags_by_path(&http);

@@ -315,6 +315,70 @@ pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::B
     }
 }
 
+pub(crate) async fn list_detectors(State(st): State<AppState>) -> Response {
+    let list = st.detectors.as_ref().map(|d| d.list()).unwrap_or_default();
+    let items: Vec<J> = list
+        .iter()
+        .map(|d| {
+            json!({
+                "asset": d.asset,
+                "kind": d.kind,
+                "inputs": d.inputs,
+                "score_tag": d.score_tag,
+                "flag_tag": d.flag_tag,
+            })
+        })
+        .collect();
+    Json(json!({ "detectors": items })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelearnBody {
+    asset: String,
+}
+
+pub(crate) async fn relearn_detector(
+    State(st): State<AppState>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: RelearnBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid relearn request: {e}; expected {{\"asset\": PATH}}"),
+            );
+        }
+    };
+    let asset = body.asset.trim().trim_matches('/');
+    let n = st.detectors.as_ref().map_or(0, |d| d.relearn(asset));
+    if n == 0 {
+        let known: Vec<String> = st
+            .detectors
+            .as_ref()
+            .map(|d| d.list().into_iter().map(|i| i.asset).collect())
+            .unwrap_or_default();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no anomaly detector on asset {asset:?} (detectors on: {})",
+                if known.is_empty() {
+                    "none configured".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+    }
+    tracing::info!(asset, detectors = n, "detector re-learning requested");
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "asset": asset, "detectors": n, "state": "warming up from the next sample" })),
+    )
+        .into_response()
+}
+
 pub(crate) async fn list_faults(State(st): State<AppState>) -> Response {
     let Some(sim) = &st.sim else {
         return error(

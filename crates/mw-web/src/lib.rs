@@ -39,6 +39,28 @@ pub struct AppState {
     pub metrics: MetricsRender,
     /// The in-process simulator, when running `millwright demo`.
     pub sim: Option<SimHandle>,
+    /// The live anomaly detectors, when any are configured.
+    pub detectors: Option<Arc<dyn DetectorControl>>,
+}
+
+/// One live anomaly detector, as the API lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorInfo {
+    pub asset: String,
+    pub kind: String,
+    /// Full paths of the input tags.
+    pub inputs: Vec<String>,
+    pub score_tag: String,
+    pub flag_tag: String,
+}
+
+/// The live anomaly detectors (implemented by the binary's analytics processor).
+pub trait DetectorControl: Send + Sync {
+    fn list(&self) -> Vec<DetectorInfo>;
+    /// Asks every detector of `asset` (full path) to forget what it learnt and warm up again on
+    /// the data from now on — after a repair or a deliberate change of operating point. Takes
+    /// effect with the next batch of inputs. Returns how many detectors were asked.
+    fn relearn(&self, asset: &str) -> usize;
 }
 
 /// The in-process simulator and its clock. The simulator runs `speed` times faster than the wall
@@ -112,6 +134,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/sim/faults",
             post(api::inject_fault).get(api::list_faults),
         )
+        .route("/api/v1/detectors", get(api::list_detectors))
+        .route("/api/v1/detectors/relearn", post(api::relearn_detector))
         .fallback(api::not_found);
     guard(routes, MAX_IN_FLIGHT).with_state(state)
 }

@@ -38,7 +38,96 @@ fn state(with_sim: bool) -> AppState {
         sources: SourceRegistry::new(),
         metrics: Arc::new(|| "mw_test_total 1\n".to_owned()),
         sim,
+        detectors: None,
     }
+}
+
+/// Records relearn requests; one detector on the pump.
+#[derive(Default)]
+struct Detectors {
+    asked: Mutex<Vec<String>>,
+}
+
+impl crate::DetectorControl for Detectors {
+    fn list(&self) -> Vec<crate::DetectorInfo> {
+        vec![crate::DetectorInfo {
+            asset: "acme/p1/water/pump1".into(),
+            kind: "auto".into(),
+            inputs: vec!["acme/p1/water/pump1/flow".into()],
+            score_tag: "acme/p1/water/pump1/anomaly_score".into(),
+            flag_tag: "acme/p1/water/pump1/anomalous".into(),
+        }]
+    }
+    fn relearn(&self, asset: &str) -> usize {
+        self.asked.lock().unwrap().push(asset.to_owned());
+        usize::from(asset == "acme/p1/water/pump1")
+    }
+}
+
+#[tokio::test]
+async fn detectors_are_listed_and_relearn_on_request() {
+    let (s, j) = get_json(&state(false), "/api/v1/detectors").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(j["detectors"], serde_json::json!([]));
+
+    let det = Arc::new(Detectors::default());
+    let mut st = state(false);
+    st.detectors = Some(det.clone());
+    let (s, j) = get_json(&st, "/api/v1/detectors").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        j["detectors"][0]["score_tag"],
+        "acme/p1/water/pump1/anomaly_score"
+    );
+    assert_eq!(j["detectors"][0]["inputs"][0], "acme/p1/water/pump1/flow");
+
+    let (s, b) = call(
+        &st,
+        "POST",
+        "/api/v1/detectors/relearn",
+        r#"{"asset":"/acme/p1/water/pump1"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert!(b.contains("\"detectors\":1"), "{b}");
+    let (s, b) = call(
+        &st,
+        "POST",
+        "/api/v1/detectors/relearn",
+        r#"{"asset":"acme/p1/water/tank9"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        b.contains("tank9") && b.contains("acme/p1/water/pump1"),
+        "{b}"
+    );
+    let (s, b) = call(
+        &st,
+        "POST",
+        "/api/v1/detectors/relearn",
+        r#"{"assets":"x"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b.contains("invalid relearn request"), "{b}");
+    assert_eq!(
+        *det.asked.lock().unwrap(),
+        vec![
+            "acme/p1/water/pump1".to_owned(),
+            "acme/p1/water/tank9".to_owned()
+        ]
+    );
+    // Without detectors the answer says so.
+    let (s, b) = call(
+        &state(false),
+        "POST",
+        "/api/v1/detectors/relearn",
+        r#"{"asset":"a/b"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(b.contains("none configured"), "{b}");
 }
 
 async fn call(st: &AppState, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
