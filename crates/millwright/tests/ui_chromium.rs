@@ -77,6 +77,10 @@ fn browser_page_updates_live_values_and_sparklines() {
         dom.contains("id=\"t:acme/plant1/utilities/water/pump1/flow\""),
         "flow row missing"
     );
+    assert!(
+        dom.contains("data-asset=\"acme/plant1/utilities/water/pump1\" onclick=\"relearn(this)\""),
+        "no re-learn button on the pump (it has a detector)"
+    );
     demo.sigterm();
     let st = demo.wait_exit(Duration::from_secs(3)).expect("demo exits");
     assert!(st.success());

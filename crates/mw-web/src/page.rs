@@ -33,6 +33,7 @@ header h1{font-size:18px;margin:0} header span{opacity:.75;font-size:13px}
 main{padding:12px 20px;display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:14px}
 section{background:#fff;border-radius:6px;box-shadow:0 1px 2px rgba(0,0,0,.12);padding:8px 12px}
 section h2{font-size:14px;margin:4px 0 6px} section h2 small{font-weight:normal;color:#667}
+button.relearn{float:right;font-size:11px;padding:1px 6px;border:1px solid #99a;border-radius:4px;background:#fff;cursor:pointer}
 table{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed}
 col.n{width:32%} col.v{width:15%} col.u{width:9%} col.q{width:12%} col.s{width:22%} col.t{width:10%}
 td.v.on{color:#b42318} td.ts{color:#778;font-size:11px;text-align:right}
@@ -63,6 +64,11 @@ const rows=j.faults.slice(-8).reverse().map(f=>'<tr><td>'+f.id+'</td><td>'+esc(f
 (f.point?' / '+esc(f.point):'')+'</td><td class=q><span class='+(f.active?'bad':'good')+'>'+(f.active?'active':'ended')+
 '</span></td><td>'+f.wall_start.substring(11,19)+' → '+f.wall_end.substring(11,19)+'</td><td>'+esc(f.origin)+'</td></tr>');
 tb.innerHTML=rows.join('')||'<tr><td colspan=6>no faults yet</td></tr>';}catch(e){}}
+async function relearn(b){const a=b.dataset.asset;
+if(!confirm('Re-learn normal behaviour for '+a+'?\nIts anomaly detectors forget what they learnt and warm up again on the data from now on (after a repair or a deliberate change).'))return;
+try{const r=await fetch('/api/v1/detectors/relearn',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({asset:a})});
+const j=await r.json();document.getElementById('status').textContent=r.ok?('re-learning '+a):('re-learn failed: '+(j.error||r.status));}
+catch(e){document.getElementById('status').textContent='re-learn failed: '+e;}}
 function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
 setInterval(refresh,1000);refresh();setInterval(faults,2000);faults();
 "#;
@@ -95,10 +101,24 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
              <tr><td colspan=6>loading…</td></tr></tbody></table></section>",
         );
     }
+    let detector_assets: Vec<String> = st
+        .detectors
+        .as_ref()
+        .map(|d| d.list().into_iter().map(|i| i.asset).collect())
+        .unwrap_or_default();
     for asset in st.tree.assets().filter(|a| !a.tags.is_empty()) {
+        let button = if detector_assets.iter().any(|a| a == asset.path.as_str()) {
+            format!(
+                "<button class=relearn data-asset='{}' onclick='relearn(this)' \
+                 title='The anomaly detectors forget what they learnt and warm up again'>re-learn</button>",
+                esc(asset.path.as_str())
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
             h,
-            "<section><h2>{} <small>{} · {}</small></h2><table>\
+            "<section><h2>{button}{} <small>{} · {}</small></h2><table>\
              <colgroup><col class=n><col class=v><col class=u><col class=q><col class=s><col class=t></colgroup>",
             esc(asset.path.rsplit('/').next().unwrap_or(&asset.path)),
             esc(asset.kind.as_str()),

@@ -118,6 +118,15 @@ async fn detectors_are_listed_and_relearn_on_request() {
             "acme/p1/water/tank9".to_owned()
         ]
     );
+    // The page offers a re-learn button on the assets that have a detector.
+    let (s, page) = call(&st, "GET", "/", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("data-asset='acme/p1/water/pump1' onclick='relearn(this)'"),
+        "{page}"
+    );
+    let (_, page) = call(&state(false), "GET", "/", "").await;
+    assert!(!page.contains("<button class=relearn"));
     // Without detectors the answer says so.
     let (s, b) = call(
         &state(false),
