@@ -632,8 +632,9 @@ impl PcaScorer {
         if rb.below < rb.probe_window {
             return;
         }
-        // Settled: restart the centre from the mean of the rows since the drop (the probe
-        // head's window) and let it follow the next longest-window rows unconditionally.
+        // The excursion is over: restart the centre from the mean of the rows since the drop
+        // (the probe head's window) and let it follow the settling process for `settle_len`
+        // rows. `lo`/`hi` keep the old operating point, so levels in between stay normal.
         rb.peak = 0.0;
         rb.below = 0;
         let recent: Vec<Vec<f64>> = self.heads[rb.probe].rolling.rows.iter().cloned().collect();
