@@ -107,10 +107,14 @@ pub fn parse_schedule(text: &str, file: &str) -> Result<Vec<mw_sim::ScheduledFau
             )));
             continue;
         }
-        let start_s: f64 = match f[0].parse() {
-            Ok(v) => v,
-            Err(_) => {
-                errors.push(err(format!("start_s {:?} is not a number", f[0])));
+        let number = |v: &str, name: &str| {
+            v.parse::<f64>()
+                .map_err(|_| err(format!("{name} {v:?} is not a number")))
+        };
+        let (start_s, duration_s) = match (number(f[0], "start_s"), number(f[3], "duration_s")) {
+            (Ok(s), Ok(d)) => (s, d),
+            (Err(e), _) | (_, Err(e)) => {
+                errors.push(e);
                 continue;
             }
         };
@@ -118,13 +122,6 @@ pub fn parse_schedule(text: &str, file: &str) -> Result<Vec<mw_sim::ScheduledFau
             Ok(k) => k,
             Err(e) => {
                 errors.push(err(e.to_string()));
-                continue;
-            }
-        };
-        let duration_s: f64 = match f[3].parse() {
-            Ok(v) => v,
-            Err(_) => {
-                errors.push(err(format!("duration_s {:?} is not a number", f[3])));
                 continue;
             }
         };
@@ -269,6 +266,7 @@ pub fn export(
     start_ns: i64,
     labels: Option<&Path>,
 ) -> Result<()> {
+    use std::fmt::Write as _;
     use std::io::Write;
     let mut plant = Plant::new(sim_config(opts, start_ns)?);
     let tmp = path.with_extension("tmp");
@@ -276,10 +274,10 @@ pub fn export(
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut w = std::io::BufWriter::new(file);
     let write_err = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", tmp.display());
+    let points = plant.points();
     let mut header = vec!["timestamp".to_owned()];
-    header.extend(plant.points().iter().map(|p| p.path()));
-    let mut assets: Vec<&'static str> = plant.points().iter().map(|p| p.asset).collect();
-    assets.dedup();
+    header.extend(points.iter().map(|p| p.path()));
+    let mut assets: Vec<&'static str> = points.iter().map(|p| p.asset).collect();
     assets.sort_unstable();
     assets.dedup();
     header.push("fault".into());
@@ -289,6 +287,9 @@ pub fn export(
     let rows = (duration_s / step_s).floor() as u64 + 1;
     let mut progress = crate::progress::Progress::new("simulating", "row");
     let mut line = String::new();
+    // The ground-truth cells change only when a fault starts or ends.
+    let mut truth_of: Option<Vec<mw_sim::FaultId>> = None;
+    let mut truth = String::new();
     for i in 0..rows {
         if i > 0 {
             plant.step(step_s);
@@ -298,24 +299,16 @@ pub fn export(
         for p in plant.points() {
             line.push(',');
             if let Some(v) = p.value {
-                line.push_str(&v.to_string());
+                let _ = write!(line, "{v}");
             }
         }
-        let active: Vec<mw_sim::FaultRecord> =
-            plant.faults().into_iter().filter(|f| f.active).collect();
-        line.push_str(if active.is_empty() { ",0" } else { ",1" });
-        for a in &assets {
-            let hit = active.iter().any(|f| f.affected_assets().contains(a));
-            line.push_str(if hit { ",1" } else { ",0" });
+        let active = plant.active_faults();
+        let ids: Vec<mw_sim::FaultId> = active.iter().map(|f| f.id).collect();
+        if truth_of.as_ref() != Some(&ids) {
+            truth = truth_cells(&active, &assets);
+            truth_of = Some(ids);
         }
-        let names: Vec<String> = active
-            .iter()
-            .map(|f| {
-                let short = f.asset.rsplit('/').next().unwrap_or(&f.asset);
-                format!("{short}:{}", f.kind)
-            })
-            .collect();
-        line.push_str(&format!(",{},{:.6}", names.join("+"), plant.bearing_wear()));
+        let _ = write!(line, "{truth},{:.6}", plant.bearing_wear());
         writeln!(w, "{line}").map_err(write_err)?;
         if i % 1000 == 0 {
             progress.set(i, rows);
@@ -334,6 +327,25 @@ pub fn export(
         path.display()
     );
     Ok(())
+}
+
+/// `,fault,fault:ASSET…,faults` of one exported row, for these active faults.
+fn truth_cells(active: &[mw_sim::FaultRecord], assets: &[&'static str]) -> String {
+    let mut s = String::from(if active.is_empty() { ",0" } else { ",1" });
+    for a in assets {
+        let hit = active.iter().any(|f| f.affected_assets().contains(a));
+        s.push_str(if hit { ",1" } else { ",0" });
+    }
+    let names: Vec<String> = active
+        .iter()
+        .map(|f| {
+            let short = f.asset.rsplit('/').next().unwrap_or(&f.asset);
+            format!("{short}:{}", f.kind)
+        })
+        .collect();
+    s.push(',');
+    s.push_str(&names.join("+"));
+    s
 }
 
 /// `millwright sim`: only the simulator and its Modbus server, until Ctrl-C / SIGTERM.

@@ -303,21 +303,30 @@ impl Plant {
 
     /// Every fault that has started (active and past), by id. Scheduled faults appear when they start.
     pub fn faults(&self) -> Vec<FaultRecord> {
-        self.entries
+        self.entries.iter().map(|e| self.record(e)).collect()
+    }
+
+    /// The faults in effect now, by id (what [`Plant::faults`] marks `active`, without the past ones).
+    pub fn active_faults(&self) -> Vec<FaultRecord> {
+        self.active
             .iter()
-            .map(|e| FaultRecord {
-                id: FaultId(e.id),
-                kind: e.r.kind,
-                asset: e.r.asset.to_string(),
-                point: e.r.point.map(|i| REGISTER_MAP[i].name.to_string()),
-                origin: e.origin,
-                start_s: e.start_ns as f64 / 1e9,
-                end_s: e.end_ns as f64 / 1e9,
-                start_ns: self.cfg.start_epoch_ns.saturating_add(e.start_ns),
-                end_ns: self.cfg.start_epoch_ns.saturating_add(e.end_ns),
-                active: e.active,
-            })
+            .map(|&i| self.record(&self.entries[i]))
             .collect()
+    }
+
+    fn record(&self, e: &Entry) -> FaultRecord {
+        FaultRecord {
+            id: FaultId(e.id),
+            kind: e.r.kind,
+            asset: e.r.asset.to_string(),
+            point: e.r.point.map(|i| REGISTER_MAP[i].name.to_string()),
+            origin: e.origin,
+            start_s: e.start_ns as f64 / 1e9,
+            end_s: e.end_ns as f64 / 1e9,
+            start_ns: self.cfg.start_epoch_ns.saturating_add(e.start_ns),
+            end_ns: self.cfg.start_epoch_ns.saturating_add(e.end_ns),
+            active: e.active,
+        }
     }
 
     /// The current reading of every point, in [`register_map`] order.

@@ -97,3 +97,24 @@ fn json_labels_match_the_records() {
         assert_eq!(j["end_epoch_ns"], r.end_ns);
     }
 }
+
+#[test]
+fn active_faults_are_the_active_records() {
+    let mut p = Plant::new(SimConfig {
+        seed: 7,
+        start_epoch_ns: START,
+        ..SimConfig::default()
+    });
+    assert!(p.active_faults().is_empty());
+    inject(&mut p, "valve1", FaultKind::BlockedValve, 600.0, None);
+    p.step(60.0);
+    inject(&mut p, "gd1", FaultKind::GasRelease, 60.0, None);
+    for _ in 0..4 {
+        let active: Vec<_> = p.faults().into_iter().filter(|f| f.active).collect();
+        assert_eq!(p.active_faults(), active);
+        p.step(100.0);
+    }
+    assert_eq!(p.active_faults().len(), 1, "the gas release has ended");
+    p.step(600.0);
+    assert!(p.active_faults().is_empty());
+}
