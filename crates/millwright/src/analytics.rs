@@ -42,10 +42,12 @@ struct DetectorSlot {
 }
 
 /// The handle the HTTP API uses to list the detectors and ask for a fresh warm-up: one flag
-/// per detector (so requests never queue up), checked by the processor with every batch.
+/// per detector (so requests never queue up), plus one "any request" flag that the processor
+/// checks with every batch (the per-detector flags are read only when it is set).
 pub struct Control {
     info: Vec<mw_web::DetectorInfo>,
     relearn: Vec<AtomicBool>,
+    pending: AtomicBool,
 }
 
 impl mw_web::DetectorControl for Control {
@@ -60,6 +62,9 @@ impl mw_web::DetectorControl for Control {
                 self.relearn[i].store(true, Ordering::Relaxed);
                 n += 1;
             }
+        }
+        if n > 0 {
+            self.pending.store(true, Ordering::Release);
         }
         n
     }
@@ -120,6 +125,7 @@ impl LiveAnalytics {
                     })
                     .collect(),
                 relearn: detectors.iter().map(|_| AtomicBool::new(false)).collect(),
+                pending: AtomicBool::new(false),
             }));
         }
         for r in rul {
@@ -156,6 +162,9 @@ impl LiveAnalytics {
     /// Replaces every detector whose re-learning was asked for by a fresh one (warming up).
     fn apply_relearn_requests(&mut self) {
         let Some(ctl) = &self.control else { return };
+        if !ctl.pending.swap(false, Ordering::Acquire) {
+            return;
+        }
         for (flag, d) in ctl.relearn.iter().zip(&mut self.detectors) {
             if flag.swap(false, Ordering::Relaxed) {
                 tracing::info!(detector = %d.score_tag, "detector re-learning: warming up again");
