@@ -137,15 +137,22 @@ pub struct SimArgs {
     pub sim: SimOptions,
 }
 
-fn parse_duration(s: &str) -> Result<f64, String> {
+/// A finite number for which `ok` holds; otherwise `rule (got S)`.
+fn bounded(s: &str, ok: impl Fn(f64) -> bool, rule: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if v.is_finite() && v > 0.0 && v <= 366.0 * 86_400.0 {
+    if v.is_finite() && ok(v) {
         Ok(v)
     } else {
-        Err(format!(
-            "duration must be > 0 and at most a year of seconds (got {s})"
-        ))
+        Err(format!("{rule} (got {s})"))
     }
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    bounded(
+        s,
+        |v| v > 0.0 && v <= 366.0 * 86_400.0,
+        "duration must be > 0 and at most a year of seconds",
+    )
 }
 
 fn parse_start(s: &str) -> Result<i64, String> {
@@ -157,23 +164,19 @@ fn parse_start(s: &str) -> Result<i64, String> {
 }
 
 fn parse_step(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if v.is_finite() && (0.1..=3600.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!(
-            "step must be between 0.1 and 3600 seconds (got {s})"
-        ))
-    }
+    bounded(
+        s,
+        |v| (0.1..=3600.0).contains(&v),
+        "step must be between 0.1 and 3600 seconds",
+    )
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if v.is_finite() && v > 0.0 && v <= 100_000.0 {
-        Ok(v)
-    } else {
-        Err(format!("speed must be > 0 and ≤ 100000 (got {s})"))
-    }
+    bounded(
+        s,
+        |v| v > 0.0 && v <= 100_000.0,
+        "speed must be > 0 and ≤ 100000",
+    )
 }
 
 pub fn dispatch(cmd: Command) -> Result<ExitCode> {
