@@ -19,6 +19,17 @@ pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
+/// A JSON request body, or the message of the 400 that names the request (`what`) and the
+/// `expected` shape.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+    expected: &str,
+) -> Result<T, String> {
+    serde_json::from_slice(body)
+        .map_err(|e| format!("invalid {what} request: {e}; expected {expected}"))
+}
+
 pub(crate) async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -277,16 +288,13 @@ pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::B
             "no simulator runs in this process (faults exist only in `millwright demo`)",
         );
     };
-    let body: FaultBody = match serde_json::from_slice(&body) {
+    let body: FaultBody = match json_body(
+        &body,
+        "fault",
+        r#"{"asset": PATH, "kind": KIND, "duration_s": N}"#,
+    ) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "invalid fault request: {e}; expected {{\"asset\": PATH, \"kind\": KIND, \"duration_s\": N}}"
-                ),
-            );
-        }
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let kind: mw_sim::FaultKind = match body.kind.parse() {
         Ok(k) => k,
@@ -342,14 +350,9 @@ pub(crate) async fn relearn_detector(
     State(st): State<AppState>,
     body: axum::body::Bytes,
 ) -> Response {
-    let body: RelearnBody = match serde_json::from_slice(&body) {
+    let body: RelearnBody = match json_body(&body, "relearn", r#"{"asset": PATH}"#) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid relearn request: {e}; expected {{\"asset\": PATH}}"),
-            );
-        }
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let asset = body.asset.trim().trim_matches('/');
     let n = st.detectors.as_ref().map_or(0, |d| d.relearn(asset));
