@@ -431,14 +431,15 @@ impl Detrend {
     }
 
     /// Moves the moving means towards a row, each step clipped to `±limit[j]` (a Huber
-    /// update): slow drifts are followed fully, while a fault far outside the normal spread
-    /// moves the mean only slowly — otherwise the filter would remember a large fault and
-    /// mirror it as a false excursion once it ends.
-    fn learn(&mut self, row: &[f64], limit: &[f64]) {
+    /// update; `None`: unclipped): slow drifts are followed fully, while a fault far outside
+    /// the normal spread moves the mean only slowly — otherwise the filter would remember a
+    /// large fault and mirror it as a false excursion once it ends.
+    fn learn(&mut self, row: &[f64], limit: Option<&[f64]>) {
         for (j, &x) in row.iter().enumerate() {
             if self.on[j] {
-                let l = limit[j];
-                self.ew[j] += self.alpha * (x - self.ew[j]).clamp(-l, l);
+                let step = x - self.ew[j];
+                let step = limit.map_or(step, |l| step.clamp(-l[j], l[j]));
+                self.ew[j] += self.alpha * step;
             }
         }
     }
@@ -488,7 +489,7 @@ pub(crate) struct PcaScorer {
     z: Vec<f64>,
     rebase: Rebaseline,
     detrend_clip: f64,
-    /// Per-variable step limit of the moving means (scratch).
+    /// Per-variable step limit of the moving means: `detrend_clip` robust σ.
     limit: Vec<f64>,
 }
 
@@ -665,6 +666,7 @@ impl PcaScorer {
             self.lo[j] = c;
             self.hi[j] = c;
             self.scale[j] = s;
+            self.limit[j] = self.detrend_clip * s;
         }
     }
 
@@ -705,13 +707,12 @@ impl Scorer for PcaScorer {
 
     fn fit(&mut self, raw: &[Vec<f64>]) -> Vec<Calibration> {
         let mut detrend = Detrend::fit(raw, self.d, self.wander_ratio, self.horizon);
-        let no_limit = vec![f64::INFINITY; self.d];
         let rows: Vec<Vec<f64>> = raw
             .iter()
             .map(|r| {
                 let mut t = Vec::with_capacity(self.d);
                 detrend.apply(r, &mut t);
-                detrend.learn(r, &no_limit);
+                detrend.learn(r, None);
                 t
             })
             .collect();
@@ -788,14 +789,8 @@ impl Scorer for PcaScorer {
         let settling = self.rebase.settle_left > 0;
         self.watch_excursion(verdict);
         if let Some(d) = &mut self.detrend {
-            if settling {
-                self.limit.iter_mut().for_each(|l| *l = f64::INFINITY);
-            } else {
-                for (l, s) in self.limit.iter_mut().zip(&self.scale) {
-                    *l = self.detrend_clip * s;
-                }
-            }
-            d.learn(raw, &self.limit);
+            // While settling the filter follows the process freely.
+            d.learn(raw, (!settling).then_some(self.limit.as_slice()));
         }
         let rb = &mut self.rebase;
         if rb.refine_left > 0 {
@@ -867,7 +862,7 @@ mod tests {
             on: vec![true, false],
             ew: vec![0.0, 0.0],
         };
-        d.learn(&[100.0, 100.0], &[3.0, 3.0]);
+        d.learn(&[100.0, 100.0], Some(&[3.0, 3.0]));
         assert!(
             (d.ew[0] - 0.3).abs() < 1e-12,
             "a far value moves the mean by alpha·clip"
@@ -876,7 +871,7 @@ mod tests {
             d.ew[1], 0.0,
             "variables that do not wander are not filtered"
         );
-        d.learn(&[1.3, 0.0], &[3.0, 3.0]);
+        d.learn(&[1.3, 0.0], Some(&[3.0, 3.0]));
         assert!(
             (d.ew[0] - 0.4).abs() < 1e-12,
             "a near value moves it by alpha·distance"
