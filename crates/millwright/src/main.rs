@@ -8,6 +8,7 @@ mod pdm;
 mod pipeline;
 mod progress;
 mod simrun;
+mod web_adapters;
 
 use std::process::ExitCode;
 

@@ -122,14 +122,16 @@ pub async fn run(
     let http_addr = listener.local_addr()?;
     let state = mw_web::AppState {
         site_name: cfg.site.name.as_str().into(),
-        live: live.clone(),
+        tags: Arc::new(crate::web_adapters::LiveTags(live.clone())),
         tree: tree.clone(),
         sources: sources.clone(),
         metrics,
-        sim: sim.as_ref().map(|s| mw_web::SimHandle {
-            plant: s.plant.clone(),
-            wall_start_ns: s.wall_start_ns,
-            speed: s.speed,
+        faults: sim.as_ref().map(|s| {
+            Arc::new(crate::web_adapters::SimFaults {
+                plant: s.plant.clone(),
+                wall_start_ns: s.wall_start_ns,
+                speed: s.speed,
+            }) as Arc<dyn mw_web::FaultControl>
         }),
         detectors: detector_control,
     };

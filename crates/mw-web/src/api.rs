@@ -118,7 +118,7 @@ pub(crate) struct TagsQuery {
 /// Every configured tag (and any extra tag seen on the bus), sorted by path.
 pub(crate) async fn tags(State(st): State<AppState>, Query(q): Query<TagsQuery>) -> Json<J> {
     let latest: HashMap<TagPath, Sample> = st
-        .live
+        .tags
         .latest_all()
         .into_iter()
         .map(|s| (s.tag.clone(), s))
@@ -129,7 +129,7 @@ pub(crate) async fn tags(State(st): State<AppState>, Query(q): Query<TagsQuery>)
         let mut j = tag_json(def, latest.get(&def.path));
         if history > 0 {
             let h: Vec<J> = st
-                .live
+                .tags
                 .recent(&def.path, history)
                 .unwrap_or_default()
                 .iter()
@@ -170,7 +170,7 @@ pub(crate) async fn tag_sub(
     let Some(path_str) = rest.strip_suffix("/recent") else {
         return match TagPath::new(&rest) {
             Ok(path) => match st.tree.tag(&path) {
-                Some(def) => Json(tag_json(def, st.live.latest(&path).as_ref())).into_response(),
+                Some(def) => Json(tag_json(def, st.tags.latest(&path).as_ref())).into_response(),
                 None => error(StatusCode::NOT_FOUND, format!("unknown tag {path}")),
             },
             Err(e) => error(
@@ -188,9 +188,9 @@ pub(crate) async fn tag_sub(
             );
         }
     };
-    let limit = q.limit.unwrap_or(st.live.window()).clamp(1, MAX_RECENT);
+    let limit = q.limit.unwrap_or(st.tags.window()).clamp(1, MAX_RECENT);
     let def = st.tree.tag(&path);
-    match st.live.recent(&path, limit) {
+    match st.tags.recent(&path, limit) {
         Some(samples) => {
             let items: Vec<J> = samples
                 .iter()
@@ -259,18 +259,17 @@ pub(crate) struct FaultBody {
     point: Option<String>,
 }
 
-fn fault_json(f: &mw_sim::FaultRecord, clock: &crate::SimHandle) -> J {
-    let (ws, we) = (clock.wall_ns(f.start_s), clock.wall_ns(f.end_s));
+fn fault_json(f: &crate::FaultInfo) -> J {
     json!({
-        "wall_start": format_rfc3339_ns(ws),
-        "wall_end": format_rfc3339_ns(we),
-        "wall_start_ns": ws,
-        "wall_end_ns": we,
-        "id": f.id.0,
-        "kind": f.kind.to_string(),
+        "wall_start": format_rfc3339_ns(f.wall_start_ns),
+        "wall_end": format_rfc3339_ns(f.wall_end_ns),
+        "wall_start_ns": f.wall_start_ns,
+        "wall_end_ns": f.wall_end_ns,
+        "id": f.id,
+        "kind": f.kind,
         "asset": f.asset,
         "point": f.point,
-        "origin": f.origin.as_str(),
+        "origin": f.origin,
         "active": f.active,
         "start": format_rfc3339_ns(f.start_ns),
         "end": format_rfc3339_ns(f.end_ns),
@@ -281,12 +280,12 @@ fn fault_json(f: &mw_sim::FaultRecord, clock: &crate::SimHandle) -> J {
     })
 }
 
+const NO_SIMULATOR: &str =
+    "no simulator runs in this process (faults exist only in `millwright demo`)";
+
 pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
-    let Some(sim) = &st.sim else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no simulator runs in this process (faults exist only in `millwright demo`)",
-        );
+    let Some(faults) = &st.faults else {
+        return error(StatusCode::NOT_FOUND, NO_SIMULATOR);
     };
     let body: FaultBody = match json_body(
         &body,
@@ -296,30 +295,19 @@ pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::B
         Ok(b) => b,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let kind: mw_sim::FaultKind = match body.kind.parse() {
-        Ok(k) => k,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let req = mw_sim::FaultRequest {
+    let spec = crate::FaultSpec {
         asset: body.asset,
-        kind,
+        kind: body.kind,
         duration_s: body.duration_s,
         point: body.point,
     };
-    let mut plant = sim.plant.lock().unwrap_or_else(|e| e.into_inner());
-    match plant.inject(req) {
-        Ok(id) => {
-            let rec = plant.faults().into_iter().find(|f| f.id == id);
-            drop(plant);
-            let mut j = rec
-                .as_ref()
-                .map(|r| fault_json(r, sim))
-                .unwrap_or_else(|| json!({}));
-            j["id"] = J::from(id.0);
+    match faults.inject(spec) {
+        Ok(info) => {
+            let j = fault_json(&info);
             tracing::info!(fault = %j, "fault injected");
             (StatusCode::CREATED, Json(j)).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
@@ -383,13 +371,9 @@ pub(crate) async fn relearn_detector(
 }
 
 pub(crate) async fn list_faults(State(st): State<AppState>) -> Response {
-    let Some(sim) = &st.sim else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no simulator runs in this process (faults exist only in `millwright demo`)",
-        );
+    let Some(faults) = &st.faults else {
+        return error(StatusCode::NOT_FOUND, NO_SIMULATOR);
     };
-    let faults = sim.plant.lock().unwrap_or_else(|e| e.into_inner()).faults();
-    let list: Vec<J> = faults.iter().map(|f| fault_json(f, sim)).collect();
+    let list: Vec<J> = faults.list().iter().map(fault_json).collect();
     Json(json!({ "faults": list })).into_response()
 }

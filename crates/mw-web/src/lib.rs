@@ -1,7 +1,9 @@
 //! HTTP API and web UI (axum).
 //!
 //! This is the only crate that knows HTTP and the JSON shapes of the API; domain crates expose
-//! plain Rust types and this layer converts them. Routes:
+//! plain Rust types and this layer converts them. It reads and controls the rest of the process
+//! only through the traits it defines ([`TagStore`], [`FaultControl`], [`DetectorControl`]),
+//! which the binary implements. Routes:
 //!
 //! | route | what |
 //! |---|---|
@@ -17,14 +19,19 @@
 
 mod api;
 mod page;
+mod seams;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
 use mw_bus::SourceRegistry;
-use mw_live::LiveStore;
 use mw_model::AssetTree;
+
+pub use seams::{
+    Aggregate, AggregatePoint, DetectorControl, DetectorInfo, FaultControl, FaultInfo, FaultSpec,
+    QueryError, TagStore,
+};
 
 /// Renders the Prometheus exposition text (provided by the binary's metrics recorder).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -33,51 +40,15 @@ pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 #[derive(Clone)]
 pub struct AppState {
     pub site_name: Arc<str>,
-    pub live: LiveStore,
+    /// Latest values and recent windows of the tags.
+    pub tags: Arc<dyn TagStore>,
     pub tree: Arc<AssetTree>,
     pub sources: SourceRegistry,
     pub metrics: MetricsRender,
-    /// The in-process simulator, when running `millwright demo`.
-    pub sim: Option<SimHandle>,
+    /// The in-process simulator's faults, when running `millwright demo`.
+    pub faults: Option<Arc<dyn FaultControl>>,
     /// The live anomaly detectors, when any are configured.
     pub detectors: Option<Arc<dyn DetectorControl>>,
-}
-
-/// One live anomaly detector, as the API lists it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectorInfo {
-    pub asset: String,
-    pub kind: String,
-    /// Full paths of the input tags.
-    pub inputs: Vec<String>,
-    pub score_tag: String,
-    pub flag_tag: String,
-}
-
-/// The live anomaly detectors (implemented by the binary's analytics processor).
-pub trait DetectorControl: Send + Sync {
-    fn list(&self) -> Vec<DetectorInfo>;
-    /// Asks every detector of `asset` (full path) to forget what it learnt and warm up again on
-    /// the data from now on — after a repair or a deliberate change of operating point. Takes
-    /// effect with the next batch of inputs. Returns how many detectors were asked.
-    fn relearn(&self, asset: &str) -> usize;
-}
-
-/// The in-process simulator and its clock. The simulator runs `speed` times faster than the wall
-/// clock from `wall_start_ns` on (its own clock starts at the same instant), so a simulator time
-/// `sim_s` happened at wall time `wall_start_ns + sim_s / speed` — the time base of the tags.
-#[derive(Clone)]
-pub struct SimHandle {
-    pub plant: Arc<Mutex<mw_sim::Plant>>,
-    pub wall_start_ns: i64,
-    pub speed: f64,
-}
-
-impl SimHandle {
-    /// Wall-clock ns of a simulator time.
-    pub fn wall_ns(&self, sim_s: f64) -> i64 {
-        self.wall_start_ns + (sim_s / self.speed * 1e9) as i64
-    }
 }
 
 /// Requests handled at once; beyond this, requests are refused with 503 (load shedding) and

@@ -92,7 +92,7 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
         name = esc(&st.site_name),
         ver = env!("CARGO_PKG_VERSION"),
     );
-    if st.sim.is_some() {
+    if st.faults.is_some() {
         h.push_str(
             "<section id=faults><h2>Simulator faults <small>ground truth: what the detectors should see \
              (POST /api/v1/sim/faults to inject)</small></h2><table>\
@@ -129,7 +129,7 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
             }),
         );
         for def in &asset.tags {
-            let latest = st.live.latest(&def.path);
+            let latest = st.tags.latest(&def.path);
             let (value, quality, reason, ts) = match &latest {
                 Some(s) => (
                     match &s.value {

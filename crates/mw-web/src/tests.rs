@@ -8,9 +8,10 @@ use mw_live::LiveStore;
 use mw_model::{AssetKind, AssetTree, DataType, Quality, Sample, TagDef, TagPath, Value};
 use tower::ServiceExt;
 
-use crate::{AppState, router};
+use crate::{AppState, FaultControl, FaultInfo, FaultSpec, TagStore, router};
 
-fn state(with_sim: bool) -> AppState {
+/// A state over a real live store (returned too, to feed it) and, with `with_sim`, a real simulator.
+fn fixture(with_sim: bool) -> (AppState, LiveStore) {
     let mut tree = AssetTree::new();
     tree.add_asset("acme/p1/water/pump1", AssetKind::Pump, "Feed pump <P-101>")
         .unwrap();
@@ -26,19 +27,91 @@ fn state(with_sim: bool) -> AppState {
     );
     temp.unit = Some("Cel".into());
     tree.add_tag(temp).unwrap();
-    let sim = with_sim.then(|| crate::SimHandle {
-        plant: Arc::new(Mutex::new(mw_sim::Plant::new(mw_sim::SimConfig::default()))),
-        wall_start_ns: 1_000_000_000_000,
-        speed: 10.0,
+    let faults = with_sim.then(|| {
+        Arc::new(Sim {
+            plant: Mutex::new(mw_sim::Plant::new(mw_sim::SimConfig::default())),
+            wall_start_ns: 1_000_000_000_000,
+            speed: 10.0,
+        }) as Arc<dyn FaultControl>
     });
-    AppState {
+    let live = LiveStore::new(10);
+    let st = AppState {
         site_name: "Test <site>".into(),
-        live: LiveStore::new(10),
+        tags: Arc::new(live.clone()),
         tree: Arc::new(tree),
         sources: SourceRegistry::new(),
         metrics: Arc::new(|| "mw_test_total 1\n".to_owned()),
-        sim,
+        faults,
         detectors: None,
+    };
+    (st, live)
+}
+
+fn state(with_sim: bool) -> AppState {
+    fixture(with_sim).0
+}
+
+/// The live store answers what it holds; history queries are left to the default (unsupported).
+impl TagStore for LiveStore {
+    fn latest(&self, tag: &TagPath) -> Option<Sample> {
+        LiveStore::latest(self, tag)
+    }
+    fn latest_all(&self) -> Vec<Sample> {
+        LiveStore::latest_all(self)
+    }
+    fn recent(&self, tag: &TagPath, limit: usize) -> Option<Vec<Sample>> {
+        LiveStore::recent(self, tag, limit)
+    }
+    fn window(&self) -> usize {
+        LiveStore::window(self)
+    }
+}
+
+/// The simulator behind the fault routes, on a wall clock `speed` times slower than its own.
+struct Sim {
+    plant: Mutex<mw_sim::Plant>,
+    wall_start_ns: i64,
+    speed: f64,
+}
+
+impl Sim {
+    fn info(&self, f: mw_sim::FaultRecord) -> FaultInfo {
+        let wall = |s: f64| self.wall_start_ns + (s / self.speed * 1e9) as i64;
+        FaultInfo {
+            id: f.id.0,
+            kind: f.kind.to_string(),
+            asset: f.asset,
+            point: f.point,
+            origin: f.origin.as_str().to_owned(),
+            active: f.active,
+            start_ns: f.start_ns,
+            end_ns: f.end_ns,
+            start_s: f.start_s,
+            end_s: f.end_s,
+            wall_start_ns: wall(f.start_s),
+            wall_end_ns: wall(f.end_s),
+        }
+    }
+}
+
+impl FaultControl for Sim {
+    fn inject(&self, spec: FaultSpec) -> Result<FaultInfo, String> {
+        let kind: mw_sim::FaultKind = spec.kind.parse().map_err(|e| format!("{e}"))?;
+        let mut plant = self.plant.lock().unwrap();
+        let id = plant
+            .inject(mw_sim::FaultRequest {
+                asset: spec.asset,
+                kind,
+                duration_s: spec.duration_s,
+                point: spec.point,
+            })
+            .map_err(|e| e.to_string())?;
+        let rec = plant.faults().into_iter().find(|f| f.id == id).unwrap();
+        Ok(self.info(rec))
+    }
+    fn list(&self) -> Vec<FaultInfo> {
+        let faults = self.plant.lock().unwrap().faults();
+        faults.into_iter().map(|f| self.info(f)).collect()
     }
 }
 
@@ -167,8 +240,8 @@ fn sample(path: &str, v: f64, ts: i64) -> Sample {
 
 #[tokio::test]
 async fn tags_lists_configured_tags_with_units_and_rfc3339() {
-    let st = state(false);
-    st.live.apply(&[sample(
+    let (st, live) = fixture(false);
+    live.apply(&[sample(
         "acme/p1/water/pump1/flow",
         42.5,
         1_795_971_500_123_000_000,
@@ -189,10 +262,10 @@ async fn tags_lists_configured_tags_with_units_and_rfc3339() {
 
 #[tokio::test]
 async fn bad_quality_and_nan_are_explicit() {
-    let st = state(false);
+    let (st, live) = fixture(false);
     let mut s = sample("acme/p1/water/pump1/flow", f64::NAN, 1);
     s.quality = Quality::Bad("timeout after 1000 ms".into());
-    st.live.apply(&[s]);
+    live.apply(&[s]);
     let (_, j) = get_json(&st, "/api/v1/tags").await;
     assert_eq!(j["tags"][0]["value"], serde_json::Value::Null);
     assert_eq!(j["tags"][0]["quality"], "bad");
@@ -201,9 +274,9 @@ async fn bad_quality_and_nan_are_explicit() {
 
 #[tokio::test]
 async fn recent_window_with_slashed_path() {
-    let st = state(false);
+    let (st, live) = fixture(false);
     for i in 0..5 {
-        st.live.apply(&[sample(
+        live.apply(&[sample(
             "acme/p1/water/pump1/flow",
             i as f64,
             i * 1_000_000_000,
@@ -259,9 +332,8 @@ async fn ready_waits_for_every_source() {
 
 #[tokio::test]
 async fn metrics_and_page() {
-    let st = state(false);
-    st.live
-        .apply(&[sample("acme/p1/water/pump1/flow", 12.0, 1)]);
+    let (st, live) = fixture(false);
+    live.apply(&[sample("acme/p1/water/pump1/flow", 12.0, 1)]);
     let (s, body) = call(&st, "GET", "/metrics", "").await;
     assert_eq!(s, StatusCode::OK);
     assert!(body.contains("mw_test_total 1"));
@@ -350,7 +422,7 @@ async fn sim_routes_without_sim_are_404() {
 
 #[tokio::test]
 async fn page_marks_only_alarm_like_booleans_and_shows_sim_faults() {
-    let mut st = state(true);
+    let (mut st, live) = fixture(true);
     let mut tree = (*st.tree).clone();
     for name in ["running", "alarm"] {
         let path = TagPath::new(&format!("acme/p1/water/pump1/{name}")).unwrap();
@@ -358,7 +430,7 @@ async fn page_marks_only_alarm_like_booleans_and_shows_sim_faults() {
     }
     st.tree = Arc::new(tree);
     for name in ["running", "alarm"] {
-        st.live.apply(&[Sample::good(
+        live.apply(&[Sample::good(
             TagPath::new(&format!("acme/p1/water/pump1/{name}")).unwrap(),
             Value::Bool(true),
             1,
@@ -435,5 +507,27 @@ async fn overload_is_shed_with_503_not_queued() {
         third.status(),
         StatusCode::OK,
         "capacity is back after the first finished"
+    );
+}
+
+#[test]
+fn history_queries_default_to_unsupported() {
+    let live = LiveStore::new(10);
+    live.apply(&[sample("a/x", 1.0, 5)]);
+    let store: &dyn TagStore = &live;
+    let tag = TagPath::new("a/x").unwrap();
+    assert_eq!(store.latest(&tag).map(|s| s.source_ts), Some(5));
+    assert_eq!(
+        store.range(&tag, 0, 10, 100),
+        Err(crate::QueryError::Unsupported { query: "range" })
+    );
+    let err = store
+        .aggregate(&tag, 0, 10, 1, crate::Aggregate::Avg)
+        .unwrap_err();
+    assert_eq!(err, crate::QueryError::Unsupported { query: "aggregate" });
+    assert!(
+        err.to_string()
+            .starts_with("aggregate queries are not supported by this tag store"),
+        "{err}"
     );
 }
