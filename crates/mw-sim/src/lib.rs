@@ -6,7 +6,8 @@
 //! or injected on demand; each one becomes a ground-truth label. The plant's readings are available as values
 //! ([`Plant::points`]) and as a Modbus register image ([`Plant::registers`], layout in [`register_map`]).
 //!
-//! The crate is pure: no I/O except the label writers (which take `impl Write`), no clock, no threads, no async.
+//! The crate is pure: no I/O except the label writers and the CSV export ([`export_csv`]), which take
+//! `impl Write`; no clock, no threads, no async. Fault schedule files are parsed from text ([`parse_schedule`]).
 //! The same [`SimConfig`] and the same sequence of [`Plant::step`] calls give bit-identical output on a given
 //! build. The model, its equations and the register map are documented in `docs/simulator.md`.
 //!
@@ -22,21 +23,25 @@
 //! ```
 
 mod catalog;
+mod export;
 mod fault;
 mod labels;
 mod physics;
 mod registers;
 mod rng;
+mod schedule;
 
 use std::io::{self, Write};
 
 pub use catalog::{AssetInfo, assets};
+pub use export::{ExportError, export_csv, export_rows};
 pub use fault::{
     FaultId, FaultKind, FaultOrigin, FaultRecord, FaultRequest, MAX_FAULT_DURATION_S,
     ScheduledFault, SimError,
 };
 pub use labels::CSV_HEADER as LABELS_CSV_HEADER;
 pub use registers::{RegisterPoint, Registers, Table, register_map, sentinel};
+pub use schedule::{ScheduleError, ScheduleProblem, parse_schedule};
 
 use catalog::{META, N_POINTS, P};
 use fault::{FaultKind as K, Resolved};
