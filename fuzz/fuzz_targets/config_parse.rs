@@ -1,9 +1,10 @@
-//! `mw_config::parse` on arbitrary text (bytes decoded lossily as UTF-8).
+//! The config checker with every shipped section (`millwright::config_registry`) on arbitrary
+//! text (bytes decoded lossily as UTF-8).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let source = String::from_utf8_lossy(data);
-    let _ = mw_config::parse(&source, "fuzz.toml");
+    let _ = millwright::config_registry().parse(&source, "fuzz.toml");
 });

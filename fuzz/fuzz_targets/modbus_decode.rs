@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mw_config::{RegisterTable, WordOrder};
+use mw_modbus::config::{RegisterTable, WordOrder};
 use mw_modbus::codec::{decode_bits, decode_registers, encode_bits, encode_registers, width};
 use mw_modbus::server::RegisterImage;
 use mw_model::DataType;

@@ -183,7 +183,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Check(a) => check(a),
         Command::Run(a) => {
-            let cfg = match mw_config::load(&a.config) {
+            let cfg = match millwright::config_registry().load(&a.config) {
                 Ok(c) => c,
                 Err(diags) => {
                     eprintln!("{diags}");
@@ -261,15 +261,17 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
     let Some(path) = a.config else {
         return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
     };
-    match mw_config::load(&path) {
+    match millwright::config_registry().load(&path) {
         Ok(cfg) => {
-            let tags: usize = cfg.devices.iter().map(|d| d.tags.len()).sum();
+            let devices = cfg
+                .section::<mw_modbus::config::ModbusConfig>()
+                .map_or(0, |m| m.devices.len());
             println!(
                 "{}: OK — {} asset(s), {} device(s), {} tag(s); HTTP on {}",
                 path.display(),
                 cfg.asset_tree().assets().count(),
-                cfg.devices.len(),
-                tags,
+                devices,
+                cfg.tags.len(),
                 cfg.http.address
             );
             Ok(ExitCode::SUCCESS)
@@ -299,14 +301,18 @@ pub fn guard_listener(what: &str, addr: SocketAddr, allowed: bool) -> Result<()>
 async fn demo(a: DemoArgs) -> Result<()> {
     guard_listener("HTTP", a.http, a.allow_unauthenticated)?;
     guard_listener("Modbus TCP", a.modbus, a.allow_unauthenticated)?;
-    let mut cfg = mw_config::parse(DEMO_CONFIG, "examples/plant.toml (built in)")
+    let mut cfg = millwright::config_registry()
+        .parse(DEMO_CONFIG, "examples/plant.toml (built in)")
         .map_err(|d| anyhow::anyhow!("the built-in demo configuration is invalid:\n{d}"))?;
     let http = pipeline::bind_http(a.http).await?;
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create the data directory {}", a.data_dir.display()))?;
     let sim = simrun::start(&a.sim, a.modbus, Some(a.data_dir.join("sim-labels.csv"))).await?;
     cfg.http.address = http.local_addr()?;
-    for d in cfg.devices.iter_mut().filter(|d| d.name == "sim") {
+    let modbus = cfg
+        .section_mut::<mw_modbus::config::ModbusConfig>()
+        .context("the demo configuration has no [[devices]] section")?;
+    for d in modbus.devices.iter_mut().filter(|d| d.name == "sim") {
         d.endpoint = sim.modbus_addr.to_string();
         if let Some(ms) = a.poll_interval {
             d.poll_interval = std::time::Duration::from_millis(ms);

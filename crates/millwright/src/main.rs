@@ -1,7 +1,7 @@
 //! `millwright`: the Industrial IoT edge binary. Thin shell: CLI, config loading, wiring,
-//! signals. All behaviour lives in the `mw-*` crates.
+//! signals. All behaviour lives in the `mw-*` crates; the list of shipped components is the
+//! package's library (`src/lib.rs`).
 
-mod analytics;
 mod backtest;
 mod cli;
 mod pdm;

@@ -1,14 +1,18 @@
-//! Wires a validated configuration into a running pipeline:
-//! Modbus pollers → bus (deadband processor) → live store; HTTP server over the live store.
+//! Wires a validated configuration into a running pipeline: every shipped component
+//! ([`millwright::components`]) builds its sources and processors from the config; the binary
+//! adds the deadband processor (last) and the live-store sink, starts the bus and serves HTTP
+//! over the live store until a signal arrives.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mw_bus::{BusBuilder, BusConfig, DeadbandProcessor, Overload, SourceRegistry};
-use mw_config::{Config, OverloadPolicy};
+use mw_bus::{
+    BusBuilder, BusConfig, DeadbandProcessor, Overload, Parts, SinkOptions, SourceRegistry,
+};
+use mw_config::Config;
 use mw_live::LiveStore;
-use tokio::sync::watch;
+use mw_model::{Event, EventKind};
 
 use crate::simrun::SimRunning;
 
@@ -80,21 +84,17 @@ pub async fn run(
     let live = LiveStore::new(cfg.pipeline.live_window);
     let sources = SourceRegistry::new();
 
-    let mut bus = BusBuilder::new(BusConfig {
-        capacity: cfg.pipeline.bus_capacity,
-        sink_capacity: cfg.pipeline.sink_capacity,
-        overload: match cfg.pipeline.overload {
-            OverloadPolicy::Block => Overload::Block,
-            OverloadPolicy::DropNewest => Overload::DropNewest,
-        },
-    });
-    let analytics = crate::analytics::LiveAnalytics::new(&cfg.detectors, &cfg.rul);
-    let detector_control = analytics
-        .control()
-        .map(|c| c as std::sync::Arc<dyn mw_web::DetectorControl>);
-    if !analytics.is_empty() {
-        bus.processor(Box::new(analytics));
+    let mut parts = Parts::new();
+    for c in millwright::components() {
+        c.build(&cfg, &mut parts)
+            .with_context(|| format!("cannot start the {} component", c.name()))?;
     }
+    let detector_control = parts.take::<Arc<mw_analytics_live::Control>>().map(|c| {
+        Arc::new(crate::web_adapters::DetectorsApi(c)) as Arc<dyn mw_web::DetectorControl>
+    });
+    let source_count = parts.source_count();
+    let mut bus = BusBuilder::new(BusConfig::from_config(&cfg.pipeline));
+    bus.parts(parts);
     let mut deadband = DeadbandProcessor::default();
     for t in tree.tags() {
         if let Some(th) = t.deadband_threshold() {
@@ -104,20 +104,28 @@ pub async fn run(
     if !deadband.is_empty() {
         bus.processor(Box::new(deadband));
     }
-    let live_sub = bus.subscribe("live");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut pollers = Vec::new();
-    for dev in cfg.devices.iter().cloned() {
-        let status = sources.register("modbus", &dev.name);
-        pollers.push(tokio::spawn(mw_modbus::run_device(
-            dev,
-            bus.publisher(),
-            status,
-            stop_rx.clone(),
-        )));
-    }
-    let bus_task = bus.start();
-    let live_task = tokio::spawn(live.clone().run_sink(live_sub));
+    bus.sink(Box::new(
+        live.sink(
+            SinkOptions::new("live", cfg.pipeline.sink_capacity)
+                .overload(Overload::from_config(cfg.pipeline.overload)),
+        ),
+    ));
+    let startup = bus.publisher();
+    let running = bus.start(&sources);
+    let summary = format!(
+        "{} tag(s), {} source(s), sections: {}",
+        tree.tag_count(),
+        source_count,
+        cfg.section_keys().collect::<Vec<_>>().join(", ")
+    );
+    let _ = startup
+        .publish_events(vec![Event::new(
+            mw_model::now_ns(),
+            "millwright/config",
+            EventKind::ConfigChange { summary },
+        )])
+        .await;
+    drop(startup);
 
     let http_addr = listener.local_addr()?;
     let state = mw_web::AppState {
@@ -135,18 +143,18 @@ pub async fn run(
         }),
         detectors: detector_control,
     };
-    let mut http_stop = stop_rx.clone();
+    let mut http_stop = running.shutdown_signal();
     let http = tokio::spawn(mw_web::serve(listener, state, async move {
-        let _ = http_stop.wait_for(|v| *v).await;
+        http_stop.wait().await;
     }));
     println!(
         "Millwright {} serving {} tag(s) from {} device(s): web UI at http://{}/",
         env!("CARGO_PKG_VERSION"),
         tree.tag_count(),
-        cfg.devices.len(),
+        source_count,
         http_addr
     );
-    tracing::info!(%http_addr, devices = cfg.devices.len(), tags = tree.tag_count(), "started");
+    tracing::info!(%http_addr, sources = source_count, tags = tree.tag_count(), "started");
 
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutdown requested"),
@@ -158,18 +166,17 @@ pub async fn run(
             }
         }
     }
-    let _ = stop_tx.send(true);
     let orderly = async {
-        for p in pollers {
-            let _ = p.await;
-        }
-        let _ = bus_task.await;
-        let _ = live_task.await;
+        let stopped = running.stop(SHUTDOWN_GRACE).await;
         if let Some(sim) = sim {
             sim.stop().await;
         }
+        stopped
     };
-    if tokio::time::timeout(SHUTDOWN_GRACE, orderly).await.is_err() {
+    if !tokio::time::timeout(SHUTDOWN_GRACE, orderly)
+        .await
+        .unwrap_or(false)
+    {
         tracing::warn!(
             "shutdown took longer than {:?}; exiting anyway",
             SHUTDOWN_GRACE

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use mw_config::RegisterTable;
+use mw_modbus::config::RegisterTable;
 use mw_modbus::server::{RegisterImage, SharedImage};
 use mw_sim::{Plant, SimConfig, Table};
 use tokio::sync::watch;

@@ -1,6 +1,6 @@
-//! The web layer's seams (`mw_web::TagStore`, `mw_web::FaultControl`) over this process's live
-//! store and in-process simulator. Thin delegation: the behaviour is in `mw-live` and `mw-sim`,
-//! the JSON shapes in `mw-web`.
+//! The web layer's seams (`mw_web::TagStore`, `mw_web::FaultControl`, `mw_web::DetectorControl`)
+//! over this process's live store, in-process simulator and live detectors. Thin delegation: the
+//! behaviour is in `mw-live`, `mw-sim` and `mw-analytics-live`, the JSON shapes in `mw-web`.
 
 use std::sync::{Arc, Mutex};
 
@@ -89,6 +89,29 @@ impl mw_web::FaultControl for SimFaults {
     fn list(&self) -> Vec<FaultInfo> {
         let faults = self.plant().faults();
         faults.into_iter().map(|f| self.info(f)).collect()
+    }
+}
+
+/// The HTTP API's view of the live detectors.
+pub struct DetectorsApi(pub Arc<mw_analytics_live::Control>);
+
+impl mw_web::DetectorControl for DetectorsApi {
+    fn list(&self) -> Vec<mw_web::DetectorInfo> {
+        self.0
+            .list()
+            .into_iter()
+            .map(|d| mw_web::DetectorInfo {
+                asset: d.asset,
+                kind: d.kind,
+                inputs: d.inputs,
+                score_tag: d.score_tag,
+                flag_tag: d.flag_tag,
+            })
+            .collect()
+    }
+
+    fn relearn(&self, asset: &str) -> usize {
+        self.0.relearn(asset)
     }
 }
 

@@ -209,8 +209,14 @@ fn export_needs_a_duration_and_a_sane_step() {
 #[test]
 fn demo_detectors_catch_every_fault_on_their_asset_and_stay_quiet_otherwise() {
     let dir = TempDir::new("sim-honesty");
-    let config = mw_config::load(&root().join("examples/plant.toml")).expect("example config");
-    assert!(config.detectors.len() >= 3);
+    let config = millwright::config_registry()
+        .load(&root().join("examples/plant.toml"))
+        .expect("example config");
+    let detectors = &config
+        .section::<mw_analytics::config::DetectorsConfig>()
+        .expect("detectors")
+        .detectors;
+    assert!(detectors.len() >= 3);
     // Four times of day: night, morning, afternoon (ambient rising to its peak), evening.
     for start in [
         "2026-01-15T00:00:00Z",
@@ -225,7 +231,11 @@ fn demo_detectors_catch_every_fault_on_their_asset_and_stay_quiet_otherwise() {
 
 fn check_detectors(config: &mw_config::Config, sim_csv: &Path, dir: &Path, start: &str) {
     let sim = Table::read(sim_csv);
-    for det in &config.detectors {
+    for det in &config
+        .section::<mw_analytics::config::DetectorsConfig>()
+        .expect("detectors")
+        .detectors
+    {
         let label = format!("fault:{}", det.asset);
         let out = dir.join("scores.csv");
         let mut cmd = Command::new(BIN);

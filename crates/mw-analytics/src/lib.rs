@@ -45,6 +45,7 @@
 mod alarm;
 pub mod backtest;
 mod calibrate;
+pub mod config;
 mod engine;
 mod linalg;
 mod multivariate;

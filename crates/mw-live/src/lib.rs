@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
-use mw_bus::Subscriber;
+use mw_bus::{BoxFuture, Sink, SinkInput, SinkOptions};
 use mw_model::{Sample, TagPath};
 
 /// Default cap on distinct tags held.
@@ -120,14 +120,44 @@ impl LiveStore {
             .len()
     }
 
-    /// Runs as a bus sink until the bus closes.
-    pub async fn run_sink(self, mut sub: Subscriber) {
-        let received = metrics::counter!("mw_received_samples_total", "component" => "live", "instance" => "store");
-        while let Some(batch) = sub.recv().await {
-            self.apply(&batch);
-            received.increment(batch.len() as u64);
+    /// The store as a bus sink fed as `opts` says (samples only, never durable: it keeps
+    /// nothing across a restart, so it never holds an acknowledgement back).
+    pub fn sink(&self, opts: SinkOptions) -> LiveSink {
+        LiveSink {
+            store: self.clone(),
+            opts: SinkOptions {
+                wants: mw_bus::Wants::Samples,
+                durable: false,
+                ..opts
+            },
         }
-        tracing::debug!("live store sink finished");
+    }
+}
+
+/// The live store's bus sink (see [`LiveStore::sink`]). Disconnect: it has no upstream.
+/// Overload: its queue follows the configured policy (`[pipeline] overload`, default `block`;
+/// `drop_oldest` suits a store that only shows the present). Restart: it starts empty.
+pub struct LiveSink {
+    store: LiveStore,
+    opts: SinkOptions,
+}
+
+impl Sink for LiveSink {
+    fn options(&self) -> SinkOptions {
+        self.opts.clone()
+    }
+
+    fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
+        Box::pin(async move {
+            let received = metrics::counter!("mw_received_samples_total", "component" => "live",
+                "instance" => self.opts.name.clone());
+            while let Some(d) = input.recv().await {
+                self.store.apply(&d.batch.samples);
+                received.increment(d.batch.samples.len() as u64);
+                d.commit();
+            }
+            tracing::debug!("live store sink finished");
+        })
     }
 }
 
@@ -190,17 +220,16 @@ mod tests {
     async fn runs_as_bus_sink() {
         let mut b = BusBuilder::new(BusConfig::default());
         let p = b.publisher();
-        let sub = b.subscribe("live");
-        let _h = b.start();
         let st = LiveStore::new(5);
-        let task = tokio::spawn(st.clone().run_sink(sub));
+        b.sink(Box::new(st.sink(SinkOptions::new("live", 4))));
+        let running = b.start(&mw_bus::SourceRegistry::new());
         let mut bad = s("a/x", f64::NAN, 3);
         bad.quality = Quality::Bad("timeout".into());
         p.publish(vec![s("a/x", 1.0, 1), s("a/x", 2.0, 2), bad])
             .await
             .unwrap();
         drop(p);
-        task.await.unwrap();
+        assert!(running.stop(std::time::Duration::from_secs(1)).await);
         let latest = st.latest(&TagPath::new("a/x").unwrap()).unwrap();
         assert_eq!(latest.quality, Quality::Bad("timeout".into()));
         assert_eq!(

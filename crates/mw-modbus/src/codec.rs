@@ -14,7 +14,7 @@
 //! 16-bit values use one register as is (word order does not apply); booleans are one coil or
 //! discrete-input bit. Extra input beyond what the type needs is ignored.
 
-use mw_config::WordOrder;
+use crate::config::WordOrder;
 use mw_model::DataType;
 
 /// A value as it sits in the device, before scaling.

@@ -10,17 +10,25 @@
 //!   Its module docs state the behaviour on disconnect, overload and restart.
 //! * [`server`] — a read-only Modbus TCP server over a shared [`RegisterImage`] for the simulator
 //!   and tests ([`serve`]).
+//! * [`config`] — the `[[devices]]` section: device and register-map types and their
+//!   validation, registered with `mw-config`.
+//! * [`ModbusComponent`] / [`ModbusSource`] — the component registration: the section and one
+//!   bus source per device.
 //!
 //! This crate knows nothing of storage or HTTP; it meets the rest of Millwright in `mw-model`
-//! (samples), `mw-config` (device descriptions) and `mw-bus` (publishing, source status).
+//! (samples, events), `mw-config` (the document walk its section uses) and `mw-bus` (the
+//! source contract, publishing, status).
 
 pub mod codec;
+pub mod config;
 pub mod plan;
 pub mod poller;
 pub mod server;
+mod source;
 
 pub use codec::{CodecError, RawValue};
 pub use poller::{INITIAL_BACKOFF, Stopped, run_device};
 pub use server::{
     AddressRange, MAX_CONNECTIONS, RegisterImage, SharedImage, serve, serve_with_limit,
 };
+pub use source::{ModbusComponent, ModbusSource};

@@ -12,7 +12,7 @@
 //! "illegal data address". The poller then replaces that request by one request per tag
 //! ([`split`]) from the next cycle on, so one unmapped address does not make its neighbours bad.
 
-use mw_config::{ModbusTag, RegisterTable};
+use crate::config::{ModbusTag, RegisterTable};
 
 use crate::codec;
 
@@ -128,7 +128,7 @@ pub fn split(req: &ReadRequest, tags: &[ModbusTag]) -> Vec<ReadRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mw_config::WordOrder;
+    use crate::config::WordOrder;
     use mw_model::{DataType, TagDef, TagPath};
     use proptest::prelude::*;
 

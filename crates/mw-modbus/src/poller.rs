@@ -29,6 +29,9 @@
 //! the device is `Down(reason)` and the next attempt waits a backoff that starts at 250 ms and
 //! doubles up to `backoff_max`; attempts happen on poll ticks, so the effective delay is the
 //! backoff rounded up to the next tick. The backoff resets once the device answers a request.
+//! Each transition between answering and not (and the first failure) is also published as a
+//! `ConnectionChange` event (`source = "modbus/DEVICE"`) in the same batch as that cycle's
+//! samples, before them.
 //! **While disconnected, every poll tick still publishes one bad sample per tag**
 //! (`Bad("disconnected: connection refused")`, `Bad("disconnected: connect timeout after
 //! 1000 ms")`, …) so every consumer sees the tags go bad and stay bad, and `cycle_done` keeps
@@ -59,10 +62,10 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
+use crate::config::{DeviceConfig, RegisterTable};
 use metrics::{Counter, Gauge, Histogram};
-use mw_bus::{Publisher, SourceHandle, SourceState};
-use mw_config::{DeviceConfig, RegisterTable};
-use mw_model::{DataType, Quality, Sample, TagDef, Value, now_ns};
+use mw_bus::{Batch, Publisher, SourceHandle, SourceState};
+use mw_model::{DataType, Event, EventKind, Quality, Sample, TagDef, Value, now_ns};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_modbus::client::{Client, Context};
@@ -101,8 +104,9 @@ pub async fn run_device(
             () = signalled(&mut shutdown) => break Stopped::Shutdown,
             published = async {
                 ticker.tick().await;
-                let batch = dev.cycle().await;
-                publisher.publish(batch).await
+                let samples = dev.cycle().await;
+                let events = std::mem::take(&mut dev.events);
+                publisher.send(Batch { samples, events }).await
             } => {
                 if published.is_err() {
                     break Stopped::BusClosed;
@@ -233,6 +237,9 @@ struct DevicePoller {
     request_errors: HashMap<(RegisterTable, u16), String>,
     status: SourceHandle,
     metrics: Metrics,
+    /// Connection changes not yet published, and the last one reported (`None`: none yet).
+    events: Vec<Event>,
+    reported_up: Option<bool>,
 }
 
 impl DevicePoller {
@@ -254,8 +261,23 @@ impl DevicePoller {
             request_errors: HashMap::new(),
             metrics: Metrics::new(&cfg.name),
             status,
+            events: Vec::new(),
+            reported_up: None,
             cfg,
         }
+    }
+
+    /// Queues a `ConnectionChange` event if the state differs from the last one reported.
+    fn report(&mut self, up: bool, reason: Option<String>) {
+        if self.reported_up == Some(up) {
+            return;
+        }
+        self.reported_up = Some(up);
+        self.events.push(Event::new(
+            now_ns(),
+            format!("modbus/{}", self.cfg.name),
+            EventKind::ConnectionChange { up, reason },
+        ));
     }
 
     fn close(&mut self) {
@@ -445,6 +467,7 @@ impl DevicePoller {
         if !self.answering {
             self.answering = true;
             self.status.set_state(SourceState::Up);
+            self.report(true, None);
             tracing::info!(device = %self.cfg.name, endpoint = %self.cfg.endpoint, "device answering");
         }
     }
@@ -462,6 +485,7 @@ impl DevicePoller {
             tracing::debug!(device = %self.cfg.name, retry_in_ms = self.backoff.as_millis() as u64, "{reason}");
         }
         self.status.set_state(SourceState::Down(reason.clone()));
+        self.report(false, Some(reason.clone()));
         self.down_reason = reason;
         self.retry_at = Instant::now() + self.backoff;
         self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use mw_bus::SourceState;
-use mw_config::{RegisterTable::*, WordOrder::*};
+use mw_modbus::config::{RegisterTable::*, WordOrder::*};
 use mw_model::DataType::{F32, U16};
 use mw_model::Value;
 use tokio::net::TcpListener;

@@ -13,7 +13,7 @@ use metrics::{
     Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
     SharedString, Unit,
 };
-use mw_config::{RegisterTable::*, WordOrder::*};
+use mw_modbus::config::{RegisterTable::*, WordOrder::*};
 use mw_model::DataType::U16;
 
 /// Every metric as `name{k=v,...}` → value (counter total, gauge value, or histogram count).

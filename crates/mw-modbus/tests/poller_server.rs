@@ -5,14 +5,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mw_bus::{BusConfig, Overload, SourceState};
-use mw_config::{RegisterTable::*, WordOrder::*};
+use mw_bus::SourceState;
 use mw_modbus::RegisterImage;
 use mw_modbus::codec::{RawValue, encode_registers};
+use mw_modbus::config::{RegisterTable::*, WordOrder::*};
 use mw_model::DataType::{Bool, F32, I16, I32, U16, U32};
 use mw_model::{Quality, Value, now_ns};
 
-fn put(regs: &mut [u16], addr: usize, v: RawValue, order: mw_config::WordOrder) {
+fn put(regs: &mut [u16], addr: usize, v: RawValue, order: mw_modbus::config::WordOrder) {
     let words = encode_registers(v, order).unwrap();
     regs[addr..addr + words.len()].copy_from_slice(&words);
 }
@@ -247,14 +247,7 @@ async fn full_bus_delays_polls_instead_of_queueing() {
         vec![tag("b/x", HoldingRegister, 0, U16, Abcd)],
     );
     dev.poll_interval = Duration::from_millis(10);
-    let mut hs = spawn_with(
-        vec![dev],
-        BusConfig {
-            capacity: 1,
-            sink_capacity: 1,
-            overload: Overload::Block,
-        },
-    );
+    let mut hs = spawn_with(vec![dev], 1, 1);
     // Nobody reads: at 10 ms per poll, 600 ms would be ~60 cycles if polls queued up.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let stuck = hs.registry.snapshot()[0].cycles;

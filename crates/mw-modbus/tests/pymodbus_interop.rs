@@ -13,9 +13,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mw_config::{RegisterTable::*, WordOrder::*};
 use mw_modbus::RegisterImage;
 use mw_modbus::codec::{RawValue, encode_registers};
+use mw_modbus::config::{RegisterTable::*, WordOrder::*};
 use mw_model::DataType::{Bool, F32, I16, I32, U16, U32};
 use mw_model::{Quality, Value};
 

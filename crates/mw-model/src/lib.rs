@@ -1,10 +1,11 @@
 //! Millwright's core data model: tag paths, values, quality, samples, tag definitions,
-//! engineering units and the asset tree.
+//! engineering units, the asset tree, and the events that travel beside samples.
 //!
 //! This crate is pure: no I/O, no global state, no async. Every type is a plain value that
 //! can be compared, cloned and serialized without a registry.
 
 mod asset;
+mod event;
 mod path;
 mod sample;
 mod tagdef;
@@ -12,6 +13,7 @@ mod time;
 mod units;
 
 pub use asset::{Asset, AssetKind, AssetTree, AssetTreeError};
+pub use event::{Event, EventKind};
 pub use path::{MAX_PATH_LEN, MAX_SEGMENT_LEN, MAX_SEGMENTS, PathError, TagPath};
 pub use sample::{MAX_STRING_LEN, Quality, Sample, Value};
 pub use tagdef::{DataType, Deadband, DeadbandFilter, Scaling, ScalingError, TagDef};

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mw_bus::{BusBuilder, BusConfig, Overload, SourceRegistry, Subscriber};
-use mw_config::{DeviceConfig, ModbusTag, RegisterTable, WordOrder};
+use mw_bus::{BusBuilder, BusConfig, RunningBus, SinkInput, SinkOptions, SourceRegistry};
+use mw_modbus::config::{DeviceConfig, ModbusTag, RegisterTable, WordOrder};
 use mw_modbus::{RegisterImage, SharedImage, Stopped};
 use mw_model::{DataType, Sample, Scaling, TagDef, TagPath};
 use tokio::net::TcpListener;
@@ -68,7 +68,8 @@ pub fn image_with_holding(regs: &[u16]) -> SharedImage {
 
 /// Pollers running on one bus, with one subscriber.
 pub struct Harness {
-    pub sub: Subscriber,
+    pub sub: SinkInput,
+    pub bus: RunningBus,
     pub registry: SourceRegistry,
     pub shutdown: watch::Sender<bool>,
     pub tasks: Vec<JoinHandle<Stopped>>,
@@ -79,19 +80,17 @@ pub struct Harness {
 }
 
 pub fn spawn(devices: Vec<DeviceConfig>) -> Harness {
-    spawn_with(
-        devices,
-        BusConfig {
-            capacity: 256,
-            sink_capacity: 256,
-            overload: Overload::Block,
-        },
-    )
+    spawn_with(devices, 256, 256)
 }
 
-pub fn spawn_with(devices: Vec<DeviceConfig>, bus: BusConfig) -> Harness {
-    let mut b = BusBuilder::new(bus);
-    let sub = b.subscribe("test");
+/// Pollers on a bus of `capacity` batches, with one subscriber (a blocking sink queue of
+/// `sink_capacity` batches).
+pub fn spawn_with(devices: Vec<DeviceConfig>, capacity: usize, sink_capacity: usize) -> Harness {
+    let mut b = BusBuilder::new(BusConfig {
+        capacity,
+        ..BusConfig::default()
+    });
+    let sub = b.subscribe(SinkOptions::new("test", sink_capacity));
     let registry = SourceRegistry::new();
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -104,9 +103,10 @@ pub fn spawn_with(devices: Vec<DeviceConfig>, bus: BusConfig) -> Harness {
             rx.clone(),
         )));
     }
-    b.start();
+    let bus = b.start(&SourceRegistry::new());
     Harness {
         sub,
+        bus,
         registry,
         shutdown,
         tasks,
@@ -126,8 +126,8 @@ impl Harness {
         let deadline = Instant::now() + limit;
         while !done(&self.latest) {
             match tokio::time::timeout_at(deadline, self.sub.recv()).await {
-                Ok(Some(batch)) => {
-                    for s in batch.iter() {
+                Ok(Some(d)) => {
+                    for s in d.batch.samples.iter() {
                         self.latest.insert(s.tag.as_str().to_owned(), s.clone());
                         self.all.push(s.clone());
                     }
@@ -144,8 +144,8 @@ impl Harness {
     /// Receives for `dur`, recording everything.
     pub async fn record_for(&mut self, dur: Duration) {
         let deadline = Instant::now() + dur;
-        while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, self.sub.recv()).await {
-            for s in batch.iter() {
+        while let Ok(Some(d)) = tokio::time::timeout_at(deadline, self.sub.recv()).await {
+            for s in d.batch.samples.iter() {
                 self.latest.insert(s.tag.as_str().to_owned(), s.clone());
                 self.all.push(s.clone());
             }

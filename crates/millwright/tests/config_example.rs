@@ -3,6 +3,22 @@
 
 use std::path::Path;
 
+use mw_analytics::config::{DetectorConfig, DetectorsConfig, RulConfig, RulsConfig};
+use mw_config::Config;
+use mw_modbus::config::{DeviceConfig, ModbusConfig};
+
+fn devices(c: &Config) -> &[DeviceConfig] {
+    &c.section::<ModbusConfig>().unwrap().devices
+}
+
+fn detectors(c: &Config) -> &[DetectorConfig] {
+    &c.section::<DetectorsConfig>().unwrap().detectors
+}
+
+fn ruls(c: &Config) -> &[RulConfig] {
+    &c.section::<RulsConfig>().unwrap().rul
+}
+
 #[test]
 fn example_plant_toml_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plant.toml");
@@ -13,24 +29,25 @@ fn example_plant_toml_is_valid() {
         );
         return;
     }
-    let config =
-        mw_config::load(&path).unwrap_or_else(|d| panic!("examples/plant.toml is invalid:\n{d}"));
+    let config = millwright::config_registry()
+        .load(&path)
+        .unwrap_or_else(|d| panic!("examples/plant.toml is invalid:\n{d}"));
     assert!(
-        !config.devices.is_empty(),
+        !devices(&config).is_empty(),
         "the example should configure at least one device"
     );
     assert!(
-        config.devices.iter().all(|d| !d.tags.is_empty()),
+        devices(&config).iter().all(|d| !d.tags.is_empty()),
         "every example device should have tags"
     );
     let tree = config.asset_tree();
     assert_eq!(
         tree.tag_count(),
-        config.tags().count() + 2 * config.detectors.len() + 3 * config.rul.len(),
+        config.tags.len() + 2 * detectors(&config).len() + 3 * ruls(&config).len(),
         "every device tag and every published tag lands in the asset tree"
     );
-    for def in config.published_tags() {
-        assert_eq!(tree.tag(&def.path), Some(&def), "{} in the tree", def.path);
+    for def in &config.published {
+        assert_eq!(tree.tag(&def.path), Some(def), "{} in the tree", def.path);
     }
 }
 
@@ -41,11 +58,11 @@ fn example_plant_toml_analytics() {
     if !path.exists() {
         return;
     }
-    let config =
-        mw_config::load(&path).unwrap_or_else(|d| panic!("examples/plant.toml is invalid:\n{d}"));
+    let config = millwright::config_registry()
+        .load(&path)
+        .unwrap_or_else(|d| panic!("examples/plant.toml is invalid:\n{d}"));
     let water = "acme/plant1/utilities/water";
-    let summary: Vec<(String, &str, usize)> = config
-        .detectors
+    let summary: Vec<(String, &str, usize)> = detectors(&config)
         .iter()
         .map(|d| (d.asset.clone(), d.kind.as_str(), d.tags.len()))
         .collect();
@@ -61,8 +78,8 @@ fn example_plant_toml_analytics() {
             (format!("{water}/tank1"), "auto", 3),
         ]
     );
-    assert_eq!(config.rul.len(), 1);
-    let rul = &config.rul[0];
+    assert_eq!(ruls(&config).len(), 1);
+    let rul = &ruls(&config)[0];
     assert_eq!(rul.tag.as_str(), format!("{water}/pump1/vibration"));
     assert_eq!((rul.threshold, rul.window), (7.1, 600));
 

@@ -1,5 +1,8 @@
 //! Live analytics on the bus: streaming anomaly detectors per asset (mw-analytics) and
-//! remaining-useful-life trend estimates (mw-pdm), configured by `[[detectors]]` and `[[rul]]`.
+//! remaining-useful-life trend estimates (mw-pdm), configured by `[[detectors]]` and `[[rul]]`
+//! (sections owned by `mw_analytics::config`). [`AnalyticsComponent`] registers those sections
+//! and builds the processor; [`Control`] is the run-time handle to list the detectors and ask
+//! them to learn again.
 //!
 //! Runs as a bus processor, so its outputs are ordinary samples of ordinary tags that every sink
 //! (live store, later historian and alarms) sees without knowing where they came from:
@@ -20,11 +23,55 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mw_analytics::config::{
+    DetectorConfig, DetectorsConfig, DetectorsSection, RulConfig, RulSection, RulsConfig,
+};
 use mw_analytics::{Detector, DetectorKind};
-use mw_bus::Processor;
-use mw_config::{DetectorConfig, RulConfig};
+use mw_bus::{Batch, BuildError, Component, Parts, Processor};
+use mw_config::{Config, Section};
 use mw_model::{Quality, Sample, TagPath, Value};
 use mw_pdm::TrendRul;
+
+/// The live-analytics component: the `[[detectors]]` and `[[rul]]` sections, and one bus
+/// processor for all of them (none when neither is configured). Provides an `Arc<Control>`
+/// when detectors are configured.
+pub struct AnalyticsComponent;
+
+impl Component for AnalyticsComponent {
+    fn name(&self) -> &'static str {
+        "analytics"
+    }
+
+    fn sections(&self) -> Vec<Box<dyn Section>> {
+        vec![Box::new(DetectorsSection), Box::new(RulSection)]
+    }
+
+    fn build(&self, cfg: &Config, parts: &mut Parts) -> Result<(), BuildError> {
+        let detectors = cfg
+            .section::<DetectorsConfig>()
+            .map_or(&[][..], |d| &d.detectors);
+        let rul = cfg.section::<RulsConfig>().map_or(&[][..], |r| &r.rul);
+        let la = LiveAnalytics::new(detectors, rul);
+        if let Some(c) = la.control() {
+            parts.provide(c);
+        }
+        if !la.is_empty() {
+            parts.add_processor(Box::new(la));
+        }
+        Ok(())
+    }
+}
+
+/// One live anomaly detector, as the API lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorInfo {
+    pub asset: String,
+    pub kind: String,
+    /// Full paths of the input tags.
+    pub inputs: Vec<String>,
+    pub score_tag: String,
+    pub flag_tag: String,
+}
 
 struct DetectorSlot {
     /// `mw_anomalous{component="analytics",instance=ASSET}`: 1 while the detector flags its asset.
@@ -45,17 +92,21 @@ struct DetectorSlot {
 /// per detector (so requests never queue up), plus one "any request" flag that the processor
 /// checks with every batch (the per-detector flags are read only when it is set).
 pub struct Control {
-    info: Vec<mw_web::DetectorInfo>,
+    info: Vec<DetectorInfo>,
     relearn: Vec<AtomicBool>,
     pending: AtomicBool,
 }
 
-impl mw_web::DetectorControl for Control {
-    fn list(&self) -> Vec<mw_web::DetectorInfo> {
+impl Control {
+    /// The live detectors.
+    pub fn list(&self) -> Vec<DetectorInfo> {
         self.info.clone()
     }
 
-    fn relearn(&self, asset: &str) -> usize {
+    /// Asks every detector of `asset` (full path) to forget what it learnt and warm up again on
+    /// the data from now on; takes effect with the next batch of inputs. Returns how many
+    /// detectors were asked.
+    pub fn relearn(&self, asset: &str) -> usize {
         let mut n = 0;
         for (i, d) in self.info.iter().enumerate() {
             if d.asset == asset {
@@ -116,7 +167,7 @@ impl LiveAnalytics {
             la.control = Some(Arc::new(Control {
                 info: detectors
                     .iter()
-                    .map(|d| mw_web::DetectorInfo {
+                    .map(|d| DetectorInfo {
                         asset: d.asset.clone(),
                         kind: d.kind.to_string(),
                         inputs: d.tags.iter().map(|t| t.as_str().to_owned()).collect(),
@@ -186,15 +237,15 @@ fn derived(tag: &TagPath, value: Value, quality: Quality, ts: i64, now: i64) -> 
 }
 
 impl Processor for LiveAnalytics {
-    fn process(&mut self, mut batch: Vec<Sample>) -> Vec<Sample> {
+    fn process(&mut self, batch: &mut Batch) {
         if self.is_empty() {
-            return batch;
+            return;
         }
         self.apply_relearn_requests();
         let now = mw_model::now_ns();
         let mut touched: Vec<Option<i64>> = vec![None; self.detectors.len()];
         let mut out = Vec::new();
-        for s in &batch {
+        for s in &batch.samples {
             let v = if s.quality.is_good() {
                 s.value.as_f64().unwrap_or(f64::NAN)
             } else {
@@ -281,8 +332,7 @@ impl Processor for LiveAnalytics {
             ));
             out.push(derived(&d.flag_tag, Value::Bool(o.anomalous), q, ts, now));
         }
-        batch.extend(out);
-        batch
+        batch.samples.extend(out);
     }
 }
 
@@ -319,6 +369,25 @@ threshold = 10.0
 window = 50
 "#;
 
+    fn parse(src: &str) -> Config {
+        mw_bus::config_registry(&[&mw_modbus::ModbusComponent, &AnalyticsComponent])
+            .parse(src, "t.toml")
+            .unwrap()
+    }
+
+    fn build(cfg: &Config) -> LiveAnalytics {
+        LiveAnalytics::new(
+            &cfg.section::<DetectorsConfig>().unwrap().detectors,
+            &cfg.section::<RulsConfig>().unwrap().rul,
+        )
+    }
+
+    fn run(la: &mut LiveAnalytics, samples: Vec<Sample>) -> Vec<Sample> {
+        let mut b = Batch::from_samples(samples);
+        la.process(&mut b);
+        b.samples
+    }
+
     fn sample(tag: &str, v: f64, ts_s: i64) -> Sample {
         Sample::good(
             TagPath::new(tag).unwrap(),
@@ -329,8 +398,8 @@ window = 50
 
     #[test]
     fn detector_flags_a_shift_and_rul_tracks_a_trend() {
-        let cfg = mw_config::parse(CFG, "t.toml").unwrap();
-        let mut la = LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+        let cfg = parse(CFG);
+        let mut la = build(&cfg);
         let mut noise = 0x1234_5678u64;
         let mut rnd = move || {
             noise ^= noise << 13;
@@ -344,11 +413,14 @@ window = 50
             let x = if t >= 300 { 20.0 } else { 1.0 } + rnd() * 0.2;
             let y = 1.0 + t as f64 * 0.01 + rnd() * 0.02; // reaches 10 at t = 900 s
             let z = 5.0 + rnd() * 0.2;
-            let out = la.process(vec![
-                sample("a/p/x", x, t),
-                sample("a/p/y", y, t),
-                sample("a/p/z", z, t),
-            ]);
+            let out = run(
+                &mut la,
+                vec![
+                    sample("a/p/x", x, t),
+                    sample("a/p/y", y, t),
+                    sample("a/p/z", z, t),
+                ],
+            );
             let get = |name: &str| out.iter().find(|s| s.tag.as_str() == name).cloned();
             let flag = get("a/p/anomalous").expect("a flag every batch");
             let score = get("a/p/anomaly_score").unwrap().value.as_f64().unwrap();
@@ -383,31 +455,33 @@ window = 50
 
     #[test]
     fn bad_inputs_are_missing_not_zero() {
-        let cfg = mw_config::parse(CFG, "t.toml").unwrap();
-        let mut la = LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+        let cfg = parse(CFG);
+        let mut la = build(&cfg);
         let mut s = sample("a/p/x", 0.0, 1);
         s.quality = Quality::Bad("timeout".into());
-        let out = la.process(vec![s]);
+        let out = run(&mut la, vec![s]);
         assert_eq!(out.len(), 1, "all inputs missing: no detector output");
-        let out = la.process(vec![sample("a/p/z", 1.0, 2)]);
+        let out = run(&mut la, vec![sample("a/p/z", 1.0, 2)]);
         assert!(out.iter().any(|s| s.tag.as_str() == "a/p/anomaly_score"));
-        let other = la.process(vec![sample("b/q/z", 1.0, 3)]);
+        let other = run(&mut la, vec![sample("b/q/z", 1.0, 3)]);
         assert_eq!(other.len(), 1, "unrelated tags pass untouched");
     }
 
     #[test]
     fn relearn_restarts_the_warm_up_of_that_asset_only() {
-        use mw_web::DetectorControl;
-        let cfg = mw_config::parse(CFG, "t.toml").unwrap();
-        let mut la = LiveAnalytics::new(&cfg.detectors, &cfg.rul);
+        let cfg = parse(CFG);
+        let mut la = build(&cfg);
         let ctl = la.control().expect("a control with detectors");
         assert_eq!(ctl.list()[0].inputs, vec!["a/p/x", "a/p/z"]);
         let quality = |la: &mut LiveAnalytics, t: i64| {
             let wiggle = (t % 3) as f64 * 0.1;
-            let out = la.process(vec![
-                sample("a/p/x", 1.0 + wiggle, t),
-                sample("a/p/z", 5.0 - wiggle * (t % 2) as f64, t),
-            ]);
+            let out = run(
+                la,
+                vec![
+                    sample("a/p/x", 1.0 + wiggle, t),
+                    sample("a/p/z", 5.0 - wiggle * (t % 2) as f64, t),
+                ],
+            );
             let s = out
                 .iter()
                 .find(|s| s.tag.as_str() == "a/p/anomaly_score")
@@ -428,6 +502,10 @@ window = 50
             quality(&mut la, t);
         }
         assert_eq!(quality(&mut la, 113), "good", "and warmed up once more");
-        assert!(LiveAnalytics::new(&[], &cfg.rul).control().is_none());
+        assert!(
+            LiveAnalytics::new(&[], &cfg.section::<RulsConfig>().unwrap().rul)
+                .control()
+                .is_none()
+        );
     }
 }

@@ -92,10 +92,10 @@ fn apply(mut s: String, edits: &[Edit]) -> String {
 
 /// Parses and checks that the result is deterministic and every position is inside the text.
 fn check(src: &str) -> Result<(), TestCaseError> {
-    let first = mw_config::parse(src, "fuzz.toml");
+    let first = millwright::config_registry().parse(src, "fuzz.toml");
     prop_assert_eq!(
         &first,
-        &mw_config::parse(src, "fuzz.toml"),
+        &millwright::config_registry().parse(src, "fuzz.toml"),
         "parse must be deterministic"
     );
     if let Err(d) = first {
@@ -126,7 +126,9 @@ fn check(src: &str) -> Result<(), TestCaseError> {
 #[test]
 fn the_base_config_is_valid() {
     // otherwise the mutation test below would only ever explore broken input
-    mw_config::parse(VALID, "valid_full.toml").unwrap();
+    millwright::config_registry()
+        .parse(VALID, "valid_full.toml")
+        .unwrap();
 }
 
 proptest! {

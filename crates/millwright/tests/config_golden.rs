@@ -1,7 +1,7 @@
 //! Data-driven test: every `tests/data/config/NAME.toml` (at the repository root) is parsed and
 //! its diagnostics, one `NAME.toml:LINE:COL: message` per line, must equal `NAME.expected`
-//! byte for byte (empty for a valid file). `UPDATE_GOLDEN=1 cargo test -p mw-config --test
-//! golden` rewrites the `.expected` files; review the diff before committing.
+//! byte for byte (empty for a valid file). `UPDATE_GOLDEN=1 cargo test -p millwright --test
+//! config_golden` rewrites the `.expected` files; review the diff before committing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ fn cases_dir() -> PathBuf {
 }
 
 fn render(source: &str, name: &str) -> String {
-    match mw_config::parse(source, name) {
+    match millwright::config_registry().parse(source, name) {
         Ok(_) => String::new(),
         Err(d) => format!("{d}\n"),
     }
