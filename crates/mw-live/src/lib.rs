@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
-use mw_bus::{BoxFuture, Sink, SinkInput, SinkOptions};
+use mw_bus::{BoxFuture, BuildError, Component, Overload, Parts, Sink, SinkInput, SinkOptions};
 use mw_model::{Sample, TagPath};
 
 /// Default cap on distinct tags held.
@@ -131,6 +131,29 @@ impl LiveStore {
                 ..opts
             },
         }
+    }
+}
+
+/// The live store as a component: one store sized by `[pipeline] live_window`, its sink with the
+/// queue and overload policy of `[pipeline] sink_capacity` / `overload`, and the store itself
+/// provided as a handle (the HTTP API reads it).
+pub struct LiveComponent;
+
+impl Component for LiveComponent {
+    fn name(&self) -> &'static str {
+        "live"
+    }
+
+    fn build(&self, cfg: &mw_config::Config, parts: &mut Parts) -> Result<(), BuildError> {
+        let store = LiveStore::new(cfg.pipeline.live_window);
+        parts.add_sink(Box::new(
+            store.sink(
+                SinkOptions::new("live", cfg.pipeline.sink_capacity)
+                    .overload(Overload::from_config(cfg.pipeline.overload)),
+            ),
+        ));
+        parts.provide(store);
+        Ok(())
     }
 }
 
