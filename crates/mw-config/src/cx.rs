@@ -36,11 +36,7 @@ impl<'a, 'i> Table<'a, 'i> {
     where
         'a: 'b,
     {
-        Table {
-            t: self.t,
-            start: self.start,
-            name,
-        }
+        Table::new(self.t, self.start, name)
     }
 
     pub(crate) fn new(t: &'a DeTable<'i>, start: usize, name: &'a str) -> Self {
@@ -81,11 +77,7 @@ impl<'a, 'i> Item<'a, 'i> {
     where
         'a: 'b,
     {
-        Table {
-            t: self.t,
-            start: self.start,
-            name,
-        }
+        Table::new(self.t, self.start, name)
     }
 }
 
