@@ -4,19 +4,19 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use mw_analytics::DetectorKind;
-use mw_analytics::backtest::{BacktestOptions, BadRows};
+use mw_analytics::backtest::{BacktestError, BacktestOptions, BadRows, LabelWindows};
 
 use crate::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct BacktestArgs {
-    /// Input CSV (`,` or `;` separated, detected). Timestamps: RFC 3339, `YYYY-MM-DD HH:MM:SS`, epoch s or ms (detected).
+    /// Input CSV (`,`, `;` or tab separated, detected). Timestamps: RFC 3339, `YYYY-MM-DD HH:MM:SS`, epoch s or ms (detected).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
-    /// Output CSV: `timestamp`, the value columns, `anomaly_score`, `is_anomaly` (input timestamps kept exactly).
+    /// Output CSV, one row per input row: `timestamp`, the value columns, `anomaly_score`, `is_anomaly` (input cells kept exactly; unusable rows get an empty score).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// Timestamp column (default: detected).
@@ -31,27 +31,51 @@ pub struct BacktestArgs {
     /// Rows the detector learns from without alarming (default: the detector's own).
     #[arg(long, value_name = "ROWS")]
     pub warmup: Option<usize>,
-    /// 0/1 ground-truth column: prints precision, recall, F1, false-alarm and missed-alarm rates.
-    #[arg(long, value_name = "COLUMN")]
+    /// 0/1 ground-truth column: prints precision, recall, F1, false-alarm and missed-alarm rates and event metrics.
+    #[arg(long, value_name = "COLUMN", conflicts_with = "label_windows")]
     pub labels: Option<String>,
-    /// Skip (and count) unusable rows instead of stopping at the first one.
+    /// Labelled anomaly windows instead of a column: NAB's combined_windows.json (with --label-key), a JSON list of [start, end] pairs, or a CSV of start,end rows.
+    #[arg(long, value_name = "FILE")]
+    pub label_windows: Option<PathBuf>,
+    /// Entry of a combined_windows.json to use, e.g. realKnownCause/machine_temperature_system_failure.csv (the file name alone is enough when it is unique).
+    #[arg(long, value_name = "KEY", requires = "label_windows")]
+    pub label_key: Option<String>,
+    /// Refuse time going backwards and duplicate timestamps (default: replay rows in file order and report them).
     #[arg(long)]
+    pub strict_order: bool,
+    /// Stop at the first unusable row (default: write it with an empty score, keep it from the detector, report it).
+    #[arg(long)]
+    pub fail_on_bad_rows: bool,
+    /// Kept for compatibility: unusable rows are always marked and counted now, and this flag changes nothing.
+    #[arg(long, hide = true)]
     pub skip_bad_rows: bool,
 }
 
 pub fn run(a: BacktestArgs) -> Result<ExitCode> {
+    let label_windows = match &a.label_windows {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read the label windows", path.display()))?;
+            let w = LabelWindows::parse(&text, a.label_key.as_deref())
+                .with_context(|| format!("{}: bad label windows", path.display()))?;
+            Some(w)
+        }
+        None => None,
+    };
     let opts = BacktestOptions {
         timestamp_column: a.timestamp_column.clone(),
         value_columns: a.value_columns.clone(),
         labels_column: a.labels.clone(),
+        label_windows,
         detector: a.detector,
         warmup: a.warmup,
         delimiter: None,
-        bad_rows: if a.skip_bad_rows {
-            BadRows::Skip
-        } else {
+        bad_rows: if a.fail_on_bad_rows {
             BadRows::Fail
+        } else {
+            BadRows::Mark
         },
+        strict_order: a.strict_order,
         pass_missing: false,
     };
     let mut bar = Progress::new("backtest", "row");
@@ -63,56 +87,22 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
     let s = match summary {
         Ok(s) => s,
         Err(e) => {
-            let _ = std::fs::remove_file(&a.output);
-            anyhow::bail!("{}: {e}", a.input.display());
+            // Leave the output alone when it could not even be created (it is not ours).
+            let not_created = matches!(&e, BacktestError::File { path, .. } if path == &a.output);
+            if !not_created {
+                let _ = std::fs::remove_file(&a.output);
+            }
+            match e {
+                // Names its own file (the input or the output).
+                BacktestError::File { .. } => anyhow::bail!("{e}"),
+                BacktestError::Write(_) => anyhow::bail!("{}: {e}", a.output.display()),
+                _ => anyhow::bail!("{}: {e}", a.input.display()),
+            }
         }
     };
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}: {} row(s), detector {} over [{}], timestamp column {:?} ({:?}), delimiter {:?}",
-        a.input.display(),
-        s.rows,
-        s.detector,
-        s.value_columns.join(", "),
-        s.timestamp_column,
-        s.timestamp_format,
-        s.delimiter
-    );
-    let _ = writeln!(
-        out,
-        "warm-up {} row(s), scored {}, flagged anomalous {}; written to {}",
-        s.warmup_rows,
-        s.scored,
-        s.anomalies,
-        a.output.display()
-    );
-    let sk = s.skipped;
-    let skipped = sk.ragged
-        + sk.non_numeric
-        + sk.missing
-        + sk.bad_timestamp
-        + sk.unordered
-        + sk.duplicate
-        + sk.bad_label;
-    if skipped > 0 {
-        let _ = writeln!(out, "skipped {skipped} row(s): {sk:?}");
-    }
-    if let Some(m) = s.metrics {
-        let _ = writeln!(
-            out,
-            "precision {:.4}  recall {:.4}  F1 {:.4}  false-alarm rate {:.2} %  missed-alarm rate {:.2} %  (TP {} FP {} TN {} FN {})",
-            m.precision,
-            m.recall,
-            m.f1,
-            100.0 * m.far,
-            100.0 * m.mar,
-            m.tp,
-            m.fp,
-            m.tn,
-            m.fn_
-        );
-    }
+    let _ = writeln!(out, "{} -> {}", a.input.display(), a.output.display());
+    let _ = write!(out, "{s}");
     crate::cli::write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -147,7 +147,11 @@ fn body(rows: &[&str]) -> String {
 
 #[test]
 fn bad_input_names_row_and_column() {
-    let o = opts();
+    let o = BacktestOptions {
+        bad_rows: BadRows::Fail,
+        strict_order: true,
+        ..opts()
+    };
     // Data row k of `body` is on line k + 2; the extra rows start at line 42.
     match err(&body(&["40,1.0"]), &o) {
         BacktestError::Ragged {
@@ -254,40 +258,301 @@ fn invalid_utf8_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn skipping_counts_every_kind_of_bad_row() {
-    let o = BacktestOptions {
-        bad_rows: BadRows::Skip,
+fn unusable_rows_and_order_problems_are_counted_with_their_first_line() {
+    let input = body(&[
+        "40,1.0",     // line 42: ragged
+        "41,abc,2,0", // 43: not a number
+        "42,1,NaN,0", // 44: missing (its time still counts for the order)
+        "42,1,2,0",   // 45: duplicate
+        "42,1,2,0",   // 46: duplicate
+        "3,1,2,0",    // 47: backwards, 39 s
+        "soon,1,2,0", // 48: bad timestamp
+        "43,1,2,x",   // 49: bad label
+        "44,1,2,1",   // 50
+    ]);
+    let (s, out) = run(&input, &opts()).expect("runs");
+    let k = &s.issues;
+    let counts = |i: &backtest::Issue| (i.count, i.first.as_ref().map(|f| f.line));
+    assert_eq!(counts(&k.ragged), (1, Some(42)));
+    assert_eq!(counts(&k.non_numeric), (1, Some(43)));
+    assert_eq!(counts(&k.missing), (1, Some(44)));
+    assert_eq!(counts(&k.duplicates), (2, Some(45)));
+    assert_eq!(counts(&k.backwards), (1, Some(47)));
+    assert_eq!(counts(&k.bad_timestamp), (1, Some(48)));
+    assert_eq!(counts(&k.bad_label), (1, Some(49)));
+    assert_eq!(k.unusable(), 5);
+    assert_eq!(k.behind, 1);
+    assert_eq!(k.largest_step_back_ns, 39_000_000_000);
+    assert_eq!(
+        k.non_numeric.first.as_ref().unwrap().detail,
+        "column \"a\": \"abc\" is not a number"
+    );
+    assert_eq!(
+        k.backwards.first.as_ref().unwrap().detail,
+        "\"3\" after \"42\", 39 s back"
+    );
+    // One output row per input row; unusable rows have an empty score and flag 0.
+    assert_eq!((s.rows, s.written), (49, 49));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 50);
+    assert_eq!(lines[41], "40,1.0,,,0");
+    assert_eq!(lines[42], "41,abc,2,,0");
+    assert_eq!(lines[47], "soon,1,2,,0");
+    assert!(lines[46].starts_with("3,1,2,") && !lines[46].ends_with(",,0"));
+    let text = s.to_string();
+    for needle in [
+        "49 read, 49 written",
+        "time goes backwards 1 time, first at line 47: \"3\" after \"42\", 39 s back",
+        "duplicate timestamps: 2 rows, first at line 45",
+        "unusable rows: 5",
+        "not a number: 1, first at line 43: column \"a\": \"abc\" is not a number",
+        "wrong number of fields: 1, first at line 42: 2 fields, but the header has 4",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
+    assert!(
+        !text.contains("Issue") && !text.contains("NaiveDateTime"),
+        "{text}"
+    );
+}
+
+/// 5-minute rows with the clock stepped back an hour (a 55-minute step back) before line `STEP_LINE`.
+const STEP_LINE: u64 = 252;
+
+fn clock_step_csv() -> String {
+    let mut s = String::from("timestamp,value\n");
+    for i in 0..600i64 {
+        // Data row i is on line i + 2; from row 250 on, the clock is an hour behind.
+        let t = 1_700_000_000 + 300 * i - if i >= 250 { 3600 } else { 0 };
+        let wiggle = ((i * 7919) % 101) as f64 / 101.0;
+        s.push_str(&format!("{t},{:.4}\n", 50.0 + wiggle));
+    }
+    s
+}
+
+#[test]
+fn a_clock_step_back_is_replayed_in_file_order_and_reported_with_its_line() {
+    let input = clock_step_csv();
+    let (s, out) = run(&input, &BacktestOptions::default()).expect("runs");
+    assert_eq!((s.rows, s.written), (600, 600));
+    assert_eq!(out.lines().count(), 601);
+    let k = &s.issues;
+    assert_eq!(k.backwards.count, 1);
+    assert_eq!(k.backwards.first.as_ref().unwrap().line, STEP_LINE);
+    assert_eq!(k.largest_step_back_ns, 3_300_000_000_000);
+    assert_eq!(k.behind, 11, "rows earlier than the latest time seen");
+    assert_eq!(k.duplicates.count, 0);
+    assert_eq!(k.unusable(), 0);
+    assert_eq!(
+        s.warmup_rows + s.scored,
+        600,
+        "every row reached the detector"
+    );
+    let t = s.time.expect("time stats");
+    assert_eq!(t.typical_interval_ns, Some(300_000_000_000));
+    assert_eq!(t.gaps, 0);
+    let text = s.to_string();
+    assert!(
+        text.contains("time goes backwards 1 time, first at line 252: \"1700071400\" after \"1700074700\", 55 min back"),
+        "{text}"
+    );
+    assert!(text.contains("typically 5 min between rows"), "{text}");
+    assert!(
+        text.contains("11 rows are earlier than a row before them"),
+        "{text}"
+    );
+
+    // Strict order refuses it, naming the line and both timestamps.
+    let strict = BacktestOptions {
+        strict_order: true,
+        ..Default::default()
+    };
+    let e = err(&input, &strict);
+    match &e {
+        BacktestError::Unsorted {
+            row,
+            value,
+            previous,
+            ..
+        } => assert_eq!(
+            (*row, value.as_str(), previous.as_str()),
+            (STEP_LINE, "1700071400", "1700074700")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().starts_with("row 252, column \"timestamp\": timestamp \"1700071400\" is earlier than the previous row's \"1700074700\""), "{e}");
+}
+
+#[test]
+fn gaps_are_found_against_the_typical_interval() {
+    let mut s = String::from("ts,v\n");
+    let mut t = 0i64;
+    for i in 0..200 {
+        t += match i {
+            50 => 120,
+            120 => 600,
+            _ => 10,
+        };
+        s.push_str(&format!("{t},{}\n", i % 7));
+    }
+    let (sum, _) = run(&s, &BacktestOptions::default()).expect("runs");
+    let t = sum.time.unwrap();
+    assert_eq!(t.typical_interval_ns, Some(10_000_000_000));
+    assert_eq!(t.gaps, 2);
+    let g = t.longest_gap.unwrap();
+    assert_eq!((g.line, g.to_ns - g.from_ns), (122, 600_000_000_000));
+    assert!(sum.to_string().contains("gaps longer than 1 min 40 s (10 typical intervals): 2, the longest 10 min before line 122"), "{sum}");
+}
+
+#[test]
+fn label_windows_from_json_and_csv_give_the_metrics_of_the_equivalent_column() {
+    // 1-second rows from 2024-01-01 00:00:00; label 1 on rows 150..=170 and 185..=199.
+    let ts = |i: usize| format!("2024-01-01 00:{:02}:{:02}", i / 60, i % 60);
+    let labelled = |i: usize| (150..=170).contains(&i) || (185..=199).contains(&i);
+    let mut input = String::from("time,a,b,label\n");
+    for i in 0..200 {
+        let wiggle = ((i * 7919) % 101) as f64 / 101.0;
+        let a = 10.0 + wiggle + if labelled(i) { 20.0 } else { 0.0 };
+        input.push_str(&format!(
+            "{},{a:.4},{:.4},{}\n",
+            ts(i),
+            5.0 - wiggle,
+            u8::from(labelled(i))
+        ));
+    }
+    let (by_column, out_column) = run(&input, &opts()).expect("column");
+    let json = format!(
+        "{{\"x/other.csv\": [], \"realKnownCause/f.csv\": [[\"{}.000000\", \"{}.000000\"], [\"{}\", \"{}\"]]}}",
+        ts(150),
+        ts(170),
+        ts(185),
+        ts(199)
+    );
+    let csv = format!(
+        "start,end\n{},{}\n{},{}\n",
+        ts(150),
+        ts(170),
+        ts(185),
+        ts(199)
+    );
+    for (what, windows) in [
+        (
+            "json",
+            backtest::LabelWindows::parse(&json, Some("realKnownCause/f.csv")).unwrap(),
+        ),
+        ("csv", backtest::LabelWindows::parse(&csv, None).unwrap()),
+    ] {
+        let o = BacktestOptions {
+            labels_column: None,
+            label_windows: Some(windows),
+            ..opts()
+        };
+        let (s, out) = run(&input, &o).expect(what);
+        assert_eq!(s.metrics, by_column.metrics, "{what}");
+        assert_eq!(s.events, by_column.events, "{what}");
+        assert_eq!(out, out_column, "{what}");
+        assert_eq!(s.labels.as_deref(), Some("2 time windows"));
+    }
+    let e = by_column.events.expect("events");
+    assert_eq!(e.windows, 2);
+    assert!(e.caught >= 1, "{e:?}");
+    let both = BacktestOptions {
+        label_windows: Some(backtest::LabelWindows::parse(&csv, None).unwrap()),
         ..opts()
     };
-    let input = body(&[
-        "40,1.0",
-        "41,abc,2,0",
-        "42,1,NaN,0",
-        "42,1,2,0",
-        "42,1,2,0",
-        "3,1,2,0",
-        "soon,1,2,0",
-        "43,1,2,x",
-        "44,1,2,1",
-    ]);
-    let (s, out) = run(&input, &o).expect("runs");
-    let k = s.skipped;
+    assert!(matches!(err(&input, &both), BacktestError::TwoLabelSources));
+}
+
+#[test]
+fn event_metrics_on_a_hand_computed_case() {
+    // row:     0 1 2 3 4 5 6 7 8 9 10 11
+    // label:   0 0 1 1 1 0 0 0 1 1 0  0     windows: rows 2-4, 8-9
+    // flagged: 1 0 0 0 1 1 0 1 1 0 0  0     onsets: rows 0, 4, 7
+    // Onsets outside windows: row 0 and row 7 (row 7 is unlabelled; row 4 is inside).
+    // Window 1 caught at row 4 (delay 2 rows, 20 s); window 2 flagged at its start (row 8,
+    // delay 0): mean 1 row, 10 s. 12 rows over 110 s.
+    let labels = [0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0];
+    let flags = [1, 0, 0, 0, 1, 1, 0, 1, 1, 0, 0, 0];
+    let mut c = backtest::EventCounter::default();
+    for (i, (l, f)) in labels.iter().zip(flags).enumerate() {
+        c.push(
+            i as u64 + 2,
+            i as i64 * 10_000_000_000,
+            Some(*l == 1),
+            f == 1,
+        );
+    }
+    let (alarms, events) = c.finish();
+    let e = events.expect("labelled");
+    assert_eq!(alarms.onsets, 3);
     assert_eq!(
-        (
-            k.ragged,
-            k.non_numeric,
-            k.missing,
-            k.duplicate,
-            k.unordered,
-            k.bad_timestamp,
-            k.bad_label
-        ),
-        (1, 1, 1, 1, 1, 1, 1)
+        alarms
+            .ranges
+            .iter()
+            .map(|r| (r.first_line, r.rows))
+            .collect::<Vec<_>>(),
+        [(2, 1), (6, 2), (9, 2)]
     );
-    assert_eq!(k.total(), 7);
-    assert_eq!(s.rows, 49);
-    assert_eq!(s.written, 42);
-    assert_eq!(out.lines().count(), 43);
+    assert_eq!((e.onsets, e.false_onsets), (3, 2));
+    assert_eq!((e.windows, e.caught), (2, 2));
+    assert_eq!(e.mean_delay_rows, Some(1.0));
+    assert_eq!(e.mean_delay_ns, Some(10e9));
+    assert!((e.false_onsets_per_1000_rows - 2000.0 / 12.0).abs() < 1e-9);
+    assert!((e.false_onsets_per_day.unwrap() - 2.0 * 86_400.0 / 110.0).abs() < 1e-6);
+}
+
+#[test]
+fn flagged_ranges_beyond_the_first_few_are_counted() {
+    let mut c = backtest::EventCounter::default();
+    for i in 0..40u64 {
+        c.push(i + 2, i as i64, None, i % 4 == 0);
+    }
+    let (a, e) = c.finish();
+    assert_eq!(a.onsets, 10);
+    assert_eq!(a.ranges.len(), backtest::MAX_RANGES);
+    assert_eq!(a.more, 10 - backtest::MAX_RANGES as u64);
+    assert!(e.is_none(), "no labels, no event metrics");
+}
+
+/// Real data with duplicate timestamps: NAB's `ec2_request_latency_system_failure.csv` has 11
+/// rows whose time repeats the previous row's. Before replay in file order it was refused.
+#[test]
+fn nab_file_with_duplicate_timestamps_runs_through_with_its_windows() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/nab");
+    let path = dir.join("ec2_request_latency_system_failure.csv");
+    if !path.exists() {
+        eprintln!(
+            "SKIPPED: {} not found (the NAB data set lives in shared/datasets)",
+            path.display()
+        );
+        return;
+    }
+    let text = std::fs::read_to_string(&path).expect("read");
+    let windows = std::fs::read_to_string(dir.join("combined_windows.json")).expect("windows");
+    let o = BacktestOptions {
+        label_windows: Some(
+            backtest::LabelWindows::parse(
+                &windows,
+                Some("realKnownCause/ec2_request_latency_system_failure.csv"),
+            )
+            .expect("windows parse"),
+        ),
+        ..Default::default()
+    };
+    let (s, out) = run(&text, &o).expect("runs");
+    let input_rows = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
+    assert_eq!((s.rows, s.written), (input_rows, input_rows));
+    assert_eq!(out.lines().count() as u64, input_rows + 1);
+    assert_eq!(s.issues.duplicates.count, 11);
+    assert_eq!(s.issues.backwards.count, 0);
+    assert_eq!(s.issues.unusable(), 0);
+    let e = s.events.expect("events");
+    assert_eq!(e.windows, 3, "{e:?}");
+    eprintln!("{s}");
 }
 
 #[test]
@@ -384,7 +649,7 @@ fn skab_file_end_to_end_matches_an_independent_metric() {
 #[test]
 fn backtest_ragged_first_row_is_an_error_not_a_panic() {
     let input = "0-30T00:00:02,.02.\n,0,2024-03-30T00:00:02,bp";
-    for bad_rows in [BadRows::Fail, BadRows::Skip] {
+    for bad_rows in [BadRows::Fail, BadRows::Mark] {
         let o = BacktestOptions { bad_rows, ..opts() };
         match run(input, &o) {
             Err(BacktestError::Ragged {

@@ -1,47 +1,63 @@
-//! Backtesting: run a detector over a CSV file and write the scores next to the data.
+//! Backtesting: replay a CSV file through a detector, in file order, as live operation would,
+//! and write the scores next to the data.
 //!
-//! * **Input.** A header row, then one row per sample. The delimiter (`,` or `;`) is
-//!   detected from the header unless given. Quoted fields (RFC 4180) are understood; blank
-//!   lines are ignored; a UTF-8 byte-order mark is dropped. With `;` as the delimiter a
+//! * **Input.** A header row, then one row per sample, read with the `csv` crate (RFC 4180
+//!   quoting). The delimiter (`,`, `;` or tab) is detected from the header unless given.
+//!   Blank lines are ignored; a UTF-8 byte-order mark is dropped. With `;` as the delimiter a
 //!   decimal comma (`1,5`) is accepted.
 //! * **Timestamp column.** Named by [`BacktestOptions::timestamp_column`], else the first
 //!   column called `timestamp`, `time`, `datetime`, `date_time`, `date` or `ts` (any case),
 //!   else the first column whose first value is a calendar date-time. Its format is
 //!   detected from the first data row ([`TimestampFormat`]) and every row must match it.
-//!   Timestamps must increase strictly.
+//! * **Order.** Rows are replayed in the order of the file, whatever their timestamps: a
+//!   detector sees what it would have seen live. Time going backwards and duplicate
+//!   timestamps are counted in [`Summary::issues`] (with the first line of each);
+//!   [`BacktestOptions::strict_order`] refuses them instead.
 //! * **Value columns.** Named by [`BacktestOptions::value_columns`], else every column other
 //!   than the timestamp and the labels whose first value is numeric, excluding columns that
 //!   are conventionally labels (`anomaly`, `label`, `changepoint`, … see
 //!   [`LABEL_LIKE_COLUMNS`]).
-//! * **Output.** A `,`-separated CSV with the columns `timestamp, <value columns…>,
-//!   anomaly_score, is_anomaly`. Timestamp and value cells are copied *exactly* as they were
-//!   in the input; `anomaly_score` has six decimals; `is_anomaly` is `0` or `1`. Warm-up rows
-//!   are written with score `0` and `is_anomaly` `0`.
+//! * **Output.** Exactly one row per input row: a `,`-separated CSV with the columns
+//!   `timestamp, <value columns…>, anomaly_score, is_anomaly`. Timestamp and value cells are
+//!   copied *exactly* as they were in the input; `anomaly_score` has six decimals;
+//!   `is_anomaly` is `0` or `1`. Warm-up rows are written with score `0` and `is_anomaly` `0`;
+//!   unusable rows with an empty score and `is_anomaly` `0`.
 //! * **Labels.** With [`BacktestOptions::labels_column`], every row needs a label (`0`/`1`,
-//!   `0.0`/`1.0`, `true`/`false`; any non-zero number is anomalous) and the summary carries
-//!   pointwise [`Metrics`] over the scored (post-warm-up) rows.
-//! * **Bad rows.** Under [`BadRows::Fail`] (the default) the first bad row stops the run with
-//!   a [`BacktestError`] naming its line (1-based, counting the header as line 1) and column.
-//!   Under [`BadRows::Skip`] the row is left out of the output and the detector and counted
-//!   in [`Summary::skipped`]. Empty or `NaN` value cells are bad rows too unless
-//!   [`BacktestOptions::pass_missing`] is set, in which case they reach the detector as NaN
-//!   (see the crate docs for how detectors treat missing values) and are counted in
-//!   [`Summary::rows_with_missing`].
-//! * **Memory.** Rows are streamed: only the current row and the detector state are held.
+//!   `0.0`/`1.0`, `true`/`false`; any non-zero number is anomalous); with
+//!   [`BacktestOptions::label_windows`] a row is anomalous when its time is in a window. The
+//!   summary then carries pointwise [`Metrics`] and [`EventMetrics`] over the scored
+//!   (post-warm-up) rows.
+//! * **Unusable rows** (wrong number of fields, a value that is not a number, an empty or
+//!   `NaN` value, a timestamp that does not parse, a bad label): under [`BadRows::Mark`] (the
+//!   default) the row is written with an empty score, not given to the detector, and counted
+//!   in [`Summary::issues`] with the first line of each kind. Under [`BadRows::Fail`] the
+//!   first one stops the run with a [`BacktestError`] naming its line (1-based, counting the
+//!   header as line 1) and column. With [`BacktestOptions::pass_missing`] empty or `NaN`
+//!   cells reach the detector as NaN instead (see the crate docs for how detectors treat
+//!   missing values) and are counted in [`Summary::rows_with_missing`]. Problems of the
+//!   whole file (no header, no data, invalid UTF-8, an unclosed quote, missing columns) always
+//!   fail.
+//! * **Memory.** Rows are streamed: only the current row, the detector state and bounded
+//!   statistics (the first 1 000 intervals, the first few alarm ranges) are held.
 
 mod csv;
+mod labels;
 mod metrics;
+mod report;
 mod timestamp;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub use metrics::{Confusion, Metrics};
+pub use labels::{LabelWindows, LabelWindowsError};
+pub use metrics::{
+    Alarms, Confusion, EventCounter, EventMetrics, FlaggedRange, MAX_RANGES, Metrics,
+};
+pub use report::{format_duration, format_time};
 pub use timestamp::{EpochUnit, TimestampFormat};
 
 use crate::{DetectorKind, build};
-use csv::{CsvReader, ReadError};
 
 /// Column names recognised as timestamps when no timestamp column is named.
 pub const TIMESTAMP_COLUMNS: [&str; 6] =
@@ -63,11 +79,11 @@ pub const LABEL_LIKE_COLUMNS: [&str; 10] = [
 /// What to do with a row that cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BadRows {
-    /// Stop with an error naming the row and column.
+    /// Write it with an empty score, keep it from the detector, count it.
     #[default]
+    Mark,
+    /// Stop with an error naming the row and column.
     Fail,
-    /// Leave the row out (of the output and the detector) and count it.
-    Skip,
 }
 
 /// Options of [`run`].
@@ -79,6 +95,8 @@ pub struct BacktestOptions {
     pub value_columns: Vec<String>,
     /// Column with 0/1 ground truth; enables [`Summary::metrics`].
     pub labels_column: Option<String>,
+    /// Labelled time windows, instead of a labels column; enables [`Summary::metrics`].
+    pub label_windows: Option<LabelWindows>,
     /// Detector to run.
     pub detector: DetectorKind,
     /// Warm-up rows; [`crate::DEFAULT_WARMUP`] when `None`.
@@ -87,49 +105,117 @@ pub struct BacktestOptions {
     pub delimiter: Option<u8>,
     /// Policy for unusable rows.
     pub bad_rows: BadRows,
+    /// Refuse a timestamp earlier than or equal to the previous row's.
+    pub strict_order: bool,
     /// Pass empty/NaN value cells to the detector as missing values instead of treating
-    /// the row as bad.
+    /// the row as unusable.
     pub pass_missing: bool,
 }
 
-/// Rows left out under [`BadRows::Skip`], by reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Skipped {
-    /// Wrong number of fields.
-    pub ragged: u64,
-    /// A value cell that is not a number.
-    pub non_numeric: u64,
-    /// An empty or NaN value cell (without `pass_missing`).
-    pub missing: u64,
-    /// A timestamp that does not parse in the detected format.
-    pub bad_timestamp: u64,
-    /// A timestamp not after the previous row's.
-    pub unordered: u64,
-    /// A timestamp equal to the previous row's.
-    pub duplicate: u64,
-    /// A label cell that is not 0/1/true/false/number.
-    pub bad_label: u64,
+/// The first row of one kind of problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct First {
+    /// Line number in the input (1-based, the header is line 1).
+    pub line: u64,
+    /// What is wrong with it, in words (e.g. `column "a": "abc" is not a number`).
+    pub detail: String,
 }
 
-impl Skipped {
-    /// All skipped rows.
-    pub fn total(&self) -> u64 {
-        self.ragged
-            + self.non_numeric
-            + self.missing
-            + self.bad_timestamp
-            + self.unordered
-            + self.duplicate
-            + self.bad_label
+/// How often one kind of problem occurred, and where first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Issue {
+    /// Rows with this problem.
+    pub count: u64,
+    /// The first of them.
+    pub first: Option<First>,
+}
+
+impl Issue {
+    fn add(&mut self, line: u64, detail: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(First {
+                line,
+                detail: detail(),
+            });
+        }
     }
 }
+
+/// Irregular rows: order problems (the row is still scored) and unusable rows (written with
+/// an empty score, not given to the detector).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowIssues {
+    /// Rows whose time is earlier than the previous row's.
+    pub backwards: Issue,
+    /// The largest step back, in nanoseconds.
+    pub largest_step_back_ns: i64,
+    /// Rows whose time is earlier than some row before them (a step back of 55 minutes in
+    /// 5-minute data puts the next 11 rows here).
+    pub behind: u64,
+    /// Rows whose time equals the previous row's.
+    pub duplicates: Issue,
+    /// Unusable: wrong number of fields.
+    pub ragged: Issue,
+    /// Unusable: a value cell that is not a number.
+    pub non_numeric: Issue,
+    /// Unusable: an empty or NaN value cell (without `pass_missing`).
+    pub missing: Issue,
+    /// Unusable: a timestamp that does not parse in the detected format.
+    pub bad_timestamp: Issue,
+    /// Unusable: a label cell that is not 0/1/true/false/number.
+    pub bad_label: Issue,
+}
+
+impl RowIssues {
+    /// Unusable rows of every kind.
+    pub fn unusable(&self) -> u64 {
+        self.ragged.count
+            + self.non_numeric.count
+            + self.missing.count
+            + self.bad_timestamp.count
+            + self.bad_label.count
+    }
+}
+
+/// A gap between two consecutive rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Line of the row after the gap.
+    pub line: u64,
+    /// Time of the row before the gap (ns since the epoch).
+    pub from_ns: i64,
+    /// Time of the row after it.
+    pub to_ns: i64,
+}
+
+/// Time coverage of the rows whose timestamp parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeStats {
+    /// Earliest timestamp (ns since the epoch).
+    pub first_ns: i64,
+    /// Latest timestamp.
+    pub last_ns: i64,
+    /// Median of the first [`INTERVAL_SAMPLE`] forward steps between consecutive rows;
+    /// `None` when time never moved forward.
+    pub typical_interval_ns: Option<i64>,
+    /// Forward steps longer than [`GAP_FACTOR`] × the typical interval.
+    pub gaps: u64,
+    /// The longest of them.
+    pub longest_gap: Option<Gap>,
+}
+
+/// Forward steps the typical interval is the median of.
+pub const INTERVAL_SAMPLE: usize = 1000;
+/// A step longer than this many typical intervals is a gap.
+pub const GAP_FACTOR: i64 = 10;
 
 /// What a backtest did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
-    /// Data rows read (excluding the header and blank lines, including skipped rows).
+    /// Data rows read (excluding the header and blank lines).
     pub rows: u64,
-    /// Rows written to the output.
+    /// Rows written to the output (one per row read).
     pub written: u64,
     /// Rows consumed by the detector's warm-up.
     pub warmup_rows: u64,
@@ -139,8 +225,10 @@ pub struct Summary {
     pub anomalies: u64,
     /// Rows with at least one missing value passed to the detector (`pass_missing`).
     pub rows_with_missing: u64,
-    /// Rows left out, by reason.
-    pub skipped: Skipped,
+    /// Order problems and unusable rows, by kind, with the first line of each.
+    pub issues: RowIssues,
+    /// Time span, typical interval and gaps; `None` when no timestamp parsed.
+    pub time: Option<TimeStats>,
     /// The delimiter used.
     pub delimiter: char,
     /// The timestamp column used.
@@ -151,8 +239,16 @@ pub struct Summary {
     pub value_columns: Vec<String>,
     /// Name of the detector that ran.
     pub detector: String,
-    /// Pointwise metrics over the scored rows, when a labels column was given.
+    /// What the detector is, in words (for `auto`: the kind it became for this many columns).
+    pub detector_description: String,
+    /// Alarm onsets and the first flagged ranges.
+    pub alarms: Alarms,
+    /// Where the labels came from (`column "anomaly"`, `12 windows`), when labels were given.
+    pub labels: Option<String>,
+    /// Pointwise metrics over the scored rows, when labels were given.
     pub metrics: Option<Metrics>,
+    /// Event-level metrics over the scored rows, when labels were given.
+    pub events: Option<EventMetrics>,
 }
 
 /// Why a backtest failed. Rows are line numbers in the input file (1-based, the header is
@@ -267,9 +363,9 @@ pub enum BacktestError {
         /// The format detected on the first data row.
         format: TimestampFormat,
     },
-    /// A timestamp is earlier than the previous row's.
+    /// A timestamp is earlier than the previous row's (only with strict order).
     #[error(
-        "row {row}, column {column:?}: timestamp {value:?} is earlier than the previous row's {previous:?}; sort the input by time"
+        "row {row}, column {column:?}: timestamp {value:?} is earlier than the previous row's {previous:?} (strict order refuses time going backwards; without it rows are replayed in file order)"
     )]
     Unsorted {
         /// Line number.
@@ -281,8 +377,10 @@ pub enum BacktestError {
         /// The previous row's timestamp cell.
         previous: String,
     },
-    /// A timestamp equals the previous row's.
-    #[error("row {row}, column {column:?}: duplicate timestamp {value:?}")]
+    /// A timestamp equals the previous row's (only with strict order).
+    #[error(
+        "row {row}, column {column:?}: timestamp {value:?} is the same as the previous row's (strict order refuses duplicates)"
+    )]
     DuplicateTimestamp {
         /// Line number.
         row: u64,
@@ -307,22 +405,15 @@ pub enum BacktestError {
         /// Line number.
         row: u64,
     },
+    /// Both a labels column and label windows were given.
+    #[error("labels come from a column or from windows, not both")]
+    TwoLabelSources,
     /// A quoted field is never closed.
     #[error("row {row}: a quoted field is not closed before the end of the input")]
     UnterminatedQuote {
         /// Line number where the record starts.
         row: u64,
     },
-}
-
-impl From<ReadError> for BacktestError {
-    fn from(e: ReadError) -> Self {
-        match e {
-            ReadError::Io(e) => BacktestError::Read(e),
-            ReadError::Encoding { line } => BacktestError::Encoding { row: line },
-            ReadError::UnterminatedQuote { line } => BacktestError::UnterminatedQuote { row: line },
-        }
-    }
 }
 
 /// How often [`run`] reports progress, in rows.
@@ -510,6 +601,124 @@ fn count_lines(file: File) -> io::Result<u64> {
     Ok(if last == b'\n' { n } else { n + 1 })
 }
 
+fn read_err(e: ::csv::Error) -> BacktestError {
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(e) => BacktestError::Read(e),
+        other => BacktestError::Read(io::Error::other(format!("{other:?}"))),
+    }
+}
+
+fn write_err(e: ::csv::Error) -> BacktestError {
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(e) => BacktestError::Write(e),
+        other => BacktestError::Write(io::Error::other(format!("{other:?}"))),
+    }
+}
+
+fn is_blank(rec: &::csv::ByteRecord) -> bool {
+    rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
+}
+
+fn line_of(rec: &::csv::ByteRecord) -> u64 {
+    rec.position().map_or(0, |p| p.line())
+}
+
+fn text(cell: &[u8], line: u64) -> Result<&str, BacktestError> {
+    std::str::from_utf8(cell).map_err(|_| BacktestError::Encoding { row: line })
+}
+
+/// Typical interval and gaps, from a bounded sample of forward steps.
+#[derive(Default)]
+struct Intervals {
+    /// The first forward steps (until the typical interval is fixed): (step, line, from).
+    sample: Vec<(i64, u64, i64)>,
+    typical: Option<i64>,
+    gaps: u64,
+    longest: Option<Gap>,
+}
+
+impl Intervals {
+    fn push(&mut self, step: i64, line: u64, from_ns: i64) {
+        match self.typical {
+            Some(t) => self.check(t, step, line, from_ns),
+            None => {
+                self.sample.push((step, line, from_ns));
+                if self.sample.len() >= INTERVAL_SAMPLE {
+                    self.fix();
+                }
+            }
+        }
+    }
+
+    fn check(&mut self, typical: i64, step: i64, line: u64, from_ns: i64) {
+        if step > typical.saturating_mul(GAP_FACTOR) {
+            self.gaps += 1;
+            let gap = Gap {
+                line,
+                from_ns,
+                to_ns: from_ns.saturating_add(step),
+            };
+            if self
+                .longest
+                .is_none_or(|g| g.to_ns.saturating_sub(g.from_ns) < step)
+            {
+                self.longest = Some(gap);
+            }
+        }
+    }
+
+    fn fix(&mut self) {
+        if self.sample.is_empty() {
+            return;
+        }
+        let mut steps: Vec<i64> = self.sample.iter().map(|s| s.0).collect();
+        steps.sort_unstable();
+        let t = steps[steps.len() / 2];
+        self.typical = Some(t);
+        for (step, line, from) in std::mem::take(&mut self.sample) {
+            self.check(t, step, line, from);
+        }
+    }
+}
+
+/// The order bookkeeping over rows whose timestamp parsed.
+#[derive(Default)]
+struct Clock {
+    prev: Option<i64>,
+    /// The previous row's timestamp cell, as written.
+    prev_text: String,
+    min: Option<i64>,
+    max: Option<i64>,
+    intervals: Intervals,
+}
+
+fn describe_detector(kind: DetectorKind, n_vars: usize) -> String {
+    let vars = if n_vars == 1 {
+        "1 variable".to_owned()
+    } else {
+        format!("{n_vars} variables")
+    };
+    let what = match (kind, n_vars) {
+        (DetectorKind::Auto, 1) => {
+            "the univariate ensemble: point, CUSUM and variance heads on the residual of a seasonal baseline (a rolling median when the warm-up shows no period), plus a stuck-sensor test"
+        }
+        (DetectorKind::Auto, _) => {
+            "the multivariate PCA: T² and Q on the raw rows and on 8- and 32-row means, plus a stuck-sensor test per variable"
+        }
+        (DetectorKind::Mad, _) => "rolling median / MAD robust z-score",
+        (DetectorKind::Ewma, _) => "EWMA control chart",
+        (DetectorKind::Cusum, _) => "two-sided CUSUM",
+        (DetectorKind::Seasonal, _) => "seasonal baseline (period from autocorrelation)",
+        (DetectorKind::Pca, _) => "PCA with Hotelling T² and Q",
+    };
+    let per_var = if n_vars > 1 && !matches!(kind, DetectorKind::Auto | DetectorKind::Pca) {
+        ", one per variable"
+    } else {
+        ""
+    };
+    format!("{kind} on {vars}: {what}{per_var}")
+}
+
 fn run_inner(
     input: impl Read,
     output: impl Write,
@@ -517,38 +726,90 @@ fn run_inner(
     total: Option<u64>,
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<Summary, BacktestError> {
-    let mut reader = CsvReader::new(BufReader::with_capacity(1 << 16, input));
-    let mut out = BufWriter::with_capacity(1 << 16, output);
-
-    // Header and delimiter.
-    let (_, header_text) = reader.next_raw()?.ok_or(BacktestError::Empty)?;
-    let header_text = header_text.to_owned();
+    if opts.labels_column.is_some() && opts.label_windows.is_some() {
+        return Err(BacktestError::TwoLabelSources);
+    }
+    // The first non-blank physical line decides the delimiter; what was read is put back.
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let mut head = Vec::new();
+    let mut header_line = None;
+    loop {
+        let start = head.len();
+        if input
+            .read_until(b'\n', &mut head)
+            .map_err(BacktestError::Read)?
+            == 0
+        {
+            break;
+        }
+        if start == 0 && head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            head.drain(..3);
+        }
+        if !head[start..].iter().all(u8::is_ascii_whitespace) {
+            header_line = Some(start);
+            break;
+        }
+    }
+    let header_start = header_line.ok_or(BacktestError::Empty)?;
     let delim = match opts.delimiter {
         Some(d) => d,
-        None => csv::detect_delimiter(&header_text).ok_or(BacktestError::NoDelimiter)?,
+        None => {
+            let line = String::from_utf8_lossy(&head[header_start..]);
+            csv::detect_delimiter(&line).ok_or(BacktestError::NoDelimiter)?
+        }
     };
-    reader.set_delimiter(delim);
-    let mut header = Vec::new();
-    csv::split_record(&header_text, delim, &mut header);
-    for h in &mut header {
-        *h = h.trim().to_owned();
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delim)
+        .buffer_capacity(1 << 16)
+        .from_reader(csv::QuoteCounter::new(io::Cursor::new(head).chain(input)));
+    let mut rec = ::csv::ByteRecord::new();
+    let next = |reader: &mut ::csv::Reader<_>, rec: &mut ::csv::ByteRecord| loop {
+        if !reader.read_byte_record(rec).map_err(read_err)? {
+            return Ok::<bool, BacktestError>(false);
+        }
+        if !is_blank(rec) {
+            return Ok(true);
+        }
+    };
+
+    // Header.
+    if !next(&mut reader, &mut rec)? {
+        return Err(BacktestError::Empty);
+    }
+    let header_row = line_of(&rec);
+    let header: Vec<String> = rec
+        .iter()
+        .map(|f| text(f, header_row).map(|s| s.trim().to_owned()))
+        .collect::<Result<_, _>>()?;
+    if header.len() < 2 {
+        return Err(BacktestError::NoDelimiter);
     }
 
-    // The first data row decides the layout.
-    let mut fields = Vec::new();
-    let first_row = reader
-        .next_record(&mut fields)?
-        .ok_or(BacktestError::NoData)?;
     // The first data row decides the layout, so it must match the header whatever the bad-row
     // policy (found by the backtest_csv fuzz target: a longer first row indexed past the header).
-    if fields.len() != header.len() {
+    if !next(&mut reader, &mut rec)? {
+        return Err(if reader.get_ref().quote_open() {
+            BacktestError::UnterminatedQuote { row: header_row }
+        } else {
+            BacktestError::NoData
+        });
+    }
+    let first_row = line_of(&rec);
+    if rec.len() != header.len() {
         return Err(BacktestError::Ragged {
             row: first_row,
             expected: header.len(),
-            found: fields.len(),
+            found: rec.len(),
         });
     }
-    let layout = resolve_layout(&header, &fields, first_row, delim, opts)?;
+    let first: Vec<String> = rec
+        .iter()
+        .map(|f| text(f, first_row).map(str::to_owned))
+        .collect::<Result<_, _>>()?;
+    let layout = resolve_layout(&header, &first, first_row, delim, opts)?;
+    drop(first);
     let ts_name = header[layout.ts].clone();
     let value_names: Vec<String> = layout.values.iter().map(|&i| header[i].clone()).collect();
 
@@ -560,92 +821,173 @@ fn run_inner(
         scored: 0,
         anomalies: 0,
         rows_with_missing: 0,
-        skipped: Skipped::default(),
+        issues: RowIssues::default(),
+        time: None,
         delimiter: char::from(delim),
         timestamp_column: ts_name.clone(),
         timestamp_format: layout.format,
         value_columns: value_names.clone(),
         detector: detector.name().to_owned(),
+        detector_description: describe_detector(opts.detector, layout.values.len()),
+        alarms: Alarms::default(),
+        labels: match (&opts.labels_column, &opts.label_windows) {
+            (Some(_), _) => Some(format!(
+                "column {:?}",
+                layout.labels.map_or("", |i| header[i].as_str())
+            )),
+            (None, Some(w)) => Some(match w.given() {
+                1 => "1 time window".to_owned(),
+                n => format!("{n} time windows"),
+            }),
+            (None, None) => None,
+        },
         metrics: None,
+        events: None,
     };
 
-    let w = |e| BacktestError::Write(e);
-    out.write_all(b"timestamp").map_err(w)?;
+    let mut out = ::csv::WriterBuilder::new()
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_writer(output);
+    out.write_field("timestamp").map_err(write_err)?;
     for name in &value_names {
-        out.write_all(b",").map_err(w)?;
-        csv::write_field(&mut out, name).map_err(w)?;
+        out.write_field(name).map_err(write_err)?;
     }
-    out.write_all(b",anomaly_score,is_anomaly\n").map_err(w)?;
+    out.write_field("anomaly_score").map_err(write_err)?;
+    out.write_field("is_anomaly").map_err(write_err)?;
+    out.write_record(None::<&[u8]>).map_err(write_err)?;
 
     let mut confusion = Confusion::default();
+    let mut events = EventCounter::default();
+    let mut clock = Clock::default();
     let mut values = vec![0.0; layout.values.len()];
-    let mut prev_ts: Option<(i64, String)> = None;
-    let mut row = Some(first_row);
-    while let Some(line) = row {
+    let mut score_text = String::with_capacity(16);
+    loop {
+        let line = line_of(&rec);
         summary.rows += 1;
         if summary.rows.is_multiple_of(PROGRESS_EVERY) {
             progress(summary.rows, total);
         }
-        match check_row(
-            &fields,
+        let checked = check_row(
+            &rec,
             line,
             &header,
             &layout,
             delim,
             opts,
-            prev_ts.as_ref(),
+            &mut clock,
+            &mut summary.issues,
             &mut values,
-        ) {
+        )?;
+        let score = match checked {
             Ok(checked) => {
                 if checked.missing {
                     summary.rows_with_missing += 1;
                 }
                 let o = detector.update(checked.ts_ns, &values);
-                let (score, anomalous) = if o.warming_up {
+                if o.warming_up {
                     summary.warmup_rows += 1;
-                    (0.0, false)
+                    Some((0.0, false))
                 } else {
                     summary.scored += 1;
                     summary.anomalies += u64::from(o.anomalous);
                     if let Some(label) = checked.label {
                         confusion.add(o.anomalous, label);
                     }
-                    (o.score, o.anomalous)
-                };
-                csv::write_field(&mut out, &fields[layout.ts]).map_err(w)?;
-                for &i in &layout.values {
-                    out.write_all(b",").map_err(w)?;
-                    csv::write_field(&mut out, &fields[i]).map_err(w)?;
+                    events.push(line, checked.ts_ns, checked.label, o.anomalous);
+                    Some((o.score, o.anomalous))
                 }
-                writeln!(out, ",{score:.6},{}", u8::from(anomalous)).map_err(w)?;
-                summary.written += 1;
-                prev_ts = Some((checked.ts_ns, fields[layout.ts].clone()));
             }
             Err(e) => {
                 if opts.bad_rows == BadRows::Fail {
+                    // A quote left open swallows the rest of the input into the last record:
+                    // say so rather than call that record ragged.
+                    let mut rest = ::csv::ByteRecord::new();
+                    if !next(&mut reader, &mut rest)? && reader.get_ref().quote_open() {
+                        return Err(BacktestError::UnterminatedQuote { row: line });
+                    }
                     return Err(e);
                 }
-                let s = &mut summary.skipped;
-                match e {
-                    BacktestError::Ragged { .. } => s.ragged += 1,
-                    BacktestError::NotANumber { .. } => s.non_numeric += 1,
-                    BacktestError::MissingValue { .. } => s.missing += 1,
-                    BacktestError::BadTimestamp { .. } => s.bad_timestamp += 1,
-                    BacktestError::Unsorted { .. } => s.unordered += 1,
-                    BacktestError::DuplicateTimestamp { .. } => s.duplicate += 1,
-                    BacktestError::BadLabel { .. } => s.bad_label += 1,
-                    other => return Err(other),
-                }
+                record_unusable(&mut summary.issues, &e, line);
+                None
             }
+        };
+        out.write_field(rec.get(layout.ts).unwrap_or(b""))
+            .map_err(write_err)?;
+        for &i in &layout.values {
+            out.write_field(rec.get(i).unwrap_or(b""))
+                .map_err(write_err)?;
         }
-        row = reader.next_record(&mut fields)?;
+        score_text.clear();
+        let flag: &[u8] = match score {
+            Some((s, a)) => {
+                use std::fmt::Write as _;
+                let _ = write!(score_text, "{s:.6}");
+                if a { b"1" } else { b"0" }
+            }
+            None => b"0",
+        };
+        out.write_field(&score_text).map_err(write_err)?;
+        out.write_field(flag).map_err(write_err)?;
+        out.write_record(None::<&[u8]>).map_err(write_err)?;
+        summary.written += 1;
+        if !next(&mut reader, &mut rec)? {
+            break;
+        }
     }
-    out.flush().map_err(w)?;
+    if reader.get_ref().quote_open() {
+        return Err(BacktestError::UnterminatedQuote { row: line_of(&rec) });
+    }
+    out.flush().map_err(BacktestError::Write)?;
     progress(summary.rows, total.or(Some(summary.rows)));
-    if layout.labels.is_some() {
+    clock.intervals.fix();
+    if let (Some(first_ns), Some(last_ns)) = (clock.min, clock.max) {
+        summary.time = Some(TimeStats {
+            first_ns,
+            last_ns,
+            typical_interval_ns: clock.intervals.typical,
+            gaps: clock.intervals.gaps,
+            longest_gap: clock.intervals.longest,
+        });
+    }
+    let (alarms, ev) = events.finish();
+    summary.alarms = alarms;
+    if summary.labels.is_some() {
         summary.metrics = Some(confusion.metrics());
+        summary.events = ev.or(Some(EventMetrics {
+            onsets: summary.alarms.onsets,
+            false_onsets: 0,
+            false_onsets_per_1000_rows: 0.0,
+            false_onsets_per_day: None,
+            windows: 0,
+            caught: 0,
+            mean_delay_rows: None,
+            mean_delay_ns: None,
+        }));
     }
     Ok(summary)
+}
+
+/// The error's message without its `row N, ` / `row N: ` prefix.
+fn detail(e: &BacktestError, line: u64) -> String {
+    let msg = e.to_string();
+    let comma = format!("row {line}, ");
+    let colon = format!("row {line}: ");
+    msg.strip_prefix(&comma)
+        .or_else(|| msg.strip_prefix(&colon))
+        .unwrap_or(&msg)
+        .to_owned()
+}
+
+fn record_unusable(issues: &mut RowIssues, e: &BacktestError, line: u64) {
+    let issue = match e {
+        BacktestError::Ragged { .. } => &mut issues.ragged,
+        BacktestError::NotANumber { .. } => &mut issues.non_numeric,
+        BacktestError::MissingValue { .. } => &mut issues.missing,
+        BacktestError::BadTimestamp { .. } => &mut issues.bad_timestamp,
+        _ => &mut issues.bad_label,
+    };
+    issue.add(line, || detail(e, line));
 }
 
 struct Checked {
@@ -654,90 +996,130 @@ struct Checked {
     missing: bool,
 }
 
-/// Validates one row and fills `values`; the error names the first problem.
+/// Validates one row and fills `values`. The outer error stops the run (invalid UTF-8, an
+/// order problem under strict order); the inner one makes the row unusable.
 #[allow(clippy::too_many_arguments)]
 fn check_row(
-    fields: &[String],
+    rec: &::csv::ByteRecord,
     line: u64,
     header: &[String],
     layout: &Layout,
     delim: u8,
     opts: &BacktestOptions,
-    prev: Option<&(i64, String)>,
+    clock: &mut Clock,
+    issues: &mut RowIssues,
     values: &mut [f64],
-) -> Result<Checked, BacktestError> {
-    if fields.len() != header.len() {
-        return Err(BacktestError::Ragged {
+) -> Result<Result<Checked, BacktestError>, BacktestError> {
+    if rec.len() != header.len() {
+        return Ok(Err(BacktestError::Ragged {
             row: line,
             expected: header.len(),
-            found: fields.len(),
-        });
+            found: rec.len(),
+        }));
     }
-    let ts_cell = &fields[layout.ts];
+    let ts_cell = text(&rec[layout.ts], line)?;
     let column = || header[layout.ts].clone();
-    let ts_ns = layout
-        .format
-        .parse_ns(ts_cell)
-        .ok_or_else(|| BacktestError::BadTimestamp {
+    let Some(ts_ns) = layout.format.parse_ns(ts_cell) else {
+        return Ok(Err(BacktestError::BadTimestamp {
             row: line,
             column: column(),
-            value: ts_cell.clone(),
+            value: ts_cell.to_owned(),
             format: layout.format,
-        })?;
-    if let Some((p, ptext)) = prev {
-        if ts_ns == *p {
-            return Err(BacktestError::DuplicateTimestamp {
-                row: line,
-                column: column(),
-                value: ts_cell.clone(),
+        }));
+    };
+    if let Some(p) = clock.prev {
+        let step = i128::from(ts_ns) - i128::from(p);
+        if step <= 0 && opts.strict_order {
+            let previous = clock.prev_text.clone();
+            return Err(if step == 0 {
+                BacktestError::DuplicateTimestamp {
+                    row: line,
+                    column: column(),
+                    value: ts_cell.to_owned(),
+                }
+            } else {
+                BacktestError::Unsorted {
+                    row: line,
+                    column: column(),
+                    value: ts_cell.to_owned(),
+                    previous,
+                }
             });
         }
-        if ts_ns < *p {
-            return Err(BacktestError::Unsorted {
-                row: line,
-                column: column(),
-                value: ts_cell.clone(),
-                previous: ptext.clone(),
+        if step == 0 {
+            issues
+                .duplicates
+                .add(line, || format!("{ts_cell:?}, as on the row before"));
+        } else if step < 0 {
+            let back = i64::try_from(-step).unwrap_or(i64::MAX);
+            issues.largest_step_back_ns = issues.largest_step_back_ns.max(back);
+            issues.backwards.add(line, || {
+                format!(
+                    "{ts_cell:?} after {:?}, {} back",
+                    clock.prev_text,
+                    format_duration(back)
+                )
             });
+        } else {
+            clock
+                .intervals
+                .push(i64::try_from(step).unwrap_or(i64::MAX), line, p);
         }
     }
+    if clock.max.is_some_and(|m| ts_ns < m) {
+        issues.behind += 1;
+    }
+    clock.prev = Some(ts_ns);
+    clock.prev_text.clear();
+    clock.prev_text.push_str(ts_cell);
+    clock.min = Some(clock.min.map_or(ts_ns, |m| m.min(ts_ns)));
+    clock.max = Some(clock.max.map_or(ts_ns, |m| m.max(ts_ns)));
+
     let mut missing = false;
     for (v, &i) in values.iter_mut().zip(&layout.values) {
-        *v = match parse_value(&fields[i], delim) {
+        let cell = text(&rec[i], line)?;
+        *v = match parse_value(cell, delim) {
             Cell::Value(x) => x,
             Cell::Missing if opts.pass_missing => {
                 missing = true;
                 f64::NAN
             }
             Cell::Missing => {
-                return Err(BacktestError::MissingValue {
+                return Ok(Err(BacktestError::MissingValue {
                     row: line,
                     column: header[i].clone(),
-                    value: fields[i].clone(),
-                });
+                    value: cell.to_owned(),
+                }));
             }
             Cell::NotANumber => {
-                return Err(BacktestError::NotANumber {
+                return Ok(Err(BacktestError::NotANumber {
                     row: line,
                     column: header[i].clone(),
-                    value: fields[i].clone(),
-                });
+                    value: cell.to_owned(),
+                }));
             }
         };
     }
-    let label = match layout.labels {
-        Some(i) => Some(
-            parse_label(&fields[i]).ok_or_else(|| BacktestError::BadLabel {
-                row: line,
-                column: header[i].clone(),
-                value: fields[i].clone(),
-            })?,
-        ),
-        None => None,
+    let label = match (layout.labels, &opts.label_windows) {
+        (Some(i), _) => {
+            let cell = text(&rec[i], line)?;
+            match parse_label(cell) {
+                Some(l) => Some(l),
+                None => {
+                    return Ok(Err(BacktestError::BadLabel {
+                        row: line,
+                        column: header[i].clone(),
+                        value: cell.to_owned(),
+                    }));
+                }
+            }
+        }
+        (None, Some(w)) => Some(w.contains(ts_ns)),
+        (None, None) => None,
     };
-    Ok(Checked {
+    Ok(Ok(Checked {
         ts_ns,
         label,
         missing,
-    })
+    }))
 }
