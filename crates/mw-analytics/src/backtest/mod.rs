@@ -619,8 +619,9 @@ fn is_blank(rec: &::csv::ByteRecord) -> bool {
     rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
 }
 
-fn line_of(rec: &::csv::ByteRecord) -> u64 {
-    rec.position().map_or(0, |p| p.line())
+fn line_of<R: Read>(reader: &mut ::csv::Reader<csv::Tracker<R>>, rec: &::csv::ByteRecord) -> u64 {
+    let start = rec.position().map_or(0, |p| p.byte());
+    reader.get_mut().line_at(start)
 }
 
 fn text(cell: &[u8], line: u64) -> Result<&str, BacktestError> {
@@ -763,7 +764,7 @@ fn run_inner(
         .flexible(true)
         .delimiter(delim)
         .buffer_capacity(1 << 16)
-        .from_reader(csv::QuoteCounter::new(io::Cursor::new(head).chain(input)));
+        .from_reader(csv::Tracker::new(io::Cursor::new(head).chain(input)));
     let mut rec = ::csv::ByteRecord::new();
     let next = |reader: &mut ::csv::Reader<_>, rec: &mut ::csv::ByteRecord| loop {
         if !reader.read_byte_record(rec).map_err(read_err)? {
@@ -778,7 +779,7 @@ fn run_inner(
     if !next(&mut reader, &mut rec)? {
         return Err(BacktestError::Empty);
     }
-    let header_row = line_of(&rec);
+    let header_row = line_of(&mut reader, &rec);
     let header: Vec<String> = rec
         .iter()
         .map(|f| text(f, header_row).map(|s| s.trim().to_owned()))
@@ -796,7 +797,7 @@ fn run_inner(
             BacktestError::NoData
         });
     }
-    let first_row = line_of(&rec);
+    let first_row = line_of(&mut reader, &rec);
     if rec.len() != header.len() {
         return Err(BacktestError::Ragged {
             row: first_row,
@@ -862,8 +863,10 @@ fn run_inner(
     let mut clock = Clock::default();
     let mut values = vec![0.0; layout.values.len()];
     let mut score_text = String::with_capacity(16);
+    let mut last_line;
     loop {
-        let line = line_of(&rec);
+        let line = line_of(&mut reader, &rec);
+        last_line = line;
         summary.rows += 1;
         if summary.rows.is_multiple_of(PROGRESS_EVERY) {
             progress(summary.rows, total);
@@ -936,7 +939,7 @@ fn run_inner(
         }
     }
     if reader.get_ref().quote_open() {
-        return Err(BacktestError::UnterminatedQuote { row: line_of(&rec) });
+        return Err(BacktestError::UnterminatedQuote { row: last_line });
     }
     out.flush().map_err(BacktestError::Write)?;
     progress(summary.rows, total.or(Some(summary.rows)));
