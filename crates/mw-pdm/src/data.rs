@@ -2,7 +2,7 @@
 //!
 //! Pure functions over `Read`/`Write`: no paths, no files opened here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::str::FromStr;
 
@@ -121,16 +121,32 @@ fn cmapss_names() -> Vec<String> {
 /// Reads all runs of `input`. Units appear in the order of their first row; rows of different units may be
 /// interleaved, but within a unit the cycles must strictly increase. Blank lines are skipped. Any malformed
 /// input gives a [`PdmError::Input`] with line and column; this never panics.
+///
+/// The generic CSV layout is read with the `csv` crate (RFC 4180 quoting, fields trimmed, a UTF-8 byte-order
+/// mark dropped). C-MAPSS is not CSV: its fields are separated by runs of spaces (with trailing spaces on
+/// every line), which `split_whitespace` reads exactly and a CSV reader cannot, so it keeps its own loop.
 pub fn read_runs(
     input: impl Read,
     format: Format,
     opts: &CsvOptions,
 ) -> Result<Vec<Run>, PdmError> {
+    let runs = match format {
+        Format::Cmapss => read_cmapss(input)?,
+        Format::Csv => read_csv(input, opts)?,
+    };
+    Ok(runs)
+}
+
+fn read_cmapss(input: impl Read) -> Result<Vec<Run>, PdmError> {
     let mut reader = BufReader::new(input);
-    let mut builder = RunsBuilder::default();
+    let mut builder = RunsBuilder {
+        names: cmapss_names()[2..].to_vec(),
+        settings: 3,
+        ..RunsBuilder::default()
+    };
+    let names = cmapss_names();
     let mut buf = Vec::new();
     let mut line_no = 0usize;
-    let mut layout: Option<CsvLayout> = None;
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf)? == 0 {
@@ -144,92 +160,188 @@ pub fn read_runs(
         } else {
             text
         };
-        let text = text.trim_end_matches(['\n', '\r']);
         if text.trim().is_empty() {
             continue;
         }
-        let mut fields: Vec<&str> = Vec::with_capacity(32);
-        match format {
-            Format::Cmapss => {
-                if builder.names.is_empty() {
-                    builder.names = cmapss_names()[2..].to_vec();
-                    builder.settings = 3;
-                }
-                fields.extend(text.split_whitespace());
-                if fields.len() != CMAPSS_FIELDS {
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        if fields.len() != CMAPSS_FIELDS {
+            let problem = InputProblem::Ragged {
+                expected: CMAPSS_FIELDS,
+                found: fields.len(),
+            };
+            return Err(PdmError::input(line_no, None, None, problem));
+        }
+        let mut values = Vec::with_capacity(CMAPSS_FIELDS - 2);
+        for (i, f) in fields.iter().enumerate().skip(1) {
+            let v = parse_number(f, line_no, i + 1, &names[i])?;
+            if i >= 2 {
+                values.push(v);
+            }
+        }
+        let cycle = parse_number(fields[1], line_no, 2, "cycle")?;
+        builder.push(fields[0], cycle, values, line_no, 2)?;
+    }
+    builder.finish(line_no)
+}
+
+/// Counts lines for the `csv` reader, whose own record position is where it started looking,
+/// before the blank lines it skips: keeps the offsets of the line breaks not yet passed (at most
+/// a read buffer's worth) and whether the input ended in a line feed.
+struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    /// Offsets of `\n` (true) and `\r` (false) bytes at or after the last record's start.
+    breaks: VecDeque<(u64, bool)>,
+    lines_before: usize,
+    last: Option<u8>,
+}
+
+impl<R> LineTracker<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            offset: 0,
+            breaks: VecDeque::new(),
+            lines_before: 0,
+            last: None,
+        }
+    }
+
+    /// The 1-based line of the record starting (blank lines included) at byte `start`.
+    fn line_at(&mut self, start: u64) -> usize {
+        while let Some(&(o, lf)) = self.breaks.front() {
+            if o >= start {
+                break;
+            }
+            self.breaks.pop_front();
+            self.lines_before += usize::from(lf);
+        }
+        let mut cursor = start;
+        while let Some(&(o, lf)) = self.breaks.front() {
+            if o != cursor {
+                break;
+            }
+            self.breaks.pop_front();
+            self.lines_before += usize::from(lf);
+            cursor += 1;
+        }
+        self.lines_before + 1
+    }
+
+    /// Physical lines of the whole input (once it has been read to the end).
+    fn lines(&self) -> usize {
+        let lf = self.lines_before + self.breaks.iter().filter(|b| b.1).count();
+        if self.last.is_some_and(|b| b != b'\n') {
+            lf + 1
+        } else {
+            lf
+        }
+    }
+}
+
+impl<R: Read> Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            match b {
+                b'\n' => self.breaks.push_back((self.offset + i as u64, true)),
+                b'\r' => self.breaks.push_back((self.offset + i as u64, false)),
+                _ => {}
+            }
+        }
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_csv(input: impl Read, opts: &CsvOptions) -> Result<Vec<Run>, PdmError> {
+    let delimiter = u8::try_from(opts.delimiter)
+        .ok()
+        .filter(u8::is_ascii)
+        .ok_or_else(|| {
+            let problem = InputProblem::BadDelimiter {
+                delimiter: opts.delimiter,
+            };
+            PdmError::input(1, None, None, problem)
+        })?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .delimiter(delimiter)
+        .from_reader(LineTracker::new(input));
+    let mut builder = RunsBuilder::default();
+    let mut layout: Option<CsvLayout> = None;
+    let mut rec = ::csv::ByteRecord::new();
+    loop {
+        let more = reader
+            .read_byte_record(&mut rec)
+            .map_err(|e| match e.into_kind() {
+                ::csv::ErrorKind::Io(e) => PdmError::from(e),
+                other => PdmError::from(std::io::Error::other(format!("{other:?}"))),
+            })?;
+        if !more {
+            break;
+        }
+        let start = rec.position().map_or(0, |p| p.byte());
+        let line_no = reader.get_mut().line_at(start);
+        if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            continue;
+        }
+        let mut fields: Vec<&str> = Vec::with_capacity(rec.len());
+        for f in rec.iter() {
+            let f = std::str::from_utf8(f)
+                .map_err(|_| PdmError::input(line_no, None, None, InputProblem::NotUtf8))?;
+            fields.push(f);
+        }
+        match &layout {
+            None => {
+                let l = CsvLayout::from_header(&fields, opts, line_no)?;
+                builder.names = l
+                    .feature_cols
+                    .iter()
+                    .map(|&c| fields[c].to_owned())
+                    .collect();
+                builder.settings = l.settings;
+                layout = Some(l);
+            }
+            Some(l) => {
+                if fields.len() != l.width {
                     let problem = InputProblem::Ragged {
-                        expected: CMAPSS_FIELDS,
+                        expected: l.width,
                         found: fields.len(),
                     };
                     return Err(PdmError::input(line_no, None, None, problem));
                 }
-                let names = cmapss_names();
-                let mut values = Vec::with_capacity(CMAPSS_FIELDS - 2);
-                for (i, f) in fields.iter().enumerate().skip(1) {
-                    let v = parse_number(f, line_no, i + 1, &names[i])?;
-                    if i >= 2 {
-                        values.push(v);
-                    }
+                let unit = fields[l.unit_col];
+                if unit.is_empty() {
+                    let name = Some(l.header[l.unit_col].as_str());
+                    return Err(PdmError::input(
+                        line_no,
+                        Some(l.unit_col + 1),
+                        name,
+                        InputProblem::EmptyUnit,
+                    ));
                 }
-                let cycle = parse_number(fields[1], line_no, 2, "cycle")?;
-                builder.push(fields[0], cycle, values, line_no, 2)?;
-            }
-            Format::Csv => {
-                fields.extend(split_csv(text, opts.delimiter));
-                match &layout {
-                    None => {
-                        let l = CsvLayout::from_header(&fields, opts, line_no)?;
-                        builder.names = l
-                            .feature_cols
-                            .iter()
-                            .map(|&c| fields[c].to_owned())
-                            .collect();
-                        builder.settings = l.settings;
-                        layout = Some(l);
-                    }
-                    Some(l) => {
-                        if fields.len() != l.width {
-                            let problem = InputProblem::Ragged {
-                                expected: l.width,
-                                found: fields.len(),
-                            };
-                            return Err(PdmError::input(line_no, None, None, problem));
-                        }
-                        let unit = fields[l.unit_col];
-                        if unit.is_empty() {
-                            let name = Some(l.header[l.unit_col].as_str());
-                            return Err(PdmError::input(
-                                line_no,
-                                Some(l.unit_col + 1),
-                                name,
-                                InputProblem::EmptyUnit,
-                            ));
-                        }
-                        let cycle = parse_number(
-                            fields[l.time_col],
-                            line_no,
-                            l.time_col + 1,
-                            &l.header[l.time_col],
-                        )?;
-                        let mut values = Vec::with_capacity(l.feature_cols.len());
-                        for &c in &l.feature_cols {
-                            values.push(parse_number(fields[c], line_no, c + 1, &l.header[c])?);
-                        }
-                        builder.push(unit, cycle, values, line_no, l.time_col + 1)?;
-                    }
+                let cycle = parse_number(
+                    fields[l.time_col],
+                    line_no,
+                    l.time_col + 1,
+                    &l.header[l.time_col],
+                )?;
+                let mut values = Vec::with_capacity(l.feature_cols.len());
+                for &c in &l.feature_cols {
+                    values.push(parse_number(fields[c], line_no, c + 1, &l.header[c])?);
                 }
+                builder.push(unit, cycle, values, line_no, l.time_col + 1)?;
             }
         }
     }
-    if builder.runs.is_empty() {
-        return Err(PdmError::input(
-            line_no.max(1),
-            None,
-            None,
-            InputProblem::Empty,
-        ));
-    }
-    Ok(builder.runs)
+    let lines = reader.get_ref().lines();
+    builder.finish(lines)
 }
 
 #[derive(Default)]
@@ -277,6 +389,19 @@ impl RunsBuilder {
         run.cycles.push(cycle);
         run.features.push(values);
         Ok(())
+    }
+
+    /// The runs read, or [`InputProblem::Empty`] at the last line when there is none.
+    fn finish(self, last_line: usize) -> Result<Vec<Run>, PdmError> {
+        if self.runs.is_empty() {
+            return Err(PdmError::input(
+                last_line.max(1),
+                None,
+                None,
+                InputProblem::Empty,
+            ));
+        }
+        Ok(self.runs)
     }
 }
 
@@ -353,17 +478,6 @@ impl CsvLayout {
             settings: n_settings,
         })
     }
-}
-
-/// Splits one CSV line. Fields are trimmed and one pair of surrounding double quotes is removed; a delimiter
-/// inside quotes is not supported (numeric data does not need it).
-fn split_csv(line: &str, delimiter: char) -> impl Iterator<Item = &str> {
-    line.split(delimiter).map(|f| {
-        let f = f.trim();
-        f.strip_prefix('"')
-            .and_then(|g| g.strip_suffix('"'))
-            .unwrap_or(f)
-    })
 }
 
 fn parse_number(text: &str, line: usize, column: usize, name: &str) -> Result<f64, PdmError> {
@@ -534,11 +648,11 @@ mod tests {
             (at.column, p),
             (Some(4), InputProblem::DuplicateColumn { name: "X".into() })
         );
-        let (at, p) = problem(csv("asset,cycle,x\nm,1,2\nm,2\n"));
+        let (at, p) = problem(csv("asset,cycle,x\n\nm,1,2\r\n\r\nm,2\n"));
         assert_eq!(
             (at.line, p),
             (
-                3,
+                5,
                 InputProblem::Ragged {
                     expected: 3,
                     found: 2
@@ -633,9 +747,35 @@ mod tests {
         );
     }
 
+    #[test]
+    fn csv_quoted_fields_may_hold_the_delimiter() {
+        let text = "asset;cycle;x\n\"pump;a\";1;2,5\n  \n\"pump;a\";2;3\n";
+        let opts = CsvOptions {
+            delimiter: ';',
+            ..CsvOptions::default()
+        };
+        let (at, p) = problem(read_runs(text.as_bytes(), Format::Csv, &opts));
+        assert_eq!(
+            (at.line, at.column),
+            (2, Some(3)),
+            "a decimal comma is not a number here"
+        );
+        assert_eq!(p, InputProblem::NotANumber { text: "2,5".into() });
+        let runs = read_runs(text.replace("2,5", "2.5").as_bytes(), Format::Csv, &opts).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].unit, "pump;a");
+        assert_eq!(runs[0].features, vec![vec![2.5], vec![3.0]]);
+        let opts = CsvOptions {
+            delimiter: '§',
+            ..CsvOptions::default()
+        };
+        let (_, p) = problem(read_runs(text.as_bytes(), Format::Csv, &opts));
+        assert_eq!(p, InputProblem::BadDelimiter { delimiter: '§' });
+    }
+
     proptest::proptest! {
         #[test]
-        fn csv_reader_never_panics(s in "[a-z0-9,.\\-\n ]{0,200}") {
+        fn csv_reader_never_panics(s in "[a-z0-9,.\"\\-\r\n ]{0,200}") {
             let _ = csv(&s);
             let _ = read_runs(s.as_bytes(), Format::Cmapss, &CsvOptions::default());
         }

@@ -110,6 +110,8 @@ pub enum InputProblem {
     },
     #[error("unit id is empty")]
     EmptyUnit,
+    #[error("delimiter {delimiter:?} is not a single-byte (ASCII) character")]
+    BadDelimiter { delimiter: char },
 }
 
 impl PdmError {

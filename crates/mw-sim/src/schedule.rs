@@ -1,5 +1,6 @@
 //! The fault schedule file: `start_s,asset,kind,duration_s[,point]` per line (simulated seconds
 //! from the start; `#` starts a comment; an optional header line starting with `start` is skipped).
+//! Read with the `csv` crate once comments are removed, so fields may be quoted.
 
 use std::fmt::Write as _;
 
@@ -71,17 +72,48 @@ pub fn parse_schedule(text: &str, file: &str) -> Result<Vec<ScheduledFault>, Sch
     let mut out = Vec::new();
     let mut problems = Vec::new();
     let mut seen_first = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
+    // `#` starts a comment anywhere on a line; what remains (line breaks kept, so the csv
+    // reader's line numbers are the file's) is CSV.
+    let mut uncommented = String::with_capacity(text.len());
+    for raw in text.split_inclusive('\n') {
+        let (body, ending) = match raw.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (raw, ""),
+        };
+        uncommented.push_str(body.split('#').next().unwrap_or(""));
+        uncommented.push_str(ending);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(uncommented.as_bytes());
+    let mut record = csv::StringRecord::new();
+    // csv's record position is where it started looking, before the blank lines it skips: count
+    // the lines up to the record's first byte here.
+    let bytes = uncommented.as_bytes();
+    let (mut counted_to, mut lines_before) = (0usize, 0usize);
+    // Reading from a string cannot fail but for invalid UTF-8, which a `&str` cannot hold.
+    while reader.read_record(&mut record).unwrap_or(false) {
+        let mut start = record
+            .position()
+            .map_or(0, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX))
+            .min(bytes.len());
+        while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            start += 1;
+        }
+        let from = counted_to.min(start);
+        lines_before += bytes[from..start].iter().filter(|&&b| b == b'\n').count();
+        counted_to = counted_to.max(start);
+        let line_no = lines_before + 1;
+        let f: Vec<&str> = record.iter().collect();
+        if f.iter().all(|x| x.is_empty()) {
             continue;
         }
         let first = std::mem::replace(&mut seen_first, true);
-        if !first && line.starts_with("start") {
+        if !first && f[0].starts_with("start") {
             continue; // header
         }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
         if !(4..=5).contains(&f.len()) {
             problems.push(ScheduleProblem::FieldCount {
                 line: line_no,
@@ -190,6 +222,22 @@ mod tests {
                 field: "start_s",
                 value: "start_s".into()
             }]
+        );
+    }
+
+    #[test]
+    fn crlf_quotes_and_trailing_comments() {
+        let ok = parse_schedule(
+            "start_s,asset,kind,duration_s\r\n60,\"gd1\",gas_release,120 # the first\r\n\r\n  \r\n90,gd2,gas_release,5\r\n",
+            "s.csv",
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!((ok[0].asset.as_str(), ok[0].duration_s), ("gd1", 120.0));
+        let err = parse_schedule("\n\n60,gd1\r\n", "s.csv").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid fault schedule:\ns.csv:3: expected start_s,asset,kind,duration_s[,point], found 2 field(s)"
         );
     }
 
