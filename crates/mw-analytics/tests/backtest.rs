@@ -661,3 +661,62 @@ fn backtest_ragged_first_row_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// A CSV of `n` good rows with arbitrary damage: each row may be ragged, hold text, lose its
+/// time, repeat or step back its time, or be preceded by blank lines.
+fn damaged_csv(damage: &[u8]) -> (String, u64) {
+    let mut s = String::from("ts;a;b\n");
+    let mut t = 1_000i64;
+    for (i, d) in damage.iter().enumerate() {
+        t += 10;
+        let row = match d % 8 {
+            0 => format!("{t};1;2"),
+            1 => format!("{t};1"),
+            2 => format!("{t};x;2"),
+            3 => format!("soon;1;2"),
+            4 => format!("{};1;2", t - 10),
+            5 => format!("{};1;2", t - 500),
+            6 => format!("\n\n{t};\"1,5\";2"),
+            _ => format!("{t};;2"),
+        };
+        s.push_str(&row);
+        s.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
+    }
+    (s, damage.len() as u64)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    #[test]
+    fn backtest_never_panics_on_arbitrary_text(text in "[0-9a-z,;\"\t\r\n .:-]{0,300}") {
+        let mut out = Vec::new();
+        let _ = backtest::run(text.as_bytes(), &mut out, &BacktestOptions::default(), &mut |_, _| {});
+        let strict = BacktestOptions { strict_order: true, bad_rows: BadRows::Fail, ..Default::default() };
+        let _ = backtest::run(text.as_bytes(), &mut out, &strict, &mut |_, _| {});
+    }
+
+    #[test]
+    fn every_input_row_gets_exactly_one_output_row(damage in proptest::collection::vec(0u8..8, 1..120)) {
+        let mut damage = damage;
+        damage[0] = 0; // the first row decides the layout
+        let (input, rows) = damaged_csv(&damage);
+        let o = BacktestOptions { warmup: Some(32), ..Default::default() };
+        let (s, out) = run(&input, &o).expect("runs");
+        proptest::prop_assert_eq!(s.rows, rows);
+        proptest::prop_assert_eq!(s.written, rows);
+        proptest::prop_assert_eq!(out.lines().count() as u64, rows + 1);
+        let k = &s.issues;
+        let kind = |n: u8| damage.iter().filter(|&&d| d % 8 == n).count() as u64;
+        proptest::prop_assert_eq!(k.ragged.count, kind(1));
+        proptest::prop_assert_eq!(k.non_numeric.count, kind(2));
+        proptest::prop_assert_eq!(k.bad_timestamp.count, kind(3));
+        proptest::prop_assert_eq!(k.missing.count, kind(7));
+        proptest::prop_assert_eq!(s.warmup_rows + s.scored + k.unusable(), rows);
+        // The first ragged row's line: the header is line 1, kind 6 adds two blank lines.
+        if let Some(i) = damage.iter().position(|&d| d == 1) {
+            let line = 2 + i as u64 + 2 * damage[..i].iter().filter(|&&d| d == 6).count() as u64;
+            proptest::prop_assert_eq!(k.ragged.first.as_ref().map(|f| f.line), Some(line));
+        }
+    }
+}
