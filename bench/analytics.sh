@@ -9,6 +9,9 @@
 #
 #   bash bench/analytics.sh           # full
 #   bash bench/analytics.sh --smoke   # 4 SKAB files, 20k synthetic rows, 50 detectors (CI)
+#   MW_BASELINE_BIN=/path/to/old/millwright bash bench/analytics.sh
+#       # also times that binary on the same synthetic files, interleaved with ours (3 runs each,
+#       # best of 3), and prints the ratio: for "throughput must not fall" checks across commits
 #
 # Needs ../shared/datasets/skab; the Python peers go into the test venv (numpy, scikit-learn).
 set -euo pipefail
@@ -61,10 +64,27 @@ for i in range(n):
     base = math.sin(i / 50.0)
     print(f"{t0 + i}," + ",".join(f"{base + 0.1 * j + random.gauss(0, 0.05):.5f}" for j in range(k)))
 PY
-  s=$(date +%s%N)
-  "$bin" backtest --input "$tmp/syn.csv" --output "$tmp/out.csv" > /dev/null
-  e=$(date +%s%N)
-  echo "throughput ${vars}-variate: $n rows in $(( (e - s) / 1000000 )) ms = $(( n * 1000000000 / (e - s) )) rows/s ($(( n * vars * 1000000000 / (e - s) )) samples/s)"
+  if [ -n "${MW_BASELINE_BIN:-}" ]; then
+    best_new=0; best_old=0
+    for _ in 1 2 3; do
+      for which in old new; do
+        b="$bin"; [ "$which" = old ] && b="$MW_BASELINE_BIN"
+        s=$(date +%s%N)
+        "$b" backtest --input "$tmp/syn.csv" --output "$tmp/out-$which.csv" > /dev/null
+        e=$(date +%s%N)
+        r=$(( n * 1000000000 / (e - s) ))
+        if [ "$which" = old ]; then [ "$r" -gt "$best_old" ] && best_old=$r; else [ "$r" -gt "$best_new" ] && best_new=$r; fi
+      done
+    done
+    cmp -s "$tmp/out-old.csv" "$tmp/out-new.csv" && same="identical output" || same="output differs"
+    python3 -c "import sys; o, w, k = map(int, sys.argv[1:4]); print(f'throughput {k}-variate, best of 3: this build {w} rows/s, baseline {o} rows/s, ratio {w / o:.2f} ({sys.argv[4]})')" \
+      "$best_old" "$best_new" "$vars" "$same"
+  else
+    s=$(date +%s%N)
+    "$bin" backtest --input "$tmp/syn.csv" --output "$tmp/out.csv" > /dev/null
+    e=$(date +%s%N)
+    echo "throughput ${vars}-variate: $n rows in $(( (e - s) / 1000000 )) ms = $(( n * 1000000000 / (e - s) )) rows/s ($(( n * vars * 1000000000 / (e - s) )) samples/s)"
+  fi
 done
 
 # --- live memory per detector

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use mw_analytics::DetectorKind;
-use mw_analytics::backtest::{BacktestError, BacktestOptions, BadRows, LabelWindows};
+use mw_analytics::backtest::{
+    BacktestError, BacktestOptions, BadRows, LabelWindows, LabelWindowsError,
+};
 
 use crate::progress::Progress;
 
@@ -37,7 +39,7 @@ pub struct BacktestArgs {
     /// Labelled anomaly windows instead of a column: NAB's combined_windows.json (with --label-key), a JSON list of [start, end] pairs, or a CSV of start,end rows.
     #[arg(long, value_name = "FILE")]
     pub label_windows: Option<PathBuf>,
-    /// Entry of a combined_windows.json to use, e.g. realKnownCause/machine_temperature_system_failure.csv (the file name alone is enough when it is unique).
+    /// Entry of a combined_windows.json to use, e.g. realKnownCause/machine_temperature_system_failure.csv (the file name alone is enough when it is unique; default: the input's file name).
     #[arg(long, value_name = "KEY", requires = "label_windows")]
     pub label_key: Option<String>,
     /// Refuse time going backwards and duplicate timestamps (default: replay rows in file order and report them).
@@ -56,8 +58,22 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{}: cannot read the label windows", path.display()))?;
-            let w = LabelWindows::parse(&text, a.label_key.as_deref())
-                .with_context(|| format!("{}: bad label windows", path.display()))?;
+            // Without --label-key, an object of several entries (NAB's combined_windows.json)
+            // is looked up by the input's file name.
+            let input_name = a
+                .input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            let w = match (
+                LabelWindows::parse(&text, a.label_key.as_deref()),
+                &input_name,
+            ) {
+                (Err(LabelWindowsError::KeyNeeded { .. }), Some(name)) => {
+                    LabelWindows::parse(&text, Some(name))
+                }
+                (r, _) => r,
+            }
+            .with_context(|| format!("{}: bad label windows", path.display()))?;
             Some(w)
         }
         None => None,

@@ -335,15 +335,28 @@ fn backtest_label_windows_match_the_labels_column() {
         assert_eq!(tail(&s), tail(&by_column), "{extra:?}");
         assert!(s.contains("labels: 1 time window"), "{s}");
     }
+    // Without --label-key the input's file name picks the entry.
     let o = run(
         &input,
         &output,
-        &["--label-windows", json.to_str().unwrap()],
+        &["--label-windows", json.to_str().unwrap(), "--warmup", "100"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(tail(&String::from_utf8_lossy(&o.stdout)), tail(&by_column));
+    let o = run(
+        &input,
+        &output,
+        &[
+            "--label-windows",
+            json.to_str().unwrap(),
+            "--label-key",
+            "nope.csv",
+        ],
     );
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success());
     assert!(
-        err.contains("windows.json") && err.contains("label key"),
+        err.contains("windows.json: bad label windows: no entry \"nope.csv\""),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
