@@ -673,7 +673,7 @@ fn damaged_csv(damage: &[u8]) -> (String, u64) {
             0 => format!("{t};1;2"),
             1 => format!("{t};1"),
             2 => format!("{t};x;2"),
-            3 => format!("soon;1;2"),
+            3 => "soon;1;2".to_owned(),
             4 => format!("{};1;2", t - 10),
             5 => format!("{};1;2", t - 500),
             6 => format!("\n\n{t};\"1,5\";2"),
