@@ -720,3 +720,19 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn tab_separated_input_is_detected() {
+    let input = csv(
+        '\t',
+        100,
+        |i| format!("2024-01-01T00:00:{:02}.{:03}", i / 10, (i % 10) * 100),
+        1000,
+    );
+    let (s, out) = run(&input, &opts()).expect("runs");
+    assert_eq!(s.delimiter, '\t');
+    assert_eq!(s.value_columns, ["a", "b"]);
+    assert_eq!(out.lines().count(), 101);
+    assert!(s.to_string().contains("input: delimiter tab"), "{s}");
+    assert_eq!(s.time.unwrap().typical_interval_ns, Some(100_000_000));
+}
