@@ -144,7 +144,12 @@ pub fn parse_line(line: &str) -> Result<AuditRecord, String> {
         return Err(format!("line longer than {MAX_LINE} bytes"));
     }
     let r: AuditRecord = serde_json::from_str(line).map_err(|e| format!("not a record: {e}"))?;
-    if r.prev.len() != 64 || !r.prev.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+    if r.prev.len() != 64
+        || !r
+            .prev
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err("prev is not 64 lower-case hex digits".to_owned());
     }
     Ok(r)
@@ -240,7 +245,9 @@ pub enum AuditError {
         #[source]
         source: io::Error,
     },
-    #[error("audit log {path} is damaged at {error}; refusing to append (run `millwright audit verify`)")]
+    #[error(
+        "audit log {path} is damaged at {error}; refusing to append (run `millwright audit verify`)"
+    )]
     Broken { path: String, error: VerifyError },
     #[error("audit log {0}: an earlier write failed; reopen the log to continue")]
     Poisoned(String),
@@ -449,8 +456,12 @@ impl<I: AuditIo> Sink for AuditSink<I> {
         Box::pin(async move {
             let mut writer = Some(self.writer);
             while let Some(d) = input.recv().await {
-                let entries: Vec<AuditEntry> =
-                    d.batch.events.iter().filter_map(AuditEntry::from_event).collect();
+                let entries: Vec<AuditEntry> = d
+                    .batch
+                    .events
+                    .iter()
+                    .filter_map(AuditEntry::from_event)
+                    .collect();
                 if entries.is_empty() {
                     d.commit();
                     continue;
@@ -558,7 +569,9 @@ mod tests {
     }
 
     fn lines(b: &[u8]) -> Vec<Vec<u8>> {
-        b.split_inclusive(|&c| c == b'\n').map(<[u8]>::to_vec).collect()
+        b.split_inclusive(|&c| c == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
     }
 
     #[test]
@@ -613,7 +626,12 @@ mod tests {
         let b = log(5);
         let ls = lines(&b);
         // Delete record 3.
-        let del: Vec<u8> = ls.iter().enumerate().filter(|(i, _)| *i != 2).flat_map(|(_, l)| l.clone()).collect();
+        let del: Vec<u8> = ls
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .flat_map(|(_, l)| l.clone())
+            .collect();
         let e = verify(&del, false).unwrap_err();
         assert_eq!((e.line, e.seq), (3, Some(4)), "{e}");
         assert!(e.problem.contains("expected seq 3"), "{e}");
@@ -632,7 +650,9 @@ mod tests {
         assert_eq!((e.line, e.seq), (1, Some(2)), "{e}");
         // A forged record with the right seq but a made-up prev.
         let mut forged = ls.clone();
-        let text = String::from_utf8(ls[2].clone()).unwrap().replace("user2", "mallory");
+        let text = String::from_utf8(ls[2].clone())
+            .unwrap()
+            .replace("user2", "mallory");
         forged[2] = text.into_bytes();
         let e = verify(&forged.concat(), false).unwrap_err();
         assert_eq!((e.line, e.seq), (4, Some(4)), "{e}");
@@ -642,7 +662,10 @@ mod tests {
     fn a_torn_tail_is_dropped_on_open_and_the_chain_continues() {
         let io = MemIo::default();
         *io.data.lock().unwrap() = log(3);
-        io.data.lock().unwrap().extend_from_slice(b"{\"seq\":4,\"ts\"");
+        io.data
+            .lock()
+            .unwrap()
+            .extend_from_slice(b"{\"seq\":4,\"ts\"");
         assert!(verify(&io.data.lock().unwrap(), false).is_err());
         let mut w = AuditWriter::open(io.clone()).unwrap();
         assert_eq!(w.next_seq(), 4);
@@ -671,7 +694,10 @@ mod tests {
         bad.swap(5, 6);
         let broken = MemIo::default();
         *broken.data.lock().unwrap() = bad;
-        assert!(matches!(AuditWriter::open(broken), Err(AuditError::Broken { .. })));
+        assert!(matches!(
+            AuditWriter::open(broken),
+            Err(AuditError::Broken { .. })
+        ));
     }
 
     #[test]
@@ -688,7 +714,10 @@ mod tests {
         )
         .for_asset("acme/p1");
         let e = AuditEntry::from_event(&a).unwrap();
-        assert_eq!((e.actor.as_str(), e.action.as_str(), e.target.as_str()), ("alice", "login", "acme/p1"));
+        assert_eq!(
+            (e.actor.as_str(), e.action.as_str(), e.target.as_str()),
+            ("alice", "login", "acme/p1")
+        );
         assert_eq!((e.outcome.as_str(), e.ts_ns), ("denied", 7));
         assert!(e.detail.starts_with("wrong password"));
         let o = Event::new(
@@ -702,9 +731,87 @@ mod tests {
             },
         );
         let e = AuditEntry::from_event(&o).unwrap();
-        assert_eq!((e.actor.as_str(), e.target.as_str(), e.outcome.as_str()), ("bob", "pump1/high_temp", "ok"));
-        let c = Event::new(9, "modbus/plc1", EventKind::ConfigChange { summary: "x".into() });
+        assert_eq!(
+            (e.actor.as_str(), e.target.as_str(), e.outcome.as_str()),
+            ("bob", "pump1/high_temp", "ok")
+        );
+        let c = Event::new(
+            9,
+            "modbus/plc1",
+            EventKind::ConfigChange {
+                summary: "x".into(),
+            },
+        );
         assert!(AuditEntry::from_event(&c).is_none());
+    }
+
+    fn audit_event(actor: &str) -> Event {
+        Event::new(
+            1,
+            "http/api",
+            EventKind::Audit {
+                actor: actor.into(),
+                action: "login".into(),
+                outcome: "ok".into(),
+                detail: String::new(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn as_a_durable_bus_sink_it_commits_after_fsync_and_fails_when_it_cannot() {
+        use mw_bus::{AckOutcome, Batch, BusBuilder, BusConfig, SourceRegistry};
+        let io = MemIo::default();
+        let mut b = BusBuilder::new(BusConfig::default());
+        b.sink(Box::new(AuditSink::new(
+            AuditWriter::open(io.clone()).unwrap(),
+            4,
+        )));
+        let publisher = b.publisher();
+        let running = b.start(&SourceRegistry::new());
+        let other = Event::new(
+            2,
+            "modbus/plc1",
+            EventKind::ConnectionChange {
+                up: true,
+                reason: None,
+            },
+        );
+        let ack = publisher
+            .send_with_ack(Batch::from_events(vec![
+                audit_event("alice"),
+                other,
+                audit_event("bob"),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(ack.outcome().await, AckOutcome::Committed { sinks: 1 });
+        let data = io.data.lock().unwrap().clone();
+        assert_eq!(
+            verify(&data, false).unwrap().records,
+            2,
+            "two audit events, the other ignored"
+        );
+        assert_eq!(
+            *io.synced.lock().unwrap(),
+            data.len(),
+            "committed only after fsync"
+        );
+        // fsync fails: the delivery fails, and so does every later one.
+        *io.fail_sync.lock().unwrap() = true;
+        let ack = publisher
+            .send_with_ack(Batch::from_events(vec![audit_event("carol")]))
+            .await
+            .unwrap();
+        assert!(matches!(ack.outcome().await, AckOutcome::Failed { sink, .. } if sink == "audit"));
+        *io.fail_sync.lock().unwrap() = false;
+        let ack = publisher
+            .send_with_ack(Batch::from_events(vec![audit_event("dave")]))
+            .await
+            .unwrap();
+        assert!(!ack.outcome().await.is_committed());
+        drop(publisher);
+        assert!(running.stop(std::time::Duration::from_secs(5)).await);
     }
 
     proptest! {

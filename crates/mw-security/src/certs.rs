@@ -135,7 +135,10 @@ pub fn init(
     } else {
         hosts.to_vec()
     };
-    let sans = hosts.iter().map(|h| san(h)).collect::<Result<Vec<_>, _>>()?;
+    let sans = hosts
+        .iter()
+        .map(|h| san(h))
+        .collect::<Result<Vec<_>, _>>()?;
     for c in clients {
         validate_name(c).map_err(|e| CertError::Invalid(format!("client certificate: {e}")))?;
     }
@@ -285,8 +288,16 @@ pub fn describe(path: &Path, der: &[u8]) -> Result<CertInfo, CertError> {
         subject: c.subject().to_string(),
         issuer: c.issuer().to_string(),
         sans,
-        not_before_ns: c.validity().not_before.timestamp().saturating_mul(1_000_000_000),
-        not_after_ns: c.validity().not_after.timestamp().saturating_mul(1_000_000_000),
+        not_before_ns: c
+            .validity()
+            .not_before
+            .timestamp()
+            .saturating_mul(1_000_000_000),
+        not_after_ns: c
+            .validity()
+            .not_after
+            .timestamp()
+            .saturating_mul(1_000_000_000),
         fingerprint: fp
             .iter()
             .map(|b| format!("{b:02X}"))

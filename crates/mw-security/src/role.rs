@@ -153,7 +153,12 @@ mod tests {
         assert!(Role::Engineer < Role::Admin);
         for p in Permission::ALL {
             for w in Role::ALL.windows(2) {
-                assert!(!w[0].allows(p) || w[1].allows(p), "{p:?}: {} > {}", w[0], w[1]);
+                assert!(
+                    !w[0].allows(p) || w[1].allows(p),
+                    "{p:?}: {} > {}",
+                    w[0],
+                    w[1]
+                );
             }
         }
     }
@@ -165,6 +170,9 @@ mod tests {
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
         }
         let e = "Admin".parse::<Role>().unwrap_err().to_string();
-        assert!(e.contains("\"Admin\"") && e.contains("viewer, operator"), "{e}");
+        assert!(
+            e.contains("\"Admin\"") && e.contains("viewer, operator"),
+            "{e}"
+        );
     }
 }

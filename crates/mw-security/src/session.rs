@@ -166,11 +166,17 @@ mod tests {
         let id = s.create("alice", Role::Operator, t0).unwrap();
         assert_eq!(id.len(), 43);
         let p = s.lookup(&id, t0 + 14 * MIN).unwrap();
-        assert_eq!((p.name.as_str(), p.role, p.via), ("alice", Role::Operator, Via::Session));
+        assert_eq!(
+            (p.name.as_str(), p.role, p.via),
+            ("alice", Role::Operator, Via::Session)
+        );
         // Used at 14 min, so still alive at 28 min…
         assert!(s.lookup(&id, t0 + 28 * MIN).is_ok());
         // …and idle from 28 to 43 min: gone, and removed.
-        assert!(matches!(s.lookup(&id, t0 + 43 * MIN), Err(AuthError::NoSession)));
+        assert!(matches!(
+            s.lookup(&id, t0 + 43 * MIN),
+            Err(AuthError::NoSession)
+        ));
         assert!(s.is_empty());
     }
 
@@ -190,7 +196,10 @@ mod tests {
         let s = store(3);
         let t0 = Instant::now();
         let ids: Vec<String> = (0..4u32)
-            .map(|i| s.create(&format!("u{i}"), Role::Viewer, t0 + i * MIN).unwrap())
+            .map(|i| {
+                s.create(&format!("u{i}"), Role::Viewer, t0 + i * MIN)
+                    .unwrap()
+            })
             .collect();
         assert_eq!(s.len(), 3);
         assert!(s.lookup(&ids[0], t0 + 4 * MIN).is_err(), "oldest evicted");

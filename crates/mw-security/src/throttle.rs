@@ -207,10 +207,20 @@ mod tests {
         });
         let t0 = Instant::now();
         for i in 0..1000u32 {
-            t.failure(&format!("u{i}"), None, t0 + Duration::from_millis(u64::from(i)));
+            t.failure(
+                &format!("u{i}"),
+                None,
+                t0 + Duration::from_millis(u64::from(i)),
+            );
         }
         assert!(t.len() <= 100, "{}", t.len());
-        assert!(t.check("u999", None, t0 + Duration::from_millis(999)).is_err());
-        assert!(t.check("u0", None, t0 + Duration::from_millis(999)).is_ok(), "forgotten");
+        assert!(
+            t.check("u999", None, t0 + Duration::from_millis(999))
+                .is_err()
+        );
+        assert!(
+            t.check("u0", None, t0 + Duration::from_millis(999)).is_ok(),
+            "forgotten"
+        );
     }
 }

@@ -139,7 +139,10 @@ impl TokenStore {
                 if f.version != FORMAT {
                     return Err(StoreError::Corrupt {
                         path,
-                        message: format!("format version {} (this build reads {FORMAT})", f.version),
+                        message: format!(
+                            "format version {} (this build reads {FORMAT})",
+                            f.version
+                        ),
                     });
                 }
                 f.tokens
@@ -295,9 +298,15 @@ mod tests {
         let dir = temp_dir("tokens");
         let mut s = TokenStore::open(&dir).unwrap();
         let t = s.create("scada", Role::Operator, 30 * DAY, "root").unwrap();
-        assert!(!format!("{t:?}").contains(&t.token[20..]), "Debug hides the secret");
+        assert!(
+            !format!("{t:?}").contains(&t.token[20..]),
+            "Debug hides the secret"
+        );
         let p = s.authenticate_token(&t.token).unwrap();
-        assert_eq!((p.name.as_str(), p.role, p.via), ("scada", Role::Operator, Via::Token));
+        assert_eq!(
+            (p.name.as_str(), p.role, p.via),
+            ("scada", Role::Operator, Via::Token)
+        );
         // Stored as a hash only.
         let text = std::fs::read_to_string(dir.join(FILE)).unwrap();
         assert!(!text.contains(&t.token[20..]), "{text}");
@@ -307,19 +316,34 @@ mod tests {
         // Expiry: a nanosecond before is fine, at expiry it is refused.
         assert!(s.authenticate_token_at(&t.token, t.expires_ns - 1).is_ok());
         let e = s.authenticate_token_at(&t.token, t.expires_ns).unwrap_err();
-        assert!(matches!(&e, AuthError::ExpiredToken(id) if *id == t.id), "{e}");
+        assert!(
+            matches!(&e, AuthError::ExpiredToken(id) if *id == t.id),
+            "{e}"
+        );
         // A changed secret with the right id is unknown, not accepted.
         let mut wrong = t.token.clone();
         let last = wrong.pop().unwrap();
         wrong.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(matches!(s.authenticate_token(&wrong), Err(AuthError::UnknownToken)));
+        assert!(matches!(
+            s.authenticate_token(&wrong),
+            Err(AuthError::UnknownToken)
+        ));
         // Revocation sticks across a reload.
         s.revoke(&t.id).unwrap();
-        assert!(matches!(s.authenticate_token(&t.token), Err(AuthError::RevokedToken(_))));
+        assert!(matches!(
+            s.authenticate_token(&t.token),
+            Err(AuthError::RevokedToken(_))
+        ));
         let s3 = TokenStore::open(&dir).unwrap();
-        assert!(matches!(s3.authenticate_token(&t.token), Err(AuthError::RevokedToken(_))));
+        assert!(matches!(
+            s3.authenticate_token(&t.token),
+            Err(AuthError::RevokedToken(_))
+        ));
         assert!(s3.list()[0].revoked);
-        assert!(matches!(s.revoke("0000000000000000"), Err(StoreError::NoSuchToken(_))));
+        assert!(matches!(
+            s.revoke("0000000000000000"),
+            Err(StoreError::NoSuchToken(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -357,7 +381,17 @@ mod tests {
         assert_eq!(parse_expiry("12h"), Ok(Duration::from_secs(12 * 3600)));
         assert_eq!(parse_expiry("2w"), Ok(14 * DAY));
         assert_eq!(parse_expiry("60s"), Ok(Duration::from_secs(60)));
-        for bad in ["", "30", "d", "30x", "59s", "367d", "-1d", "99999999999999999999d", "1.5d"] {
+        for bad in [
+            "",
+            "30",
+            "d",
+            "30x",
+            "59s",
+            "367d",
+            "-1d",
+            "99999999999999999999d",
+            "1.5d",
+        ] {
             assert!(parse_expiry(bad).is_err(), "{bad}");
         }
     }

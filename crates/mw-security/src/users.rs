@@ -161,7 +161,10 @@ impl UserStore {
                 if f.version != FORMAT {
                     return Err(StoreError::Corrupt {
                         path,
-                        message: format!("format version {} (this build reads {FORMAT})", f.version),
+                        message: format!(
+                            "format version {} (this build reads {FORMAT})",
+                            f.version
+                        ),
                     });
                 }
                 f.users
@@ -332,7 +335,10 @@ pub(crate) mod tests {
             s.verify_password("alice", "correct horse batterY"),
             Err(AuthError::Denied)
         ));
-        assert!(matches!(s.verify_password("bob", PW), Err(AuthError::Denied)));
+        assert!(matches!(
+            s.verify_password("bob", PW),
+            Err(AuthError::Denied)
+        ));
         assert!(matches!(s.verify_password("", PW), Err(AuthError::Denied)));
         s.set_disabled("alice", true).unwrap();
         assert!(matches!(
@@ -343,14 +349,20 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(dir.join(FILE)).unwrap();
         assert!(text.contains("$argon2id$v=19$m=64,t=1,p=1$"), "{text}");
         assert!(!text.contains(PW));
-        let mode = std::fs::metadata(dir.join(FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let mut s = UserStore::open(&dir).unwrap().with_params(FAST);
         assert!(s.get("alice").unwrap().disabled);
         s.set_disabled("alice", false).unwrap();
         s.set_password("alice", "another long passphrase").unwrap();
         assert!(s.verify_password("alice", PW).is_err());
-        assert!(s.verify_password("alice", "another long passphrase").is_ok());
+        assert!(
+            s.verify_password("alice", "another long passphrase")
+                .is_ok()
+        );
         s.remove("alice").unwrap();
         assert!(matches!(s.remove("alice"), Err(StoreError::NoSuchUser(_))));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -386,7 +398,10 @@ pub(crate) mod tests {
             Err(StoreError::UserExists(_))
         ));
         // The error for a too-short password does not echo it.
-        let e = s.add("bob", Role::Viewer, "hunter2").unwrap_err().to_string();
+        let e = s
+            .add("bob", Role::Viewer, "hunter2")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -396,7 +411,10 @@ pub(crate) mod tests {
         let dir = temp_dir("corrupt");
         std::fs::write(dir.join(FILE), "{\"version\":1,\"users\":[{]}").unwrap();
         let e = UserStore::open(&dir).err().expect("corrupt").to_string();
-        assert!(e.contains("users.json") && e.contains("not a valid file"), "{e}");
+        assert!(
+            e.contains("users.json") && e.contains("not a valid file"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
