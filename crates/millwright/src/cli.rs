@@ -39,6 +39,18 @@ pub enum Command {
     /// Predictive maintenance: train and apply remaining-useful-life models.
     #[command(subcommand)]
     Pdm(crate::pdm::PdmCommand),
+    /// Users: add, list, passwd, disable, enable, del; `bench` measures a password check.
+    #[command(subcommand)]
+    User(crate::security::UserCommand),
+    /// API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(crate::security::TokenCommand),
+    /// The audit trail: `verify` checks its hash chain (exit 0 intact, 1 not).
+    #[command(subcommand)]
+    Audit(crate::security::AuditCommand),
+    /// TLS certificates: init (CA, server, clients), list, trust.
+    #[command(subcommand)]
+    Certs(crate::security::CertsCommand),
     /// Print a shell completion script (e.g. `millwright completions bash > /etc/bash_completion.d/millwright`).
     Completions {
         /// bash, zsh, fish, powershell or elvish.
@@ -203,6 +215,10 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pdm(c) => crate::pdm::dispatch(c),
+        Command::User(c) => crate::security::user(c),
+        Command::Token(c) => crate::security::token(c),
+        Command::Audit(c) => crate::security::audit(c),
+        Command::Certs(c) => crate::security::certs(c),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

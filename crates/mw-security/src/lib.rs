@@ -29,8 +29,8 @@ pub use session::{SessionConfig, SessionStore};
 pub use throttle::{LoginThrottle, ThrottleConfig};
 pub use tokens::{IssuedToken, TokenInfo, TokenStore, parse_expiry};
 pub use users::{
-    HashParams, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, User, UserStore, validate_name,
-    validate_password,
+    HashParams, MAX_CONCURRENT_HASHES, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, User, UserStore,
+    validate_name, validate_password,
 };
 
 /// The directory under a data directory that holds users, tokens and certificates.
@@ -189,5 +189,77 @@ impl Authenticator for LocalAuthenticator {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .authenticate_token(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::users::tests::{FAST, temp_dir};
+
+    #[test]
+    fn the_local_authenticator_checks_passwords_and_tokens_and_reloads() {
+        let dir = temp_dir("authn");
+        let mut users = UserStore::open(&dir).unwrap().with_params(FAST);
+        users
+            .add("alice", Role::Engineer, "a long enough secret")
+            .unwrap();
+        let a = LocalAuthenticator::open(&dir).unwrap();
+        let p = a.password("alice", "a long enough secret").unwrap();
+        assert_eq!(
+            p,
+            Principal {
+                name: "alice".into(),
+                role: Role::Engineer,
+                via: Via::Password
+            }
+        );
+        assert!(p.allows(Permission::ChangeDetectors) && !p.allows(Permission::ManageUsers));
+        assert!(matches!(
+            a.password("alice", "wrong"),
+            Err(AuthError::Denied)
+        ));
+        assert!(matches!(a.token("mw_nope"), Err(AuthError::MalformedToken)));
+        // A token made after the authenticator was opened is seen after a reload.
+        let t = TokenStore::open(&dir)
+            .unwrap()
+            .create(
+                "ci",
+                Role::Viewer,
+                std::time::Duration::from_secs(3600),
+                "alice",
+            )
+            .unwrap();
+        assert!(matches!(a.token(&t.token), Err(AuthError::UnknownToken)));
+        a.reload().unwrap();
+        assert_eq!(a.token(&t.token).unwrap().via, Via::Token);
+        // The authenticator is usable as a trait object by other crates.
+        let dynamic: &dyn Authenticator = &a;
+        assert_eq!(dynamic.token(&t.token).unwrap().role, Role::Viewer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn error_messages_never_contain_the_secret_offered() {
+        let dir = temp_dir("no-echo");
+        let mut users = UserStore::open(&dir).unwrap().with_params(FAST);
+        users
+            .add("alice", Role::Viewer, "the real passphrase")
+            .unwrap();
+        let a = LocalAuthenticator::open(&dir).unwrap();
+        let secret = "s3cr3t-Guess-4711";
+        for e in [
+            a.password("alice", secret).unwrap_err(),
+            a.password("nobody", secret).unwrap_err(),
+            a.token(secret).unwrap_err(),
+            a.token(&format!("mw_0123456789abcdef_{secret}"))
+                .unwrap_err(),
+        ] {
+            assert!(
+                !e.to_string().contains(secret) && !format!("{e:?}").contains(secret),
+                "{e:?}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
