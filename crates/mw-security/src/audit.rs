@@ -524,12 +524,13 @@ mod tests {
         }
         fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
             let mut d = self.data.lock().unwrap();
-            if let Some(limit) = *self.fail_after.lock().unwrap() {
-                if d.len() + bytes.len() > limit {
-                    let room = limit.saturating_sub(d.len()).min(bytes.len());
-                    d.extend_from_slice(&bytes[..room]);
-                    return Err(io::Error::other("no space left on device"));
-                }
+            let limit = *self.fail_after.lock().unwrap();
+            if let Some(limit) = limit
+                && d.len() + bytes.len() > limit
+            {
+                let room = limit.saturating_sub(d.len()).min(bytes.len());
+                d.extend_from_slice(&bytes[..room]);
+                return Err(io::Error::other("no space left on device"));
             }
             d.extend_from_slice(bytes);
             Ok(())
@@ -564,8 +565,7 @@ mod tests {
         for i in 0..n {
             assert_eq!(w.record(&entry(i)).unwrap(), i as u64 + 1);
         }
-        let d = io.data.lock().unwrap().clone();
-        d
+        io.data.lock().unwrap().clone()
     }
 
     fn lines(b: &[u8]) -> Vec<Vec<u8>> {

@@ -12,7 +12,8 @@ use crate::AuthError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottleConfig {
-    /// Failures allowed before any delay.
+    /// Attempts that may fail without any delay (at least 1); after that many failures the next
+    /// attempt waits `base_delay`, and each further failure doubles the wait.
     pub free_failures: u32,
     /// The first delay; each further failure doubles it.
     pub base_delay: Duration,
@@ -65,11 +66,11 @@ impl LoginThrottle {
     }
 
     fn delay(&self, e: &Entry) -> Duration {
-        let over = e.failures.saturating_sub(self.config.free_failures);
-        if over == 0 {
+        if e.failures < self.config.free_failures.max(1) {
             return Duration::ZERO;
         }
-        let factor = 1u32.checked_shl(over - 1).unwrap_or(u32::MAX);
+        let over = e.failures - self.config.free_failures.max(1);
+        let factor = 1u32.checked_shl(over).unwrap_or(u32::MAX);
         self.config
             .base_delay
             .saturating_mul(factor)
@@ -176,11 +177,12 @@ mod tests {
         for i in 0..7 {
             t.failure("alice", Some(ip), t0);
             got.push(wait(&t, "alice", Some(ip), t0));
+            // Three attempts may fail freely; the fourth waits 1 s, then 2, 4, 8 (the cap).
             expected.push(match i {
-                0..=2 => Duration::ZERO,
-                3 => S,
-                4 => 2 * S,
-                5 => 4 * S,
+                0..=1 => Duration::ZERO,
+                2 => S,
+                3 => 2 * S,
+                4 => 4 * S,
                 _ => 8 * S,
             });
         }
@@ -202,7 +204,7 @@ mod tests {
     fn memory_is_bounded_and_the_oldest_forgotten() {
         let t = LoginThrottle::new(ThrottleConfig {
             max_entries: 100,
-            free_failures: 0,
+            free_failures: 1,
             ..ThrottleConfig::default()
         });
         let t0 = Instant::now();

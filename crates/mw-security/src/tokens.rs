@@ -118,6 +118,11 @@ fn split_token(token: &str) -> Option<(&str, &str)> {
     (id.bytes().all(hex) && secret.bytes().all(b64)).then_some((id, secret))
 }
 
+/// The id part of a well-formed token (safe to log and audit), `None` if it is malformed.
+pub fn token_id(token: &str) -> Option<&str> {
+    split_token(token).map(|(id, _)| id)
+}
+
 /// The tokens file, loaded, indexed by id.
 pub struct TokenStore {
     path: PathBuf,
@@ -368,6 +373,8 @@ mod tests {
             assert!(matches!(e, AuthError::MalformedToken), "{bad:?}: {e:?}");
             assert!(!e.to_string().contains(secret));
         }
+        assert_eq!(token_id(&t.token), Some(t.id.as_str()));
+        assert_eq!(token_id("mw_0123"), None);
         let unknown = format!("mw_0123456789abcdef_{secret}");
         let e = s.authenticate_token(&unknown).unwrap_err();
         assert!(matches!(e, AuthError::UnknownToken), "{e:?}");
