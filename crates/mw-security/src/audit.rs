@@ -278,12 +278,17 @@ impl FileIo {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
         let path = dir.join(FILE);
+        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .mode(0o600)
             .open(&path)?;
+        if !existed {
+            // The new file's directory entry must survive a crash too.
+            File::open(dir)?.sync_all()?;
+        }
         Ok(FileIo { path, file })
     }
 }
