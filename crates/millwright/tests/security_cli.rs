@@ -492,3 +492,88 @@ fn help_lists_the_security_subcommands() {
         assert!(h.contains(f), "{f}:\n{h}");
     }
 }
+
+/// On a terminal the password is prompted twice with echo off. The terminal is a pty made by
+/// util-linux `script`; each answer is typed only after its prompt appeared.
+#[test]
+fn on_a_terminal_the_password_is_prompted_twice_without_echo() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: /usr/bin/script (util-linux) is not installed");
+        return;
+    }
+    let tmp = TempDir::new("sec-tty");
+    let pw = "typed on a terminal";
+    let run = |answers: [&str; 2]| -> (Option<i32>, String) {
+        let cmd = format!(
+            "{BIN} user add tty --role viewer --data-dir {}",
+            tmp.path.display()
+        );
+        let mut child = Command::new("/usr/bin/script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start script");
+        let out = Arc::new(Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().expect("stdout");
+        let sink = out.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut input = child.stdin.take().expect("stdin");
+        let wait_for = |what: &str| {
+            let deadline = Instant::now() + T;
+            while !out.lock().unwrap().contains(what) {
+                assert!(
+                    Instant::now() < deadline,
+                    "no {what:?} prompt: {}",
+                    out.lock().unwrap()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait_for("New password for tty:");
+        input
+            .write_all(format!("{}\n", answers[0]).as_bytes())
+            .expect("type");
+        wait_for("Repeat it:");
+        input
+            .write_all(format!("{}\n", answers[1]).as_bytes())
+            .expect("type");
+        let deadline = Instant::now() + T;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("script did not finish: {}", out.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(input);
+        let _ = reader.join();
+        let text = out.lock().unwrap().clone();
+        (status.code(), text)
+    };
+    let (code, text) = run([pw, "something else entirely"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("differ"), "{text}");
+    let (code, text) = run([pw, pw]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains(pw), "the password was echoed: {text}");
+    let users = UserStore::open(&security_dir(&tmp.path)).expect("users");
+    assert!(users.verify_password("tty", pw).is_ok());
+}
