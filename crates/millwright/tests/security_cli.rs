@@ -543,6 +543,8 @@ fn on_a_terminal_the_password_is_prompted_twice_without_echo() {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // rpassword prints the prompt, then turns echo off: type only after that.
+            std::thread::sleep(Duration::from_millis(300));
         };
         wait_for("New password for tty:");
         input
