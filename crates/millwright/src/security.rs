@@ -190,14 +190,9 @@ fn actor() -> String {
     format!("cli:{user}")
 }
 
-fn record(data_dir: &Path, action: &str, target: &str, outcome: &str, detail: &str) -> Result<()> {
-    let mut w = AuditWriter::open_data_dir(data_dir)?;
-    w.record(&AuditEntry::new(actor(), action, target, outcome, detail))
-        .with_context(|| format!("{action} {target} was done but could not be audited"))?;
-    Ok(())
-}
-
-/// Runs `f`; records its outcome (`ok` or `failed` with the error) in the audit trail.
+/// Opens the audit trail (refusing a damaged one), runs `f`, and records its outcome (`ok`, or
+/// `failed` with the error). The trail is opened first, so nothing changes that cannot be
+/// audited.
 fn audited<T>(
     data_dir: &Path,
     action: &str,
@@ -205,22 +200,18 @@ fn audited<T>(
     detail: &str,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    match f() {
-        Ok(v) => {
-            record(data_dir, action, target, "ok", detail)?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = record(
-                data_dir,
-                action,
-                target,
-                "failed",
-                &format!("{detail} {e:#}"),
-            );
-            Err(e)
-        }
-    }
+    let mut w = AuditWriter::open_data_dir(data_dir).context("nothing was changed")?;
+    let result = f();
+    let (outcome, detail) = match &result {
+        Ok(_) => ("ok", detail.to_owned()),
+        Err(e) => ("failed", format!("{detail} {e:#}").trim().to_owned()),
+    };
+    let recorded = w
+        .record(&AuditEntry::new(actor(), action, target, outcome, detail))
+        .with_context(|| format!("{action} {target}: the audit record could not be written"));
+    let v = result?;
+    recorded?;
+    Ok(v)
 }
 
 /// A new password: prompted twice on a terminal, else one line of stdin.
@@ -257,13 +248,15 @@ pub fn user(cmd: UserCommand) -> Result<ExitCode> {
     match cmd {
         UserCommand::Add { name, role, dir } => {
             let d = dir.data_dir;
-            mw_security::validate_name(&name)?;
             let mut store = UserStore::open(&security_dir(&d))?;
-            if store.get(&name).is_some() {
-                bail!("user {name:?} already exists (use `user passwd` to change its password)");
-            }
-            let pw = read_new_password(&name)?;
             audited(&d, "user.add", &name, &format!("role={role}"), || {
+                mw_security::validate_name(&name)?;
+                if store.get(&name).is_some() {
+                    bail!(
+                        "user {name:?} already exists (use `user passwd` to change its password)"
+                    );
+                }
+                let pw = read_new_password(&name)?;
                 Ok(store.add(&name, role, &pw)?)
             })?;
             eprintln!("added user {name} ({role})");
@@ -286,11 +279,11 @@ pub fn user(cmd: UserCommand) -> Result<ExitCode> {
         UserCommand::Passwd { name, dir } => {
             let d = dir.data_dir;
             let mut store = UserStore::open(&security_dir(&d))?;
-            if store.get(&name).is_none() {
-                bail!("no user named {name:?}");
-            }
-            let pw = read_new_password(&name)?;
             audited(&d, "user.passwd", &name, "", || {
+                if store.get(&name).is_none() {
+                    bail!("no user named {name:?}");
+                }
+                let pw = read_new_password(&name)?;
                 Ok(store.set_password(&name, &pw)?)
             })?;
             eprintln!("password of {name} changed");
