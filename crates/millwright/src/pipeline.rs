@@ -144,9 +144,15 @@ pub async fn run(
         detectors: detector_control,
     };
     let mut http_stop = running.shutdown_signal();
-    let http = tokio::spawn(mw_web::serve(listener, state, async move {
-        http_stop.wait().await;
-    }));
+    // The router is where an authentication layer will be added; the options carry the limits.
+    let http = tokio::spawn(mw_web::serve_with(
+        listener,
+        mw_web::router(state),
+        mw_web::ServeOptions::default(),
+        async move {
+            http_stop.wait().await;
+        },
+    ));
     println!(
         "Millwright {} serving {} tag(s) from {} device(s): web UI at http://{}/",
         env!("CARGO_PKG_VERSION"),

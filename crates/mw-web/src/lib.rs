@@ -18,13 +18,17 @@
 //! | `GET /` | server-rendered overview of assets and live values, auto-updating |
 //! | `GET /assets/app.js`, `GET /assets/app.css` | the page's script and style sheet (embedded) |
 //!
+//! Serving ([`serve_with`], [`ServeOptions`]): our own accept loop with connection caps, header
+//! and idle timeouts, `Host`/`Origin` checks and optional (mutual) TLS — see the `serve` module.
 //! Every route: JSON bodies only (`Content-Type: application/json`, 415 otherwise), explicit body
 //! limits (413), JSON error bodies, `nosniff` and, on HTML, a strict CSP — see `hardening`.
 
 mod api;
+mod der;
 mod hardening;
 mod page;
 mod seams;
+mod serve;
 
 use std::sync::Arc;
 
@@ -39,6 +43,7 @@ pub use seams::{
     Aggregate, AggregatePoint, DetectorControl, DetectorInfo, FaultControl, FaultInfo, FaultSpec,
     QueryError, TagStore,
 };
+pub use serve::{ClientCert, ServeOptions, TlsConfigError, serve_with, server_tls_config};
 
 /// Renders the Prometheus exposition text (provided by the binary's metrics recorder).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -135,15 +140,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves [`router`]`(state)` with the default [`ServeOptions`] until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router(state), ServeOptions::default(), shutdown).await
 }
 
 #[cfg(test)]
