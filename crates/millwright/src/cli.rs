@@ -80,6 +80,11 @@ pub struct DemoArgs {
     /// Allow listeners on non-loopback addresses although they have no authentication yet.
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    /// Also accept NAME in the HTTP `Host` header (this machine's DNS name, a reverse proxy);
+    /// repeatable. `NAME` matches any port, `NAME:PORT` that port. The listener's own address and
+    /// `localhost:PORT` are always accepted; other names get 421 (DNS-rebinding defence).
+    #[arg(long = "allow-host", value_name = "NAME[:PORT]")]
+    pub allow_host: Vec<String>,
     #[command(flatten)]
     pub sim: SimOptions,
 }
@@ -89,6 +94,11 @@ pub struct RunArgs {
     /// Configuration file (TOML; see docs/config.md and examples/plant.toml).
     #[arg(long, short, value_name = "FILE")]
     pub config: PathBuf,
+    /// Also accept NAME in the HTTP `Host` header (this machine's DNS name, a reverse proxy);
+    /// repeatable. `NAME` matches any port, `NAME:PORT` that port. The listener's own address and
+    /// `localhost:PORT` are always accepted; other names get 421 (DNS-rebinding defence).
+    #[arg(long = "allow-host", value_name = "NAME[:PORT]")]
+    pub allow_host: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -195,7 +205,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
                 }
             };
-            runtime()?.block_on(pipeline::run(cfg, None, None))?;
+            runtime()?.block_on(pipeline::run(cfg, None, None, http_options(&a.allow_host)))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => {
@@ -284,6 +294,14 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
     }
 }
 
+/// The HTTP serving limits: the documented defaults plus the `--allow-host` names.
+fn http_options(allow_host: &[String]) -> mw_web::ServeOptions {
+    mw_web::ServeOptions {
+        allowed_hosts: allow_host.to_vec(),
+        ..mw_web::ServeOptions::default()
+    }
+}
+
 /// Refuses a non-loopback listener without authentication unless explicitly allowed.
 pub fn guard_listener(what: &str, addr: SocketAddr, allowed: bool) -> Result<()> {
     if addr.ip().is_loopback() || allowed {
@@ -325,5 +343,5 @@ async fn demo(a: DemoArgs) -> Result<()> {
         a.sim.speed,
         a.data_dir.join("sim-labels.csv").display()
     );
-    pipeline::run(cfg, Some(sim), Some(http)).await
+    pipeline::run(cfg, Some(sim), Some(http), http_options(&a.allow_host)).await
 }

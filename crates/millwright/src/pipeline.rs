@@ -68,11 +68,13 @@ pub async fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpList
 }
 
 /// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`]. `listener` is the
-/// HTTP listener if the caller bound it already (else `cfg.http.address` is bound first).
+/// HTTP listener if the caller bound it already (else `cfg.http.address` is bound first);
+/// `http_options` are its limits (docs/security.md).
 pub async fn run(
     cfg: Config,
     sim: Option<SimRunning>,
     listener: Option<tokio::net::TcpListener>,
+    http_options: mw_web::ServeOptions,
 ) -> Result<()> {
     let listener = match listener {
         Some(l) => l,
@@ -148,7 +150,7 @@ pub async fn run(
     let http = tokio::spawn(mw_web::serve_with(
         listener,
         mw_web::router(state),
-        mw_web::ServeOptions::default(),
+        http_options,
         async move {
             http_stop.wait().await;
         },

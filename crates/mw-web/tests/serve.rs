@@ -293,6 +293,34 @@ async fn a_stalled_body_is_cut_off_by_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn an_oversized_request_head_is_refused_with_431() {
+    let srv = Server::start(app(Default::default()), ServeOptions::default()).await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let big = "a".repeat(20 * 1024);
+    let req = format!(
+        "GET /health HTTP/1.1\r\nHost: {}\r\nX-Big: {big}\r\n\r\n",
+        srv.addr
+    );
+    let mut out = Vec::new();
+    let _ = s.write_all(req.as_bytes()).await;
+    let _ = tokio::time::timeout(BOUND, s.read_to_end(&mut out)).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    // a head within the limit is served
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let ok = format!(
+        "GET /health HTTP/1.1\r\nHost: {}\r\nX-Big: {}\r\n\r\n",
+        srv.addr,
+        "a".repeat(8 * 1024)
+    );
+    assert_eq!(exchange(&mut s, &ok).await.unwrap().status, 200);
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_are_refused_while_existing_clients_are_served() {
     let opts = ServeOptions {
         max_connections: 3,
