@@ -123,9 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sources", get(api::sources))
         .route(
             "/api/v1/sim/faults",
-            post(api::inject_fault)
-                .layer(control.clone())
-                .get(api::list_faults),
+            post(api::inject_fault).layer(control).get(api::list_faults),
         )
         .route("/api/v1/detectors", get(api::list_detectors))
         .route(

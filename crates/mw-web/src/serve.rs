@@ -360,7 +360,7 @@ impl Connection {
             async move {
                 match checked {
                     Ok(()) => router.oneshot(req.map(axum::body::Body::new)).await,
-                    Err(refusal) => Ok::<_, Infallible>(refusal),
+                    Err((status, msg)) => Ok::<_, Infallible>(refuse(status, msg)),
                 }
             }
         });
@@ -465,21 +465,18 @@ impl Hosts {
             .any(|(h, p)| h == host && p.is_none_or(|p| p == port_or_default))
     }
 
-    fn check<B>(&self, req: &Request<B>, local: SocketAddr) -> Result<(), Response> {
+    fn check<B>(&self, req: &Request<B>, local: SocketAddr) -> Result<(), (StatusCode, String)> {
         let host = req
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
         let Some(host) = host else {
-            return Err(refuse(
-                StatusCode::BAD_REQUEST,
-                "missing Host header".to_owned(),
-            ));
+            return Err((StatusCode::BAD_REQUEST, "missing Host header".to_owned()));
         };
         if !self.allows(host, self.default_port, local) {
             count_error("host");
-            return Err(refuse(
+            return Err((
                 StatusCode::MISDIRECTED_REQUEST,
                 format!(
                     "Host {host:?} is not served here (use this listener's address, localhost:{}, \
@@ -498,7 +495,7 @@ impl Hosts {
             };
             if !allowed {
                 count_error("origin");
-                return Err(refuse(
+                return Err((
                     StatusCode::FORBIDDEN,
                     format!(
                         "cross-origin request refused: Origin {origin:?} is not an allowed host"

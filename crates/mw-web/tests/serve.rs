@@ -735,10 +735,9 @@ async fn tls_serves_clients_that_trust_our_ca_and_fails_others_cleanly() {
     // a client that trusts another CA refuses our certificate
     let before = http_errors("tls_handshake");
     let other = Pki::new("Some other CA");
-    let e = tls_connect(srv.addr, client_config(&other, None))
-        .await
-        .err()
-        .expect("must fail");
+    let Err(e) = tls_connect(srv.addr, client_config(&other, None)).await else {
+        panic!("a client trusting another CA completed the handshake");
+    };
     assert!(
         e.to_string().contains("UnknownIssuer") || e.to_string().contains("certificate"),
         "{e}"
