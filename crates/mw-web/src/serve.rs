@@ -187,7 +187,8 @@ impl Slots {
         }
         *n += 1;
         open.0 += 1;
-        metrics::gauge!("mw_http_open_connections", "instance" => "api").set(open.0 as f64);
+        metrics::gauge!("mw_http_open_connections", "component" => "http", "instance" => "api")
+            .set(open.0 as f64);
         Ok(Slot {
             slots: Arc::clone(self),
             ip,
@@ -209,7 +210,8 @@ impl Drop for Slot {
                 open.1.remove(&self.ip);
             }
         }
-        metrics::gauge!("mw_http_open_connections", "instance" => "api").set(open.0 as f64);
+        metrics::gauge!("mw_http_open_connections", "component" => "http", "instance" => "api")
+            .set(open.0 as f64);
         drop(open);
         self.slots.closed.notify_waiters();
     }
@@ -250,7 +252,8 @@ pub async fn serve_with(
                 Err(e) => break Err(e),
             },
         };
-        let slot = match slots.take(peer.ip()) {
+        // An IPv4 client of a dual-stack listener counts as its IPv4 address.
+        let slot = match slots.take(peer.ip().to_canonical()) {
             Ok(slot) => slot,
             Err(limit) => {
                 count_error("connection_limit");
@@ -457,8 +460,13 @@ impl Hosts {
             return false;
         };
         let port_or_default = port.unwrap_or(default_port);
+        // `to_canonical`: on a dual-stack listener an IPv4 client's socket has the local address
+        // `::ffff:a.b.c.d`, while its Host says `a.b.c.d`.
         let own = port_or_default == local.port()
-            && (host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip == local.ip()));
+            && (host == "localhost"
+                || host
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical() == local.ip().to_canonical()));
         own || self
             .configured
             .iter()
@@ -665,6 +673,11 @@ mod tests {
         ] {
             assert!(!h.allows(bad, 80, local), "{bad}");
         }
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:8080".parse().unwrap();
+        assert!(
+            h.allows("127.0.0.1:8080", 80, mapped),
+            "dual-stack listener"
+        );
         let v6: SocketAddr = "[::1]:80".parse().unwrap();
         assert!(h.allows("[::1]", 80, v6));
         assert!(h.allows("localhost", 80, v6));
