@@ -325,7 +325,15 @@ impl Connection {
             Some(acceptor) => {
                 let hs =
                     tokio::time::timeout(self.options.header_read_timeout, acceptor.accept(io));
-                match hs.await {
+                let mut stop = self.stop.clone();
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                let hs = tokio::select! {
+                    r = hs => r,
+                    () = stopped => return, // shutdown: drop the handshake
+                };
+                match hs {
                     Ok(Ok(tls)) => {
                         let cert = tls
                             .get_ref()

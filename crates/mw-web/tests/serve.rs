@@ -824,3 +824,23 @@ async fn shutdown_closes_idle_connections_and_returns() {
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     assert!(closed_within(&mut s, BOUND).await);
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_pending_tls_handshake() {
+    let pki = Pki::new("Millwright test CA");
+    let (chain, key) = pki.issue("localhost", &["localhost"], true);
+    let opts = ServeOptions {
+        tls: Some(Arc::new(
+            mw_web::server_tls_config(chain, key, None).unwrap(),
+        )),
+        ..ServeOptions::default()
+    };
+    let srv = Server::start(whoami_app(), opts).await;
+    // connected, never says hello: the handshake would wait 10 s (header_read_timeout)
+    let mut silent = TcpStream::connect(srv.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    srv.stop().await;
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(closed_within(&mut silent, BOUND).await);
+}
