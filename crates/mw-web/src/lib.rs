@@ -14,6 +14,7 @@
 //! | `GET /api/v1/assets` | the asset tree with each asset's tags |
 //! | `GET /api/v1/sources` | status of each source (device) |
 //! | `POST /api/v1/sim/faults`, `GET /api/v1/sim/faults` | inject / list simulator faults (demo only) |
+//! | `GET /api/v1/detectors`, `POST /api/v1/detectors/relearn` | list the live detectors / ask an asset's to learn again |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /` | server-rendered overview of assets and live values, auto-updating |
 //! | `GET /assets/app.js`, `GET /assets/app.css` | the page's script and style sheet (embedded) |
