@@ -66,15 +66,25 @@ pub async fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpList
 }
 
 /// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`]. `listener` is the
-/// HTTP listener if the caller bound it already (else `cfg.http.address` is bound first).
+/// HTTP listener if the caller bound it already (else `cfg.http.listener.address` is bound first).
 pub async fn run(
     cfg: Config,
     sim: Option<SimRunning>,
     listener: Option<tokio::net::TcpListener>,
 ) -> Result<()> {
+    match mw_config::listener_policy("HTTP", &cfg.http.listener, true)? {
+        mw_config::Exposure::Insecure => tracing::warn!(
+            address = %cfg.http.listener.address,
+            "HTTP listens beyond loopback without TLS (insecure = true)"
+        ),
+        mw_config::Exposure::Tls => anyhow::bail!(
+            "[http] tls is set, but this build cannot serve HTTPS yet; remove tls to serve plain HTTP on loopback"
+        ),
+        mw_config::Exposure::Loopback => {}
+    }
     let listener = match listener {
         Some(l) => l,
-        None => bind_http(cfg.http.address).await?,
+        None => bind_http(cfg.http.listener.address).await?,
     };
     let metrics = install_metrics()?;
     metrics::gauge!("mw_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
