@@ -5,12 +5,14 @@
 
 use mw_bus::Component;
 
-/// Every shipped component. Sources first, then processors (analytics before the deadband the
-/// binary adds last, so detectors see every sample).
+/// Every shipped component. Processors run in this order: analytics before deadband, so the
+/// detectors see every sample; the live store is the sink the HTTP API reads.
 pub fn components() -> Vec<&'static dyn Component> {
     vec![
         &mw_modbus::ModbusComponent,
         &mw_analytics_live::AnalyticsComponent,
+        &mw_bus::DeadbandComponent,
+        &mw_live::LiveComponent,
     ]
 }
 

@@ -1,15 +1,13 @@
 //! Wires a validated configuration into a running pipeline: every shipped component
-//! ([`millwright::components`]) builds its sources and processors from the config; the binary
-//! adds the deadband processor (last) and the live-store sink, starts the bus and serves HTTP
-//! over the live store until a signal arrives.
+//! ([`millwright::components`]) builds its sources, processors and sinks from the config; the
+//! binary starts the bus with them and serves HTTP over the live store (a handle the live
+//! component provides) until a signal arrives.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mw_bus::{
-    BusBuilder, BusConfig, DeadbandProcessor, Overload, Parts, SinkOptions, SourceRegistry,
-};
+use mw_bus::{BusBuilder, BusConfig, Parts, SourceRegistry};
 use mw_config::Config;
 use mw_live::LiveStore;
 use mw_model::{Event, EventKind};
@@ -68,20 +66,31 @@ pub async fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpList
 }
 
 /// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`]. `listener` is the
-/// HTTP listener if the caller bound it already (else `cfg.http.address` is bound first).
+/// HTTP listener if the caller bound it already (else `cfg.http.listener.address` is bound
+/// first); `http_options` are its limits (docs/security.md).
 pub async fn run(
     cfg: Config,
     sim: Option<SimRunning>,
     listener: Option<tokio::net::TcpListener>,
+    http_options: mw_web::ServeOptions,
 ) -> Result<()> {
+    match mw_config::listener_policy("HTTP", &cfg.http.listener, true)? {
+        mw_config::Exposure::Insecure => tracing::warn!(
+            address = %cfg.http.listener.address,
+            "HTTP listens beyond loopback without TLS (insecure = true)"
+        ),
+        mw_config::Exposure::Tls => anyhow::bail!(
+            "[http] tls is set, but this build cannot serve HTTPS yet; remove tls to serve plain HTTP on loopback"
+        ),
+        mw_config::Exposure::Loopback => {}
+    }
     let listener = match listener {
         Some(l) => l,
-        None => bind_http(cfg.http.address).await?,
+        None => bind_http(cfg.http.listener.address).await?,
     };
     let metrics = install_metrics()?;
     metrics::gauge!("mw_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let tree = Arc::new(cfg.asset_tree());
-    let live = LiveStore::new(cfg.pipeline.live_window);
     let sources = SourceRegistry::new();
 
     let mut parts = Parts::new();
@@ -89,27 +98,15 @@ pub async fn run(
         c.build(&cfg, &mut parts)
             .with_context(|| format!("cannot start the {} component", c.name()))?;
     }
+    let live = parts
+        .take::<LiveStore>()
+        .context("no live store among the components")?;
     let detector_control = parts.take::<Arc<mw_analytics_live::Control>>().map(|c| {
         Arc::new(crate::web_adapters::DetectorsApi(c)) as Arc<dyn mw_web::DetectorControl>
     });
     let source_count = parts.source_count();
     let mut bus = BusBuilder::new(BusConfig::from_config(&cfg.pipeline));
     bus.parts(parts);
-    let mut deadband = DeadbandProcessor::default();
-    for t in tree.tags() {
-        if let Some(th) = t.deadband_threshold() {
-            deadband.set_threshold(t.path.clone(), th);
-        }
-    }
-    if !deadband.is_empty() {
-        bus.processor(Box::new(deadband));
-    }
-    bus.sink(Box::new(
-        live.sink(
-            SinkOptions::new("live", cfg.pipeline.sink_capacity)
-                .overload(Overload::from_config(cfg.pipeline.overload)),
-        ),
-    ));
     let startup = bus.publisher();
     let running = bus.start(&sources);
     let summary = format!(
@@ -144,9 +141,15 @@ pub async fn run(
         detectors: detector_control,
     };
     let mut http_stop = running.shutdown_signal();
-    let http = tokio::spawn(mw_web::serve(listener, state, async move {
-        http_stop.wait().await;
-    }));
+    // The router is where an authentication layer will be added; the options carry the limits.
+    let http = tokio::spawn(mw_web::serve_with(
+        listener,
+        mw_web::router(state),
+        http_options,
+        async move {
+            http_stop.wait().await;
+        },
+    ));
     println!(
         "Millwright {} serving {} tag(s) from {} device(s): web UI at http://{}/",
         env!("CARGO_PKG_VERSION"),

@@ -48,7 +48,7 @@ pub use ack::{AckOutcome, AckReceiver, AckShare};
 pub use batch::{Batch, Wants};
 pub use component::{BuildError, Component, Parts, config_registry};
 pub use contract::{BoxFuture, Shutdown, Sink, SinkOptions, Source, SourceContext};
-pub use processor::{DeadbandProcessor, Processor};
+pub use processor::{DeadbandComponent, DeadbandProcessor, Processor};
 pub use sources::{SourceHandle, SourceRegistry, SourceState, SourceStatus};
 
 use ack::AckInner;

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use mw_model::{DeadbandFilter, TagPath};
 
-use crate::Batch;
+use crate::{Batch, BuildError, Component, Parts};
 
 /// A synchronous stage between ingress and fan-out: it sees every batch, in order, and may drop
 /// or change samples, and emit samples and events of its own (derived tags, alarm transitions)
@@ -61,5 +61,29 @@ impl Processor for DeadbandProcessor {
                 "reason" => "deadband")
             .increment(dropped as u64);
         }
+    }
+}
+
+/// Report-by-exception as a component: one [`DeadbandProcessor`] over every tag of the config
+/// with a deadband (none is added when no tag has one). List it after the components whose
+/// processors must see every sample (analytics).
+pub struct DeadbandComponent;
+
+impl Component for DeadbandComponent {
+    fn name(&self) -> &'static str {
+        "deadband"
+    }
+
+    fn build(&self, cfg: &mw_config::Config, parts: &mut Parts) -> Result<(), BuildError> {
+        let mut deadband = DeadbandProcessor::default();
+        for t in cfg.tags.iter().chain(&cfg.published) {
+            if let Some(th) = t.deadband_threshold() {
+                deadband.set_threshold(t.path.clone(), th);
+            }
+        }
+        if !deadband.is_empty() {
+            parts.add_processor(Box::new(deadband));
+        }
+        Ok(())
     }
 }

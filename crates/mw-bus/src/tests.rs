@@ -352,3 +352,46 @@ async fn pending_acks_are_bounded() {
     .await;
     assert!(fourth.is_ok(), "a settled ack frees its slot");
 }
+
+#[tokio::test]
+async fn deadband_component_filters_only_tags_with_a_deadband() {
+    let mut cfg = mw_config::Config::default();
+    let mut with = mw_model::TagDef::new(TagPath::new("a/b").unwrap(), mw_model::DataType::F64);
+    with.deadband = Some(mw_model::Deadband::Absolute(1.0));
+    cfg.tags.push(with);
+    cfg.published.push(mw_model::TagDef::new(
+        TagPath::new("a/c").unwrap(),
+        mw_model::DataType::F64,
+    ));
+    let mut parts = Parts::new();
+    DeadbandComponent.build(&cfg, &mut parts).unwrap();
+    let mut b = bus(8);
+    b.parts(parts);
+    let mut sub = b.subscribe(SinkOptions::new("x", 8));
+    let p = b.publisher();
+    let _running = b.start(&SourceRegistry::new());
+    p.publish(vec![
+        s("a/b", 1.0),
+        s("a/b", 1.5),
+        s("a/c", 1.0),
+        s("a/c", 1.1),
+    ])
+    .await
+    .unwrap();
+    let d = sub.recv().await.unwrap();
+    assert_eq!(
+        values(&d.batch),
+        [1.0, 1.0, 1.1],
+        "a/b 1.5 is within its deadband"
+    );
+
+    let mut none = Parts::new();
+    DeadbandComponent
+        .build(&mw_config::Config::default(), &mut none)
+        .unwrap();
+    assert_eq!(
+        none.processors.len(),
+        0,
+        "no deadband configured: no processor"
+    );
+}

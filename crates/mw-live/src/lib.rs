@@ -1,5 +1,5 @@
 //! The live store: the latest sample of every tag plus a bounded window of recent samples per
-//! tag, in memory.
+//! tag, and the most recent events (connection changes, …), in memory.
 //!
 //! Memory is bounded: at most `window` samples per tag, and at most `max_tags` tags (samples of
 //! further tags are counted in `mw_discarded_samples_total{component="live",reason="too_many_tags"}`
@@ -9,11 +9,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
-use mw_bus::{BoxFuture, Sink, SinkInput, SinkOptions};
-use mw_model::{Sample, TagPath};
+use mw_bus::{BoxFuture, BuildError, Component, Overload, Parts, Sink, SinkInput, SinkOptions};
+use mw_model::{Event, Sample, TagPath};
 
 /// Default cap on distinct tags held.
 pub const DEFAULT_MAX_TAGS: usize = 100_000;
+/// Events kept (the oldest go first).
+pub const MAX_EVENTS: usize = 1000;
 
 struct TagState {
     recent: VecDeque<Sample>,
@@ -21,6 +23,7 @@ struct TagState {
 
 struct Inner {
     tags: HashMap<TagPath, TagState>,
+    events: VecDeque<Event>,
 }
 
 /// Shared, cheaply cloneable handle to the live store.
@@ -41,6 +44,7 @@ impl LiveStore {
         LiveStore {
             inner: Arc::new(RwLock::new(Inner {
                 tags: HashMap::new(),
+                events: VecDeque::new(),
             })),
             window: window.max(1),
             max_tags,
@@ -112,6 +116,27 @@ impl LiveStore {
         Some(t.recent.iter().skip(skip).cloned().collect())
     }
 
+    /// Keeps events, the newest [`MAX_EVENTS`] of them, in arrival order.
+    pub fn apply_events(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        for e in events {
+            if inner.events.len() == MAX_EVENTS {
+                inner.events.pop_front();
+            }
+            inner.events.push_back(e.clone());
+        }
+    }
+
+    /// The newest `limit` events, oldest first.
+    pub fn recent_events(&self, limit: usize) -> Vec<Event> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let skip = inner.events.len().saturating_sub(limit);
+        inner.events.iter().skip(skip).cloned().collect()
+    }
+
     pub fn tag_count(&self) -> usize {
         self.inner
             .read()
@@ -120,17 +145,40 @@ impl LiveStore {
             .len()
     }
 
-    /// The store as a bus sink fed as `opts` says (samples only, never durable: it keeps
+    /// The store as a bus sink fed as `opts` says (samples and events, never durable: it keeps
     /// nothing across a restart, so it never holds an acknowledgement back).
     pub fn sink(&self, opts: SinkOptions) -> LiveSink {
         LiveSink {
             store: self.clone(),
             opts: SinkOptions {
-                wants: mw_bus::Wants::Samples,
+                wants: mw_bus::Wants::Both,
                 durable: false,
                 ..opts
             },
         }
+    }
+}
+
+/// The live store as a component: one store sized by `[pipeline] live_window`, its sink with the
+/// queue and overload policy of `[pipeline] sink_capacity` / `overload`, and the store itself
+/// provided as a handle (the HTTP API reads it).
+pub struct LiveComponent;
+
+impl Component for LiveComponent {
+    fn name(&self) -> &'static str {
+        "live"
+    }
+
+    fn build(&self, cfg: &mw_config::Config, parts: &mut Parts) -> Result<(), BuildError> {
+        let store = LiveStore::new(cfg.pipeline.live_window);
+        parts.add_sink(Box::new(
+            store.sink(
+                SinkOptions::new("live", cfg.pipeline.sink_capacity)
+                    .overload(Overload::from_config(cfg.pipeline.overload)),
+            ),
+        ));
+        parts.provide(store);
+        Ok(())
     }
 }
 
@@ -153,6 +201,7 @@ impl Sink for LiveSink {
                 "instance" => self.opts.name.clone());
             while let Some(d) = input.recv().await {
                 self.store.apply(&d.batch.samples);
+                self.store.apply_events(&d.batch.events);
                 received.increment(d.batch.samples.len() as u64);
                 d.commit();
             }
@@ -206,6 +255,32 @@ mod tests {
             .map(|s| s.source_ts)
             .collect();
         assert_eq!(r, vec![10, 20]);
+    }
+
+    #[test]
+    fn keeps_the_newest_events_in_order() {
+        let st = LiveStore::new(1);
+        let ev = |i: i64| {
+            Event::new(
+                i,
+                "test/x",
+                mw_model::EventKind::ConfigChange {
+                    summary: format!("{i}"),
+                },
+            )
+        };
+        let all: Vec<Event> = (0..(MAX_EVENTS as i64 + 5)).map(ev).collect();
+        st.apply_events(&all[..10]);
+        st.apply_events(&all[10..]);
+        let ts: Vec<i64> = st.recent_events(3).iter().map(|e| e.ts).collect();
+        let n = MAX_EVENTS as i64 + 5;
+        assert_eq!(ts, [n - 3, n - 2, n - 1]);
+        assert_eq!(st.recent_events(usize::MAX).len(), MAX_EVENTS, "bounded");
+        assert_eq!(
+            st.recent_events(usize::MAX)[0].ts,
+            5,
+            "the oldest went first"
+        );
     }
 
     #[test]

@@ -63,3 +63,15 @@ fn the_live_store_is_never_durable() {
 }
 
 use mw_bus::Sink as _;
+
+#[test]
+fn the_live_component_provides_its_store_and_one_sink() {
+    use mw_bus::{Component, Parts};
+    let mut cfg = mw_config::Config::default();
+    cfg.pipeline.live_window = 7;
+    let mut parts = Parts::new();
+    mw_live::LiveComponent.build(&cfg, &mut parts).unwrap();
+    assert_eq!(parts.sink_count(), 1);
+    let store = parts.take::<LiveStore>().expect("the store is provided");
+    assert_eq!(store.window(), 7);
+}
