@@ -261,6 +261,16 @@ pub trait AuditIo: Send + 'static {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
     fn sync(&mut self) -> io::Result<()>;
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// The current length (another process may have appended since we last looked).
+    fn len(&mut self) -> io::Result<u64>;
+    /// Takes the exclusive lock that keeps other writers (a CLI command beside a running
+    /// server) out while this one appends; released by [`AuditIo::unlock`].
+    fn lock(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn unlock(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// [`AuditIo`] on a file (mode 0600, opened for appending).
@@ -313,6 +323,15 @@ impl AuditIo for FileIo {
         self.file.set_len(len)?;
         self.file.sync_all()
     }
+    fn len(&mut self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn lock(&mut self) -> io::Result<()> {
+        self.file.lock()
+    }
+    fn unlock(&mut self) -> io::Result<()> {
+        self.file.unlock()
+    }
 }
 
 /// Appends chained records.
@@ -323,6 +342,10 @@ pub struct AuditWriter<I: AuditIo> {
     poisoned: bool,
     /// Records appended since the last fsync.
     unsynced: usize,
+    /// Length of the log as this writer left it; if it differs when the writer takes the lock,
+    /// another process appended and the chain head is read again.
+    known_len: u64,
+    locked: bool,
 }
 
 impl AuditWriter<FileIo> {
@@ -361,7 +384,36 @@ impl<I: AuditIo> AuditWriter<I> {
             prev: v.head,
             poisoned: false,
             unsynced: 0,
+            known_len: v.complete_len as u64,
+            locked: false,
         })
+    }
+
+    /// Takes the lock (once per group) and, if another writer appended meanwhile, continues the
+    /// chain after its records.
+    fn take_lock(&mut self) -> Result<(), AuditError> {
+        if self.locked {
+            return Ok(());
+        }
+        let name = self.io.name();
+        let io_err = |source| AuditError::Io {
+            path: name.clone(),
+            source,
+        };
+        self.io.lock().map_err(io_err)?;
+        self.locked = true;
+        let len = self.io.len().map_err(io_err)?;
+        if len != self.known_len {
+            let bytes = self.io.read_all().map_err(io_err)?;
+            let v = verify(&bytes, false).map_err(|error| AuditError::Broken {
+                path: name.clone(),
+                error,
+            })?;
+            self.next_seq = v.records + 1;
+            self.prev = v.head;
+            self.known_len = bytes.len() as u64;
+        }
+        Ok(())
     }
 
     /// Appends one record without fsync (call [`AuditWriter::commit`]); returns its seq.
@@ -369,6 +421,7 @@ impl<I: AuditIo> AuditWriter<I> {
         if self.poisoned {
             return Err(AuditError::Poisoned(self.io.name()));
         }
+        self.take_lock()?;
         let r = AuditRecord {
             seq: self.next_seq,
             ts: mw_model::format_rfc3339_ns(e.ts_ns),
@@ -387,6 +440,9 @@ impl<I: AuditIo> AuditWriter<I> {
         line.push(b'\n');
         if let Err(source) = self.io.append(&line) {
             self.poisoned = true;
+            if std::mem::take(&mut self.locked) {
+                let _ = self.io.unlock(); // let other writers see (and refuse) the damage
+            }
             return Err(AuditError::Io {
                 path: self.io.name(),
                 source,
@@ -395,6 +451,7 @@ impl<I: AuditIo> AuditWriter<I> {
         self.prev = hash;
         self.next_seq += 1;
         self.unsynced += 1;
+        self.known_len += line.len() as u64;
         Ok(r.seq)
     }
 
@@ -403,17 +460,23 @@ impl<I: AuditIo> AuditWriter<I> {
         if self.poisoned {
             return Err(AuditError::Poisoned(self.io.name()));
         }
-        if self.unsynced == 0 {
-            return Ok(());
+        if self.unsynced > 0 {
+            if let Err(source) = self.io.sync() {
+                self.poisoned = true;
+                return Err(AuditError::Io {
+                    path: self.io.name(),
+                    source,
+                });
+            }
+            self.unsynced = 0;
         }
-        if let Err(source) = self.io.sync() {
-            self.poisoned = true;
-            return Err(AuditError::Io {
+        if self.locked {
+            self.locked = false;
+            self.io.unlock().map_err(|source| AuditError::Io {
                 path: self.io.name(),
                 source,
-            });
+            })?;
         }
-        self.unsynced = 0;
         Ok(())
     }
 
@@ -550,6 +613,9 @@ mod tests {
         fn truncate(&mut self, len: u64) -> io::Result<()> {
             self.data.lock().unwrap().truncate(len as usize);
             Ok(())
+        }
+        fn len(&mut self) -> io::Result<u64> {
+            Ok(self.data.lock().unwrap().len() as u64)
         }
     }
 
@@ -839,5 +905,27 @@ mod tests {
             let _ = verify(&b, false);
             let _ = verify(&b, true);
         }
+    }
+
+    #[test]
+    fn two_writers_on_one_file_keep_one_chain() {
+        // a running server's sink and a CLI command append to the same trail
+        let dir = std::env::temp_dir().join(format!("mw-audit-two-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut server = AuditWriter::open(FileIo::open_dir(&dir).unwrap()).unwrap();
+        let mut cli = AuditWriter::open(FileIo::open_dir(&dir).unwrap()).unwrap();
+        let e = |actor: &str| AuditEntry::new(actor, "test", "t", "ok", "");
+        for i in 0..5 {
+            server.record(&e(&format!("server{i}"))).unwrap();
+            cli.record(&e(&format!("cli{i}"))).unwrap();
+        }
+        server.append(&e("group-a")).unwrap();
+        server.append(&e("group-b")).unwrap();
+        server.commit().unwrap();
+        cli.record(&e("last")).unwrap();
+        let bytes = std::fs::read(dir.join(FILE)).unwrap();
+        let v = verify(&bytes, false).expect("one valid chain");
+        assert_eq!(v.records, 13);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
