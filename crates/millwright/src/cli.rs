@@ -219,7 +219,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
                 }
             };
             let opts = http_options(&cfg, &a.allow_host);
-            runtime()?.block_on(pipeline::run(cfg, None, None, opts))?;
+            runtime()?.block_on(pipeline::run(cfg, None, None, opts, false))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => {
@@ -353,6 +353,7 @@ async fn demo(a: DemoArgs) -> Result<()> {
         .with_context(|| format!("cannot create the data directory {}", a.data_dir.display()))?;
     let sim = simrun::start(&a.sim, a.modbus, Some(a.data_dir.join("sim-labels.csv"))).await?;
     cfg.http.listener.address = http.local_addr()?;
+    cfg.site.data_dir = a.data_dir.clone();
     cfg.http.listener.insecure = a.insecure;
     let modbus = cfg
         .section_mut::<mw_modbus::config::ModbusConfig>()
@@ -371,5 +372,5 @@ async fn demo(a: DemoArgs) -> Result<()> {
         a.data_dir.join("sim-labels.csv").display()
     );
     let opts = http_options(&cfg, &a.allow_host);
-    pipeline::run(cfg, Some(sim), Some(http), opts).await
+    pipeline::run(cfg, Some(sim), Some(http), opts, true).await
 }

@@ -26,10 +26,12 @@ fn raw(addr: &str, request: &str) -> (u16, String) {
     (status, text)
 }
 
-fn get_with_host(addr: &str, host: &str, path: &str) -> (u16, String) {
+fn get_with_host(addr: &str, host: &str, path: &str, token: &str) -> (u16, String) {
     raw(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
     )
 }
 
@@ -38,6 +40,7 @@ fn demo_checks_host_origin_and_content_type_and_sends_the_csp() {
     let Demo {
         proc: mut demo,
         http,
+        token,
         ..
     } = start_demo(
         "http-hardening",
@@ -46,21 +49,21 @@ fn demo_checks_host_origin_and_content_type_and_sends_the_csp() {
     wait_ready(&http, Duration::from_secs(20));
     let port = http.rsplit(':').next().unwrap();
 
-    assert_eq!(get_with_host(&http, &http, "/health").0, 200);
+    assert_eq!(get_with_host(&http, &http, "/health", &token).0, 200);
     assert_eq!(
-        get_with_host(&http, &format!("localhost:{port}"), "/health").0,
+        get_with_host(&http, &format!("localhost:{port}"), "/health", &token).0,
         200
     );
     assert_eq!(
-        get_with_host(&http, "gw.example", "/health").0,
+        get_with_host(&http, "gw.example", "/health", &token).0,
         200,
         "--allow-host"
     );
-    let (s, text) = get_with_host(&http, "rebound.evil.example", "/api/v1/tags");
+    let (s, text) = get_with_host(&http, "rebound.evil.example", "/api/v1/tags", &token);
     assert_eq!(s, 421, "{text}");
     assert!(text.contains("not served here"), "{text}");
 
-    let (s, page) = get_with_host(&http, &http, "/");
+    let (s, page) = get_with_host(&http, &http, "/", &token);
     assert_eq!(s, 200);
     let lower = page.to_ascii_lowercase();
     assert!(
@@ -76,7 +79,7 @@ fn demo_checks_host_origin_and_content_type_and_sends_the_csp() {
         raw(
             &http,
             &format!(
-                "POST /api/v1/detectors/relearn HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+                "POST /api/v1/detectors/relearn HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
                 body.len()
             ),
         )
@@ -90,6 +93,31 @@ fn demo_checks_host_origin_and_content_type_and_sends_the_csp() {
         "Content-Type: application/json\r\nOrigin: http://{http}\r\n"
     ));
     assert_eq!(s, 202, "{text}");
+
+    // without a token the API is closed, the page sends the browser to the login, and /health
+    // stays open for probes
+    let anon = |path: &str| {
+        raw(
+            &http,
+            &format!("GET {path} HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let (s, text) = anon("/api/v1/tags");
+    assert_eq!(s, 401, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{text}"
+    );
+    assert_eq!(anon("/metrics").0, 401, "metrics need a token too");
+    let (s, text) = anon("/");
+    assert_eq!(s, 303, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("location: /login"),
+        "{text}"
+    );
+    assert_eq!(anon("/health").0, 200);
+    assert_eq!(anon("/login").0, 200);
 
     demo.sigterm();
     let st = demo.wait_exit(Duration::from_secs(5)).expect("demo exits");

@@ -32,6 +32,7 @@ fn browser_page_updates_live_values_and_sparklines() {
     let Demo {
         proc: mut demo,
         http,
+        token,
         ..
     } = start_demo(
         "ui-chromium",
@@ -57,7 +58,9 @@ fn browser_page_updates_live_values_and_sparklines() {
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path.display()))
-        .arg(format!("http://{http}/"))
+        // signs in through the page: the demo's login link sets the session cookie and sends the
+        // browser on to the overview, which then runs under the strict CSP with that session
+        .arg(format!("http://{http}/login?token={token}"))
         .output()
         .expect("run chromium");
     assert!(
@@ -76,6 +79,10 @@ fn browser_page_updates_live_values_and_sparklines() {
         console.is_empty(),
         "the page logged to the console (CSP violations or errors):\n{}",
         console.join("\n")
+    );
+    assert!(
+        dom.contains("<meta name=\"csrf-token\" content=\"") && !dom.contains("content=\"\">"),
+        "the signed-in page carries its CSRF token"
     );
     assert!(
         dom.contains("id=\"status\">updated "),

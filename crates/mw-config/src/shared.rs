@@ -8,7 +8,7 @@ use crate::types::{AssetConfig, Config, HttpConfig, OverloadPolicy, PipelineConf
 
 /// The top-level keys checked here, before any registered one.
 pub(crate) const KEYS: &[&str] = &["site", "http", "pipeline", "assets"];
-const SITE_KEYS: &[&str] = &["name"];
+const SITE_KEYS: &[&str] = &["name", "data_dir"];
 const HTTP_KEYS: &[&str] = &["address", "tls", "insecure", "allowed_hosts"];
 const PIPELINE_KEYS: &[&str] = &[
     "bus_capacity",
@@ -50,6 +50,16 @@ fn site(t: Table<'_, '_>, cx: &mut Cx<'_>) -> SiteConfig {
     let mut site = SiteConfig::default();
     if let Some(f) = cx.string(t, "name", false) {
         site.name = f.v.to_owned();
+    }
+    if let Some(f) = cx.string(t, "data_dir", false) {
+        if f.v.trim().is_empty() {
+            cx.err(
+                f.span.start,
+                "\"data_dir\" in [site] is empty; give a directory, e.g. \"millwright-data\"",
+            );
+        } else {
+            site.data_dir = f.v.into();
+        }
     }
     site
 }

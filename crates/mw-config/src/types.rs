@@ -128,12 +128,16 @@ impl PartialEq for Sections {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteConfig {
     pub name: String,
+    /// Where Millwright keeps its files (users, tokens, audit trail, certificates, history),
+    /// relative to the working directory unless absolute.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for SiteConfig {
     fn default() -> Self {
         SiteConfig {
             name: "Millwright".to_owned(),
+            data_dir: "millwright-data".into(),
         }
     }
 }

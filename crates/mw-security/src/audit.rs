@@ -263,6 +263,9 @@ pub trait AuditIo: Send + 'static {
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// The current length (another process may have appended since we last looked).
     fn len(&mut self) -> io::Result<u64>;
+    fn is_empty(&mut self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Takes the exclusive lock that keeps other writers (a CLI command beside a running
     /// server) out while this one appends; released by [`AuditIo::unlock`].
     fn lock(&mut self) -> io::Result<()> {
@@ -564,6 +567,58 @@ impl<I: AuditIo> Sink for AuditSink<I> {
                 }
             }
         })
+    }
+}
+
+/// The newest `limit` records of the trail in `DATA_DIR/audit/`, oldest first (a missing trail
+/// has none). Lines that do not parse are skipped here; `audit verify` is what judges the chain.
+pub fn read_recent(data_dir: &Path, limit: usize) -> Result<Vec<AuditRecord>, AuditError> {
+    let path = audit_dir(data_dir).join(FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(AuditError::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out: Vec<AuditRecord> = text
+        .lines()
+        .rev()
+        .filter_map(|l| parse_line(l).ok())
+        .take(limit)
+        .collect();
+    out.reverse();
+    Ok(out)
+}
+
+/// The audit trail as a component: the durable sink on `DATA_DIR/audit/` (`[site] data_dir`),
+/// opened — and its chain checked — when the pipeline starts; a damaged trail stops the start.
+pub struct AuditComponent;
+
+impl mw_bus::Component for AuditComponent {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn build(
+        &self,
+        cfg: &mw_config::Config,
+        parts: &mut mw_bus::Parts,
+    ) -> Result<(), mw_bus::BuildError> {
+        let writer =
+            AuditWriter::open_data_dir(&cfg.site.data_dir).map_err(|e| mw_bus::BuildError {
+                component: "audit",
+                message: e.to_string(),
+            })?;
+        parts.add_sink(Box::new(AuditSink::new(
+            writer,
+            cfg.pipeline.sink_capacity.min(1024),
+        )));
+        Ok(())
     }
 }
 

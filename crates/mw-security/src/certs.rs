@@ -444,6 +444,46 @@ pub fn server_config(
         .map_err(|e| CertError::Tls(format!("{}: {e}", key_path.display())))
 }
 
+/// A rustls server configuration from explicit files (the `[http] tls` keys): a PEM certificate
+/// chain, its PEM private key and, optionally, a PEM file of client CAs — then client certificates
+/// are verified when offered (their CN names the user) and clients without one may still sign in
+/// with a password or token.
+pub fn server_config_files(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<rustls::ServerConfig, CertError> {
+    let provider = provider();
+    let chain = read_pem_certs(cert)?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| CertError::Pem {
+        path: key.to_owned(),
+        message: e.to_string(),
+    })?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CertError::Tls(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for der in read_pem_certs(ca)? {
+                roots.add(der).map_err(|e| CertError::Pem {
+                    path: ca.to_owned(),
+                    message: e.to_string(),
+                })?;
+            }
+            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| CertError::Tls(e.to_string()))?;
+            builder.with_client_cert_verifier(v)
+        }
+    };
+    builder
+        .with_single_cert(chain, key_der)
+        .map_err(|e| CertError::Tls(format!("{}: {e}", key.display())))
+}
+
 /// The user name a verified client certificate stands for: its subject's CN, which must be a
 /// valid user name. (Call it only with a certificate rustls has verified.)
 pub fn client_cert_user(der: &[u8]) -> Result<String, CertError> {

@@ -37,6 +37,23 @@ pub use users::{
     validate_name, validate_password,
 };
 
+/// A fresh random secret: 256 bits, base64url (for an ephemeral login token).
+pub fn random_secret() -> Result<String, StoreError> {
+    Ok(crypto::b64url(&crypto::random::<32>()?))
+}
+
+/// A value bound to a session id without revealing it (SHA-256 of a fixed label and the id): a
+/// page carries it and state-changing requests echo it (CSRF protection), while the id itself
+/// stays in an HttpOnly cookie.
+pub fn session_binding(session_id: &str) -> String {
+    crypto::sha256_hex(format!("mw-session-binding\0{session_id}").as_bytes())
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    crypto::ct_eq(a, b)
+}
+
 /// The directory under a data directory that holds users, tokens and certificates.
 pub fn security_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("security")
@@ -143,6 +160,12 @@ pub trait Authenticator: Send + Sync {
     fn password(&self, user: &str, password: &str) -> Result<Principal, AuthError>;
     /// An API token as presented (`mw_<id>_<secret>`).
     fn token(&self, token: &str) -> Result<Principal, AuthError>;
+    /// The user a verified client certificate names (its subject CN, see
+    /// [`certs::client_cert_user`]): known and not disabled. Default: nobody.
+    fn certificate(&self, user: &str) -> Result<Principal, AuthError> {
+        let _ = user;
+        Err(AuthError::Denied)
+    }
 }
 
 /// The [`Authenticator`] over the files in `DATA_DIR/security/`: users and tokens are read
@@ -193,6 +216,23 @@ impl Authenticator for LocalAuthenticator {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .authenticate_token(token)
+    }
+
+    fn certificate(&self, user: &str) -> Result<Principal, AuthError> {
+        let u = self
+            .users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .ok_or(AuthError::Denied)?;
+        if u.disabled {
+            return Err(AuthError::Disabled(u.name));
+        }
+        Ok(Principal {
+            name: u.name,
+            role: u.role,
+            via: Via::ClientCertificate,
+        })
     }
 }
 

@@ -23,9 +23,10 @@ const rows=j.faults.slice(-8).reverse().map(f=>'<tr><td>'+f.id+'</td><td>'+esc(f
 tb.innerHTML=rows.join('')||'<tr><td colspan=6>no faults yet</td></tr>';}catch(e){}}
 async function relearn(b){const a=b.dataset.asset;
 if(!confirm('Re-learn normal behaviour for '+a+'?\nIts anomaly detectors forget what they learnt and warm up again on the data from now on (after a repair or a deliberate change).'))return;
-try{const r=await fetch('/api/v1/detectors/relearn',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({asset:a})});
+try{const r=await fetch('/api/v1/detectors/relearn',{method:'POST',headers:{'content-type':'application/json','x-csrf-token':CSRF},body:JSON.stringify({asset:a})});
 const j=await r.json();document.getElementById('status').textContent=r.ok?('re-learning '+a):('re-learn failed: '+(j.error||r.status));}
 catch(e){document.getElementById('status').textContent='re-learn failed: '+e;}}
+const CSRF=(document.querySelector('meta[name=csrf-token]')||{}).content||'';
 function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
 for(const b of document.querySelectorAll('button.relearn'))b.addEventListener('click',()=>relearn(b));
 setInterval(refresh,1000);refresh();setInterval(faults,2000);faults();

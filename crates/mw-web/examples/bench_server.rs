@@ -58,6 +58,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: None,
+        // `GET /health` is public; `/api/v1/whoami` with `Authorization: Bearer bench` measures
+        // an authenticated request
+        auth: Arc::new(mw_web::Auth::token_only(
+            "bench".into(),
+            mw_security::Principal {
+                name: "bench".into(),
+                role: mw_security::Role::Viewer,
+                via: mw_security::Via::Token,
+            },
+        )),
+        audit: None,
+        warnings: Vec::new(),
     };
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let secure = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

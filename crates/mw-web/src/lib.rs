@@ -25,6 +25,7 @@
 //! limits (413), JSON error bodies, `nosniff` and, on HTML, a strict CSP — see `hardening`.
 
 mod api;
+pub mod auth;
 mod der;
 mod hardening;
 mod page;
@@ -39,10 +40,11 @@ use axum::routing::{get, post};
 use mw_bus::SourceRegistry;
 use mw_model::AssetTree;
 
+pub use auth::{Access, Auth, access};
 pub use hardening::{CONTENT_SECURITY_POLICY, CONTROL_BODY_LIMIT};
 pub use seams::{
-    Aggregate, AggregatePoint, DetectorControl, DetectorInfo, FaultControl, FaultInfo, FaultSpec,
-    QueryError, TagStore,
+    Aggregate, AggregatePoint, AuditLog, DetectorControl, DetectorInfo, FaultControl, FaultInfo,
+    FaultSpec, QueryError, TagStore,
 };
 pub use serve::{ClientCert, ServeOptions, TlsConfigError, serve_with, server_tls_config};
 
@@ -62,6 +64,13 @@ pub struct AppState {
     pub faults: Option<Arc<dyn FaultControl>>,
     /// The live anomaly detectors, when any are configured.
     pub detectors: Option<Arc<dyn DetectorControl>>,
+    /// Who may do what (see [`auth`]).
+    pub auth: Arc<Auth>,
+    /// The audit trail (admins read it), when the process keeps one.
+    pub audit: Option<Arc<dyn AuditLog>>,
+    /// Things an operator must know about how this process is exposed (an insecure listener),
+    /// shown on `/health`.
+    pub warnings: Vec<String>,
 }
 
 /// Requests handled at once; beyond this, requests are refused with 503 (load shedding) and
@@ -115,6 +124,12 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page::index))
         .route("/assets/app.js", get(page::script))
         .route("/assets/app.css", get(page::style))
+        .route("/assets/login.js", get(page::login_script))
+        .route("/login", get(auth::login_page))
+        .route("/api/v1/login", post(auth::login).layer(control))
+        .route("/api/v1/logout", post(auth::logout).layer(control))
+        .route("/api/v1/whoami", get(auth::whoami))
+        .route("/api/v1/audit", get(api::audit))
         .route("/health", get(api::health))
         .route("/ready", get(api::ready))
         .route("/metrics", get(api::metrics))
@@ -132,7 +147,11 @@ pub fn router(state: AppState) -> Router {
             post(api::relearn_detector).layer(control),
         )
         .fallback(api::not_found)
-        .layer(axum::middleware::from_fn(hardening::require_json));
+        .layer(axum::middleware::from_fn(hardening::require_json))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ));
     guard(routes, MAX_IN_FLIGHT)
         .layer(axum::middleware::from_fn(hardening::json_errors))
         .layer(axum::middleware::from_fn(hardening::security_headers))

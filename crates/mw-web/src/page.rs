@@ -34,6 +34,11 @@ const STYLE: &str = include_str!("../assets/app.css");
 /// The page's script, `GET /assets/app.js`.
 const SCRIPT: &str = include_str!("../assets/app.js");
 
+/// The login page's script, `GET /assets/login.js`.
+pub(crate) async fn login_script() -> axum::response::Response {
+    asset("text/javascript; charset=utf-8", crate::auth::LOGIN_SCRIPT)
+}
+
 /// Boolean tags whose `true` deserves red: alarms, anomaly flags, trips, high/low switches
 /// (the same rule as `ALARMISH` in the page script). A `running = true` is not an alarm.
 fn is_alarmish(name: &str) -> bool {
@@ -42,11 +47,16 @@ fn is_alarmish(name: &str) -> bool {
         .any(|k| name.contains(k))
 }
 
-pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
+pub(crate) async fn index(
+    State(st): State<AppState>,
+    csrf: Option<axum::Extension<crate::auth::CsrfToken>>,
+) -> Html<String> {
     let mut h = String::with_capacity(16 * 1024);
+    let csrf = csrf.map_or(String::new(), |c| esc(&c.0.0));
     let _ = write!(
         h,
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>\
+         <meta name=csrf-token content='{csrf}'>\
          <title>{name} — Millwright</title><link rel=icon href='data:,'><link rel=stylesheet href='/assets/app.css'></head><body>\
          <header><h1>{name}</h1><span>Millwright {ver}</span><span id=status>live</span>\
          <span><a href='/api/v1/tags'>API</a> · <a href='/metrics'>metrics</a></span></header><main>",

@@ -43,8 +43,22 @@ fn fixture(with_sim: bool) -> (AppState, LiveStore) {
         metrics: Arc::new(|| "mw_test_total 1\n".to_owned()),
         faults,
         detectors: None,
+        auth: Arc::new(crate::Auth::token_only(TOKEN.into(), admin())),
+        audit: None,
+        warnings: Vec::new(),
     };
     (st, live)
+}
+
+/// The token every test request carries (an admin's, for this test process only).
+const TOKEN: &str = "test-token";
+
+fn admin() -> mw_security::Principal {
+    mw_security::Principal {
+        name: "tester".into(),
+        role: mw_security::Role::Admin,
+        via: mw_security::Via::Token,
+    }
 }
 
 fn state(with_sim: bool) -> AppState {
@@ -215,6 +229,7 @@ async fn detectors_are_listed_and_relearn_on_request() {
 
 async fn call(st: &AppState, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
     let req = Request::builder()
+        .header("authorization", "Bearer test-token")
         .method(method)
         .uri(uri)
         .header("content-type", "application/json");
@@ -477,14 +492,23 @@ async fn overload_is_shed_with_503_not_queued() {
     );
     let app = crate::guard(slow, 1);
     let first = tokio::spawn(
-        app.clone()
-            .oneshot(Request::get("/slow").body(Body::empty()).unwrap()),
+        app.clone().oneshot(
+            Request::get("/slow")
+                .header("authorization", "Bearer test-token")
+                .body(Body::empty())
+                .unwrap(),
+        ),
     );
     tokio::task::yield_now().await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let second = app
         .clone()
-        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/slow")
+                .header("authorization", "Bearer test-token")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -501,7 +525,12 @@ async fn overload_is_shed_with_503_not_queued() {
         "the admitted request completes"
     );
     let third = app
-        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/slow")
+                .header("authorization", "Bearer test-token")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -578,7 +607,10 @@ async fn posts_without_json_content_type_are_refused_with_415() {
             Some("application/jsonx"),
             None,
         ] {
-            let mut req = Request::builder().method("POST").uri(uri);
+            let mut req = Request::builder()
+                .header("authorization", "Bearer test-token")
+                .method("POST")
+                .uri(uri);
             if let Some(ct) = ct {
                 req = req.header("content-type", ct);
             }
@@ -602,6 +634,7 @@ async fn posts_without_json_content_type_are_refused_with_415() {
     );
     // with a charset parameter it is still JSON
     let req = Request::builder()
+        .header("authorization", "Bearer test-token")
         .method("POST")
         .uri("/api/v1/detectors/relearn")
         .header("content-type", "Application/JSON; charset=utf-8");
@@ -617,6 +650,7 @@ async fn control_bodies_are_limited_with_413_json() {
         "x".repeat(crate::CONTROL_BODY_LIMIT)
     );
     let req = Request::builder()
+        .header("authorization", "Bearer test-token")
         .method("POST")
         .uri("/api/v1/sim/faults")
         .header("content-type", "application/json");
@@ -632,20 +666,32 @@ async fn axum_rejections_and_405_answer_json() {
     let st = state(false);
     let resp = send(
         &st,
-        Request::builder().uri("/api/v1/tags/acme/p1/water/pump1/flow/recent?limit=abc"),
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/api/v1/tags/acme/p1/water/pump1/flow/recent?limit=abc"),
         "",
     )
     .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let j = body_json(resp).await;
     assert!(j["error"].as_str().unwrap().contains("limit"), "{j}");
-    let resp = send(&st, Request::builder().uri("/api/v1/tags?history=-1"), "").await;
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/api/v1/tags?history=-1"),
+        "",
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     body_json(resp).await;
 
     let resp = send(
         &st,
-        Request::builder().method("DELETE").uri("/api/v1/tags"),
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .method("DELETE")
+            .uri("/api/v1/tags"),
         "",
     )
     .await;
@@ -657,6 +703,7 @@ async fn axum_rejections_and_405_answer_json() {
         "method DELETE is not allowed on /api/v1/tags (the Allow header lists those that are)"
     );
     let req = Request::builder()
+        .header("authorization", "Bearer test-token")
         .method("POST")
         .uri("/health")
         .header("content-type", "application/json");
@@ -669,7 +716,14 @@ async fn axum_rejections_and_405_answer_json() {
 async fn page_has_a_strict_csp_and_no_inline_code() {
     let mut st = state(true);
     st.detectors = Some(Arc::new(Detectors::default()));
-    let resp = send(&st, Request::builder().uri("/"), "").await;
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/"),
+        "",
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let h = resp.headers().clone();
     assert_eq!(h["content-security-policy"], crate::CONTENT_SECURITY_POLICY);
@@ -701,7 +755,14 @@ async fn page_has_a_strict_csp_and_no_inline_code() {
         ),
         ("/assets/app.css", "text/css; charset=utf-8", "svg.spark"),
     ] {
-        let resp = send(&st, Request::builder().uri(uri), "").await;
+        let resp = send(
+            &st,
+            Request::builder()
+                .header("authorization", "Bearer test-token")
+                .uri(uri),
+            "",
+        )
+        .await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["content-type"], ct);
         assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
@@ -709,9 +770,23 @@ async fn page_has_a_strict_csp_and_no_inline_code() {
         assert!(String::from_utf8_lossy(&b).contains(needle), "{uri}");
     }
     // every response, JSON ones included, says nosniff; only HTML carries the CSP
-    let resp = send(&st, Request::builder().uri("/api/v1/tags"), "").await;
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/api/v1/tags"),
+        "",
+    )
+    .await;
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     assert!(!resp.headers().contains_key("content-security-policy"));
-    let resp = send(&st, Request::builder().uri("/nope"), "").await;
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/nope"),
+        "",
+    )
+    .await;
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
 }

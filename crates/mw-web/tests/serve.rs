@@ -81,6 +81,16 @@ fn app(relearns: Arc<Relearns>) -> Router {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: Some(relearns),
+        auth: Arc::new(mw_web::Auth::token_only(
+            "t".into(),
+            mw_security::Principal {
+                name: "tester".into(),
+                role: mw_security::Role::Admin,
+                via: mw_security::Via::Token,
+            },
+        )),
+        audit: None,
+        warnings: Vec::new(),
     })
 }
 
@@ -187,12 +197,12 @@ async fn exchange(s: &mut (impl AsyncRead + AsyncWrite + Unpin), raw: &str) -> i
 }
 
 fn get_req(addr: SocketAddr, path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer t\r\n\r\n")
 }
 
 fn post_req(host: &str, path: &str, extra: &str, body: &str) -> String {
     format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }
@@ -275,7 +285,7 @@ async fn a_stalled_body_is_cut_off_by_the_idle_timeout() {
     let srv = Server::start(app(Default::default()), opts).await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let head = format!(
-        "POST /api/v1/detectors/relearn HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        "POST /api/v1/detectors/relearn HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
         srv.addr
     );
     s.write_all(head.as_bytes()).await.unwrap();
@@ -298,7 +308,7 @@ async fn an_oversized_request_head_is_refused_with_431() {
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let big = "a".repeat(20 * 1024);
     let req = format!(
-        "GET /health HTTP/1.1\r\nHost: {}\r\nX-Big: {big}\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer t\r\nX-Big: {big}\r\n\r\n",
         srv.addr
     );
     let mut out = Vec::new();
@@ -312,7 +322,7 @@ async fn an_oversized_request_head_is_refused_with_431() {
     // a head within the limit is served
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let ok = format!(
-        "GET /health HTTP/1.1\r\nHost: {}\r\nX-Big: {}\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer t\r\nX-Big: {}\r\n\r\n",
         srv.addr,
         "a".repeat(8 * 1024)
     );
@@ -483,7 +493,7 @@ async fn cross_origin_simple_posts_and_foreign_hosts_are_refused() {
     // a GET with a foreign Origin is fine (a browser will not let the page read it without CORS)
     let r = exchange(
         &mut s,
-        &format!("GET /health HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\n\r\n"),
+        &format!("GET /health HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\nOrigin: http://evil.example\r\n\r\n"),
     )
     .await
     .unwrap();
@@ -498,7 +508,7 @@ async fn cross_origin_simple_posts_and_foreign_hosts_are_refused() {
     ] {
         let r = exchange(
             &mut s,
-            &format!("GET /api/v1/tags HTTP/1.1\r\nHost: {bad}\r\n\r\n"),
+            &format!("GET /api/v1/tags HTTP/1.1\r\nHost: {bad}\r\nAuthorization: Bearer t\r\n\r\n"),
         )
         .await
         .unwrap();
@@ -519,7 +529,7 @@ async fn cross_origin_simple_posts_and_foreign_hosts_are_refused() {
     ] {
         let r = exchange(
             &mut s,
-            &format!("GET /health HTTP/1.1\r\nHost: {good}\r\n\r\n"),
+            &format!("GET /health HTTP/1.1\r\nHost: {good}\r\nAuthorization: Bearer t\r\n\r\n"),
         )
         .await
         .unwrap();
@@ -540,7 +550,7 @@ async fn method_not_allowed_and_bad_queries_answer_json() {
     let host = srv.addr.to_string();
     let r = exchange(
         &mut s,
-        &format!("DELETE /api/v1/tags HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        &format!("DELETE /api/v1/tags HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\n\r\n"),
     )
     .await
     .unwrap();
@@ -707,14 +717,14 @@ async fn tls_serves_clients_that_trust_our_ca_and_fails_others_cleanly() {
     );
     let r = exchange(
         &mut s,
-        &format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        &format!("GET /health HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\n\r\n"),
     )
     .await
     .unwrap();
     assert_eq!(r.status, 200);
     let r = exchange(
         &mut s,
-        &format!("GET /whoami HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        &format!("GET /whoami HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\n\r\n"),
     )
     .await
     .unwrap();
@@ -761,7 +771,7 @@ async fn tls_serves_clients_that_trust_our_ca_and_fails_others_cleanly() {
     // the server still serves TLS
     let r = exchange(
         &mut s,
-        &format!("GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        &format!("GET /health HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\n\r\n"),
     )
     .await
     .unwrap();
@@ -781,7 +791,7 @@ async fn mutual_tls_exposes_the_client_certificate_to_handlers() {
     };
     let srv = Server::start(whoami_app(), opts).await;
     let host = format!("localhost:{}", srv.addr.port());
-    let req = format!("GET /whoami HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let req = format!("GET /whoami HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t\r\n\r\n");
 
     let (op_chain, op_key) = clients.issue("operator-7", &["operator-7.example"], false);
     let der_len = op_chain[0].len();
