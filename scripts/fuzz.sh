@@ -3,7 +3,8 @@
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     # default: 60 s, every target
 #
-# NOT part of CI: CI runs the property tests (proptest); fuzzing is run by hand. See docs/fuzzing.md.
+# CI runs it as a smoke test (`.ci/run`: 15 s per target, a crash fails the run); longer runs by
+# hand before a release or after touching a parser. See docs/fuzzing.md.
 #
 # * installs cargo-fuzz if missing (`cargo install cargo-fuzz --locked`, a few minutes once);
 # * uses the stable toolchain with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs -Z sanitizer flags);

@@ -39,6 +39,18 @@ pub enum Command {
     /// Predictive maintenance: train and apply remaining-useful-life models.
     #[command(subcommand)]
     Pdm(crate::pdm::PdmCommand),
+    /// Users: add, list, passwd, disable, enable, del; `bench` measures a password check.
+    #[command(subcommand)]
+    User(crate::security::UserCommand),
+    /// API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(crate::security::TokenCommand),
+    /// The audit trail: `verify` checks its hash chain (exit 0 intact, 1 not).
+    #[command(subcommand)]
+    Audit(crate::security::AuditCommand),
+    /// TLS certificates: init (CA, server, clients), list, trust.
+    #[command(subcommand)]
+    Certs(crate::security::CertsCommand),
     /// Print a shell completion script (e.g. `millwright completions bash > /etc/bash_completion.d/millwright`).
     Completions {
         /// bash, zsh, fish, powershell or elvish.
@@ -77,9 +89,15 @@ pub struct DemoArgs {
     /// Poll the simulator every MS milliseconds instead of the example's 1000 (detector warm-ups count polls).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub poll_interval: Option<u64>,
-    /// Allow listeners on non-loopback addresses although they have no authentication yet.
-    #[arg(long)]
-    pub allow_unauthenticated: bool,
+    /// Allow listeners on non-loopback addresses without TLS (the demo's HTTP has no certificate;
+    /// its simulator's Modbus TCP has no security at all). Logged as a warning at start.
+    #[arg(long, alias = "allow-unauthenticated")]
+    pub insecure: bool,
+    /// Also accept NAME in the HTTP `Host` header (this machine's DNS name, a reverse proxy);
+    /// repeatable. `NAME` matches any port, `NAME:PORT` that port. The listener's own address and
+    /// `localhost:PORT` are always accepted; other names get 421 (DNS-rebinding defence).
+    #[arg(long = "allow-host", value_name = "NAME[:PORT]")]
+    pub allow_host: Vec<String>,
     #[command(flatten)]
     pub sim: SimOptions,
 }
@@ -89,6 +107,11 @@ pub struct RunArgs {
     /// Configuration file (TOML; see docs/config.md and examples/plant.toml).
     #[arg(long, short, value_name = "FILE")]
     pub config: PathBuf,
+    /// Also accept NAME in the HTTP `Host` header (this machine's DNS name, a reverse proxy);
+    /// repeatable. `NAME` matches any port, `NAME:PORT` that port. The listener's own address and
+    /// `localhost:PORT` are always accepted; other names get 421 (DNS-rebinding defence).
+    #[arg(long = "allow-host", value_name = "NAME[:PORT]")]
+    pub allow_host: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -114,9 +137,9 @@ pub struct SimArgs {
     /// Write ground-truth fault labels here (`.json` for JSON, anything else CSV); rewritten on every change.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
-    /// Allow a non-loopback Modbus listener (Modbus TCP has no authentication).
-    #[arg(long)]
-    pub allow_unauthenticated: bool,
+    /// Allow a non-loopback Modbus listener (Modbus TCP has no encryption or authentication).
+    #[arg(long, alias = "allow-unauthenticated")]
+    pub insecure: bool,
     /// Do not serve: simulate `--duration` seconds as fast as possible and write every point,
     /// one row per `--step`, with ground-truth label columns, to this CSV file (input for
     /// `millwright backtest`). `--speed` is ignored.
@@ -195,7 +218,8 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
                 }
             };
-            runtime()?.block_on(pipeline::run(cfg, None, None))?;
+            let opts = http_options(&cfg, &a.allow_host);
+            runtime()?.block_on(pipeline::run(cfg, None, None, opts, false))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => {
@@ -203,6 +227,10 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pdm(c) => crate::pdm::dispatch(c),
+        Command::User(c) => crate::security::user(c),
+        Command::Token(c) => crate::security::token(c),
+        Command::Audit(c) => crate::security::audit(c),
+        Command::Certs(c) => crate::security::certs(c),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -272,7 +300,7 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
                 cfg.asset_tree().assets().count(),
                 devices,
                 cfg.tags.len(),
-                cfg.http.address
+                cfg.http.listener.address
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -284,23 +312,39 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
     }
 }
 
-/// Refuses a non-loopback listener without authentication unless explicitly allowed.
-pub fn guard_listener(what: &str, addr: SocketAddr, allowed: bool) -> Result<()> {
-    if addr.ip().is_loopback() || allowed {
-        if !addr.ip().is_loopback() {
-            tracing::warn!(%addr, "{what} listens beyond loopback without authentication (--allow-unauthenticated)");
-        }
-        return Ok(());
+/// The HTTP serving limits: the documented defaults plus the host names the config allows and
+/// those given with `--allow-host`.
+fn http_options(cfg: &mw_config::Config, allow_host: &[String]) -> mw_web::ServeOptions {
+    let mut allowed_hosts = cfg.http.allowed_hosts.clone();
+    allowed_hosts.extend(allow_host.iter().cloned());
+    mw_web::ServeOptions {
+        allowed_hosts,
+        ..mw_web::ServeOptions::default()
     }
-    anyhow::bail!(
-        "refusing to listen for {what} on {addr}: it has no authentication, so it binds loopback only; \
-         pass --allow-unauthenticated to expose it anyway"
-    )
+}
+
+/// Applies the one listener policy (`mw_config::listener_policy`) to a listener given on the
+/// command line, which has no TLS: loopback, or `--insecure` (logged as a warning).
+pub fn guard_listener(
+    what: &str,
+    addr: SocketAddr,
+    insecure: bool,
+    tls_possible: bool,
+) -> Result<()> {
+    let l = mw_config::ListenerConfig {
+        address: addr,
+        tls: None,
+        insecure,
+    };
+    if mw_config::listener_policy(what, &l, tls_possible)? == mw_config::Exposure::Insecure {
+        tracing::warn!(%addr, "{what} listens beyond loopback without TLS (insecure)");
+    }
+    Ok(())
 }
 
 async fn demo(a: DemoArgs) -> Result<()> {
-    guard_listener("HTTP", a.http, a.allow_unauthenticated)?;
-    guard_listener("Modbus TCP", a.modbus, a.allow_unauthenticated)?;
+    guard_listener("HTTP", a.http, a.insecure, true)?;
+    guard_listener("Modbus TCP", a.modbus, a.insecure, false)?;
     let mut cfg = millwright::config_registry()
         .parse(DEMO_CONFIG, "examples/plant.toml (built in)")
         .map_err(|d| anyhow::anyhow!("the built-in demo configuration is invalid:\n{d}"))?;
@@ -308,7 +352,9 @@ async fn demo(a: DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create the data directory {}", a.data_dir.display()))?;
     let sim = simrun::start(&a.sim, a.modbus, Some(a.data_dir.join("sim-labels.csv"))).await?;
-    cfg.http.address = http.local_addr()?;
+    cfg.http.listener.address = http.local_addr()?;
+    cfg.site.data_dir = a.data_dir.clone();
+    cfg.http.listener.insecure = a.insecure;
     let modbus = cfg
         .section_mut::<mw_modbus::config::ModbusConfig>()
         .context("the demo configuration has no [[devices]] section")?;
@@ -325,5 +371,6 @@ async fn demo(a: DemoArgs) -> Result<()> {
         a.sim.speed,
         a.data_dir.join("sim-labels.csv").display()
     );
-    pipeline::run(cfg, Some(sim), Some(http)).await
+    let opts = http_options(&cfg, &a.allow_host);
+    pipeline::run(cfg, Some(sim), Some(http), opts, true).await
 }

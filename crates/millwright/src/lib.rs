@@ -6,13 +6,15 @@
 use mw_bus::Component;
 
 /// Every shipped component. Processors run in this order: analytics before deadband, so the
-/// detectors see every sample; the live store is the sink the HTTP API reads.
+/// detectors see every sample; the live store is the sink the HTTP API reads; the audit trail
+/// records the `Audit` and `OperatorAction` events durably.
 pub fn components() -> Vec<&'static dyn Component> {
     vec![
         &mw_modbus::ModbusComponent,
         &mw_analytics_live::AnalyticsComponent,
         &mw_bus::DeadbandComponent,
         &mw_live::LiveComponent,
+        &mw_security::audit::AuditComponent,
     ]
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod pdm;
 mod pipeline;
 mod progress;
+mod security;
 mod simrun;
 mod web_adapters;
 

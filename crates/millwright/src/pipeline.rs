@@ -66,15 +66,40 @@ pub async fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpList
 }
 
 /// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`]. `listener` is the
-/// HTTP listener if the caller bound it already (else `cfg.http.address` is bound first).
+/// HTTP listener if the caller bound it already (else `cfg.http.listener.address` is bound
+/// first); `http_options` are its limits (docs/security.md). With `demo_login`, a login token
+/// valid for this run only is made for an admin and printed as a `Login:` line.
 pub async fn run(
     cfg: Config,
     sim: Option<SimRunning>,
     listener: Option<tokio::net::TcpListener>,
+    mut http_options: mw_web::ServeOptions,
+    demo_login: bool,
 ) -> Result<()> {
+    let mut warnings = Vec::new();
+    match mw_config::listener_policy("HTTP", &cfg.http.listener, true)? {
+        mw_config::Exposure::Insecure => {
+            let w = format!(
+                "HTTP listens on {} beyond loopback without TLS (insecure = true)",
+                cfg.http.listener.address
+            );
+            tracing::warn!("{w}");
+            warnings.push(w);
+        }
+        mw_config::Exposure::Tls | mw_config::Exposure::Loopback => {}
+    }
+    if let Some(tls) = &cfg.http.listener.tls {
+        let server =
+            mw_security::certs::server_config_files(&tls.cert, &tls.key, tls.client_ca.as_deref())
+                .context("cannot load the HTTP listener's TLS certificate ([http] tls)")?;
+        http_options.tls = Some(Arc::new(server));
+    }
+    let security_dir = mw_security::security_dir(&cfg.site.data_dir);
+    let authenticator = mw_security::LocalAuthenticator::open(&security_dir)
+        .context("cannot read the users and tokens")?;
     let listener = match listener {
         Some(l) => l,
-        None => bind_http(cfg.http.address).await?,
+        None => bind_http(cfg.http.listener.address).await?,
     };
     let metrics = install_metrics()?;
     metrics::gauge!("mw_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -96,6 +121,22 @@ pub async fn run(
     let mut bus = BusBuilder::new(BusConfig::from_config(&cfg.pipeline));
     bus.parts(parts);
     let startup = bus.publisher();
+    let mut auth = mw_web::Auth::new(Arc::new(authenticator))
+        .secure_cookies(http_options.tls.is_some())
+        .audit_to(bus.publisher());
+    let mut login_token = None;
+    if demo_login {
+        let secret = mw_security::random_secret().context("cannot make the demo's login token")?;
+        auth = auth.with_ephemeral_token(
+            secret.clone(),
+            mw_security::Principal {
+                name: "demo-admin".to_owned(),
+                role: mw_security::Role::Admin,
+                via: mw_security::Via::Token,
+            },
+        );
+        login_token = Some(secret);
+    }
     let running = bus.start(&sources);
     let summary = format!(
         "{} tag(s), {} source(s), sections: {}",
@@ -127,18 +168,41 @@ pub async fn run(
             }) as Arc<dyn mw_web::FaultControl>
         }),
         detectors: detector_control,
+        auth: Arc::new(auth),
+        audit: Some(Arc::new(crate::web_adapters::AuditFile(
+            cfg.site.data_dir.clone(),
+        ))),
+        warnings,
     };
     let mut http_stop = running.shutdown_signal();
-    let http = tokio::spawn(mw_web::serve(listener, state, async move {
-        http_stop.wait().await;
-    }));
+    let scheme = if http_options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let http = tokio::spawn(mw_web::serve_with(
+        listener,
+        mw_web::router(state),
+        http_options,
+        async move {
+            http_stop.wait().await;
+        },
+    ));
     println!(
-        "Millwright {} serving {} tag(s) from {} device(s): web UI at http://{}/",
+        "Millwright {} serving {} tag(s) from {} device(s): web UI at {scheme}://{}/",
         env!("CARGO_PKG_VERSION"),
         tree.tag_count(),
         source_count,
         http_addr
     );
+    match &login_token {
+        // one line, so scripts and tests can pick it up; valid for this run only
+        Some(t) => println!("Login: {scheme}://{http_addr}/login?token={t}"),
+        None => println!(
+            "Sign in at {scheme}://{http_addr}/login (users: `millwright user add NAME --role admin --data-dir {}`)",
+            cfg.site.data_dir.display()
+        ),
+    }
     tracing::info!(%http_addr, sources = source_count, tags = tree.tag_count(), "started");
 
     tokio::select! {

@@ -229,7 +229,7 @@ pub fn export(
 
 /// `millwright sim`: only the simulator and its Modbus server, until Ctrl-C / SIGTERM.
 pub async fn run_standalone(a: SimArgs) -> Result<()> {
-    crate::cli::guard_listener("Modbus TCP", a.modbus, a.allow_unauthenticated)?;
+    crate::cli::guard_listener("Modbus TCP", a.modbus, a.insecure, false)?;
     let sim = start(&a.sim, a.modbus, a.labels.clone()).await?;
     println!(
         "Millwright simulator: Modbus TCP on {} (unit 1, seed {}, speed {}x); register map in docs/simulator.md{}",

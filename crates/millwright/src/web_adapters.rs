@@ -115,6 +115,15 @@ impl mw_web::DetectorControl for DetectorsApi {
     }
 }
 
+/// The audit trail in `DATA_DIR/audit/` as the API reads it.
+pub struct AuditFile(pub std::path::PathBuf);
+
+impl mw_web::AuditLog for AuditFile {
+    fn recent(&self, limit: usize) -> Result<Vec<mw_security::audit::AuditRecord>, String> {
+        mw_security::audit::read_recent(&self.0, limit).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use mw_web::FaultControl;

@@ -92,7 +92,8 @@ fn bad_devices_go_bad_with_their_reason_and_the_good_one_keeps_going() {
     let config = template
         .replace("@SIM@", &sim_addr.to_string())
         .replace("@REFUSED@", &refused)
-        .replace("@SILENT@", &silent.addr);
+        .replace("@SILENT@", &silent.addr)
+        .replace("@DATA@", dir.path.to_str().expect("utf-8 temp path"));
     let config_path = dir.path.join("config.toml");
     std::fs::write(&config_path, &config).expect("write config");
     let config_arg = config_path.to_str().expect("utf-8 temp path");
@@ -103,10 +104,29 @@ fn bad_devices_go_bad_with_their_reason_and_the_good_one_keeps_going() {
         "generated config is invalid:\n{out}\n{err}\n{config}"
     );
 
+    // `run` has no demo login: the API is read with a viewer's API token
+    let data_arg = dir.path.to_str().expect("utf-8 temp path");
+    let (st, token, err) = run_to_end(
+        &[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            "test",
+            "--expires",
+            "1h",
+            "--data-dir",
+            data_arg,
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(st.success(), "token create: {err}");
     let mut mw = Proc::millwright(&["run", "--config", config_arg]);
     let line = mw.wait_line("web UI at http://", Duration::from_secs(10));
     assert!(line.contains("serving 8 tag(s) from 4 device(s)"), "{line}");
     let http = http_addr_from(&line);
+    register_token(&http, token.trim());
     wait_ready(&http, Duration::from_secs(10));
 
     // /ready counts completed cycles; their samples reach the live store through the bus a moment

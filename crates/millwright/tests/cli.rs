@@ -309,3 +309,24 @@ fn completions_and_unit_list_print_and_survive_a_closed_pipe() {
         out.status
     );
 }
+
+/// The one listener policy on the command line: a non-loopback listener without TLS is refused
+/// before anything binds, naming the listener and the way out; Modbus TCP (no TLS possible)
+/// says so.
+#[test]
+fn non_loopback_listeners_are_refused_without_insecure() {
+    let (st, _, err) = run_to_end(&["demo", "--http", "0.0.0.0:0"], T);
+    assert!(!st.success());
+    assert!(
+        err.contains("refusing to listen for HTTP on 0.0.0.0:0 without TLS")
+            && err.contains("--insecure"),
+        "{err}"
+    );
+    let (st, _, err) = run_to_end(&["sim", "--modbus", "0.0.0.0:0"], T);
+    assert!(!st.success());
+    assert!(
+        err.contains("refusing to listen for Modbus TCP on 0.0.0.0:0")
+            && err.contains("no encryption or authentication"),
+        "{err}"
+    );
+}

@@ -1,7 +1,9 @@
 //! The web UI in a real browser: headless Chromium (Debian's, installed by
 //! scripts/setup-test-env.sh) loads `/` from `millwright demo`, runs the page's script, and the
 //! resulting DOM must show live updates: the status line says "updated …" and the sparklines of
-//! numeric tags have been drawn from `/api/v1/tags?history=…`.
+//! numeric tags have been drawn from `/api/v1/tags?history=…`. The page runs under a strict
+//! Content-Security-Policy: the browser's console (logged to stderr) must show no CSP violation
+//! and no error.
 
 mod common;
 
@@ -30,6 +32,7 @@ fn browser_page_updates_live_values_and_sparklines() {
     let Demo {
         proc: mut demo,
         http,
+        token,
         ..
     } = start_demo(
         "ui-chromium",
@@ -50,10 +53,14 @@ fn browser_page_updates_live_values_and_sparklines() {
             "--disable-component-update",
             "--disable-sync",
             "--virtual-time-budget=4000",
+            "--enable-logging=stderr",
+            "--v=0",
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path.display()))
-        .arg(format!("http://{http}/"))
+        // signs in through the page: the demo's login link sets the session cookie and sends the
+        // browser on to the overview, which then runs under the strict CSP with that session
+        .arg(format!("http://{http}/login?token={token}"))
         .output()
         .expect("run chromium");
     assert!(
@@ -62,6 +69,21 @@ fn browser_page_updates_live_values_and_sparklines() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dom = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Console messages of the page are logged as `…:CONSOLE(line)] "message", source: URL (line)`.
+    let console: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Content Security Policy"))
+        .collect();
+    assert!(
+        console.is_empty(),
+        "the page logged to the console (CSP violations or errors):\n{}",
+        console.join("\n")
+    );
+    assert!(
+        dom.contains("<meta name=\"csrf-token\" content=\"") && !dom.contains("content=\"\">"),
+        "the signed-in page carries its CSRF token"
+    );
     assert!(
         dom.contains("id=\"status\">updated "),
         "the page script did not refresh (status line): {}",
@@ -78,8 +100,12 @@ fn browser_page_updates_live_values_and_sparklines() {
         "flow row missing"
     );
     assert!(
-        dom.contains("data-asset=\"acme/plant1/utilities/water/pump1\" onclick=\"relearn(this)\""),
+        dom.contains("<button class=\"relearn\" data-asset=\"acme/plant1/utilities/water/pump1\""),
         "no re-learn button on the pump (it has a detector)"
+    );
+    assert!(
+        !dom.contains("onclick") && !dom.contains("<style"),
+        "inline handler or style in the page"
     );
     demo.sigterm();
     let st = demo.wait_exit(Duration::from_secs(3)).expect("demo exits");

@@ -60,6 +60,11 @@ impl<'a, 'i> Table<'a, 'i> {
     pub fn is_empty(&self) -> bool {
         self.t.is_empty()
     }
+
+    /// Byte offset of `key` itself, if the table has it.
+    pub fn key_start(&self, key: &str) -> Option<usize> {
+        self.t.get_key_value(key).map(|(k, _)| k.span().start)
+    }
 }
 
 /// One element of an array of tables (`[[devices]]`): its 1-based index, the table and the
@@ -217,9 +222,15 @@ impl<'s> Cx<'s> {
     /// Reports every key of `t` not in `allowed`, with the allowed keys and, when one is close,
     /// a guess.
     pub fn unknown_keys(&mut self, t: Table<'_, '_>, allowed: &[&str]) {
+        self.unknown_keys_but(t, allowed, &[]);
+    }
+
+    /// [`Cx::unknown_keys`], passing over the keys in `handled` (which the caller reports
+    /// itself, e.g. with a message about a key that was renamed).
+    pub fn unknown_keys_but(&mut self, t: Table<'_, '_>, allowed: &[&str], handled: &[&str]) {
         for key in t.t.keys() {
             let k: &str = key.get_ref().as_ref();
-            if !allowed.contains(&k) {
+            if !allowed.contains(&k) && !handled.contains(&k) {
                 let hint = match suggest_key(k, allowed) {
                     Some(s) => format!("; did you mean {s:?}?"),
                     None => String::new(),

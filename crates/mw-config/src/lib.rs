@@ -17,16 +17,19 @@
 
 mod cx;
 mod diagnostic;
+mod listener;
 mod registry;
 mod shared;
 mod types;
 
 pub use cx::{Claim, Cx, Elem, EntryKeys, Field, Item, Owner, Table, path_label};
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use listener::{
+    Exposure, LISTENER_KEYS, ListenerConfig, ListenerRefused, TlsFiles, listener_policy,
+};
 pub use registry::{Phase, Registry, Section};
 pub use types::{
-    AssetConfig, Config, HttpAuth, HttpConfig, OverloadPolicy, PipelineConfig, SectionValue,
-    SiteConfig,
+    AssetConfig, Config, HttpConfig, OverloadPolicy, PipelineConfig, SectionValue, SiteConfig,
 };
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! The shared sections, which every component may read: `[site]`, `[http]`, `[pipeline]` and
 //! `[[assets]]`.
 
-use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 use crate::cx::{Cx, EntryKeys, Table};
@@ -9,8 +8,8 @@ use crate::types::{AssetConfig, Config, HttpConfig, OverloadPolicy, PipelineConf
 
 /// The top-level keys checked here, before any registered one.
 pub(crate) const KEYS: &[&str] = &["site", "http", "pipeline", "assets"];
-const SITE_KEYS: &[&str] = &["name"];
-const HTTP_KEYS: &[&str] = &["address", "auth"];
+const SITE_KEYS: &[&str] = &["name", "data_dir"];
+const HTTP_KEYS: &[&str] = &["address", "tls", "insecure", "allowed_hosts"];
 const PIPELINE_KEYS: &[&str] = &[
     "bus_capacity",
     "sink_capacity",
@@ -52,40 +51,52 @@ fn site(t: Table<'_, '_>, cx: &mut Cx<'_>) -> SiteConfig {
     if let Some(f) = cx.string(t, "name", false) {
         site.name = f.v.to_owned();
     }
+    if let Some(f) = cx.string(t, "data_dir", false) {
+        if f.v.trim().is_empty() {
+            cx.err(
+                f.span.start,
+                "\"data_dir\" in [site] is empty; give a directory, e.g. \"millwright-data\"",
+            );
+        } else {
+            site.data_dir = f.v.into();
+        }
+    }
     site
 }
 
 fn http(t: Table<'_, '_>, cx: &mut Cx<'_>) -> HttpConfig {
-    cx.unknown_keys(t, HTTP_KEYS);
-    let mut http = HttpConfig::default();
-    let auth_set = t.contains_key("auth");
-    if let Some(f) = cx.string(t, "auth", false)
-        && f.v != "none"
-    {
+    if let Some(k) = t.key_start("auth") {
+        // `auth = "none"` meant "expose it anyway"; that is what `insecure` says now, for every
+        // listener alike.
         cx.err(
-            f.span.start,
-            format!("unknown auth {:?} in [http] (expected: \"none\")", f.v),
+            k,
+            "\"auth\" in [http] was replaced by \"insecure\": to serve HTTP beyond loopback without TLS \
+             write insecure = true",
         );
     }
-    if let Some(f) = cx.string(t, "address", false) {
-        match f.v.parse::<SocketAddr>() {
-            Ok(addr) => {
-                if !addr.ip().is_loopback() && !auth_set {
-                    let msg = format!(
-                        "http address {addr} is not a loopback address and the HTTP API has no \
-                         authentication yet; set auth = \"none\" in [http] to serve it on this network anyway"
-                    );
-                    cx.err(f.span.start, msg);
+    cx.unknown_keys_but(t, HTTP_KEYS, &["auth"]);
+    let default = HttpConfig::default();
+    let listener = cx.listener(t, "HTTP", default.listener.clone());
+    let mut http = HttpConfig {
+        listener,
+        ..default
+    };
+    if let Some(f) = cx.array(t, "allowed_hosts", false, "array of host names") {
+        for (i, el) in f.v.iter().enumerate() {
+            match el.as_str() {
+                Some(h) if !h.is_empty() && !h.contains(['/', ' ']) => {
+                    http.allowed_hosts.push(h.to_ascii_lowercase());
                 }
-                http.address = addr;
-            }
-            Err(_) => {
-                let msg = format!(
-                    "invalid http address {:?}: expected IP:PORT, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\" \
-                     (host names are not accepted)",
-                    f.v
-                );
-                cx.err(f.span.start, msg);
+                Some(h) => cx.err(
+                    el.start(),
+                    format!("invalid host name {h:?} in \"allowed_hosts\" of [http]"),
+                ),
+                None => cx.wrong_elem_type(
+                    &format!("element {} of \"allowed_hosts\"", i + 1),
+                    "[http]",
+                    "string",
+                    *el,
+                ),
             }
         }
     }

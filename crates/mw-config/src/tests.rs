@@ -46,7 +46,7 @@ fn syntax_error_is_one_diagnostic() {
 }
 
 #[test]
-fn http_address_and_auth() {
+fn http_listener_policy_and_hosts() {
     assert_eq!(
         errors("[http]\naddress = \"127.0.0.1\"\n"),
         vec![
@@ -56,23 +56,52 @@ fn http_address_and_auth() {
     let e = errors("[http]\naddress = \"192.168.1.5:8080\"\n");
     assert_eq!(e.len(), 1);
     assert!(
-        e[0].starts_with("2:11: http address 192.168.1.5:8080 is not a loopback address"),
+        e[0].starts_with("2:11: refusing to listen for HTTP on 192.168.1.5:8080 without TLS"),
         "{e:?}"
     );
-    assert!(e[0].contains("auth = \"none\""), "{e:?}");
-    let c = valid("[http]\naddress = \"192.168.1.5:8080\"\nauth = \"none\"\n");
-    assert_eq!(c.http.address.port(), 8080);
-    assert_eq!(c.http.auth, HttpAuth::None);
+    assert!(e[0].contains("insecure = true"), "{e:?}");
+    let c = valid("[http]\naddress = \"192.168.1.5:8080\"\ninsecure = true\n");
+    assert_eq!(c.http.listener.address.port(), 8080);
+    assert!(c.http.listener.insecure);
+    let c = valid(
+        "[http]\naddress = \"0.0.0.0:8443\"\ntls = { cert = \"s.pem\", key = \"s.key\", client_ca = \"ca.pem\" }\n\
+         allowed_hosts = [\"Edge1.Plant.local\"]\n",
+    );
+    let tls = c.http.listener.tls.expect("tls");
+    assert_eq!(
+        (
+            tls.cert.to_str(),
+            tls.key.to_str(),
+            tls.client_ca.as_deref().and_then(|p| p.to_str())
+        ),
+        (Some("s.pem"), Some("s.key"), Some("ca.pem"))
+    );
+    assert_eq!(c.http.allowed_hosts, ["edge1.plant.local"]);
     assert!(
         valid("[http]\naddress = \"[::1]:1\"\n")
             .http
+            .listener
             .address
             .ip()
             .is_loopback()
     );
     assert_eq!(
-        errors("[http]\nauth = \"token\"\n"),
-        vec!["2:8: unknown auth \"token\" in [http] (expected: \"none\")"]
+        errors("[http]\ntls = { cert = \"s.pem\" }\n"),
+        vec!["2:7: missing required key \"key\" in tls of [http]"]
+    );
+    assert_eq!(
+        errors("[http]\nauth = \"none\"\n"),
+        vec![
+            "2:1: \"auth\" in [http] was replaced by \"insecure\": to serve HTTP beyond loopback without TLS \
+             write insecure = true"
+        ]
+    );
+    assert_eq!(
+        errors("[http]\nallowed_hosts = [\"a b\", 3]\n"),
+        vec![
+            "2:18: invalid host name \"a b\" in \"allowed_hosts\" of [http]",
+            "2:25: wrong type for element 2 of \"allowed_hosts\" in [http]: expected string, found integer"
+        ]
     );
 }
 

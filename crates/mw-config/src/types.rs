@@ -6,6 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use mw_model::{AssetKind, AssetTree, TagDef};
 
+use crate::listener::ListenerConfig;
+
 /// A whole, validated configuration file: the shared sections, every tag the sources define and
 /// every tag the processors publish, and one value per registered section (see
 /// [`crate::Registry`]), which only the component that registered it knows how to read.
@@ -126,12 +128,16 @@ impl PartialEq for Sections {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteConfig {
     pub name: String,
+    /// Where Millwright keeps its files (users, tokens, audit trail, certificates, history),
+    /// relative to the working directory unless absolute.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for SiteConfig {
     fn default() -> Self {
         SiteConfig {
             name: "Millwright".to_owned(),
+            data_dir: "millwright-data".into(),
         }
     }
 }
@@ -139,25 +145,24 @@ impl Default for SiteConfig {
 /// `[http]`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
-    pub address: SocketAddr,
-    pub auth: HttpAuth,
+    /// Address, TLS and `insecure`, checked by the one listener policy.
+    pub listener: ListenerConfig,
+    /// Host names (lower case) the API answers to besides its own address and `localhost`
+    /// (the `Host` check against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
-            auth: HttpAuth::None,
+            listener: ListenerConfig {
+                address: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+                tls: None,
+                insecure: false,
+            },
+            allowed_hosts: Vec::new(),
         }
     }
-}
-
-/// HTTP authentication. Only `none` exists so far; it must be spelled out to bind a
-/// non-loopback address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum HttpAuth {
-    #[default]
-    None,
 }
 
 /// `[pipeline]`
@@ -251,7 +256,7 @@ mod tests {
     fn defaults_match_docs() {
         let c = Config::default();
         assert_eq!(c.site.name, "Millwright");
-        assert_eq!(c.http.address.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.http.listener.address.to_string(), "127.0.0.1:8080");
         assert_eq!(
             c.pipeline,
             PipelineConfig {

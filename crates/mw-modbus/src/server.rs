@@ -12,7 +12,10 @@
 //!   function*: the simulator is read-only, its values come from its physics;
 //! * any unit id is accepted (and echoed);
 //! * at most [`MAX_CONNECTIONS`] clients at a time: a connection beyond that is accepted and
-//!   closed at once (the client sees the connection reset/closed). Idle clients are not timed out.
+//!   closed at once (the client sees the connection reset/closed);
+//! * a client that sends nothing for [`IDLE_TIMEOUT`] (60 s; [`ServerOptions::idle_timeout`]) is
+//!   disconnected and its slot freed, so idle connections cannot hold every slot. Only what the
+//!   client sends counts as activity: a client that polls now and then stays connected.
 //! * shutdown: when the watch turns `true` (or its sender is dropped) the listener and every
 //!   client connection are closed and [`serve`] returns `Ok(())` — after the connections are
 //!   really closed (it waits for them, at most 1 s).
@@ -21,23 +24,48 @@
 //! and retried after 100 ms; note that tokio-modbus closes the open connections when that
 //! happens. Any other accept error is returned.
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::config::RegisterTable;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
 use tokio_modbus::server::Service;
-use tokio_modbus::server::tcp::{Server, accept_tcp_connection};
+use tokio_modbus::server::tcp::Server;
 use tokio_modbus::{ExceptionCode, Request, Response};
 
 use crate::plan::{MAX_READ_BITS, MAX_READ_REGISTERS};
 
 /// Default cap on concurrent client connections of [`serve`].
 pub const MAX_CONNECTIONS: usize = 64;
+/// Default time after which a client that has sent nothing is disconnected.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Limits of [`serve_with_options`]; `ServerOptions::default()` gives [`MAX_CONNECTIONS`] and
+/// [`IDLE_TIMEOUT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Concurrent client connections (at least 1).
+    pub max_connections: usize,
+    /// A client that sends nothing for this long is disconnected.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
 
 /// A range of addresses of one table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,25 +237,40 @@ impl Service for ImageService {
     }
 }
 
-/// Serves `image` on `listener` until `shutdown` turns `true`, with at most
-/// [`MAX_CONNECTIONS`] clients (see the module docs).
+/// Serves `image` on `listener` until `shutdown` turns `true`, with the default
+/// [`ServerOptions`] (see the module docs).
 pub async fn serve(
     listener: TcpListener,
     image: SharedImage,
     shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    serve_with_limit(listener, image, shutdown, MAX_CONNECTIONS).await
+    serve_with_options(listener, image, shutdown, ServerOptions::default()).await
 }
 
 /// [`serve`] with another cap on concurrent connections (at least 1).
 pub async fn serve_with_limit(
     listener: TcpListener,
     image: SharedImage,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     max_connections: usize,
 ) -> io::Result<()> {
+    let options = ServerOptions {
+        max_connections,
+        ..ServerOptions::default()
+    };
+    serve_with_options(listener, image, shutdown, options).await
+}
+
+/// [`serve`] with other limits.
+pub async fn serve_with_options(
+    listener: TcpListener,
+    image: SharedImage,
+    mut shutdown: watch::Receiver<bool>,
+    options: ServerOptions,
+) -> io::Result<()> {
     let local = listener.local_addr().ok();
-    let max_connections = max_connections.clamp(1, 65_535);
+    let max_connections = options.max_connections.clamp(1, 65_535);
+    let idle = options.idle_timeout;
     let slots = Arc::new(Semaphore::new(max_connections));
     let server = Server::new(listener);
     let new_service = |peer: SocketAddr| -> io::Result<Option<ImageService>> {
@@ -243,7 +286,9 @@ pub async fn serve_with_limit(
         }
     };
     let on_connected = |stream: TcpStream, peer: SocketAddr| {
-        std::future::ready(accept_tcp_connection(stream, peer, &new_service))
+        std::future::ready(
+            new_service(peer).map(|s| s.map(|service| (service, IdleStream::new(stream, idle)))),
+        )
     };
     let on_error =
         |e: io::Error| tracing::debug!("modbus server connection ended with an error: {e}");
@@ -284,6 +329,77 @@ pub async fn serve_with_limit(
         );
     }
     result
+}
+
+/// A client stream that fails with `TimedOut` once the client has sent nothing for `idle`
+/// (tokio-modbus then ends the connection, which frees its slot).
+struct IdleStream<T> {
+    inner: T,
+    idle: Duration,
+    last: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<T> IdleStream<T> {
+    fn new(inner: T, idle: Duration) -> Self {
+        let now = Instant::now();
+        IdleStream {
+            inner,
+            idle,
+            last: now,
+            timer: Box::pin(tokio::time::sleep_until(now + idle)),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleStream<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        if let Poll::Ready(r) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            if buf.filled().len() > before {
+                this.last = Instant::now();
+            }
+            return Poll::Ready(r);
+        }
+        // Re-armed lazily: a read only records the time.
+        loop {
+            if this.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let due = this.last + this.idle;
+            if Instant::now() >= due {
+                tracing::debug!(idle = ?this.idle, "modbus client sent nothing; disconnecting");
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "modbus client idle timeout",
+                )));
+            }
+            this.timer.as_mut().reset(due);
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleStream<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 fn transient(e: &io::Error) -> bool {

@@ -89,7 +89,7 @@ deadband = { absolute = 1 }
 "#;
     let c = valid(src);
     assert_eq!(c.site.name, "Plant");
-    assert_eq!(c.http.address, "[::1]:9000".parse().unwrap());
+    assert_eq!(c.http.listener.address, "[::1]:9000".parse().unwrap());
     assert_eq!(
         c.pipeline,
         PipelineConfig {
@@ -176,7 +176,9 @@ fn device_defaults() {
 fn unknown_keys_list_allowed_keys() {
     assert_eq!(
         errors("[http]\nport = 80\n"),
-        vec!["2:1: unknown key \"port\" in [http] (allowed: address, auth)"]
+        vec![
+            "2:1: unknown key \"port\" in [http] (allowed: address, tls, insecure, allowed_hosts)"
+        ]
     );
     let e = errors(&one_tag(&format!("{TAG}\nadress = 3")));
     assert_eq!(e.len(), 1);

@@ -37,8 +37,12 @@ pub(crate) async fn not_found() -> Response {
     )
 }
 
-pub(crate) async fn health() -> Json<J> {
-    Json(json!({ "status": "ok" }))
+pub(crate) async fn health(State(st): State<AppState>) -> Json<J> {
+    if st.warnings.is_empty() {
+        Json(json!({ "status": "ok" }))
+    } else {
+        Json(json!({ "status": "ok", "warnings": st.warnings }))
+    }
 }
 
 pub(crate) async fn ready(State(st): State<AppState>) -> Response {
@@ -283,7 +287,11 @@ fn fault_json(f: &crate::FaultInfo) -> J {
 const NO_SIMULATOR: &str =
     "no simulator runs in this process (faults exist only in `millwright demo`)";
 
-pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+pub(crate) async fn inject_fault(
+    State(st): State<AppState>,
+    who: Option<axum::Extension<mw_security::Principal>>,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(faults) = &st.faults else {
         return error(StatusCode::NOT_FOUND, NO_SIMULATOR);
     };
@@ -301,7 +309,27 @@ pub(crate) async fn inject_fault(State(st): State<AppState>, body: axum::body::B
         duration_s: body.duration_s,
         point: body.point,
     };
-    match faults.inject(spec) {
+    let target = format!("{}/{}", spec.asset, spec.kind);
+    let result = faults.inject(spec);
+    if let Some(p) = &who {
+        let (outcome, detail) = match &result {
+            Ok(info) => (
+                "ok",
+                format!("fault={} duration_s={}", info.id, info.end_s - info.start_s),
+            ),
+            Err(e) => ("refused", format!("reason={e}")),
+        };
+        st.auth
+            .audit(crate::auth::action_event(
+                p,
+                "inject_fault",
+                &target,
+                outcome,
+                detail,
+            ))
+            .await;
+    }
+    match result {
         Ok(info) => {
             let j = fault_json(&info);
             tracing::info!(fault = %j, "fault injected");
@@ -336,6 +364,7 @@ struct RelearnBody {
 
 pub(crate) async fn relearn_detector(
     State(st): State<AppState>,
+    who: Option<axum::Extension<mw_security::Principal>>,
     body: axum::body::Bytes,
 ) -> Response {
     let body: RelearnBody = match json_body(&body, "relearn", r#"{"asset": PATH}"#) {
@@ -344,6 +373,18 @@ pub(crate) async fn relearn_detector(
     };
     let asset = body.asset.trim().trim_matches('/');
     let n = st.detectors.as_ref().map_or(0, |d| d.relearn(asset));
+    if let Some(p) = &who {
+        let outcome = if n > 0 { "ok" } else { "refused" };
+        st.auth
+            .audit(crate::auth::action_event(
+                p,
+                "relearn_detectors",
+                asset,
+                outcome,
+                format!("detectors={n}"),
+            ))
+            .await;
+    }
     if n == 0 {
         let known: Vec<String> = st
             .detectors
@@ -376,4 +417,30 @@ pub(crate) async fn list_faults(State(st): State<AppState>) -> Response {
     };
     let list: Vec<J> = faults.list().iter().map(fault_json).collect();
     Json(json!({ "faults": list })).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/audit[?limit=N]` (admins): the newest records of the audit trail, oldest first.
+pub(crate) async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Response {
+    let Some(log) = &st.audit else {
+        return error(StatusCode::NOT_FOUND, "this process keeps no audit trail");
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    match log.recent(limit) {
+        Ok(records) => {
+            let items: Vec<J> = records
+                .iter()
+                .map(|r| {
+                    json!({ "seq": r.seq, "ts": r.ts, "actor": r.actor, "action": r.action,
+                        "target": r.target, "outcome": r.outcome, "detail": r.detail })
+                })
+                .collect();
+            Json(json!({ "records": items })).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }

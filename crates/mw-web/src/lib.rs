@@ -14,24 +14,39 @@
 //! | `GET /api/v1/assets` | the asset tree with each asset's tags |
 //! | `GET /api/v1/sources` | status of each source (device) |
 //! | `POST /api/v1/sim/faults`, `GET /api/v1/sim/faults` | inject / list simulator faults (demo only) |
+//! | `GET /api/v1/detectors`, `POST /api/v1/detectors/relearn` | list the live detectors / ask an asset's to learn again |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /` | server-rendered overview of assets and live values, auto-updating |
+//! | `GET /assets/app.js`, `GET /assets/app.css` | the page's script and style sheet (embedded) |
+//!
+//! Serving ([`serve_with`], [`ServeOptions`]): our own accept loop with connection caps, header
+//! and idle timeouts, `Host`/`Origin` checks and optional (mutual) TLS — see the `serve` module.
+//! Every route: JSON bodies only (`Content-Type: application/json`, 415 otherwise), explicit body
+//! limits (413), JSON error bodies, `nosniff` and, on HTML, a strict CSP — see `hardening`.
 
 mod api;
+pub mod auth;
+mod der;
+mod hardening;
 mod page;
 mod seams;
+mod serve;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use mw_bus::SourceRegistry;
 use mw_model::AssetTree;
 
+pub use auth::{Access, Auth, access};
+pub use hardening::{CONTENT_SECURITY_POLICY, CONTROL_BODY_LIMIT};
 pub use seams::{
-    Aggregate, AggregatePoint, DetectorControl, DetectorInfo, FaultControl, FaultInfo, FaultSpec,
-    QueryError, TagStore,
+    Aggregate, AggregatePoint, AuditLog, DetectorControl, DetectorInfo, FaultControl, FaultInfo,
+    FaultSpec, QueryError, TagStore,
 };
+pub use serve::{ClientCert, ServeOptions, TlsConfigError, serve_with, server_tls_config};
 
 /// Renders the Prometheus exposition text (provided by the binary's metrics recorder).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
@@ -49,6 +64,13 @@ pub struct AppState {
     pub faults: Option<Arc<dyn FaultControl>>,
     /// The live anomaly detectors, when any are configured.
     pub detectors: Option<Arc<dyn DetectorControl>>,
+    /// Who may do what (see [`auth`]).
+    pub auth: Arc<Auth>,
+    /// The audit trail (admins read it), when the process keeps one.
+    pub audit: Option<Arc<dyn AuditLog>>,
+    /// Things an operator must know about how this process is exposed (an insecure listener),
+    /// shown on `/health`.
+    pub warnings: Vec<String>,
 }
 
 /// Requests handled at once; beyond this, requests are refused with 503 (load shedding) and
@@ -90,10 +112,24 @@ fn guard<S: Clone + Send + Sync + 'static>(router: Router<S>, max_in_flight: usi
     )
 }
 
-/// Builds the router with every route, behind a bounded in-flight limit and a request timeout.
+/// Builds the router with every route, behind a bounded in-flight limit and a request timeout,
+/// with the request and response rules of `hardening` around everything.
+///
+/// Layers, outermost first: security headers → JSON errors → in-flight limit and timeout →
+/// (an authentication layer belongs here, so that refused requests are still shed, timed and
+/// answered in JSON) → `Content-Type` check → routes with their body limits.
 pub fn router(state: AppState) -> Router {
+    let control = DefaultBodyLimit::max(CONTROL_BODY_LIMIT);
     let routes = Router::new()
         .route("/", get(page::index))
+        .route("/assets/app.js", get(page::script))
+        .route("/assets/app.css", get(page::style))
+        .route("/assets/login.js", get(page::login_script))
+        .route("/login", get(auth::login_page))
+        .route("/api/v1/login", post(auth::login).layer(control))
+        .route("/api/v1/logout", post(auth::logout).layer(control))
+        .route("/api/v1/whoami", get(auth::whoami))
+        .route("/api/v1/audit", get(api::audit))
         .route("/health", get(api::health))
         .route("/ready", get(api::ready))
         .route("/metrics", get(api::metrics))
@@ -103,23 +139,32 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sources", get(api::sources))
         .route(
             "/api/v1/sim/faults",
-            post(api::inject_fault).get(api::list_faults),
+            post(api::inject_fault).layer(control).get(api::list_faults),
         )
         .route("/api/v1/detectors", get(api::list_detectors))
-        .route("/api/v1/detectors/relearn", post(api::relearn_detector))
-        .fallback(api::not_found);
-    guard(routes, MAX_IN_FLIGHT).with_state(state)
+        .route(
+            "/api/v1/detectors/relearn",
+            post(api::relearn_detector).layer(control),
+        )
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(hardening::require_json))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ));
+    guard(routes, MAX_IN_FLIGHT)
+        .layer(axum::middleware::from_fn(hardening::json_errors))
+        .layer(axum::middleware::from_fn(hardening::security_headers))
+        .with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves [`router`]`(state)` with the default [`ServeOptions`] until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router(state), ServeOptions::default(), shutdown).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The server-rendered overview page. No JavaScript bundle: the table is rendered here, and a
-//! short inline script refreshes values and sparklines from `/api/v1/tags?history=120` every
-//! second (the page is fully readable without JavaScript).
+//! short script (`/assets/app.js`, embedded in the binary) refreshes values and sparklines from
+//! `/api/v1/tags?history=120` every second (the page is fully readable without JavaScript). The
+//! page has no inline script, handler or style, so it runs under the strict
+//! [`crate::CONTENT_SECURITY_POLICY`].
 
 use std::fmt::Write;
 
@@ -26,52 +28,16 @@ pub(crate) fn esc(s: &str) -> String {
     o
 }
 
-const STYLE: &str = r#"
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
-header{background:#1d2330;color:#fff;padding:10px 20px;display:flex;gap:20px;align-items:baseline}
-header h1{font-size:18px;margin:0} header span{opacity:.75;font-size:13px}
-main{padding:12px 20px;display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:14px}
-section{background:#fff;border-radius:6px;box-shadow:0 1px 2px rgba(0,0,0,.12);padding:8px 12px}
-section h2{font-size:14px;margin:4px 0 6px} section h2 small{font-weight:normal;color:#667}
-button.relearn{float:right;font-size:11px;padding:1px 6px;border:1px solid #99a;border-radius:4px;background:#fff;cursor:pointer}
-table{border-collapse:collapse;width:100%;font-size:13px;table-layout:fixed}
-col.n{width:32%} col.v{width:15%} col.u{width:9%} col.q{width:12%} col.s{width:22%} col.t{width:10%}
-td.v.on{color:#b42318} td.ts{color:#778;font-size:11px;text-align:right}
-td{padding:3px 4px;border-top:1px solid #eef} td.v{text-align:right;font-variant-numeric:tabular-nums;font-weight:600}
-td.u{color:#556;width:52px} td.q span{font-size:11px;padding:1px 5px;border-radius:8px}
-.good{background:#dff3e4;color:#17612c} .bad{background:#fde2e1;color:#9b1c1c} .uncertain{background:#fff2cc;color:#7a5b00}
-svg.spark{width:120px;height:22px} svg.spark polyline{fill:none;stroke:#2f6fde;stroke-width:1.3}
-#sources{font-size:12px} #faults{grid-column:1/-1;font-size:12px} #faults td{white-space:nowrap}
-"#;
+/// The page's style sheet, `GET /assets/app.css`.
+const STYLE: &str = include_str!("../assets/app.css");
 
-const SCRIPT: &str = r#"
-const ALARMISH=/alarm|anomal|fault|trip|high|low/;
-function fmt(v){if(v===null||v===undefined)return '—';if(typeof v==='number'){const a=Math.abs(v);return a>=1000?v.toFixed(0):a>=100?v.toFixed(1):a>=1?v.toFixed(2):v.toFixed(3);}return String(v);}
-function spark(h){const pts=h.map((v,i)=>[i,v]).filter(p=>typeof p[1]==='number');if(pts.length<2)return '';
-let lo=Math.min(...pts.map(p=>p[1])),hi=Math.max(...pts.map(p=>p[1]));if(hi===lo){hi+=1;lo-=1;}
-const n=Math.max(h.length-1,1);return pts.map(p=>(p[0]*120/n).toFixed(1)+','+(21-(p[1]-lo)*20/(hi-lo)).toFixed(1)).join(' ');}
-async function refresh(){try{const r=await fetch('/api/v1/tags?history=120');const j=await r.json();
-for(const t of j.tags){const row=document.getElementById('t:'+t.path);if(!row)continue;
-const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true&&ALARMISH.test(t.path.split('/').pop()));
-const q=row.querySelector('.q span');q.textContent=t.quality;q.className=t.quality;q.title=t.reason||'';
-row.querySelector('.ts').textContent=t.ts?t.ts.substring(11,19):'';
-const pl=row.querySelector('polyline');if(pl&&t.history)pl.setAttribute('points',spark(t.history));}
-document.getElementById('status').textContent='updated '+new Date().toLocaleTimeString();}
-catch(e){document.getElementById('status').textContent='connection lost — retrying';}}
-async function faults(){const tb=document.getElementById('faultrows');if(!tb)return;
-try{const r=await fetch('/api/v1/sim/faults');const j=await r.json();
-const rows=j.faults.slice(-8).reverse().map(f=>'<tr><td>'+f.id+'</td><td>'+esc(f.kind)+'</td><td>'+esc(f.asset.split('/').pop())+
-(f.point?' / '+esc(f.point):'')+'</td><td class=q><span class='+(f.active?'bad':'good')+'>'+(f.active?'active':'ended')+
-'</span></td><td>'+f.wall_start.substring(11,19)+' → '+f.wall_end.substring(11,19)+'</td><td>'+esc(f.origin)+'</td></tr>');
-tb.innerHTML=rows.join('')||'<tr><td colspan=6>no faults yet</td></tr>';}catch(e){}}
-async function relearn(b){const a=b.dataset.asset;
-if(!confirm('Re-learn normal behaviour for '+a+'?\nIts anomaly detectors forget what they learnt and warm up again on the data from now on (after a repair or a deliberate change).'))return;
-try{const r=await fetch('/api/v1/detectors/relearn',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({asset:a})});
-const j=await r.json();document.getElementById('status').textContent=r.ok?('re-learning '+a):('re-learn failed: '+(j.error||r.status));}
-catch(e){document.getElementById('status').textContent='re-learn failed: '+e;}}
-function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
-setInterval(refresh,1000);refresh();setInterval(faults,2000);faults();
-"#;
+/// The page's script, `GET /assets/app.js`.
+const SCRIPT: &str = include_str!("../assets/app.js");
+
+/// The login page's script, `GET /assets/login.js`.
+pub(crate) async fn login_script() -> axum::response::Response {
+    asset("text/javascript; charset=utf-8", crate::auth::LOGIN_SCRIPT)
+}
 
 /// Boolean tags whose `true` deserves red: alarms, anomaly flags, trips, high/low switches
 /// (the same rule as `ALARMISH` in the page script). A `running = true` is not an alarm.
@@ -81,14 +47,19 @@ fn is_alarmish(name: &str) -> bool {
         .any(|k| name.contains(k))
 }
 
-pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
+pub(crate) async fn index(
+    State(st): State<AppState>,
+    csrf: Option<axum::Extension<crate::auth::CsrfToken>>,
+) -> Html<String> {
     let mut h = String::with_capacity(16 * 1024);
+    let csrf = csrf.map_or(String::new(), |c| esc(&c.0.0));
     let _ = write!(
         h,
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>\
-         <title>{name} — Millwright</title><style>{STYLE}</style></head><body>\
+         <meta name=csrf-token content='{csrf}'>\
+         <title>{name} — Millwright</title><link rel=icon href='data:,'><link rel=stylesheet href='/assets/app.css'></head><body>\
          <header><h1>{name}</h1><span>Millwright {ver}</span><span id=status>live</span>\
-         <span><a style='color:#9cf' href='/api/v1/tags'>API</a> · <a style='color:#9cf' href='/metrics'>metrics</a></span></header><main>",
+         <span><a href='/api/v1/tags'>API</a> · <a href='/metrics'>metrics</a></span></header><main>",
         name = esc(&st.site_name),
         ver = env!("CARGO_PKG_VERSION"),
     );
@@ -96,8 +67,8 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
         h.push_str(
             "<section id=faults><h2>Simulator faults <small>ground truth: what the detectors should see \
              (POST /api/v1/sim/faults to inject)</small></h2><table>\
-             <colgroup><col style='width:5%'><col style='width:15%'><col style='width:30%'><col style='width:10%'>\
-             <col style='width:25%'><col style='width:15%'></colgroup><tbody id=faultrows>\
+             <colgroup><col class=f1><col class=f2><col class=f3><col class=f4>\
+             <col class=f5><col class=f6></colgroup><tbody id=faultrows>\
              <tr><td colspan=6>loading…</td></tr></tbody></table></section>",
         );
     }
@@ -109,7 +80,7 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
     for asset in st.tree.assets().filter(|a| !a.tags.is_empty()) {
         let button = if detector_assets.iter().any(|a| a == asset.path.as_str()) {
             format!(
-                "<button class=relearn data-asset='{}' onclick='relearn(this)' \
+                "<button class=relearn data-asset='{}' \
                  title='The anomaly detectors forget what they learnt and warm up again'>re-learn</button>",
                 esc(asset.path.as_str())
             )
@@ -200,7 +171,28 @@ pub(crate) async fn index(State(st): State<AppState>) -> Html<String> {
     }
     let _ = write!(
         h,
-        "</table></section></main><script>{SCRIPT}</script></body></html>"
+        "</table></section></main><script src='/assets/app.js'></script></body></html>"
     );
     Html(h)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub(crate) async fn script() -> axum::response::Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+pub(crate) async fn style() -> axum::response::Response {
+    asset("text/css; charset=utf-8", STYLE)
 }

@@ -174,3 +174,9 @@ pub trait DetectorControl: Send + Sync {
     /// effect with the next batch of inputs. Returns how many detectors were asked.
     fn relearn(&self, asset: &str) -> usize;
 }
+
+/// The audit trail, for `GET /api/v1/audit` (implemented by the binary over `mw-security`).
+pub trait AuditLog: Send + Sync {
+    /// The newest `limit` records, oldest first.
+    fn recent(&self, limit: usize) -> Result<Vec<mw_security::audit::AuditRecord>, String>;
+}

@@ -43,8 +43,22 @@ fn fixture(with_sim: bool) -> (AppState, LiveStore) {
         metrics: Arc::new(|| "mw_test_total 1\n".to_owned()),
         faults,
         detectors: None,
+        auth: Arc::new(crate::Auth::token_only(TOKEN.into(), admin())),
+        audit: None,
+        warnings: Vec::new(),
     };
     (st, live)
+}
+
+/// The token every test request carries (an admin's, for this test process only).
+const TOKEN: &str = "test-token";
+
+fn admin() -> mw_security::Principal {
+    mw_security::Principal {
+        name: "tester".into(),
+        role: mw_security::Role::Admin,
+        via: mw_security::Via::Token,
+    }
 }
 
 fn state(with_sim: bool) -> AppState {
@@ -195,9 +209,10 @@ async fn detectors_are_listed_and_relearn_on_request() {
     let (s, page) = call(&st, "GET", "/", "").await;
     assert_eq!(s, StatusCode::OK);
     assert!(
-        page.contains("data-asset='acme/p1/water/pump1' onclick='relearn(this)'"),
+        page.contains("<button class=relearn data-asset='acme/p1/water/pump1' "),
         "{page}"
     );
+    assert!(!page.contains("onclick"), "handlers live in /assets/app.js");
     let (_, page) = call(&state(false), "GET", "/", "").await;
     assert!(!page.contains("<button class=relearn"));
     // Without detectors the answer says so.
@@ -214,6 +229,7 @@ async fn detectors_are_listed_and_relearn_on_request() {
 
 async fn call(st: &AppState, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
     let req = Request::builder()
+        .header("authorization", "Bearer test-token")
         .method(method)
         .uri(uri)
         .header("content-type", "application/json");
@@ -476,14 +492,23 @@ async fn overload_is_shed_with_503_not_queued() {
     );
     let app = crate::guard(slow, 1);
     let first = tokio::spawn(
-        app.clone()
-            .oneshot(Request::get("/slow").body(Body::empty()).unwrap()),
+        app.clone().oneshot(
+            Request::get("/slow")
+                .header("authorization", "Bearer test-token")
+                .body(Body::empty())
+                .unwrap(),
+        ),
     );
     tokio::task::yield_now().await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let second = app
         .clone()
-        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/slow")
+                .header("authorization", "Bearer test-token")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -500,7 +525,12 @@ async fn overload_is_shed_with_503_not_queued() {
         "the admitted request completes"
     );
     let third = app
-        .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/slow")
+                .header("authorization", "Bearer test-token")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -530,4 +560,233 @@ fn history_queries_default_to_unsupported() {
             .starts_with("aggregate queries are not supported by this tag store"),
         "{err}"
     );
+}
+
+async fn send(
+    st: &AppState,
+    req: axum::http::request::Builder,
+    body: &str,
+) -> axum::response::Response {
+    router(st.clone())
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn body_json(resp: axum::response::Response) -> serde_json::Value {
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json",
+        "{:?}",
+        resp.headers()
+    );
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+#[tokio::test]
+async fn posts_without_json_content_type_are_refused_with_415() {
+    let det = Arc::new(Detectors::default());
+    let mut st = state(true);
+    st.detectors = Some(det.clone());
+    for (uri, body) in [
+        (
+            "/api/v1/detectors/relearn",
+            r#"{"asset":"acme/p1/water/pump1"}"#,
+        ),
+        (
+            "/api/v1/sim/faults",
+            r#"{"asset":"acme/plant1/utilities/water/pump1","kind":"cavitation","duration_s":5}"#,
+        ),
+    ] {
+        for ct in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonx"),
+            None,
+        ] {
+            let mut req = Request::builder()
+                .header("authorization", "Bearer test-token")
+                .method("POST")
+                .uri(uri);
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            let resp = send(&st, req, body).await;
+            assert_eq!(
+                resp.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{uri} {ct:?}"
+            );
+            let j = body_json(resp).await;
+            assert!(
+                j["error"].as_str().unwrap().contains("application/json"),
+                "{j}"
+            );
+        }
+    }
+    assert!(det.asked.lock().unwrap().is_empty(), "no handler ran");
+    assert!(
+        st.faults.as_ref().unwrap().list().is_empty(),
+        "no fault injected"
+    );
+    // with a charset parameter it is still JSON
+    let req = Request::builder()
+        .header("authorization", "Bearer test-token")
+        .method("POST")
+        .uri("/api/v1/detectors/relearn")
+        .header("content-type", "Application/JSON; charset=utf-8");
+    let resp = send(&st, req, r#"{"asset":"acme/p1/water/pump1"}"#).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn control_bodies_are_limited_with_413_json() {
+    let st = state(true);
+    let big = format!(
+        r#"{{"asset":"acme/plant1/utilities/water/pump1","kind":"cavitation","duration_s":5,"point":"{}"}}"#,
+        "x".repeat(crate::CONTROL_BODY_LIMIT)
+    );
+    let req = Request::builder()
+        .header("authorization", "Bearer test-token")
+        .method("POST")
+        .uri("/api/v1/sim/faults")
+        .header("content-type", "application/json");
+    let resp = send(&st, req, &big).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let j = body_json(resp).await;
+    assert!(j["error"].as_str().unwrap().contains("length limit"), "{j}");
+    assert!(st.faults.as_ref().unwrap().list().is_empty());
+}
+
+#[tokio::test]
+async fn axum_rejections_and_405_answer_json() {
+    let st = state(false);
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/api/v1/tags/acme/p1/water/pump1/flow/recent?limit=abc"),
+        "",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let j = body_json(resp).await;
+    assert!(j["error"].as_str().unwrap().contains("limit"), "{j}");
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/api/v1/tags?history=-1"),
+        "",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    body_json(resp).await;
+
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .method("DELETE")
+            .uri("/api/v1/tags"),
+        "",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "GET,HEAD");
+    let j = body_json(resp).await;
+    assert_eq!(
+        j["error"],
+        "method DELETE is not allowed on /api/v1/tags (the Allow header lists those that are)"
+    );
+    let req = Request::builder()
+        .header("authorization", "Bearer test-token")
+        .method("POST")
+        .uri("/health")
+        .header("content-type", "application/json");
+    let resp = send(&st, req, "{}").await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    body_json(resp).await;
+}
+
+#[tokio::test]
+async fn page_has_a_strict_csp_and_no_inline_code() {
+    let mut st = state(true);
+    st.detectors = Some(Arc::new(Detectors::default()));
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/"),
+        "",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers().clone();
+    assert_eq!(h["content-security-policy"], crate::CONTENT_SECURITY_POLICY);
+    assert!(crate::CONTENT_SECURITY_POLICY.contains("script-src 'self';"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let html = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(html.contains("<script src='/assets/app.js'></script>"));
+    assert!(html.contains("<link rel=stylesheet href='/assets/app.css'>"));
+    for inline in ["<script>", "<style", "style=", "onclick", " on"] {
+        assert!(
+            !html.replace(" one", "").contains(inline),
+            "inline code {inline:?} in the page"
+        );
+    }
+    for (uri, ct, needle) in [
+        (
+            "/assets/app.js",
+            "text/javascript; charset=utf-8",
+            "addEventListener('click'",
+        ),
+        ("/assets/app.css", "text/css; charset=utf-8", "svg.spark"),
+    ] {
+        let resp = send(
+            &st,
+            Request::builder()
+                .header("authorization", "Bearer test-token")
+                .uri(uri),
+            "",
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], ct);
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        let b = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&b).contains(needle), "{uri}");
+    }
+    // every response, JSON ones included, says nosniff; only HTML carries the CSP
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/api/v1/tags"),
+        "",
+    )
+    .await;
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert!(!resp.headers().contains_key("content-security-policy"));
+    let resp = send(
+        &st,
+        Request::builder()
+            .header("authorization", "Bearer test-token")
+            .uri("/nope"),
+        "",
+    )
+    .await;
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
 }

@@ -341,7 +341,27 @@ impl Response {
     }
 }
 
+/// Bearer tokens by HTTP address: a demo's login token (registered by [`start_demo`]) or an API
+/// token a test created; [`request`] sends the one registered for its address.
+static TOKENS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes [`request`] authenticate to `addr` with `token`.
+#[allow(dead_code)]
+pub fn register_token(addr: &str, token: &str) {
+    let mut t = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    t.retain(|(a, _)| a != addr);
+    t.push((addr.to_owned(), token.to_owned()));
+}
+
+fn token_for(addr: &str) -> Option<String> {
+    let t = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+    t.iter()
+        .find(|(a, _)| a == addr)
+        .map(|(_, tok)| tok.clone())
+}
+
 /// One request on a fresh connection (`Connection: close`); connect, read and write are bounded.
+/// It carries the bearer token registered for `addr`, if any ([`register_token`]).
 pub fn request(
     addr: &str,
     method: &str,
@@ -361,6 +381,9 @@ pub fn request(
         .map_err(|e| e.to_string())?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
+    if let Some(t) = token_for(addr) {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
     if let Some(b) = body {
         req.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
@@ -763,6 +786,8 @@ pub struct Demo {
     pub modbus: SocketAddr,
     /// The "serving N tag(s) … web UI at http://…" line.
     pub web_line: String,
+    /// The login token of the `Login: http://…/login?token=TOKEN` line (registered for `http`).
+    pub token: String,
     pub data: TempDir,
 }
 
@@ -790,11 +815,20 @@ pub fn start_demo(name: &str, extra: &[&str]) -> Demo {
     let modbus = addr_after(&sim_line, "Modbus TCP ");
     let web_line = proc.wait_line("web UI at http://", Duration::from_secs(10));
     let http = http_addr_from(&web_line);
+    let login = proc.wait_line("Login: http://", Duration::from_secs(10));
+    let token = login
+        .split("/login?token=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no token in {login:?}"))
+        .trim()
+        .to_owned();
+    register_token(&http, &token);
     Demo {
         proc,
         http,
         modbus,
         web_line,
+        token,
         data,
     }
 }

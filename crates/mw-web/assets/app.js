@@ -1,0 +1,32 @@
+// The overview page's script (served as /assets/app.js; the CSP allows no inline script):
+// refreshes values and sparklines every second, the simulator's faults every two, and wires the
+// re-learn buttons.
+"use strict";
+const ALARMISH=/alarm|anomal|fault|trip|high|low/;
+function fmt(v){if(v===null||v===undefined)return '—';if(typeof v==='number'){const a=Math.abs(v);return a>=1000?v.toFixed(0):a>=100?v.toFixed(1):a>=1?v.toFixed(2):v.toFixed(3);}return String(v);}
+function spark(h){const pts=h.map((v,i)=>[i,v]).filter(p=>typeof p[1]==='number');if(pts.length<2)return '';
+let lo=Math.min(...pts.map(p=>p[1])),hi=Math.max(...pts.map(p=>p[1]));if(hi===lo){hi+=1;lo-=1;}
+const n=Math.max(h.length-1,1);return pts.map(p=>(p[0]*120/n).toFixed(1)+','+(21-(p[1]-lo)*20/(hi-lo)).toFixed(1)).join(' ');}
+async function refresh(){try{const r=await fetch('/api/v1/tags?history=120');const j=await r.json();
+for(const t of j.tags){const row=document.getElementById('t:'+t.path);if(!row)continue;
+const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true&&ALARMISH.test(t.path.split('/').pop()));
+const q=row.querySelector('.q span');q.textContent=t.quality;q.className=t.quality;q.title=t.reason||'';
+row.querySelector('.ts').textContent=t.ts?t.ts.substring(11,19):'';
+const pl=row.querySelector('polyline');if(pl&&t.history)pl.setAttribute('points',spark(t.history));}
+document.getElementById('status').textContent='updated '+new Date().toLocaleTimeString();}
+catch(e){document.getElementById('status').textContent='connection lost — retrying';}}
+async function faults(){const tb=document.getElementById('faultrows');if(!tb)return;
+try{const r=await fetch('/api/v1/sim/faults');const j=await r.json();
+const rows=j.faults.slice(-8).reverse().map(f=>'<tr><td>'+f.id+'</td><td>'+esc(f.kind)+'</td><td>'+esc(f.asset.split('/').pop())+
+(f.point?' / '+esc(f.point):'')+'</td><td class=q><span class='+(f.active?'bad':'good')+'>'+(f.active?'active':'ended')+
+'</span></td><td>'+f.wall_start.substring(11,19)+' → '+f.wall_end.substring(11,19)+'</td><td>'+esc(f.origin)+'</td></tr>');
+tb.innerHTML=rows.join('')||'<tr><td colspan=6>no faults yet</td></tr>';}catch(e){}}
+async function relearn(b){const a=b.dataset.asset;
+if(!confirm('Re-learn normal behaviour for '+a+'?\nIts anomaly detectors forget what they learnt and warm up again on the data from now on (after a repair or a deliberate change).'))return;
+try{const r=await fetch('/api/v1/detectors/relearn',{method:'POST',headers:{'content-type':'application/json','x-csrf-token':CSRF},body:JSON.stringify({asset:a})});
+const j=await r.json();document.getElementById('status').textContent=r.ok?('re-learning '+a):('re-learn failed: '+(j.error||r.status));}
+catch(e){document.getElementById('status').textContent='re-learn failed: '+e;}}
+const CSRF=(document.querySelector('meta[name=csrf-token]')||{}).content||'';
+function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
+for(const b of document.querySelectorAll('button.relearn'))b.addEventListener('click',()=>relearn(b));
+setInterval(refresh,1000);refresh();setInterval(faults,2000);faults();
