@@ -644,6 +644,24 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// A server certificate that expired in 2021.
+    fn issue_expired(&self, cn: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    }
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -853,4 +871,97 @@ async fn shutdown_does_not_wait_for_a_pending_tls_handshake() {
     srv.stop().await;
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     assert!(closed_within(&mut silent, BOUND).await);
+}
+
+#[tokio::test]
+async fn an_expired_server_certificate_fails_the_handshake_cleanly() {
+    let pki = Pki::new("Millwright test CA");
+    let (chain, key) = pki.issue_expired("localhost");
+    let opts = ServeOptions {
+        tls: Some(Arc::new(
+            mw_web::server_tls_config(chain, key, None).unwrap(),
+        )),
+        ..ServeOptions::default()
+    };
+    let srv = Server::start(whoami_app(), opts).await;
+    let err = tls_connect(srv.addr, client_config(&pki, None))
+        .await
+        .expect_err("a client must refuse an expired certificate");
+    assert!(err.to_string().to_lowercase().contains("expired"), "{err}");
+    srv.stop().await;
+}
+
+/// Mutual TLS through the real authentication layer: the verified certificate's CN is the user
+/// (from the user store, with its role); an unknown CN is refused.
+#[tokio::test]
+async fn mutual_tls_signs_in_the_user_the_certificate_names() {
+    let dir = std::env::temp_dir().join(format!("mw-web-mtls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut users =
+        mw_security::UserStore::open(&dir)
+            .unwrap()
+            .with_params(mw_security::HashParams {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            });
+    users
+        .add(
+            "operator-7",
+            mw_security::Role::Operator,
+            "correct horse battery",
+        )
+        .unwrap();
+    let auth = mw_security::LocalAuthenticator::open(&dir).unwrap();
+    let router = mw_web::router(AppState {
+        site_name: "t".into(),
+        tags: Arc::new(NoTags),
+        tree: Arc::new(AssetTree::new()),
+        sources: SourceRegistry::new(),
+        metrics: Arc::new(String::new),
+        faults: None,
+        detectors: None,
+        auth: Arc::new(mw_web::Auth::new(Arc::new(auth))),
+        audit: None,
+        warnings: Vec::new(),
+    });
+    let pki = Pki::new("Millwright test CA");
+    let clients = Pki::new("Millwright operators CA");
+    let (chain, key) = pki.issue("localhost", &["localhost"], true);
+    let tls = mw_web::server_tls_config(chain, key, Some(clients.roots())).unwrap();
+    let srv = Server::start(
+        router,
+        ServeOptions {
+            tls: Some(Arc::new(tls)),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let host = format!("localhost:{}", srv.addr.port());
+    let req = format!("GET /api/v1/whoami HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let mut s = tls_connect(
+        srv.addr,
+        client_config(
+            &pki,
+            Some(clients.issue("operator-7", &["o.example"], false)),
+        ),
+    )
+    .await
+    .unwrap();
+    let r = exchange(&mut s, &req).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["user"], "operator-7");
+    assert_eq!(r.json()["role"], "operator");
+    assert_eq!(r.json()["via"], "client_certificate");
+    let mut s = tls_connect(
+        srv.addr,
+        client_config(&pki, Some(clients.issue("mallory", &["m.example"], false))),
+    )
+    .await
+    .unwrap();
+    let r = exchange(&mut s, &req).await.unwrap();
+    assert_eq!(r.status, 401, "a CN that is no user: {:?}", r.body);
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
