@@ -61,3 +61,29 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
     f.write_all(bytes)?;
     f.sync_all()
 }
+
+/// Reads a versioned JSON store file: `Ok(None)` when it does not exist, an error naming the
+/// file when it does not parse or has another `version` than `expected`.
+pub(crate) fn read_versioned<F: serde::de::DeserializeOwned>(
+    path: &Path,
+    expected: u32,
+    version: impl Fn(&F) -> u32,
+) -> Result<Option<F>, StoreError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io(path, e)),
+    };
+    let f: F = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let v = version(&f);
+    if v != expected {
+        return Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            message: format!("format version {v} (this build reads {expected})"),
+        });
+    }
+    Ok(Some(f))
+}

@@ -186,27 +186,8 @@ impl UserStore {
     /// Loads `SECURITY_DIR/users.json`; a missing file is an empty store.
     pub fn open(security_dir: &Path) -> Result<UserStore, StoreError> {
         let path = security_dir.join(FILE);
-        let records = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let f: FileFormat =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-                if f.version != FORMAT {
-                    return Err(StoreError::Corrupt {
-                        path,
-                        message: format!(
-                            "format version {} (this build reads {FORMAT})",
-                            f.version
-                        ),
-                    });
-                }
-                f.users
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(StoreError::io(&path, e)),
-        };
+        let records = crate::fsutil::read_versioned::<FileFormat>(&path, FORMAT, |f| f.version)?
+            .map_or_else(Vec::new, |f| f.users);
         Ok(UserStore {
             path,
             records,
