@@ -35,7 +35,10 @@ for i in $(seq 1 "$runs"); do
   pid=$!
   ok=""
   for _ in $(seq 1 2000); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$hp/ready" 2>/dev/null; then ok=1; break; fi
+    # /ready is authenticated like every route but /health: use the run's token from the Login: line
+    tok=$(sed -n 's/^Login: .*token=//p' "$tmp/out" 2>/dev/null || true)
+    if [ -n "$tok" ] && curl -fsS -o /dev/null -H "Authorization: Bearer $tok" \
+      "http://127.0.0.1:$hp/ready" 2>/dev/null; then ok=1; break; fi
     sleep 0.005
   done
   t1=$(now_ms)
