@@ -82,20 +82,21 @@ async fn decodes_every_type_and_word_order_with_scaling() {
     .await;
     let after = now_ns();
 
-    let f = f64::from(123.456f32);
+    // f32 registers stay single precision end to end
+    let f = 123.456f32;
     let expected = [
         ("t/u16", Value::U64(54321)),
         ("t/i16", Value::I64(-1234)),
         ("t/u32", Value::U64(3_000_000_000)),
         ("t/i32_cdab", Value::I64(-123_456_789)),
-        ("t/f32_abcd", Value::F64(f)),
-        ("t/f32_cdab", Value::F64(f)),
-        ("t/f32_badc", Value::F64(f)),
-        ("t/f32_dcba", Value::F64(f)),
+        ("t/f32_abcd", Value::F32(f)),
+        ("t/f32_cdab", Value::F32(f)),
+        ("t/f32_badc", Value::F32(f)),
+        ("t/f32_dcba", Value::F32(f)),
         ("t/u32_badc", Value::U64(0x1122_3344)),
         ("t/i32_dcba", Value::I64(-2)),
         ("t/level", Value::F64(25.0)),
-        ("t/in_f32", Value::F64(-1.5)),
+        ("t/in_f32", Value::F32(-1.5)),
         ("t/in_i16", Value::F64(-1.0)),
         ("t/coil2", Value::Bool(false)),
         ("t/coil3", Value::Bool(true)),

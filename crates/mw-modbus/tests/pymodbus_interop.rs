@@ -196,22 +196,22 @@ async fn poller_reads_pymodbus_server() {
         },
     )
     .await;
-    let f = f64::from(123.456f32);
+    let f = 123.456f32; // f32 registers stay single precision
     let expected = [
         ("py/u16", Value::U64(54321)),
         ("py/i16", Value::I64(-1234)),
         ("py/u32", Value::U64(3_000_000_000)),
         ("py/i32", Value::I64(-123_456_789)),
-        ("py/f32_abcd", Value::F64(f)),
-        ("py/f32_cdab", Value::F64(f)),
-        ("py/f32_badc", Value::F64(f)),
-        ("py/f32_dcba", Value::F64(f)),
+        ("py/f32_abcd", Value::F32(f)),
+        ("py/f32_cdab", Value::F32(f)),
+        ("py/f32_badc", Value::F32(f)),
+        ("py/f32_dcba", Value::F32(f)),
         ("py/u32_cdab", Value::U64(0x1122_3344)),
         ("py/i32_dcba", Value::I64(-2)),
         ("py/level", Value::F64(25.0)),
         ("py/beef", Value::U64(0xBEEF)),
         ("py/in_u16", Value::U64(7)),
-        ("py/in_f32", Value::F64(-1.5)),
+        ("py/in_f32", Value::F32(-1.5)),
         ("py/in_i16", Value::I64(-32768)),
         ("py/coil0", Value::Bool(true)),
         ("py/coil1", Value::Bool(false)),

@@ -6,6 +6,11 @@ use crate::TagPath;
 pub const MAX_STRING_LEN: usize = 1024;
 
 /// A tag's value. Plain data: no references to a registry.
+///
+/// A value keeps the precision it came with: a reading decoded from an IEEE-754 single (a Modbus
+/// `f32` register pair) is an [`Value::F32`] and is written out in its shortest round-trip form
+/// (`60.263142`), not as the widened double (`60.26314163208008`). JSON input deserializes every
+/// number with a fraction as [`Value::F64`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum Value {
@@ -13,6 +18,7 @@ pub enum Value {
     I64(i64),
     U64(u64),
     F64(f64),
+    F32(f32),
     Str(String),
 }
 
@@ -33,6 +39,7 @@ impl Value {
             Value::I64(v) => Some(*v as f64),
             Value::U64(v) => Some(*v as f64),
             Value::F64(v) => Some(*v),
+            Value::F32(v) => Some(f64::from(*v)),
             Value::Str(_) => None,
         }
     }
@@ -45,6 +52,7 @@ impl fmt::Display for Value {
             Value::I64(v) => write!(f, "{v}"),
             Value::U64(v) => write!(f, "{v}"),
             Value::F64(v) => write!(f, "{v}"),
+            Value::F32(v) => write!(f, "{v}"),
             Value::Str(s) => f.write_str(s),
         }
     }
@@ -151,5 +159,11 @@ mod tests {
         assert_eq!(Value::I64(-3).as_f64(), Some(-3.0));
         assert_eq!(Value::Str("x".into()).as_f64(), None);
         assert_eq!(serde_json::to_string(&Value::F64(1.5)).unwrap(), "1.5");
+        // single precision is written in its own shortest form, not as the widened double
+        let f = 60.263_14_f32;
+        assert_eq!(f64::from(f).to_string(), "60.26314163208008");
+        assert_eq!(serde_json::to_string(&Value::F32(f)).unwrap(), "60.26314");
+        assert_eq!(Value::F32(f).to_string(), "60.26314");
+        assert_eq!(Value::F32(f).as_f64(), Some(f64::from(f)));
     }
 }

@@ -212,15 +212,21 @@ impl TagDef {
     }
 
     /// Converts a raw numeric reading into the tag's published value (scaled to EU if configured).
+    /// An `f32` tag stays single precision, scaled or not: its value carries no more digits than
+    /// the register it came from.
     pub fn convert_raw(&self, raw: f64) -> Value {
         if let Some(s) = &self.scaling {
-            return Value::F64(s.apply(raw));
+            return match self.data_type {
+                DataType::F32 => Value::F32(s.apply(raw) as f32),
+                _ => Value::F64(s.apply(raw)),
+            };
         }
         match self.data_type {
             DataType::Bool => Value::Bool(raw != 0.0),
             DataType::I16 | DataType::I32 | DataType::I64 => Value::I64(raw as i64),
             DataType::U16 | DataType::U32 | DataType::U64 => Value::U64(raw as u64),
-            DataType::F32 | DataType::F64 => Value::F64(raw),
+            DataType::F32 => Value::F32(raw as f32),
+            DataType::F64 => Value::F64(raw),
             DataType::String => Value::string(&raw.to_string()),
         }
     }
@@ -293,6 +299,11 @@ mod tests {
         assert_eq!(d.convert_raw(7.0), Value::U64(7));
         d.scaling = Some(Scaling::new((0.0, 100.0), (0.0, 10.0), false).unwrap());
         assert_eq!(d.convert_raw(50.0), Value::F64(5.0));
+        let f = TagDef::new(p("a/b"), DataType::F32);
+        assert_eq!(
+            f.convert_raw(f64::from(60.263_14_f32)),
+            Value::F32(60.263_14)
+        );
         d.deadband = Some(Deadband::Percent(10.0));
         assert_eq!(d.deadband_threshold(), Some(1.0));
         assert_eq!(

@@ -75,6 +75,7 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
 pub(crate) fn value_json(v: &Value) -> J {
     match v {
         Value::F64(f) if !f.is_finite() => J::Null,
+        Value::F32(f) if !f.is_finite() => J::Null,
         other => serde_json::to_value(other).unwrap_or(J::Null),
     }
 }

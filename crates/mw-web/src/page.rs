@@ -106,6 +106,8 @@ pub(crate) async fn index(
                     match &s.value {
                         mw_model::Value::F64(f) if !f.is_finite() => "—".to_owned(),
                         mw_model::Value::F64(f) => format!("{f:.2}"),
+                        mw_model::Value::F32(f) if !f.is_finite() => "—".to_owned(),
+                        mw_model::Value::F32(f) => format!("{f:.2}"),
                         v => v.to_string(),
                     },
                     s.quality.status(),
