@@ -246,6 +246,11 @@ impl Wal {
         &self.path
     }
 
+    /// Number of the segment being appended to.
+    pub fn current_seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Appends records (not yet synced). On failure nothing of them stays in the log.
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<(), WalError> {
         if let Some(why) = &self.broken {
@@ -314,13 +319,35 @@ impl Wal {
     }
 }
 
+/// Deletes the WAL segments in `dir` numbered below `seq` (their records are stored elsewhere);
+/// returns how many it removed.
+pub fn remove_segments_before(storage: &dyn Storage, dir: &Path, seq: u64) -> io::Result<usize> {
+    let mut n = 0;
+    for p in storage.list(dir)? {
+        if segment_seq(&p).is_some_and(|s| s < seq) {
+            storage.remove(&p)?;
+            n += 1;
+        }
+    }
+    if n > 0 {
+        storage.sync_dir(dir)?;
+    }
+    Ok(n)
+}
+
 type Reply = oneshot::Sender<Result<(), String>>;
+
+enum Cmd {
+    Write(Vec<u8>, Reply),
+    /// Close the current segment and start the next; answers the new segment's number.
+    Rotate(oneshot::Sender<Result<u64, String>>),
+}
 
 /// The group-committing front of a [`Wal`], on a thread of its own: writes queue (bounded),
 /// the thread appends every queued write, syncs once per group, then answers each.
 #[derive(Clone)]
 pub struct WalWriter {
-    tx: mpsc::Sender<(Vec<u8>, Reply)>,
+    tx: mpsc::Sender<Cmd>,
 }
 
 /// Writes waiting for the WAL thread; more wait in `write`.
@@ -329,7 +356,7 @@ pub const WRITE_QUEUE: usize = 1024;
 impl WalWriter {
     /// Starts the WAL thread. It ends when every `WalWriter` clone is dropped (after syncing).
     pub fn start(mut wal: Wal) -> io::Result<(WalWriter, std::thread::JoinHandle<()>)> {
-        let (tx, mut rx) = mpsc::channel::<(Vec<u8>, Reply)>(WRITE_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Cmd>(WRITE_QUEUE);
         let policy = wal.opts.sync;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -346,29 +373,46 @@ impl WalWriter {
                 };
                 rt.block_on(async {
                     let mut last_sync = Instant::now();
+                    let mut pending: Option<Cmd> = None;
                     loop {
-                        let first = match policy {
-                            SyncPolicy::Always => rx.recv().await,
-                            SyncPolicy::Interval(d) => {
-                                let left = d.saturating_sub(last_sync.elapsed());
-                                match tokio::time::timeout(left, rx.recv()).await {
-                                    Ok(w) => w,
-                                    Err(_) => {
-                                        // nothing arrived: sync what the last writes left
-                                        if let Err(e) = sync(&mut wal) {
-                                            tracing::error!(error = %e, "WAL sync failed");
+                        let first = match pending.take() {
+                            Some(c) => Some(c),
+                            None => match policy {
+                                SyncPolicy::Always => rx.recv().await,
+                                SyncPolicy::Interval(d) => {
+                                    let left = d.saturating_sub(last_sync.elapsed());
+                                    match tokio::time::timeout(left, rx.recv()).await {
+                                        Ok(w) => w,
+                                        Err(_) => {
+                                            // nothing arrived: sync what the last writes left
+                                            if let Err(e) = sync(&mut wal) {
+                                                tracing::error!(error = %e, "WAL sync failed");
+                                            }
+                                            last_sync = Instant::now();
+                                            continue;
                                         }
-                                        last_sync = Instant::now();
-                                        continue;
                                     }
                                 }
-                            }
+                            },
                         };
-                        let Some(first) = first else { break };
-                        let mut group = vec![first];
+                        let mut group = match first {
+                            None => break,
+                            Some(Cmd::Rotate(reply)) => {
+                                let r = wal.roll().map(|()| wal.seq).map_err(|e| e.to_string());
+                                last_sync = Instant::now();
+                                let _ = reply.send(r);
+                                continue;
+                            }
+                            Some(Cmd::Write(p, r)) => vec![(p, r)],
+                        };
                         while group.len() < 4096 {
                             match rx.try_recv() {
-                                Ok(w) => group.push(w),
+                                Ok(Cmd::Write(p, r)) => group.push((p, r)),
+                                Ok(rotate) => {
+                                    // answered after this group, which belongs to the old segment
+                                    pending = Some(rotate);
+                                    break;
+                                }
                                 Err(_) => break,
                             }
                         }
@@ -396,11 +440,27 @@ impl WalWriter {
         Ok((WalWriter { tx }, handle))
     }
 
+    /// Closes the current segment (synced) and starts the next; answers the new segment's
+    /// number. Every write answered before this call is in a segment with a lower number, so
+    /// once what they hold is stored elsewhere, [`remove_segments_before`] may delete them.
+    pub async fn rotate(&self) -> Result<u64, WalError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Rotate(reply))
+            .await
+            .map_err(|_| WalError::Stopped)?;
+        match rx.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(msg)) => Err(WalError::NotStored(msg)),
+            Err(_) => Err(WalError::Stopped),
+        }
+    }
+
     /// Writes one record; answers once it is durable under the WAL's [`SyncPolicy`].
     pub async fn write(&self, payload: Vec<u8>) -> Result<(), WalError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send((payload, reply))
+            .send(Cmd::Write(payload, reply))
             .await
             .map_err(|_| WalError::Stopped)?;
         match rx.await {

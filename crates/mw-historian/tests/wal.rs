@@ -229,3 +229,24 @@ proptest! {
         prop_assert_eq!(got, records.iter().map(Vec::as_slice).collect::<Vec<_>>());
     }
 }
+
+#[tokio::test]
+async fn rotate_then_remove_drops_exactly_the_records_stored_elsewhere() {
+    let disk = MemStorage::new();
+    let (wal, _) = open(&disk, opts(SyncPolicy::Always));
+    let first = wal.current_seq();
+    let (w, thread) = WalWriter::start(wal).unwrap();
+    assert_eq!(write_all(&w, 0..10).await, 10);
+    let next = w.rotate().await.unwrap();
+    assert_eq!(next, first + 1);
+    assert_eq!(write_all(&w, 10..15).await, 5);
+    drop(w);
+    thread.join().unwrap();
+    let dir = PathBuf::from("/data/wal");
+    assert_eq!(wal::remove_segments_before(&disk, &dir, next).unwrap(), 1);
+    disk.crash();
+    let (_, replay) = open(&disk, opts(SyncPolicy::Always));
+    let want: Vec<Vec<u8>> = (10..15).map(rec).collect();
+    assert_eq!(replay.records, want);
+    assert_eq!(replay.segments, 1);
+}
