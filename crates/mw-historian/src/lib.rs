@@ -6,6 +6,7 @@
 //!
 //! This crate knows nothing of protocols or HTTP; it stores what the model defines.
 
+pub mod block;
 pub mod storage;
 pub mod wal;
 
