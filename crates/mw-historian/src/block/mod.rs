@@ -18,12 +18,21 @@
 //! it is rejected before anything is allocated, and every length is checked against the bytes
 //! that are actually there. Errors name what is wrong and the byte offset in the block.
 
+mod bits;
+mod decimal;
+mod gorilla;
+mod ints;
 mod raw;
+mod strs;
+mod ts;
 
 use mw_model::Quality;
 
 /// Most points one block may hold; a larger count is rejected by [`encode`] and [`decode`].
 pub const MAX_POINTS: usize = 1 << 20;
+/// Most bytes of string content (values and quality reasons) one block may decode to; a
+/// dictionary or a run repeats a string, so this bounds what a small block can expand to.
+pub const MAX_STRING_BYTES: usize = 64 << 20;
 
 const VERSION: u8 = 1;
 
@@ -127,6 +136,8 @@ pub enum BlockError {
         need: usize,
         what: &'static str,
     },
+    #[error("block holds {bytes} bytes of strings (at most {MAX_STRING_BYTES}) at byte {offset}")]
+    TooMuchText { offset: usize, bytes: usize },
     #[error("unsupported block version {version} at byte 0 (this build reads {VERSION})")]
     Version { version: u8 },
     #[error("unknown column type {id} at byte 1")]
@@ -147,21 +158,88 @@ pub enum BlockError {
     },
 }
 
-/// A codec id, stored in front of each section.
+/// A codec id, stored in front of each section. [`encode`] tries the candidates that apply to a
+/// column and keeps the smallest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Codec {
-    /// Fixed width (strings and reasons length-prefixed).
+    /// Fixed width (strings and reasons length-prefixed), any column ([`raw`]).
     Raw = 0,
+    /// Timestamps: delta-of-delta in Gorilla's bit buckets ([`ts`]).
+    DodBits = 1,
+    /// Timestamps: delta-of-delta as zigzag varints ([`ts`]).
+    DodVarint = 2,
+    /// Integers: delta + zigzag + frame-of-reference bit-packing ([`ints`]).
+    DeltaPack = 3,
+    /// Booleans and quality: run lengths ([`ints`], [`strs`]).
+    Rle = 4,
+    /// f64 and f32: Gorilla XOR on the bit patterns ([`gorilla`]).
+    Gorilla = 5,
+    /// f64 and f32: decimal digits as scaled integers with exceptions ([`decimal`]).
+    Decimal = 6,
+    /// Strings: dictionary + bit-packed indices ([`strs`]).
+    Dict = 7,
 }
 
 impl Codec {
     fn from_u8(id: u8) -> Option<Codec> {
-        match id {
-            0 => Some(Codec::Raw),
-            _ => None,
-        }
+        Some(match id {
+            0 => Codec::Raw,
+            1 => Codec::DodBits,
+            2 => Codec::DodVarint,
+            3 => Codec::DeltaPack,
+            4 => Codec::Rle,
+            5 => Codec::Gorilla,
+            6 => Codec::Decimal,
+            7 => Codec::Dict,
+            _ => return None,
+        })
     }
+}
+
+/// The string bytes a decode may still materialize ([`MAX_STRING_BYTES`]).
+pub(crate) struct Budget(usize);
+
+impl Budget {
+    pub(crate) fn take(&mut self, k: usize, offset: usize) -> Result<(), BlockError> {
+        self.0 = self.0.checked_sub(k).ok_or(BlockError::TooMuchText {
+            offset,
+            bytes: MAX_STRING_BYTES.saturating_add(k),
+        })?;
+        Ok(())
+    }
+}
+
+/// Which codec each section of a block uses and its size in bytes (for measurements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub ts: (Codec, usize),
+    pub values: (Codec, usize),
+    pub quality: (Codec, usize),
+}
+
+/// Reads the header of the block at the start of `buf`: codecs and section sizes.
+pub fn layout(buf: &[u8]) -> Result<Layout, BlockError> {
+    let mut r = Reader::new(buf, 0);
+    r.bytes(6, "block header")?;
+    let (a, s1) = r.section("timestamp")?;
+    let (b, s2) = r.section("value")?;
+    let (c, s3) = r.section("quality")?;
+    Ok(Layout {
+        ts: (a, s1.remaining()),
+        values: (b, s2.remaining()),
+        quality: (c, s3.remaining()),
+    })
+}
+
+/// Restricts [`encode_with`] to some value codecs (for evaluating them one by one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Only {
+    /// Every candidate, keep the smallest.
+    #[default]
+    Best,
+    /// This value codec (or raw where it does not apply).
+    Values(Codec),
 }
 
 /// Computes the aggregates of `points` (see [`BlockStats`]).
@@ -211,6 +289,15 @@ pub fn stats(points: &Points) -> BlockStats {
 /// Checks `points` and appends one block to `out`; returns the block's aggregates. On error
 /// nothing is appended.
 pub fn encode(points: &Points, out: &mut Vec<u8>) -> Result<BlockStats, BlockError> {
+    encode_with(points, Only::Best, out)
+}
+
+/// [`encode`] with a choice of value codec.
+pub fn encode_with(
+    points: &Points,
+    only: Only,
+    out: &mut Vec<u8>,
+) -> Result<BlockStats, BlockError> {
     let n = points.ts.len();
     if points.values.len() != n || points.quality.len() != n {
         return Err(BlockError::LengthMismatch {
@@ -225,32 +312,148 @@ pub fn encode(points: &Points, out: &mut Vec<u8>) -> Result<BlockStats, BlockErr
     if let Some(i) = points.ts.windows(2).position(|w| w[1] < w[0]) {
         return Err(BlockError::Unsorted { index: i + 1 });
     }
+    let text = points
+        .quality
+        .iter()
+        .map(|q| q.reason().map_or(0, str::len))
+        .sum::<usize>()
+        + match &points.values {
+            Column::Str(v) => v.iter().map(String::len).sum(),
+            _ => 0,
+        };
+    if text > MAX_STRING_BYTES {
+        return Err(BlockError::TooMuchText {
+            offset: 0,
+            bytes: text,
+        });
+    }
     out.push(VERSION);
     out.push(points.values.type_id());
     out.extend_from_slice(&(n as u32).to_le_bytes());
-    section(out, |b| {
-        raw::put_ts(&points.ts, b);
-        Codec::Raw
-    });
-    section(out, |b| {
-        raw::put_values(&points.values, b);
-        Codec::Raw
-    });
-    section(out, |b| {
-        raw::put_quality(&points.quality, b);
-        Codec::Raw
-    });
+    let ts = &points.ts;
+    smallest(
+        out,
+        &mut [
+            &mut |b: &mut Vec<u8>| {
+                ts::put_bits(ts, b);
+                Some(Codec::DodBits)
+            },
+            &mut |b: &mut Vec<u8>| {
+                ts::put_varints(ts, b);
+                Some(Codec::DodVarint)
+            },
+            &mut |b: &mut Vec<u8>| {
+                raw::put_ts(ts, b);
+                Some(Codec::Raw)
+            },
+        ],
+    );
+    put_values(&points.values, only, out);
+    let q = &points.quality;
+    smallest(
+        out,
+        &mut [
+            &mut |b: &mut Vec<u8>| {
+                strs::put_quality_rle(q, b);
+                Some(Codec::Rle)
+            },
+            &mut |b: &mut Vec<u8>| {
+                raw::put_quality(q, b);
+                Some(Codec::Raw)
+            },
+        ],
+    );
     Ok(stats(points))
 }
 
-/// Appends one section: codec id, length, bytes written by `f`.
-fn section(out: &mut Vec<u8>, f: impl FnOnce(&mut Vec<u8>) -> Codec) {
-    let head = out.len();
-    out.extend_from_slice(&[0; 5]);
-    let codec = f(out);
-    let len = (out.len() - head - 5) as u32;
-    out[head] = codec as u8;
-    out[head + 1..head + 5].copy_from_slice(&len.to_le_bytes());
+type Candidate<'a> = &'a mut dyn FnMut(&mut Vec<u8>) -> Option<Codec>;
+
+/// Appends the smallest of the candidates as one section (the first wins a tie). A candidate
+/// returns `None` when it does not apply.
+fn smallest(out: &mut Vec<u8>, candidates: &mut [Candidate<'_>]) {
+    let mut best: Option<(Codec, Vec<u8>)> = None;
+    let mut scratch = Vec::new();
+    for c in candidates.iter_mut() {
+        scratch.clear();
+        if let Some(codec) = c(&mut scratch)
+            && best.as_ref().is_none_or(|(_, b)| scratch.len() < b.len())
+        {
+            best = Some((codec, std::mem::take(&mut scratch)));
+        }
+    }
+    let (codec, bytes) = best.unwrap_or((Codec::Raw, Vec::new()));
+    out.push(codec as u8);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&bytes);
+}
+
+fn put_values(c: &Column, only: Only, out: &mut Vec<u8>) {
+    let want = |codec: Codec| only == Only::Best || only == Only::Values(codec);
+    let raw_values = &mut |b: &mut Vec<u8>| {
+        raw::put_values(c, b);
+        Some(Codec::Raw)
+    };
+    match c {
+        Column::Bool(v) => smallest(
+            out,
+            &mut [
+                &mut |b: &mut Vec<u8>| {
+                    want(Codec::Rle).then(|| ints::put_bool_rle(v, b))?;
+                    Some(Codec::Rle)
+                },
+                raw_values,
+            ],
+        ),
+        Column::I64(_) | Column::U64(_) => {
+            let bits: Vec<u64> = match c {
+                Column::I64(v) => v.iter().map(|&x| x as u64).collect(),
+                Column::U64(v) => v.clone(),
+                _ => Vec::new(),
+            };
+            smallest(
+                out,
+                &mut [
+                    &mut |b: &mut Vec<u8>| {
+                        want(Codec::DeltaPack).then(|| ints::put_delta(bits.iter().copied(), b))?;
+                        Some(Codec::DeltaPack)
+                    },
+                    raw_values,
+                ],
+            )
+        }
+        Column::F64(_) | Column::F32(_) => {
+            let (bits, width): (Vec<u64>, u32) = match c {
+                Column::F64(v) => (v.iter().map(|x| x.to_bits()).collect(), 64),
+                Column::F32(v) => (v.iter().map(|x| u64::from(x.to_bits())).collect(), 32),
+                _ => (Vec::new(), 64),
+            };
+            smallest(
+                out,
+                &mut [
+                    &mut |b: &mut Vec<u8>| {
+                        want(Codec::Decimal).then(|| decimal::put(&bits, width == 32, b))??;
+                        Some(Codec::Decimal)
+                    },
+                    &mut |b: &mut Vec<u8>| {
+                        want(Codec::Gorilla)
+                            .then(|| gorilla::put(bits.iter().copied(), width, b))?;
+                        Some(Codec::Gorilla)
+                    },
+                    raw_values,
+                ],
+            )
+        }
+        Column::Str(v) => smallest(
+            out,
+            &mut [
+                &mut |b: &mut Vec<u8>| {
+                    want(Codec::Dict).then(|| strs::put_dict(v, b))?;
+                    Some(Codec::Dict)
+                },
+                raw_values,
+            ],
+        ),
+    }
 }
 
 /// Decodes one block (the whole of `buf`).
@@ -268,19 +471,80 @@ pub fn decode(buf: &[u8]) -> Result<Points, BlockError> {
     if n > MAX_POINTS {
         return Err(BlockError::TooManyPoints { count: n });
     }
+    let mut budget = Budget(MAX_STRING_BYTES);
     let (c, mut s) = r.section("timestamp")?;
+    let at = s.offset() - 5;
     let ts = match c {
         Codec::Raw => raw::get_ts(&mut s, n)?,
+        Codec::DodBits => ts::get_bits(&mut s, n)?,
+        Codec::DodVarint => ts::get_varints(&mut s, n)?,
+        _ => {
+            return Err(BlockError::UnknownCodec {
+                offset: at,
+                id: c as u8,
+                what: "timestamp",
+            });
+        }
     };
     s.finish("timestamp")?;
     let (c, mut s) = r.section("value")?;
-    let values = match c {
-        Codec::Raw => raw::get_values(&mut s, ty, n)?,
+    let at = s.offset() - 5;
+    let values = match (c, ty) {
+        (Codec::Raw, _) => raw::get_values(&mut s, ty, n)?,
+        (Codec::Rle, 0) => Column::Bool(ints::get_bool_rle(&mut s, n)?),
+        (Codec::DeltaPack, 1) => Column::I64(
+            ints::get_delta(&mut s, n, "integers")?
+                .into_iter()
+                .map(|x| x as i64)
+                .collect(),
+        ),
+        (Codec::DeltaPack, 2) => Column::U64(ints::get_delta(&mut s, n, "integers")?),
+        (Codec::Gorilla, 3) => Column::F64(
+            gorilla::get(&mut s, n, 64)?
+                .into_iter()
+                .map(f64::from_bits)
+                .collect(),
+        ),
+        (Codec::Gorilla, 4) => Column::F32(
+            gorilla::get(&mut s, n, 32)?
+                .into_iter()
+                .map(|x| f32::from_bits(x as u32))
+                .collect(),
+        ),
+        (Codec::Decimal, 3) => Column::F64(
+            decimal::get(&mut s, n, false)?
+                .into_iter()
+                .map(f64::from_bits)
+                .collect(),
+        ),
+        (Codec::Decimal, 4) => Column::F32(
+            decimal::get(&mut s, n, true)?
+                .into_iter()
+                .map(|x| f32::from_bits(x as u32))
+                .collect(),
+        ),
+        (Codec::Dict, 5) => Column::Str(strs::get_dict(&mut s, n, &mut budget)?),
+        _ => {
+            return Err(BlockError::UnknownCodec {
+                offset: at,
+                id: c as u8,
+                what: "value",
+            });
+        }
     };
     s.finish("value")?;
     let (c, mut s) = r.section("quality")?;
+    let at = s.offset() - 5;
     let quality = match c {
         Codec::Raw => raw::get_quality(&mut s, n)?,
+        Codec::Rle => strs::get_quality_rle(&mut s, n, &mut budget)?,
+        _ => {
+            return Err(BlockError::UnknownCodec {
+                offset: at,
+                id: c as u8,
+                what: "quality",
+            });
+        }
     };
     s.finish("quality")?;
     r.finish("block")?;
@@ -326,6 +590,13 @@ impl<'a> Reader<'a> {
         let b = &self.buf[self.pos..self.pos + k];
         self.pos += k;
         Ok(b)
+    }
+
+    /// The rest of the bytes (consumed).
+    pub(crate) fn take_rest(&mut self) -> &'a [u8] {
+        let b = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        b
     }
 
     pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, BlockError> {

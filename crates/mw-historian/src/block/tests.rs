@@ -250,6 +250,119 @@ fn damaged_blocks_are_errors_with_offsets() {
     }
 }
 
+fn forced_roundtrip(p: &Points, codec: Codec) -> Layout {
+    let mut buf = Vec::new();
+    encode_with(p, Only::Values(codec), &mut buf).expect("encode");
+    let back = decode(&buf).expect("decode");
+    assert_eq!(back.ts, p.ts);
+    assert_eq!(back.quality, p.quality);
+    assert!(
+        same_bits(&back.values, &p.values),
+        "{codec:?}: {:?} != {:?}",
+        back.values,
+        p.values
+    );
+    layout(&buf).expect("layout")
+}
+
+#[test]
+fn each_codec_is_chosen_where_it_wins() {
+    let n = 1000;
+    let ts: Vec<i64> = (0..n)
+        .map(|i| 1_700_000_000_000_000_000 + i * 10_000_000_000)
+        .collect();
+    // decimal readings with two digits
+    let v: Vec<f64> = (0..n)
+        .map(|i| ((i * 37 % 200) as f64 + 1000.0) / 100.0)
+        .collect();
+    let p = Points {
+        ts: ts.clone(),
+        values: Column::F64(v),
+        quality: good(n as usize),
+    };
+    let mut buf = Vec::new();
+    encode(&p, &mut buf).unwrap();
+    let l = layout(&buf).unwrap();
+    assert_eq!(l.ts.0, Codec::DodBits);
+    // t0 + first delta (64-bit bucket) + one bit per further point
+    assert!(l.ts.1 <= 8 + 9 + n as usize / 8 + 1, "{l:?}");
+    assert_eq!(l.values.0, Codec::Decimal, "{l:?}");
+    assert!(l.values.1 < n as usize * 2, "{l:?}");
+    assert_eq!(l.quality, (Codec::Rle, 4)); // 1 run: varint 1, varint 1000, status
+    assert_eq!(
+        forced_roundtrip(&p, Codec::Gorilla).values.0,
+        Codec::Gorilla
+    );
+    // a slowly changing f32 gauge: Gorilla on 32 bits beats raw's 4 bytes
+    let v: Vec<f32> = (0..n)
+        .map(|i| 20.0 + (i as f32 * 0.01).sin() * 1e-3)
+        .collect();
+    let p = Points {
+        ts: ts.clone(),
+        values: Column::F32(v),
+        quality: good(n as usize),
+    };
+    let l = forced_roundtrip(&p, Codec::Gorilla);
+    assert_eq!(l.values.0, Codec::Gorilla);
+    assert!(l.values.1 < n as usize * 4, "{l:?}");
+    let p = Points {
+        ts: ts.clone(),
+        values: Column::I64((0..n).map(|i| 5000 + i % 7).collect()),
+        quality: good(n as usize),
+    };
+    let l = forced_roundtrip(&p, Codec::DeltaPack);
+    assert_eq!(l.values.0, Codec::DeltaPack);
+    assert!(l.values.1 < n as usize, "{l:?}");
+    let p = Points {
+        ts: ts.clone(),
+        values: Column::Bool((0..n).map(|i| i / 100 % 2 == 0).collect()),
+        quality: good(n as usize),
+    };
+    assert_eq!(forced_roundtrip(&p, Codec::Rle).values, (Codec::Rle, 12));
+    let states = ["running", "stopped", "maintenance"];
+    let p = Points {
+        ts,
+        values: Column::Str(
+            (0..n)
+                .map(|i| states[(i / 10 % 3) as usize].to_string())
+                .collect(),
+        ),
+        quality: good(n as usize),
+    };
+    let l = forced_roundtrip(&p, Codec::Dict);
+    assert_eq!(l.values.0, Codec::Dict);
+    assert!(l.values.1 < 300, "{l:?}");
+    // jittery timestamps: varint dod can win; either way they round-trip
+    let ts: Vec<i64> = (0..n)
+        .map(|i| i * 1_000_003 + (i * 7919 % 1000) * 1_000)
+        .collect();
+    let mut ts = ts;
+    ts.sort_unstable();
+    let p = Points {
+        ts,
+        values: Column::Bool(vec![true; n as usize]),
+        quality: good(n as usize),
+    };
+    roundtrip(&p);
+}
+
+#[test]
+fn huge_expansion_is_rejected_not_allocated() {
+    // a run of MAX_POINTS bad qualities with a 1 KiB reason would be 1 GiB of text
+    let mut b = vec![1, 0];
+    b.extend_from_slice(&(MAX_POINTS as u32).to_le_bytes());
+    b.extend_from_slice(&[1, 0, 0, 0, 0]); // timestamps, DodVarint, empty: truncated anyway
+    assert!(decode(&b).is_err());
+    let reason = "x".repeat(1024);
+    let mut q = Vec::new();
+    bits::put_varint(1, &mut q);
+    bits::put_varint(MAX_POINTS as u64, &mut q);
+    raw::put_q(&Quality::Bad(reason), &mut q);
+    let mut budget = Budget(MAX_STRING_BYTES);
+    let e = strs::get_quality_rle(&mut Reader::new(&q, 0), MAX_POINTS, &mut budget).unwrap_err();
+    assert!(matches!(e, BlockError::TooMuchText { .. }), "{e}");
+}
+
 fn arb_quality() -> impl Strategy<Value = Quality> {
     prop_oneof![
         8 => Just(Quality::Good),
@@ -346,8 +459,39 @@ proptest! {
     }
 
     #[test]
+    fn every_codec_round_trips_bit_for_bit(p in arb_points()) {
+        for c in [Codec::Raw, Codec::Rle, Codec::DeltaPack, Codec::Gorilla, Codec::Decimal, Codec::Dict] {
+            forced_roundtrip(&p, c);
+        }
+        // the timestamp codecs, each on its own
+        let mut b = Vec::new();
+        ts::put_bits(&p.ts, &mut b);
+        prop_assert_eq!(ts::get_bits(&mut Reader::new(&b, 0), p.ts.len()).unwrap(), p.ts.clone());
+        b.clear();
+        ts::put_varints(&p.ts, &mut b);
+        prop_assert_eq!(ts::get_varints(&mut Reader::new(&b, 0), p.ts.len()).unwrap(), p.ts.clone());
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode(&b);
+        // behind a valid header for every type and codec, so the codecs see the random bytes
+        for ty in 0..6u8 {
+            for codec in 0..8u8 {
+                let n = b.len() as u32 / 2;
+                let mut blk = vec![1, ty];
+                blk.extend_from_slice(&n.to_le_bytes());
+                for sec in 0..3u8 {
+                    let c = if sec == 1 { codec } else { (b.len() as u8 % 3).min(2) };
+                    blk.push(c);
+                    blk.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                    blk.extend_from_slice(&b);
+                }
+                if let Ok(q) = decode(&blk) {
+                    prop_assert_eq!(q.ts.len(), n as usize);
+                }
+            }
+        }
     }
 
     #[test]
