@@ -1,0 +1,462 @@
+//! Immutable segment files: compressed per-series blocks and an index of their aggregates.
+//!
+//! # Format
+//! `MWSEG\x01\0\0` (8 bytes), then frames in the WAL's framing (`len: u32`, `crc: u32` CRC32C,
+//! payload; see [`crate::wal::encode`]), then a 16-byte footer: the index frame's offset
+//! (`u64` LE) and `MWSEGEND`.
+//! - Block frame: `1: u8`, `tag_len: u16`, tag, one [`crate::block`] block.
+//! - Index frame (last): `2: u8`, `count: u32`, then per block: `tag_len: u16`, tag,
+//!   `offset: u64`, `len: u32` (the whole frame), and its [`BlockStats`] (`count: u32`,
+//!   `good_count: u32`, `t_min: i64`, `t_max: i64`, then `min`, `max`, `sum`, `first`, `last` as
+//!   `f64`).
+//!
+//! Names are `SSSSSSSSSSSSSSSSSSSS-GGGG.seg`: `S` the write-ahead-log segment the file's data was
+//! checkpointed from (every WAL segment numbered lower is in this or an older segment file) and `G`
+//! the compaction generation. For one tag and timestamp, the file that sorts later by (S, G)
+//! holds the later write.
+//!
+//! A file is written whole and synced before anything depends on it. One without a valid footer
+//! is a flush that a crash cut short ([`SegmentError::Incomplete`]); a block whose CRC fails is
+//! reported on read ([`SegmentError::Corrupt`]) and the file's other blocks stay readable.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use mw_model::TagPath;
+
+use crate::block::{self, BlockStats, Points};
+use crate::storage::Storage;
+use crate::wal;
+
+const MAGIC: &[u8; 8] = b"MWSEG\x01\0\0";
+const FOOTER_MAGIC: &[u8; 8] = b"MWSEGEND";
+const FOOTER: u64 = 16;
+const KIND_BLOCK: u8 = 1;
+const KIND_INDEX: u8 = 2;
+/// Bytes of one index entry besides its tag.
+const ENTRY_FIXED: usize = 2 + 8 + 4 + 4 + 4 + 8 + 8 + 5 * 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("segment {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("segment {} is incomplete ({why}): a flush cut short", path.display())]
+    Incomplete { path: PathBuf, why: String },
+    #[error("segment {} is damaged at byte {at}: {why}", path.display())]
+    Corrupt { path: PathBuf, at: u64, why: String },
+}
+
+/// Where one block is, and what it holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockRef {
+    pub offset: u64,
+    pub len: u32,
+    pub stats: BlockStats,
+}
+
+/// An open segment file: its name's numbers and its index (blocks are read on demand).
+#[derive(Debug)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub seq: u64,
+    pub generation: u32,
+    pub bytes: u64,
+    pub points: u64,
+    /// Time range of every point in the file (ns).
+    pub t_min: i64,
+    pub t_max: i64,
+    /// Blocks per tag, in time order.
+    pub series: BTreeMap<TagPath, Vec<BlockRef>>,
+}
+
+/// The file name of segment (`seq`, `generation`).
+pub fn file_name(seq: u64, generation: u32) -> String {
+    format!("{seq:020}-{generation:04}.seg")
+}
+
+/// (`seq`, `generation`) from a segment file name.
+pub fn parse_name(path: &Path) -> Option<(u64, u32)> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".seg")?;
+    let (s, g) = name.split_once('-')?;
+    Some((s.parse().ok()?, g.parse().ok()?))
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // tag paths are at most 255 bytes (mw_model::MAX_PATH_LEN)
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_stats(out: &mut Vec<u8>, s: &BlockStats) {
+    out.extend_from_slice(&s.count.to_le_bytes());
+    out.extend_from_slice(&s.good_count.to_le_bytes());
+    out.extend_from_slice(&s.t_min.to_le_bytes());
+    out.extend_from_slice(&s.t_max.to_le_bytes());
+    for f in [s.min, s.max, s.sum, s.first, s.last] {
+        out.extend_from_slice(&f.to_bits().to_le_bytes());
+    }
+}
+
+/// Writes segment (`seq`, `generation`) into `dir` from blocks grouped by tag (each tag's blocks
+/// in time order), syncs the file and the directory, and returns it open.
+pub fn write(
+    storage: &dyn Storage,
+    dir: &Path,
+    seq: u64,
+    generation: u32,
+    series: &[(TagPath, Vec<Points>)],
+) -> Result<Segment, SegmentError> {
+    let path = dir.join(file_name(seq, generation));
+    let mut buf = MAGIC.to_vec();
+    let mut index: BTreeMap<TagPath, Vec<BlockRef>> = BTreeMap::new();
+    let (mut t_min, mut t_max, mut points) = (i64::MAX, i64::MIN, 0u64);
+    let mut payload = Vec::new();
+    for (tag, blocks) in series {
+        for pts in blocks {
+            if pts.ts.is_empty() {
+                continue;
+            }
+            payload.clear();
+            payload.push(KIND_BLOCK);
+            put_str(&mut payload, tag.as_str());
+            let stats = block::encode(pts, &mut payload).map_err(|e| SegmentError::Corrupt {
+                path: path.clone(),
+                at: buf.len() as u64,
+                why: format!("cannot encode a block of {tag}: {e}"),
+            })?;
+            let offset = buf.len() as u64;
+            wal::encode(&payload, &mut buf);
+            t_min = t_min.min(stats.t_min);
+            t_max = t_max.max(stats.t_max);
+            points += u64::from(stats.count);
+            index.entry(tag.clone()).or_default().push(BlockRef {
+                offset,
+                len: (buf.len() as u64 - offset) as u32,
+                stats,
+            });
+        }
+    }
+    let index_at = buf.len() as u64;
+    payload.clear();
+    payload.push(KIND_INDEX);
+    let n: usize = index.values().map(Vec::len).sum();
+    payload.extend_from_slice(&(n as u32).to_le_bytes());
+    for (tag, refs) in &index {
+        for r in refs {
+            put_str(&mut payload, tag.as_str());
+            payload.extend_from_slice(&r.offset.to_le_bytes());
+            payload.extend_from_slice(&r.len.to_le_bytes());
+            put_stats(&mut payload, &r.stats);
+        }
+    }
+    wal::encode(&payload, &mut buf);
+    buf.extend_from_slice(&index_at.to_le_bytes());
+    buf.extend_from_slice(FOOTER_MAGIC);
+    let io = |source| SegmentError::Io {
+        path: path.clone(),
+        source,
+    };
+    storage.create_dir_all(dir).map_err(io)?;
+    // a leftover of the same name is a flush cut short: start it again
+    if storage.file_len(&path).is_ok() {
+        storage.remove(&path).map_err(io)?;
+    }
+    let mut f = storage.open_append(&path).map_err(io)?;
+    f.append(&buf).map_err(io)?;
+    f.sync().map_err(io)?;
+    storage.sync_dir(dir).map_err(io)?;
+    Ok(Segment {
+        path: path.clone(),
+        seq,
+        generation,
+        bytes: buf.len() as u64,
+        points,
+        t_min,
+        t_max,
+        series: index,
+    })
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.u64().map(f64::from_bits)
+    }
+    fn tag(&mut self) -> Option<Result<TagPath, String>> {
+        let n = self.u16()? as usize;
+        let s = self.take(n)?;
+        Some(match std::str::from_utf8(s) {
+            Ok(s) => TagPath::new(s).map_err(|e| format!("tag {s:?}: {e}")),
+            Err(_) => Err("tag is not UTF-8".into()),
+        })
+    }
+}
+
+/// The one frame's payload in `buf`, checked.
+fn frame(buf: &[u8]) -> Result<&[u8], String> {
+    match wal::decode(buf) {
+        (frames, None) if frames.len() == 1 => Ok(frames[0]),
+        (_, Some(d)) => Err(d.reason.to_string()),
+        _ => Err("not exactly one frame".into()),
+    }
+}
+
+impl Segment {
+    /// Opens a segment file by its index.
+    pub fn open(storage: &dyn Storage, path: &Path) -> Result<Segment, SegmentError> {
+        let io = |source| SegmentError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let incomplete = |why: &str| SegmentError::Incomplete {
+            path: path.to_path_buf(),
+            why: why.into(),
+        };
+        let corrupt = |at: u64, why: String| SegmentError::Corrupt {
+            path: path.to_path_buf(),
+            at,
+            why,
+        };
+        let (seq, generation) =
+            parse_name(path).ok_or_else(|| incomplete("not a segment file name"))?;
+        let bytes = storage.file_len(path).map_err(io)?;
+        if bytes < MAGIC.len() as u64 + FOOTER {
+            return Err(incomplete("shorter than header and footer"));
+        }
+        let head = storage.read_range(path, 0, MAGIC.len()).map_err(io)?;
+        if head != MAGIC {
+            return Err(corrupt(0, "not a Millwright segment (bad magic)".into()));
+        }
+        let foot = storage
+            .read_range(path, bytes - FOOTER, FOOTER as usize)
+            .map_err(io)?;
+        if &foot[8..] != FOOTER_MAGIC {
+            return Err(incomplete("no footer"));
+        }
+        let index_at = u64::from_le_bytes(foot[..8].try_into().unwrap_or_default());
+        if index_at < MAGIC.len() as u64 || index_at > bytes - FOOTER {
+            return Err(corrupt(
+                bytes - FOOTER,
+                format!("index offset {index_at} outside the file"),
+            ));
+        }
+        let raw = storage
+            .read_range(path, index_at, (bytes - FOOTER - index_at) as usize)
+            .map_err(io)?;
+        let payload = frame(&raw).map_err(|why| corrupt(index_at, format!("index: {why}")))?;
+        let bad = |c: &Cursor, why: &str| corrupt(index_at + 8 + c.at as u64, why.to_string());
+        let mut c = Cursor {
+            buf: payload,
+            at: 0,
+        };
+        if c.take(1) != Some(&[KIND_INDEX]) {
+            return Err(bad(&c, "index frame has the wrong kind"));
+        }
+        let n = c.u32().ok_or_else(|| bad(&c, "short index"))? as usize;
+        if n > payload.len() / ENTRY_FIXED {
+            return Err(bad(&c, "index entry count beyond its length"));
+        }
+        let mut series: BTreeMap<TagPath, Vec<BlockRef>> = BTreeMap::new();
+        let (mut t_min, mut t_max, mut points) = (i64::MAX, i64::MIN, 0u64);
+        for _ in 0..n {
+            let tag = match c.tag() {
+                Some(Ok(t)) => t,
+                Some(Err(why)) => return Err(bad(&c, &why)),
+                None => return Err(bad(&c, "short index entry")),
+            };
+            let entry = (|| {
+                let offset = c.u64()?;
+                let len = c.u32()?;
+                let stats = BlockStats {
+                    count: c.u32()?,
+                    good_count: c.u32()?,
+                    t_min: c.u64()? as i64,
+                    t_max: c.u64()? as i64,
+                    min: c.f64()?,
+                    max: c.f64()?,
+                    sum: c.f64()?,
+                    first: c.f64()?,
+                    last: c.f64()?,
+                };
+                Some(BlockRef { offset, len, stats })
+            })()
+            .ok_or_else(|| bad(&c, "short index entry"))?;
+            if entry.offset < MAGIC.len() as u64
+                || entry.offset.saturating_add(u64::from(entry.len)) > index_at
+            {
+                return Err(bad(&c, "block outside the file's block area"));
+            }
+            t_min = t_min.min(entry.stats.t_min);
+            t_max = t_max.max(entry.stats.t_max);
+            points += u64::from(entry.stats.count);
+            series.entry(tag).or_default().push(entry);
+        }
+        Ok(Segment {
+            path: path.to_path_buf(),
+            seq,
+            generation,
+            bytes,
+            points,
+            t_min,
+            t_max,
+            series,
+        })
+    }
+
+    /// Reads and decodes one block of `tag`.
+    pub fn read_block(
+        &self,
+        storage: &dyn Storage,
+        tag: &TagPath,
+        r: &BlockRef,
+    ) -> Result<Points, SegmentError> {
+        let corrupt = |why: String| SegmentError::Corrupt {
+            path: self.path.clone(),
+            at: r.offset,
+            why,
+        };
+        let raw = storage
+            .read_range(&self.path, r.offset, r.len as usize)
+            .map_err(|source| SegmentError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        let payload = frame(&raw).map_err(|why| corrupt(format!("block of {tag}: {why}")))?;
+        let mut c = Cursor {
+            buf: payload,
+            at: 0,
+        };
+        if c.take(1) != Some(&[KIND_BLOCK]) {
+            return Err(corrupt("block frame has the wrong kind".into()));
+        }
+        match c.tag() {
+            Some(Ok(t)) if &t == tag => {}
+            Some(Ok(t)) => return Err(corrupt(format!("block holds {t}, the index says {tag}"))),
+            Some(Err(why)) => return Err(corrupt(why)),
+            None => return Err(corrupt("short block frame".into())),
+        }
+        block::decode(&payload[c.at..]).map_err(|e| corrupt(format!("block of {tag}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Column;
+    use crate::storage::MemStorage;
+    use mw_model::Quality;
+
+    fn pts(ts: &[i64], v: &[f64]) -> Points {
+        Points {
+            ts: ts.to_vec(),
+            values: Column::F64(v.to_vec()),
+            quality: vec![Quality::Good; ts.len()],
+        }
+    }
+
+    fn tag(s: &str) -> TagPath {
+        TagPath::new(s).unwrap()
+    }
+
+    fn sample_segment(disk: &MemStorage) -> Segment {
+        let series = vec![
+            (
+                tag("a/x"),
+                vec![pts(&[1, 2, 3], &[1.0, 2.0, 3.0]), pts(&[10, 11], &[5.0, 6.0])],
+            ),
+            (tag("a/y"), vec![pts(&[4], &[-1.5])]),
+        ];
+        write(disk, Path::new("/h/seg"), 7, 0, &series).unwrap()
+    }
+
+    #[test]
+    fn writes_opens_and_reads_back() {
+        let disk = MemStorage::new();
+        let w = sample_segment(&disk);
+        assert_eq!((w.points, w.t_min, w.t_max), (6, 1, 11));
+        let s = Segment::open(&disk, &w.path).unwrap();
+        assert_eq!(s.series, w.series);
+        assert_eq!((s.seq, s.generation, s.points), (7, 0, 6));
+        let x = &s.series[&tag("a/x")];
+        assert_eq!(x[1].stats.sum, 11.0);
+        let back = s.read_block(&disk, &tag("a/x"), &x[1]).unwrap();
+        assert_eq!(back.ts, vec![10, 11]);
+        assert!(matches!(back.values, Column::F64(ref v) if v == &[5.0, 6.0]));
+        assert_eq!(
+            parse_name(&w.path),
+            Some((7, 0)),
+            "{}",
+            w.path.display()
+        );
+    }
+
+    #[test]
+    fn a_cut_file_is_incomplete_and_a_flipped_byte_spoils_only_its_block() {
+        let disk = MemStorage::new();
+        let w = sample_segment(&disk);
+        let x = w.series[&tag("a/x")].clone();
+        // a flipped byte inside the first block of a/x
+        disk.corrupt(&w.path, (x[0].offset + 12) as usize);
+        let s = Segment::open(&disk, &w.path).unwrap();
+        let e = s.read_block(&disk, &tag("a/x"), &x[0]).unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+        assert!(s.read_block(&disk, &tag("a/x"), &x[1]).is_ok());
+        let y = &s.series[&tag("a/y")][0];
+        assert!(s.read_block(&disk, &tag("a/y"), y).is_ok());
+        // cut anywhere before the footer's end: incomplete, never a panic
+        let full = disk.content(&w.path).unwrap();
+        for cut in [0, 5, 30, full.len() - 1] {
+            let p = Path::new("/h/cut").join(file_name(1, cut as u32));
+            disk.create_dir_all(Path::new("/h/cut")).unwrap();
+            let mut f = disk.open_append(&p).unwrap();
+            f.append(&full[..cut]).unwrap();
+            assert!(
+                matches!(
+                    Segment::open(&disk, &p),
+                    Err(SegmentError::Incomplete { .. }) | Err(SegmentError::Corrupt { .. })
+                ),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn open_never_panics_on_damaged_indexes() {
+        let disk = MemStorage::new();
+        let w = sample_segment(&disk);
+        let full = disk.content(&w.path).unwrap();
+        for i in 0..full.len() {
+            let p = Path::new("/h/flip").join(file_name(i as u64, 0));
+            disk.create_dir_all(Path::new("/h/flip")).unwrap();
+            let mut bytes = full.clone();
+            bytes[i] ^= 0x5a;
+            disk.open_append(&p).unwrap().append(&bytes).unwrap();
+            if let Ok(s) = Segment::open(&disk, &p) {
+                for (t, refs) in &s.series {
+                    for r in refs {
+                        let _ = s.read_block(&disk, t, r);
+                    }
+                }
+            }
+        }
+    }
+}
