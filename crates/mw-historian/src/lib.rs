@@ -9,6 +9,7 @@
 
 pub mod block;
 pub mod record;
+pub mod segment;
 pub mod storage;
 pub mod wal;
 

@@ -381,7 +381,10 @@ mod tests {
         let series = vec![
             (
                 tag("a/x"),
-                vec![pts(&[1, 2, 3], &[1.0, 2.0, 3.0]), pts(&[10, 11], &[5.0, 6.0])],
+                vec![
+                    pts(&[1, 2, 3], &[1.0, 2.0, 3.0]),
+                    pts(&[10, 11], &[5.0, 6.0]),
+                ],
             ),
             (tag("a/y"), vec![pts(&[4], &[-1.5])]),
         ];
@@ -401,12 +404,7 @@ mod tests {
         let back = s.read_block(&disk, &tag("a/x"), &x[1]).unwrap();
         assert_eq!(back.ts, vec![10, 11]);
         assert!(matches!(back.values, Column::F64(ref v) if v == &[5.0, 6.0]));
-        assert_eq!(
-            parse_name(&w.path),
-            Some((7, 0)),
-            "{}",
-            w.path.display()
-        );
+        assert_eq!(parse_name(&w.path), Some((7, 0)), "{}", w.path.display());
     }
 
     #[test]

@@ -250,3 +250,23 @@ async fn rotate_then_remove_drops_exactly_the_records_stored_elsewhere() {
     assert_eq!(replay.records, want);
     assert_eq!(replay.segments, 1);
 }
+
+#[test]
+fn ranged_reads_agree_between_the_file_system_and_memory() {
+    let dir = std::env::temp_dir().join(format!("mw-range-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mem = MemStorage::new();
+    let stores: [&dyn Storage; 2] = [&FsStorage, &mem];
+    for s in stores {
+        s.create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        let mut f = s.open_append(&p).unwrap();
+        f.append(b"0123456789").unwrap();
+        f.sync().unwrap();
+        assert_eq!(s.file_len(&p).unwrap(), 10);
+        assert_eq!(s.read_range(&p, 3, 4).unwrap(), b"3456");
+        assert_eq!(s.read_range(&p, 10, 0).unwrap(), b"");
+        assert!(s.read_range(&p, 8, 3).is_err(), "past the end is an error");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
