@@ -14,6 +14,7 @@ pub fn components() -> Vec<&'static dyn Component> {
         &mw_analytics_live::AnalyticsComponent,
         &mw_bus::DeadbandComponent,
         &mw_live::LiveComponent,
+        &mw_historian::component::HistorianComponent,
         &mw_security::audit::AuditComponent,
     ]
 }

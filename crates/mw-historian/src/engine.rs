@@ -437,9 +437,16 @@ impl Historian {
     /// Every point of `tag` with `from <= ts <= to`, in time order, the later write winning.
     /// Blocks that fail their checksum are skipped and logged.
     pub fn range(&self, tag: &TagPath, from: i64, to: i64) -> Vec<Point> {
-        let (segments, frozen) = {
+        // one consistent view: a flush may move the head to a segment at any moment
+        let (segments, frozen, head) = {
             let st = read(&self.inner.state);
-            (st.segments.clone(), st.frozen.clone())
+            let head: Vec<(i64, Entry)> = st
+                .head
+                .series
+                .get(tag)
+                .map(|s| s.range(from..=to).map(|(&t, e)| (t, e.clone())).collect())
+                .unwrap_or_default();
+            (st.segments.clone(), st.frozen.clone(), head)
         };
         let mut merged: BTreeMap<i64, (Value, Quality)> = BTreeMap::new();
         for seg in &segments {
@@ -468,13 +475,13 @@ impl Historian {
                 }
             }
         }
-        let st = read(&self.inner.state);
-        for head in frozen.as_deref().into_iter().chain([&st.head]) {
-            if let Some(s) = head.series.get(tag) {
-                for (&ts, e) in s.range(from..=to) {
-                    merged.insert(ts, (e.value.clone(), e.quality.clone()));
-                }
+        if let Some(s) = frozen.as_deref().and_then(|f| f.series.get(tag)) {
+            for (&ts, e) in s.range(from..=to) {
+                merged.insert(ts, (e.value.clone(), e.quality.clone()));
             }
+        }
+        for (ts, e) in head {
+            merged.insert(ts, (e.value, e.quality));
         }
         merged
             .into_iter()

@@ -152,6 +152,7 @@ fn example_config_tags_match_the_register_map_exactly() {
         "devices",
         "detectors",
         "rul",
+        "historian",
     ];
     assert!(
         doc.keys().all(|k| known.contains(&k.as_str())),

@@ -1,0 +1,90 @@
+//! The historian as a component: its config section's errors, and samples acknowledged through
+//! the bus only once stored, still there after the process's store is reopened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mw_bus::{
+    AckOutcome, Batch, BusBuilder, BusConfig, Component, Parts, SourceRegistry, config_registry,
+};
+use mw_historian::component::HistorianComponent;
+use mw_historian::engine::{Historian, Options};
+use mw_historian::storage::FsStorage;
+use mw_model::{Sample, TagPath, Value};
+
+#[test]
+fn the_section_names_what_is_wrong_and_where() {
+    let reg = config_registry(&[&HistorianComponent]);
+    let d = reg
+        .parse(
+            "[historian]\nfsync = \"always\"\ninterval_ms = 100\ncolour = 1\n",
+            "h.toml",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        d.contains("h.toml:2:9: [historian] has both \"fsync\" and \"interval_ms\""),
+        "{d}"
+    );
+    assert!(
+        d.contains("h.toml:4:1: unknown key \"colour\" in [historian]"),
+        "{d}"
+    );
+    let d = reg
+        .parse("[historian]\nfsync = \"sometimes\"\n", "h.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(d.contains("unknown fsync policy \"sometimes\""), "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_are_acknowledged_once_stored_and_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("mw-hist-comp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let toml = format!(
+        "[site]\ndata_dir = {:?}\n[historian]\nflush_points = 1000\n",
+        dir.display().to_string()
+    );
+    let cfg = config_registry(&[&HistorianComponent])
+        .parse(&toml, "h.toml")
+        .unwrap();
+    let mut parts = Parts::new();
+    HistorianComponent.build(&cfg, &mut parts).unwrap();
+    let h = parts
+        .take::<Historian>()
+        .expect("the historian offers its store");
+    let mut bus = BusBuilder::new(BusConfig::default());
+    let publisher = bus.publisher();
+    bus.parts(parts);
+    let running = bus.start(&SourceRegistry::new());
+    let tag = TagPath::new("plant/p1/flow").unwrap();
+    // 3 batches of 1000: beyond flush_points, so segment files are written on the way
+    for b in 0..3i64 {
+        let samples: Vec<Sample> = (0..1000)
+            .map(|i| Sample::good(tag.clone(), Value::F32(i as f32 / 8.0), b * 1000 + i))
+            .collect();
+        let ack = publisher
+            .send_with_ack(Batch::from_samples(samples))
+            .await
+            .unwrap();
+        let out = ack.outcome().await;
+        assert!(matches!(out, AckOutcome::Committed { sinks: 1 }), "{out:?}");
+        // acknowledged means queryable
+        assert_eq!(h.range(&tag, 0, i64::MAX).len() as i64, (b + 1) * 1000);
+    }
+    drop(publisher);
+    assert!(running.stop(Duration::from_secs(5)).await);
+    drop(h);
+    let (h, report) =
+        Historian::open(Arc::new(FsStorage), Options::new(dir.join("historian"))).unwrap();
+    assert!(report.segments >= 1, "{report:?}");
+    let back = h.range(&tag, 0, i64::MAX);
+    assert_eq!(back.len(), 3000);
+    assert_eq!(
+        back[8].value,
+        Value::F32(1.0),
+        "single precision stays single"
+    );
+    h.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
