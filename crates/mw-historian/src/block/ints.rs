@@ -2,13 +2,30 @@
 //! ([`Codec::DeltaPack`](super::Codec::DeltaPack)), and run-length booleans
 //! ([`Codec::Rle`](super::Codec::Rle)).
 //!
-//! `pack` writes frames of up to [`FRAME`] unsigned values: `min: varint | width: u8 | the values
-//! minus min, width bits each, padded to a byte`. A constant run costs two bytes per frame.
+//! `pack` writes frames of up to [`FRAME`] unsigned values: `min: varint | mode: u8 | the values
+//! minus min, padded to a byte`, each frame in the smaller of two forms: mode ≤ 64 is that many
+//! bits per value (frame of reference; a constant run costs two bytes per frame); mode `0x80 | k`
+//! is Golomb-Rice with parameter `k` ≤ 63 (quotient in unary, `k` low bits; a quotient of
+//! [`ESCAPE`] or more is written as `ESCAPE` ones and the value in 64 bits). Rice is within a
+//! fraction of a bit of the entropy of the bell-shaped steps of a noisy sensor, where frame of
+//! reference pays for the largest step of the frame on every value.
 
 use super::bits::{BitReader, BitWriter, get_len, get_varint, put_varint, unzigzag, width, zigzag};
 use super::{BlockError, Reader};
 
 pub(super) const FRAME: usize = 128;
+
+/// Longest unary quotient of a Rice code before the escape to 64 bits.
+pub(super) const ESCAPE: u64 = 32;
+
+fn rice_bits(x: u64, k: u32) -> u64 {
+    let q = x >> k;
+    if q >= ESCAPE {
+        ESCAPE + 64
+    } else {
+        q + 1 + u64::from(k)
+    }
+}
 
 pub(super) fn pack(v: &[u64], out: &mut Vec<u8>) {
     for f in v.chunks(FRAME) {
@@ -16,10 +33,37 @@ pub(super) fn pack(v: &[u64], out: &mut Vec<u8>) {
         let max = f.iter().copied().max().unwrap_or(0);
         let w = width(max - min);
         put_varint(min, out);
-        out.push(w as u8);
-        let mut bw = BitWriter::new(out);
-        for x in f {
-            bw.put(x - min, w);
+        // the best Rice parameter is near log2 of the mean; try around it
+        let mean = f.iter().map(|x| u128::from(x - min)).sum::<u128>() / f.len().max(1) as u128;
+        let guess = width(mean.min(u128::from(u64::MAX)) as u64).min(63);
+        let rice = (guess.saturating_sub(2)..=(guess + 1).min(63))
+            .map(|k| (f.iter().map(|&x| rice_bits(x - min, k)).sum::<u64>(), k))
+            .min();
+        let mut bw;
+        match rice {
+            Some((bits, k)) if bits < u64::from(w) * f.len() as u64 => {
+                out.push(0x80 | k as u8);
+                bw = BitWriter::new(out);
+                for &x in f {
+                    let x = x - min;
+                    let q = x >> k;
+                    if q >= ESCAPE {
+                        bw.put(u64::MAX, ESCAPE as u32);
+                        bw.put(x, 64);
+                    } else {
+                        // q ones then a zero (q < 32)
+                        bw.put(((1u64 << q) - 1) << 1, q as u32 + 1);
+                        bw.put(x, k);
+                    }
+                }
+            }
+            _ => {
+                out.push(w as u8);
+                bw = BitWriter::new(out);
+                for x in f {
+                    bw.put(x - min, w);
+                }
+            }
         }
         bw.finish();
     }
@@ -44,7 +88,35 @@ pub(super) fn unpack(
         let len = (n - v.len()).min(FRAME);
         let min = get_varint(r, what)?;
         let at = r.offset();
-        let w = u32::from(r.u8(what)?);
+        let mode = u32::from(r.u8(what)?);
+        if mode & 0x80 != 0 {
+            let k = mode & 0x7f;
+            if k > 63 {
+                return Err(BlockError::Invalid {
+                    offset: at,
+                    what: "Rice parameter (above 63)",
+                });
+            }
+            // a Rice frame runs to its last value; the next frame starts at the next byte
+            let mut sub = Reader::new(r.peek_rest(), r.offset());
+            let mut br = BitReader::new(&mut sub);
+            for _ in 0..len {
+                let mut q = 0;
+                while q < ESCAPE && br.bit(what)? {
+                    q += 1;
+                }
+                let x = if q == ESCAPE {
+                    br.get(64, what)?
+                } else {
+                    (q << k) | br.get(k, what)?
+                };
+                v.push(min.wrapping_add(x));
+            }
+            let used = br.offset() - r.offset();
+            r.bytes(used, what)?;
+            continue;
+        }
+        let w = mode;
         if w > 64 {
             return Err(BlockError::Invalid {
                 offset: at,

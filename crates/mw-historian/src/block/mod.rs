@@ -22,6 +22,7 @@ mod bits;
 mod decimal;
 mod gorilla;
 mod ints;
+mod pcodec;
 mod raw;
 mod strs;
 mod ts;
@@ -179,6 +180,8 @@ pub enum Codec {
     Decimal = 6,
     /// Strings: dictionary + bit-packed indices ([`strs`]).
     Dict = 7,
+    /// Numbers: the `pco` crate's standalone format ([`pcodec`]).
+    Pco = 8,
 }
 
 impl Codec {
@@ -192,6 +195,7 @@ impl Codec {
             5 => Codec::Gorilla,
             6 => Codec::Decimal,
             7 => Codec::Dict,
+            8 => Codec::Pco,
             _ => return None,
         })
     }
@@ -235,9 +239,11 @@ pub fn layout(buf: &[u8]) -> Result<Layout, BlockError> {
 /// Restricts [`encode_with`] to some value codecs (for evaluating them one by one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Only {
-    /// Every candidate, keep the smallest.
+    /// Every candidate, keep the smallest (what [`encode`] does).
     #[default]
     Best,
+    /// Every candidate but [`Codec::Pco`], about three times slower to encode than the others.
+    Fast,
     /// This value codec (or raw where it does not apply).
     Values(Codec),
 }
@@ -388,7 +394,22 @@ fn smallest(out: &mut Vec<u8>, candidates: &mut [Candidate<'_>]) {
 }
 
 fn put_values(c: &Column, only: Only, out: &mut Vec<u8>) {
-    let want = |codec: Codec| only == Only::Best || only == Only::Values(codec);
+    let want = |codec: Codec| match only {
+        Only::Best => true,
+        Only::Fast => codec != Codec::Pco,
+        Only::Values(c) => c == codec,
+    };
+    let pco = &mut |b: &mut Vec<u8>| {
+        want(Codec::Pco).then_some(())?;
+        match c {
+            Column::I64(v) => pcodec::put(v, b),
+            Column::U64(v) => pcodec::put(v, b),
+            Column::F64(v) => pcodec::put(v, b),
+            Column::F32(v) => pcodec::put(v, b),
+            _ => None,
+        }?;
+        Some(Codec::Pco)
+    };
     let raw_values = &mut |b: &mut Vec<u8>| {
         raw::put_values(c, b);
         Some(Codec::Raw)
@@ -417,6 +438,7 @@ fn put_values(c: &Column, only: Only, out: &mut Vec<u8>) {
                         want(Codec::DeltaPack).then(|| ints::put_delta(bits.iter().copied(), b))?;
                         Some(Codec::DeltaPack)
                     },
+                    pco,
                     raw_values,
                 ],
             )
@@ -439,6 +461,7 @@ fn put_values(c: &Column, only: Only, out: &mut Vec<u8>) {
                             .then(|| gorilla::put(bits.iter().copied(), width, b))?;
                         Some(Codec::Gorilla)
                     },
+                    pco,
                     raw_values,
                 ],
             )
@@ -523,6 +546,10 @@ pub fn decode(buf: &[u8]) -> Result<Points, BlockError> {
                 .map(|x| f32::from_bits(x as u32))
                 .collect(),
         ),
+        (Codec::Pco, 1) => Column::I64(pcodec::get(&mut s, n)?),
+        (Codec::Pco, 2) => Column::U64(pcodec::get(&mut s, n)?),
+        (Codec::Pco, 3) => Column::F64(pcodec::get(&mut s, n)?),
+        (Codec::Pco, 4) => Column::F32(pcodec::get(&mut s, n)?),
         (Codec::Dict, 5) => Column::Str(strs::get_dict(&mut s, n, &mut budget)?),
         _ => {
             return Err(BlockError::UnknownCodec {
@@ -590,6 +617,11 @@ impl<'a> Reader<'a> {
         let b = &self.buf[self.pos..self.pos + k];
         self.pos += k;
         Ok(b)
+    }
+
+    /// The rest of the bytes (not consumed).
+    pub(crate) fn peek_rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
     }
 
     /// The rest of the bytes (consumed).

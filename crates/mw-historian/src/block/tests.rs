@@ -282,6 +282,9 @@ fn each_codec_is_chosen_where_it_wins() {
     };
     let mut buf = Vec::new();
     encode(&p, &mut buf).unwrap();
+    assert!(layout(&buf).unwrap().values.1 < n as usize * 2);
+    buf.clear();
+    encode_with(&p, Only::Fast, &mut buf).unwrap();
     let l = layout(&buf).unwrap();
     assert_eq!(l.ts.0, Codec::DodBits);
     // t0 + first delta (64-bit bucket) + one bit per further point
@@ -460,7 +463,7 @@ proptest! {
 
     #[test]
     fn every_codec_round_trips_bit_for_bit(p in arb_points()) {
-        for c in [Codec::Raw, Codec::Rle, Codec::DeltaPack, Codec::Gorilla, Codec::Decimal, Codec::Dict] {
+        for c in [Codec::Raw, Codec::Rle, Codec::DeltaPack, Codec::Gorilla, Codec::Decimal, Codec::Dict, Codec::Pco] {
             forced_roundtrip(&p, c);
         }
         // the timestamp codecs, each on its own
@@ -477,7 +480,7 @@ proptest! {
         let _ = decode(&b);
         // behind a valid header for every type and codec, so the codecs see the random bytes
         for ty in 0..6u8 {
-            for codec in 0..8u8 {
+            for codec in 0..9u8 {
                 let n = b.len() as u32 / 2;
                 let mut blk = vec![1, ty];
                 blk.extend_from_slice(&n.to_le_bytes());
@@ -508,5 +511,20 @@ proptest! {
             prop_assert_eq!(q.ts.len(), q.quality.len());
             prop_assert!(q.ts.windows(2).all(|w| w[0] <= w[1]));
         }
+    }
+}
+
+#[test]
+fn rice_frames_round_trip() {
+    for vals in [
+        vec![3u64, 0, 1, 7, 2, 5, 100, 4],
+        (0..300).map(|i| (i * 7919) % 61).collect(),
+        vec![u64::MAX, 0, 5],
+    ] {
+        let mut b = Vec::new();
+        ints::pack(&vals, &mut b);
+        let back = ints::unpack(&mut Reader::new(&b, 0), vals.len(), "t")
+            .unwrap_or_else(|e| panic!("{e} {b:?}"));
+        assert_eq!(back, vals);
     }
 }
