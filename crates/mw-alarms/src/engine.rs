@@ -10,9 +10,10 @@
 //! failure is logged and counted.
 //!
 //! Fail-safe inputs: every input tag gets its own `TAG:bad_quality` alarm (unless the config
-//! defines one): a sample whose quality is not good raises it, and every other alarm on that
-//! tag keeps its condition (a failed input never reads as normal) and shows its value as
-//! unknown. A suppression input that is bad does not suppress.
+//! defines one): a sample of bad quality raises it, and every other alarm on that tag keeps its
+//! condition (a failed input never reads as normal) and shows its value as unknown. An
+//! `uncertain` sample (an analytics output warming up) is held the same way but raises no
+//! quality alarm. A suppression input that is not good does not suppress.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use mw_bus::{Batch, Processor};
 use mw_historian::Storage;
-use mw_model::{Event, EventKind, Sample, TagPath, Value};
+use mw_model::{Event, EventKind, Quality, Sample, TagPath, Value};
 
 use crate::config::{AlarmDef, Condition, Priority};
 use crate::journal::{Journal, JournalError, Record, restore};
@@ -375,7 +376,7 @@ impl Engine {
         let db = slot.def.deadband;
         let above = |x: f64, l: f64| if was { x > l - db } else { x >= l };
         let raw = match &slot.def.condition {
-            Condition::BadQuality => !good,
+            Condition::BadQuality => matches!(s.quality, Quality::Bad(_)),
             Condition::Stale(_) => false,
             _ if !good => return None,
             Condition::High(l) => above(v?, *l),
