@@ -160,6 +160,12 @@ pub fn open(
         tracing::warn!("alarm journal {}: {p}", dir.display());
     }
     let restored = restore(&opened.records);
+    let mut raised: HashMap<&str, i64> = HashMap::new();
+    for r in &opened.records {
+        if r.from == State::Normal && r.to == State::UnackActive {
+            raised.insert(&r.alarm, r.ts);
+        }
+    }
     let mut defs = defs.to_vec();
     // Fail-safe: one bad-quality alarm per input tag that has none.
     let mut tags: Vec<(TagPath, Priority, String, String)> = Vec::new();
@@ -226,7 +232,12 @@ pub fn open(
         if matches!(def.condition, Condition::Stale(_)) {
             e.stale.push(i);
         }
+        let raised_at = restored
+            .contains_key(&def.id)
+            .then(|| raised.get(def.id.as_str()).copied())
+            .flatten();
         e.slots.push(Slot {
+            raised_at,
             eval: Eval {
                 raw: machine.condition,
                 ..Eval::default()
@@ -234,7 +245,6 @@ pub fn open(
             def,
             machine,
             value: None,
-            raised_at: None,
         });
     }
     let engine = Arc::new(Mutex::new(e));

@@ -599,6 +599,7 @@ fn state_survives_dropping_the_processor_and_reopening_the_journal() {
     assert_eq!(r.state(hi), State::AckActive);
     assert_eq!(r.state(hihi), State::Shelved);
     assert_eq!(r.c.get(hihi).unwrap().shelved_until, Some(601 * S));
+    assert_eq!(r.c.get(hi).unwrap().raised_at, Some(S));
     assert_eq!(r.state("plant/north/gd1/lel:bad_quality"), State::Normal);
 
     let (_, opened) = Journal::open(Arc::new(r.storage.clone()), PathBuf::from("/alarms")).unwrap();
