@@ -6,12 +6,14 @@
 use mw_bus::Component;
 
 /// Every shipped component. Processors run in this order: analytics before deadband, so the
-/// detectors see every sample; the live store is the sink the HTTP API reads; the audit trail
-/// records the `Audit` and `OperatorAction` events durably.
+/// detectors see every sample; alarms after analytics (their outputs are evaluated in the same
+/// batch) and before deadband (alarms see every sample); the live store is the sink the HTTP
+/// API reads; the audit trail records the `Audit` and `OperatorAction` events durably.
 pub fn components() -> Vec<&'static dyn Component> {
     vec![
         &mw_modbus::ModbusComponent,
         &mw_analytics_live::AnalyticsComponent,
+        &mw_alarms::AlarmComponent,
         &mw_bus::DeadbandComponent,
         &mw_live::LiveComponent,
         &mw_historian::component::HistorianComponent,

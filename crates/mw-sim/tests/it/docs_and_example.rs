@@ -153,6 +153,7 @@ fn example_config_tags_match_the_register_map_exactly() {
         "detectors",
         "rul",
         "historian",
+        "alarms",
     ];
     assert!(
         doc.keys().all(|k| known.contains(&k.as_str())),

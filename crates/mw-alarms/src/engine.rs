@@ -1,0 +1,703 @@
+//! The runtime around the pure lifecycle: evaluates every configured condition on the samples
+//! of each batch ([`AlarmProcessor`], a bus processor), runs the operator actions
+//! ([`AlarmControl`]), journals both, and emits `AlarmTransition` / `OperatorAction` events.
+//!
+//! Both share one engine behind a mutex. Operator actions are journaled (synced) before they
+//! take effect and before they are answered; their events wait in a bounded queue
+//! ([`PENDING_EVENTS`]) and ride on the next batch the processor sees. Process transitions of a
+//! batch are journaled together (one fsync per batch that has any) before the batch goes on;
+//! if the journal fails they are still emitted (an alarm must reach the operator), and the
+//! failure is logged and counted.
+//!
+//! Fail-safe inputs: every input tag gets its own `TAG:bad_quality` alarm (unless the config
+//! defines one): a sample of bad quality raises it, and every other alarm on that tag keeps its
+//! condition (a failed input never reads as normal) and shows its value as unknown. An
+//! `uncertain` sample (an analytics output warming up) is held the same way but raises no
+//! quality alarm. A suppression input that is not good does not suppress.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mw_bus::{Batch, Processor};
+use mw_historian::Storage;
+use mw_model::{Event, EventKind, Quality, Sample, TagPath, Value};
+
+use crate::config::{AlarmDef, Condition, Priority};
+use crate::journal::{Journal, JournalError, Record, restore};
+use crate::lifecycle::{Input, Machine, Refused, State, step};
+
+/// Ns since the Unix epoch, injected so tests need no real time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64)
+    })
+}
+
+/// Operator-action events waiting for the next batch; beyond this the oldest is dropped and
+/// counted (`mw_discarded_events_total{component="alarms",reason="queue_full"}`). The journal
+/// has them all regardless.
+pub const PENDING_EVENTS: usize = 1024;
+
+/// Event `source` of everything the engine emits.
+pub const SOURCE: &str = "alarms/engine";
+
+/// One state change, as returned to the caller of an action and as emitted on the bus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub alarm: String,
+    pub ts: i64,
+    pub from: State,
+    pub to: State,
+    pub value: Option<f64>,
+    pub message: String,
+}
+
+/// One alarm as the console lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmInfo {
+    pub id: String,
+    pub tag: String,
+    pub asset: String,
+    pub area: String,
+    pub kind: &'static str,
+    pub priority: Priority,
+    pub state: State,
+    /// The process condition (true: in alarm).
+    pub condition: bool,
+    /// The input's last usable value (`None`: unknown, e.g. bad quality).
+    pub value: Option<f64>,
+    pub message: String,
+    /// When it last went from normal to active.
+    pub raised_at: Option<i64>,
+    pub shelved_until: Option<i64>,
+}
+
+/// Why an operator action was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("unknown alarm {id:?}{}", suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
+    UnknownAlarm {
+        id: String,
+        suggestion: Option<String>,
+    },
+    #[error("alarm {alarm:?}: {refused}")]
+    Refused { alarm: String, refused: Refused },
+    #[error("alarm {alarm:?}: {what}")]
+    Invalid { alarm: String, what: String },
+    #[error("alarm {alarm:?}: the action was not done because the journal failed: {source}")]
+    Journal { alarm: String, source: JournalError },
+}
+
+/// What a step produced: the next machine, its journal record, its events and the transition.
+type Applied = (Machine, Record, Vec<Event>, Transition);
+
+#[derive(Default)]
+struct Eval {
+    /// The condition as evaluated (deadband applied, delays not).
+    raw: bool,
+    /// Since when `raw` has differed from the machine's condition.
+    since: Option<i64>,
+    /// Previous (ts, value), for rates.
+    prev: Option<(i64, f64)>,
+}
+
+struct Slot {
+    def: AlarmDef,
+    machine: Machine,
+    eval: Eval,
+    value: Option<f64>,
+    raised_at: Option<i64>,
+}
+
+struct Engine {
+    slots: Vec<Slot>,
+    by_id: HashMap<String, usize>,
+    by_tag: HashMap<TagPath, Vec<usize>>,
+    by_suppress: HashMap<TagPath, Vec<usize>>,
+    stale: Vec<usize>,
+    /// Latest good numeric value of every tag some alarm refers to as a setpoint.
+    setpoints: HashMap<TagPath, f64>,
+    last_seen: HashMap<TagPath, i64>,
+    started: i64,
+    journal: Journal,
+    pending: VecDeque<Event>,
+    journal_failed: bool,
+}
+
+/// The alarm evaluator on the bus.
+pub struct AlarmProcessor {
+    engine: Arc<Mutex<Engine>>,
+    clock: Clock,
+}
+
+/// The handle the HTTP layer (and tests) use: list and operate alarms. Cheap to clone.
+#[derive(Clone)]
+pub struct AlarmControl {
+    engine: Arc<Mutex<Engine>>,
+    clock: Clock,
+}
+
+fn lock(e: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
+    e.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens the journal in `dir`, restores every alarm's state from it, and returns the processor
+/// and its control handle.
+pub fn open(
+    defs: &[AlarmDef],
+    storage: Arc<dyn Storage>,
+    dir: std::path::PathBuf,
+    clock: Clock,
+) -> Result<(AlarmProcessor, AlarmControl), JournalError> {
+    let (journal, opened) = Journal::open(storage, dir.clone())?;
+    for p in &opened.problems {
+        tracing::warn!("alarm journal {}: {p}", dir.display());
+    }
+    let restored = restore(&opened.records);
+    let mut raised: HashMap<&str, i64> = HashMap::new();
+    for r in &opened.records {
+        if r.from == State::Normal && r.to == State::UnackActive {
+            raised.insert(&r.alarm, r.ts);
+        }
+    }
+    let mut defs = defs.to_vec();
+    // Fail-safe: one bad-quality alarm per input tag that has none.
+    let mut tags: Vec<(TagPath, Priority, String, String)> = Vec::new();
+    for d in &defs {
+        match tags.iter_mut().find(|(t, ..)| *t == d.tag) {
+            Some(t) => t.1 = t.1.min(d.priority),
+            None => tags.push((d.tag.clone(), d.priority, d.area.clone(), d.asset.clone())),
+        }
+    }
+    for (tag, priority, area, asset) in tags {
+        let has = defs
+            .iter()
+            .any(|d| d.tag == tag && d.condition == Condition::BadQuality);
+        if !has {
+            defs.push(AlarmDef {
+                id: format!("{}:bad_quality", tag.as_str()),
+                kind: "bad_quality",
+                condition: Condition::BadQuality,
+                priority,
+                deadband: 0.0,
+                on_delay_ns: 0,
+                off_delay_ns: 0,
+                latching: false,
+                message: format!(
+                    "{}: input failed (bad quality), value unknown",
+                    tag.as_str()
+                ),
+                unit: String::new(),
+                area,
+                asset,
+                suppress: None,
+                tag,
+            });
+        }
+    }
+    let mut e = Engine {
+        slots: Vec::new(),
+        by_id: HashMap::new(),
+        by_tag: HashMap::new(),
+        by_suppress: HashMap::new(),
+        stale: Vec::new(),
+        setpoints: HashMap::new(),
+        last_seen: HashMap::new(),
+        started: clock(),
+        journal,
+        pending: VecDeque::new(),
+        journal_failed: false,
+    };
+    for def in defs {
+        let i = e.slots.len();
+        let mut machine = restored
+            .get(&def.id)
+            .copied()
+            .unwrap_or(Machine::new(false));
+        machine.latching = def.latching;
+        e.by_id.insert(def.id.clone(), i);
+        e.by_tag.entry(def.tag.clone()).or_default().push(i);
+        if let Some(s) = &def.suppress {
+            e.by_suppress.entry(s.tag.clone()).or_default().push(i);
+        }
+        if let Condition::Deviation { setpoint, .. } = &def.condition {
+            e.setpoints.entry(setpoint.clone()).or_insert(f64::NAN);
+        }
+        if matches!(def.condition, Condition::Stale(_)) {
+            e.stale.push(i);
+        }
+        let raised_at = restored
+            .contains_key(&def.id)
+            .then(|| raised.get(def.id.as_str()).copied())
+            .flatten();
+        e.slots.push(Slot {
+            raised_at,
+            eval: Eval {
+                raw: machine.condition,
+                ..Eval::default()
+            },
+            def,
+            machine,
+            value: None,
+        });
+    }
+    let engine = Arc::new(Mutex::new(e));
+    Ok((
+        AlarmProcessor {
+            engine: engine.clone(),
+            clock: clock.clone(),
+        },
+        AlarmControl { engine, clock },
+    ))
+}
+
+fn numeric(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| x.is_finite())
+}
+
+impl Engine {
+    /// Feeds `input` to slot `i`; returns the record and events when the state changed (or
+    /// always, for an operator action), without journaling or changing the slot (an action is
+    /// journaled first, then committed).
+    fn apply(
+        &mut self,
+        i: usize,
+        input: Input,
+        ts: i64,
+        actor: Option<(&str, &str)>,
+    ) -> Result<Option<Applied>, Refused> {
+        let slot = &self.slots[i];
+        let next = step(slot.machine, input)?;
+        if next.state == slot.machine.state && actor.is_none() {
+            return Ok(None);
+        }
+        let d = &slot.def;
+        let message = d.render(slot.value);
+        let (user, comment) = actor.unwrap_or(("", ""));
+        let action = input
+            .action_name()
+            .filter(|_| actor.is_some())
+            .unwrap_or("");
+        let record = Record {
+            ts,
+            alarm: d.id.clone(),
+            area: d.area.clone(),
+            priority: d.priority.as_str().to_owned(),
+            from: slot.machine.state,
+            to: next.state,
+            condition: next.condition,
+            shelved_until: next.shelved_until,
+            value: slot.value,
+            action: action.to_owned(),
+            user: user.to_owned(),
+            comment: comment.to_owned(),
+        };
+        let mut events = Vec::new();
+        if actor.is_some() {
+            events.push(
+                Event::new(
+                    ts,
+                    SOURCE,
+                    EventKind::OperatorAction {
+                        user: user.to_owned(),
+                        action: action.to_owned(),
+                        target: d.id.clone(),
+                        comment: comment.to_owned(),
+                    },
+                )
+                .for_asset(d.asset.clone()),
+            );
+        }
+        events.push(
+            Event::new(
+                ts,
+                SOURCE,
+                EventKind::AlarmTransition {
+                    alarm: d.id.clone(),
+                    from: slot.machine.state.as_str().to_owned(),
+                    to: next.state.as_str().to_owned(),
+                    value: slot.value.map(Value::F64),
+                    message: message.clone(),
+                },
+            )
+            .for_asset(d.asset.clone()),
+        );
+        let t = Transition {
+            alarm: d.id.clone(),
+            ts,
+            from: slot.machine.state,
+            to: next.state,
+            value: slot.value,
+            message,
+        };
+        Ok(Some((next, record, events, t)))
+    }
+
+    fn commit(&mut self, i: usize, next: Machine, t: &Transition) {
+        let slot = &mut self.slots[i];
+        if slot.machine.state == State::Normal && next.state == State::UnackActive {
+            slot.raised_at = Some(t.ts);
+        }
+        slot.machine = next;
+        if t.from != t.to {
+            // The one log line per transition.
+            tracing::info!(
+                "alarm {} {} -> {} [{}] {}",
+                t.alarm,
+                t.from,
+                t.to,
+                slot.def.priority.as_str(),
+                t.message
+            );
+        }
+    }
+
+    /// A process input: applied at once (journaled with the batch).
+    fn feed(&mut self, i: usize, input: Input, ts: i64, out: &mut (Vec<Record>, Vec<Event>)) {
+        match self.apply(i, input, ts, None) {
+            Ok(Some((next, rec, ev, t))) => {
+                self.commit(i, next, &t);
+                out.0.push(rec);
+                out.1.extend(ev);
+            }
+            // The state stays, but the condition may have changed (latched, suppressed, …).
+            Ok(None) => {
+                if let Ok(next) = step(self.slots[i].machine, input) {
+                    self.slots[i].machine = next;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The condition after deadband, or `None` to hold the current one.
+    fn evaluate(&mut self, i: usize, s: &Sample, good: bool) -> Option<bool> {
+        let setpoints = &self.setpoints;
+        let slot = &mut self.slots[i];
+        let v = numeric(&s.value).filter(|_| good);
+        slot.value = v;
+        let was = slot.eval.raw;
+        let db = slot.def.deadband;
+        let above = |x: f64, l: f64| if was { x > l - db } else { x >= l };
+        let raw = match &slot.def.condition {
+            Condition::BadQuality => matches!(s.quality, Quality::Bad(_)),
+            Condition::Stale(_) => false,
+            _ if !good => return None,
+            Condition::High(l) => above(v?, *l),
+            Condition::Low(l) => {
+                if was {
+                    v? < l + db
+                } else {
+                    v? <= *l
+                }
+            }
+            Condition::RulBelow(h) => {
+                if was {
+                    v? < h + db
+                } else {
+                    v? < *h
+                }
+            }
+            Condition::Rate(l) => {
+                let x = v?;
+                let prev = slot.eval.prev.replace((s.source_ts, x));
+                let (pt, px) = prev?;
+                let dt = (s.source_ts - pt) as f64 / 1e9;
+                if dt <= 0.0 {
+                    return None;
+                }
+                let r = ((x - px) / dt).abs();
+                above(r, *l)
+            }
+            Condition::Deviation { setpoint, limit } => {
+                let sp = setpoints.get(setpoint).copied().filter(|x| x.is_finite())?;
+                above((v? - sp).abs(), *limit)
+            }
+            Condition::Discrete(state) => v? == *state,
+            Condition::Anomaly => v? >= 0.5,
+        };
+        slot.eval.raw = raw;
+        Some(raw)
+    }
+
+    /// Applies on/off delays to a raw condition seen at `ts`.
+    fn delayed(&mut self, i: usize, raw: bool, ts: i64) -> Option<bool> {
+        let slot = &mut self.slots[i];
+        if raw == slot.machine.condition {
+            slot.eval.since = None;
+            return None;
+        }
+        let delay = if raw {
+            slot.def.on_delay_ns
+        } else {
+            slot.def.off_delay_ns
+        };
+        let since = *slot.eval.since.get_or_insert(ts);
+        if ts - since >= delay {
+            slot.eval.since = None;
+            Some(raw)
+        } else {
+            None
+        }
+    }
+
+    fn process(&mut self, batch: &mut Batch, now: i64) {
+        let mut out = (Vec::new(), Vec::new());
+        for s in &batch.samples {
+            let good = s.quality.is_good();
+            if let Some(sp) = self.setpoints.get_mut(&s.tag) {
+                *sp = numeric(&s.value).filter(|_| good).unwrap_or(f64::NAN);
+            }
+            if let Some(ids) = self.by_suppress.get(&s.tag).cloned() {
+                let on = good
+                    && numeric(&s.value).is_some_and(|v| {
+                        ids.first()
+                            .and_then(|&i| self.slots[i].def.suppress.as_ref())
+                            .is_some_and(|sup| sup.value == v)
+                    });
+                for i in ids {
+                    self.feed(i, Input::Suppress(on), s.receive_ts, &mut out);
+                }
+            }
+            let Some(ids) = self.by_tag.get(&s.tag).cloned() else {
+                continue;
+            };
+            self.last_seen.insert(s.tag.clone(), s.receive_ts);
+            for i in ids {
+                let Some(raw) = self.evaluate(i, s, good) else {
+                    continue;
+                };
+                if let Some(c) = self.delayed(i, raw, s.receive_ts) {
+                    self.feed(i, Input::Condition(c), s.receive_ts, &mut out);
+                }
+            }
+        }
+        self.tick(now, &mut out);
+        let (records, events) = out;
+        if !records.is_empty() {
+            metrics::counter!("mw_alarm_transitions_total", "component" => "alarms", "instance" => "engine")
+                .increment(records.len() as u64);
+            match self.journal.append(&records) {
+                Ok(()) => self.journal_failed = false,
+                Err(e) => {
+                    if !self.journal_failed {
+                        tracing::error!("alarm journal: {e}; transitions are still emitted");
+                    }
+                    self.journal_failed = true;
+                    metrics::counter!("mw_errors_total", "component" => "alarms", "instance" => "engine",
+                        "stage" => "processing", "error_type" => "journal_write")
+                    .increment(1);
+                }
+            }
+        }
+        batch.events.extend(self.pending.drain(..));
+        batch.events.extend(events);
+    }
+
+    /// Time-driven inputs: stale inputs and shelve expiry.
+    fn tick(&mut self, now: i64, out: &mut (Vec<Record>, Vec<Event>)) {
+        for k in 0..self.stale.len() {
+            let i = self.stale[k];
+            let Condition::Stale(after) = self.slots[i].def.condition else {
+                continue;
+            };
+            let last = self
+                .last_seen
+                .get(&self.slots[i].def.tag)
+                .copied()
+                .unwrap_or(self.started);
+            let stale = now - last > after;
+            if stale {
+                self.slots[i].value = None;
+            }
+            if stale != self.slots[i].machine.condition {
+                self.slots[i].eval.raw = stale;
+                self.feed(i, Input::Condition(stale), now, out);
+            }
+        }
+        for i in 0..self.slots.len() {
+            if self.slots[i].machine.state == State::Shelved {
+                self.feed(i, Input::Tick { now }, now, out);
+            }
+        }
+    }
+
+    fn push_pending(&mut self, events: Vec<Event>) {
+        for e in events {
+            if self.pending.len() >= PENDING_EVENTS {
+                self.pending.pop_front();
+                metrics::counter!("mw_discarded_events_total", "component" => "alarms", "instance" => "engine",
+                    "reason" => "queue_full")
+                .increment(1);
+            }
+            self.pending.push_back(e);
+        }
+    }
+
+    fn info(&self, s: &Slot) -> AlarmInfo {
+        AlarmInfo {
+            id: s.def.id.clone(),
+            tag: s.def.tag.as_str().to_owned(),
+            asset: s.def.asset.clone(),
+            area: s.def.area.clone(),
+            kind: s.def.kind,
+            priority: s.def.priority,
+            state: s.machine.state,
+            condition: s.machine.condition,
+            value: s.value,
+            message: s.def.render(s.value),
+            raised_at: s.raised_at,
+            shelved_until: s.machine.shelved_until,
+        }
+    }
+}
+
+impl Processor for AlarmProcessor {
+    fn process(&mut self, batch: &mut Batch) {
+        let now = (self.clock)();
+        lock(&self.engine).process(batch, now);
+    }
+}
+
+impl AlarmControl {
+    /// Every alarm not in `normal`, most urgent first (priority, then oldest raised).
+    pub fn active(&self) -> Vec<AlarmInfo> {
+        let e = lock(&self.engine);
+        let mut v: Vec<AlarmInfo> = e
+            .slots
+            .iter()
+            .filter(|s| s.machine.state != State::Normal)
+            .map(|s| e.info(s))
+            .collect();
+        v.sort_by_key(|a| (a.priority, a.raised_at.unwrap_or(i64::MAX), a.id.clone()));
+        v
+    }
+
+    /// Every configured alarm (including the automatic bad-quality ones), in config order.
+    pub fn all(&self) -> Vec<AlarmInfo> {
+        let e = lock(&self.engine);
+        e.slots.iter().map(|s| e.info(s)).collect()
+    }
+
+    /// One alarm by id.
+    pub fn get(&self, id: &str) -> Option<AlarmInfo> {
+        let e = lock(&self.engine);
+        e.by_id.get(id).map(|&i| e.info(&e.slots[i]))
+    }
+
+    pub fn acknowledge(
+        &self,
+        id: &str,
+        comment: &str,
+        user: &str,
+    ) -> Result<Transition, ActionError> {
+        self.act(id, Input::Acknowledge, user, comment)
+    }
+
+    /// Shelves for `duration` (more than zero, at most 30 days) with a reason.
+    pub fn shelve(
+        &self,
+        id: &str,
+        duration: Duration,
+        reason: &str,
+        user: &str,
+    ) -> Result<Transition, ActionError> {
+        if duration.is_zero() || duration > Duration::from_secs(30 * 86_400) {
+            return Err(ActionError::Invalid {
+                alarm: id.to_owned(),
+                what: format!(
+                    "shelve duration must be more than 0 and at most 30 days, got {duration:?}"
+                ),
+            });
+        }
+        self.need_reason(id, reason, "shelve")?;
+        let until = (self.clock)().saturating_add(duration.as_nanos() as i64);
+        self.act(id, Input::Shelve { until }, user, reason)
+    }
+
+    pub fn unshelve(&self, id: &str, user: &str) -> Result<Transition, ActionError> {
+        self.act(id, Input::Unshelve, user, "")
+    }
+
+    pub fn out_of_service(
+        &self,
+        id: &str,
+        reason: &str,
+        user: &str,
+    ) -> Result<Transition, ActionError> {
+        self.need_reason(id, reason, "put out of service")?;
+        self.act(id, Input::RemoveFromService, user, reason)
+    }
+
+    pub fn return_to_service(&self, id: &str, user: &str) -> Result<Transition, ActionError> {
+        self.act(id, Input::ReturnToService, user, "")
+    }
+
+    pub fn reset_latched(&self, id: &str, user: &str) -> Result<Transition, ActionError> {
+        self.act(id, Input::ResetLatched, user, "")
+    }
+
+    fn need_reason(&self, id: &str, reason: &str, what: &str) -> Result<(), ActionError> {
+        if reason.trim().is_empty() {
+            return Err(ActionError::Invalid {
+                alarm: id.to_owned(),
+                what: format!("a reason is required to {what} an alarm"),
+            });
+        }
+        Ok(())
+    }
+
+    fn act(
+        &self,
+        id: &str,
+        input: Input,
+        user: &str,
+        comment: &str,
+    ) -> Result<Transition, ActionError> {
+        let mut e = lock(&self.engine);
+        let Some(&i) = e.by_id.get(id) else {
+            let suggestion = e
+                .by_id
+                .keys()
+                .filter(|k| k.contains(id) || id.contains(k.as_str()))
+                .min()
+                .cloned();
+            return Err(ActionError::UnknownAlarm {
+                id: id.to_owned(),
+                suggestion,
+            });
+        };
+        let now = (self.clock)();
+        let applied = e.apply(i, input, now, Some((user, comment)));
+        let (next, record, events, t) = match applied {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                return Err(ActionError::Invalid {
+                    alarm: id.to_owned(),
+                    what: "the action changed nothing".into(),
+                });
+            }
+            Err(refused) => {
+                return Err(ActionError::Refused {
+                    alarm: id.to_owned(),
+                    refused,
+                });
+            }
+        };
+        e.journal
+            .append(std::slice::from_ref(&record))
+            .map_err(|source| ActionError::Journal {
+                alarm: id.to_owned(),
+                source,
+            })?;
+        e.commit(i, next, &t);
+        e.push_pending(events);
+        Ok(t)
+    }
+}

@@ -1,0 +1,702 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use mw_bus::{Batch, Processor};
+use mw_config::Config;
+use mw_historian::MemStorage;
+use mw_model::{EventKind, Quality, Sample, TagPath, Value};
+
+use super::*;
+use crate::engine::{AlarmProcessor, Clock};
+
+const S: i64 = 1_000_000_000;
+
+const DEVICE: &str = r#"
+[[devices]]
+name = "d"
+endpoint = "127.0.0.1:1"
+[[devices.tags]]
+path = "plant/north/gd1/lel"
+table = "input"
+address = 0
+type = "f32"
+unit = "%{LEL}"
+[[devices.tags]]
+path = "plant/north/p1/pressure"
+table = "input"
+address = 2
+type = "f32"
+unit = "bar"
+[[devices.tags]]
+path = "plant/north/p1/setpoint"
+table = "holding"
+address = 4
+type = "f32"
+unit = "bar"
+[[devices.tags]]
+path = "plant/north/p1/running"
+table = "coil"
+address = 0
+type = "bool"
+"#;
+
+fn parse(extra: &str) -> Result<Config, mw_config::Diagnostics> {
+    mw_bus::config_registry(&[&mw_modbus::ModbusComponent, &AlarmComponent])
+        .parse(&format!("{DEVICE}{extra}"), "plant.toml")
+}
+
+fn defs(extra: &str) -> Vec<AlarmDef> {
+    match parse(extra) {
+        Ok(c) => c.section::<AlarmsConfig>().unwrap().alarms.clone(),
+        Err(d) => panic!("{d}"),
+    }
+}
+
+fn tag(s: &str) -> TagPath {
+    TagPath::new(s).unwrap()
+}
+
+fn good(t: &str, v: f64, ts: i64) -> Sample {
+    Sample::good(tag(t), Value::F64(v), ts)
+}
+
+fn bad(t: &str, ts: i64) -> Sample {
+    Sample {
+        quality: Quality::Bad("timeout after 1000 ms".into()),
+        ..Sample::good(tag(t), Value::Bool(false), ts)
+    }
+}
+
+struct Rig {
+    clock: Arc<AtomicI64>,
+    storage: MemStorage,
+    p: AlarmProcessor,
+    c: AlarmControl,
+}
+
+fn clock_of(a: &Arc<AtomicI64>) -> Clock {
+    let a = a.clone();
+    Arc::new(move || a.load(Ordering::SeqCst))
+}
+
+fn rig(defs: &[AlarmDef]) -> Rig {
+    let storage = MemStorage::new();
+    let clock = Arc::new(AtomicI64::new(0));
+    let (p, c) = engine::open(
+        defs,
+        Arc::new(storage.clone()),
+        PathBuf::from("/alarms"),
+        clock_of(&clock),
+    )
+    .unwrap();
+    Rig {
+        clock,
+        storage,
+        p,
+        c,
+    }
+}
+
+impl Rig {
+    /// Feeds samples at their own timestamps (the clock follows) and returns the transitions
+    /// emitted as (alarm, from, to).
+    fn feed(&mut self, samples: Vec<Sample>) -> Vec<(String, String, String)> {
+        if let Some(t) = samples.iter().map(|s| s.receive_ts).max() {
+            self.clock.store(t, Ordering::SeqCst);
+        }
+        let mut b = Batch::from_samples(samples);
+        self.p.process(&mut b);
+        transitions(&b)
+    }
+
+    fn at(&mut self, ts: i64) -> Vec<(String, String, String)> {
+        self.clock.store(ts, Ordering::SeqCst);
+        let mut b = Batch::default();
+        self.p.process(&mut b);
+        transitions(&b)
+    }
+
+    fn state(&self, id: &str) -> State {
+        self.c
+            .get(id)
+            .unwrap_or_else(|| panic!("no alarm {id}"))
+            .state
+    }
+
+    fn reopen(self, defs: &[AlarmDef]) -> Rig {
+        let Rig { clock, storage, .. } = self;
+        let (p, c) = engine::open(
+            defs,
+            Arc::new(storage.clone()),
+            PathBuf::from("/alarms"),
+            clock_of(&clock),
+        )
+        .unwrap();
+        Rig {
+            clock,
+            storage,
+            p,
+            c,
+        }
+    }
+}
+
+fn transitions(b: &Batch) -> Vec<(String, String, String)> {
+    b.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AlarmTransition {
+                alarm, from, to, ..
+            } => Some((alarm.clone(), from.clone(), to.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tr(a: &str, from: &str, to: &str) -> (String, String, String) {
+    (a.into(), from.into(), to.into())
+}
+
+const GAS: &str = r#"
+[[alarms]]
+tag = "plant/north/gd1/lel"
+kind = "gas"
+"#;
+
+const LEL: &str = "plant/north/gd1/lel";
+
+// --- 1. definitions ---
+
+#[test]
+fn gas_template_defaults_to_10_and_20_percent_lel() {
+    let d = defs(GAS);
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0].id, "plant/north/gd1/lel:hi");
+    assert_eq!(d[0].condition, Condition::High(10.0));
+    assert_eq!(d[0].priority, Priority::High);
+    assert_eq!(d[1].id, "plant/north/gd1/lel:hihi");
+    assert_eq!(d[1].condition, Condition::High(20.0));
+    assert_eq!(d[1].priority, Priority::Critical);
+    assert_eq!(d[1].area, "plant/north");
+    assert_eq!(d[1].unit, "%{LEL}");
+    assert_eq!(
+        d[1].render(Some(67.6)),
+        "GAS DANGER at plant/north/gd1/lel: 67.6 %{LEL} (limit 20), evacuate"
+    );
+    assert_eq!(
+        d[0].render(None),
+        "gas warning at plant/north/gd1/lel: unknown %{LEL} (limit 10)"
+    );
+}
+
+#[test]
+fn gas_thresholds_are_configurable() {
+    let d = defs(&format!("{GAS}warning = 5\ndanger = 15\n"));
+    assert_eq!(d[0].condition, Condition::High(5.0));
+    assert_eq!(d[1].condition, Condition::High(15.0));
+}
+
+#[test]
+fn every_kind_parses() {
+    let d = defs(
+        r#"
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "hihi"
+limit = 9.5
+deadband = 0.2
+on_delay_ms = 500
+priority = "critical"
+latching = true
+message = "P {value} {unit} over {limit}"
+area = "north/ops"
+suppress_tag = "plant/north/p1/running"
+suppress_value = 0
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "deviation"
+setpoint = "plant/north/p1/setpoint"
+limit = 1
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "rate"
+limit = 2
+[[alarms]]
+tag = "plant/north/p1/running"
+kind = "discrete"
+state = false
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "stale"
+stale_after_s = 10
+[[alarms]]
+asset = "plant/north/p1"
+kind = "anomaly"
+[[alarms]]
+asset = "plant/north/p1"
+kind = "rul"
+limit = 24
+priority = "high"
+"#,
+    );
+    assert_eq!(d.len(), 7);
+    assert_eq!(d[0].on_delay_ns, 500_000_000);
+    assert!(d[0].latching);
+    assert_eq!(d[0].area, "north/ops");
+    assert_eq!(d[0].render(Some(9.7)), "P 9.7 bar over 9.5");
+    assert_eq!(d[3].condition, Condition::Discrete(0.0));
+    assert_eq!(d[4].condition, Condition::Stale(10 * S));
+    assert_eq!(d[5].tag.as_str(), "plant/north/p1/anomaly_score");
+    assert_eq!(d[6].condition, Condition::RulBelow(24.0));
+    assert_eq!(d[6].tag.as_str(), "plant/north/p1/rul");
+}
+
+#[test]
+fn bad_definitions_are_all_reported_with_file_alarm_and_field() {
+    let err = parse(
+        r#"
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "hi"
+limt = 3
+[[alarms]]
+tag = "plant/north/p1/presure"
+kind = "lo"
+limit = 1
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "hii"
+[[alarms]]
+tag = "plant/north/gd1/lel"
+kind = "gas"
+warning = 30
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "plant.toml:",
+        "unknown key \"limt\"",
+        "did you mean \"limit\"",
+        "alarm on \"plant/north/p1/pressure\": kind \"hi\" needs \"limit\"",
+        "unknown tag \"plant/north/p1/presure\"",
+        "did you mean \"plant/north/p1/pressure\"",
+        "unknown alarm kind \"hii\"",
+        "\"warning\" (30) must be below \"danger\" (20)",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn duplicate_alarm_ids_are_refused() {
+    let err = parse(&format!("{GAS}{GAS}")).unwrap_err().to_string();
+    assert!(err.contains("is defined twice"), "{err}");
+}
+
+// --- 2/4. evaluation, lifecycle, fail-safe ---
+
+#[test]
+fn gas_release_raises_warning_then_danger() {
+    let mut r = rig(&defs(GAS));
+    assert_eq!(r.feed(vec![good(LEL, 2.0, S)]), vec![]);
+    assert_eq!(
+        r.feed(vec![good(LEL, 12.0, 2 * S)]),
+        vec![tr("plant/north/gd1/lel:hi", "normal", "unack_active")]
+    );
+    assert_eq!(
+        r.feed(vec![good(LEL, 67.6, 3 * S)]),
+        vec![tr("plant/north/gd1/lel:hihi", "normal", "unack_active")]
+    );
+    let active = r.c.active();
+    assert_eq!(active[0].id, "plant/north/gd1/lel:hihi");
+    assert_eq!(active[0].priority, Priority::Critical);
+    assert_eq!(active[0].value, Some(67.6));
+    assert_eq!(active[0].raised_at, Some(3 * S));
+}
+
+#[test]
+fn deadband_stops_chattering_on_noise() {
+    let mut r = rig(&defs(&format!("{GAS}deadband = 1.0\n")));
+    let hi = "plant/north/gd1/lel:hi";
+    let mut n = 0;
+    for (i, v) in [10.2, 9.6, 10.1, 9.2, 10.4, 9.5].into_iter().enumerate() {
+        n += r.feed(vec![good(LEL, v, (i as i64 + 1) * S)]).len();
+    }
+    assert_eq!(n, 1, "only the first crossing is a transition");
+    assert_eq!(r.state(hi), State::UnackActive);
+    assert_eq!(
+        r.feed(vec![good(LEL, 8.9, 10 * S)]),
+        vec![tr(hi, "unack_active", "rtn_unack")]
+    );
+}
+
+#[test]
+fn on_and_off_delays_use_sample_time() {
+    let d = defs(&format!("{GAS}on_delay_ms = 2000\noff_delay_ms = 1000\n"));
+    let mut r = rig(&d);
+    let hi = "plant/north/gd1/lel:hi";
+    assert!(r.feed(vec![good(LEL, 12.0, 10 * S)]).is_empty());
+    assert!(r.feed(vec![good(LEL, 12.0, 11 * S)]).is_empty());
+    // a dip resets the pending on-delay
+    assert!(r.feed(vec![good(LEL, 5.0, 11 * S + 1)]).is_empty());
+    assert!(r.feed(vec![good(LEL, 12.0, 12 * S)]).is_empty());
+    assert_eq!(r.feed(vec![good(LEL, 12.0, 14 * S)]).len(), 1);
+    assert!(r.feed(vec![good(LEL, 1.0, 20 * S)]).is_empty());
+    assert_eq!(
+        r.feed(vec![good(LEL, 1.0, 21 * S)]),
+        vec![tr(hi, "unack_active", "rtn_unack")]
+    );
+}
+
+#[test]
+fn bad_quality_raises_its_own_alarm_and_never_reads_as_normal() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    let q = "plant/north/gd1/lel:bad_quality";
+    r.feed(vec![good(LEL, 15.0, S)]);
+    assert_eq!(r.state(hi), State::UnackActive);
+    // the read fails: its value is not a reading (false → 0.0) and must not clear the alarm
+    assert_eq!(
+        r.feed(vec![bad(LEL, 2 * S)]),
+        vec![tr(q, "normal", "unack_active")]
+    );
+    assert_eq!(r.state(hi), State::UnackActive);
+    let info = r.c.get(hi).unwrap();
+    assert_eq!(info.value, None);
+    assert!(info.message.contains("unknown"), "{}", info.message);
+    // the quality alarm takes the priority of the most urgent alarm on the tag
+    assert_eq!(r.c.get(q).unwrap().priority, Priority::Critical);
+    // a failed input from the start never reads as normal either: nothing clears
+    let mut r2 = rig(&defs(GAS));
+    r2.feed(vec![bad(LEL, S)]);
+    assert_eq!(r2.state(q), State::UnackActive);
+    assert_eq!(r2.state(hi), State::Normal);
+    assert_eq!(r2.c.get(hi).unwrap().value, None);
+    // good again: the quality alarm returns to normal (unacknowledged)
+    assert_eq!(
+        r.feed(vec![good(LEL, 15.0, 3 * S)]),
+        vec![tr(q, "unack_active", "rtn_unack")]
+    );
+}
+
+#[test]
+fn stale_input_alarms_on_the_injected_clock() {
+    let d = defs(
+        r#"
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "stale"
+stale_after_s = 10
+"#,
+    );
+    let mut r = rig(&d);
+    let id = "plant/north/p1/pressure:stale";
+    r.feed(vec![good("plant/north/p1/pressure", 1.0, S)]);
+    assert!(r.at(11 * S).is_empty());
+    assert_eq!(r.at(11 * S + 1), vec![tr(id, "normal", "unack_active")]);
+    assert_eq!(r.c.get(id).unwrap().value, None);
+    assert_eq!(
+        r.feed(vec![good("plant/north/p1/pressure", 1.0, 12 * S)]),
+        vec![tr(id, "unack_active", "rtn_unack")]
+    );
+}
+
+#[test]
+fn deviation_rate_discrete_and_analytics_hooks() {
+    let d = defs(
+        r#"
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "deviation"
+setpoint = "plant/north/p1/setpoint"
+limit = 1
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "rate"
+limit = 2
+[[alarms]]
+tag = "plant/north/p1/running"
+kind = "discrete"
+state = false
+[[alarms]]
+asset = "plant/north/p1"
+kind = "anomaly"
+[[alarms]]
+asset = "plant/north/p1"
+kind = "rul"
+limit = 24
+"#,
+    );
+    let mut r = rig(&d);
+    let p = "plant/north/p1/pressure";
+    r.feed(vec![
+        good("plant/north/p1/setpoint", 5.0, S),
+        good(p, 5.5, S),
+    ]);
+    // +3 bar in 1 s: rate 3/s ≥ 2 and deviation 3 ≥ 1
+    let t = r.feed(vec![good(p, 8.5, 2 * S)]);
+    assert_eq!(
+        t,
+        vec![
+            tr(
+                "plant/north/p1/pressure:deviation",
+                "normal",
+                "unack_active"
+            ),
+            tr("plant/north/p1/pressure:rate", "normal", "unack_active"),
+        ]
+    );
+    let run = Sample::good(tag("plant/north/p1/running"), Value::Bool(false), 3 * S);
+    assert_eq!(
+        r.feed(vec![run]),
+        vec![tr(
+            "plant/north/p1/running:discrete",
+            "normal",
+            "unack_active"
+        )]
+    );
+    assert_eq!(
+        r.feed(vec![good("plant/north/p1/anomaly_score", 0.7, 4 * S)]),
+        vec![tr(
+            "plant/north/p1/anomaly_score:anomaly",
+            "normal",
+            "unack_active"
+        )]
+    );
+    assert_eq!(
+        r.feed(vec![good("plant/north/p1/rul", 9.6, 5 * S)]),
+        vec![tr("plant/north/p1/rul:rul", "normal", "unack_active")]
+    );
+}
+
+#[test]
+fn suppressed_by_design_while_the_pump_is_stopped() {
+    let d = defs(
+        r#"
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "lo"
+limit = 2
+suppress_tag = "plant/north/p1/running"
+suppress_value = 0
+"#,
+    );
+    let mut r = rig(&d);
+    let id = "plant/north/p1/pressure:lo";
+    let running = |b: bool, ts| Sample::good(tag("plant/north/p1/running"), Value::Bool(b), ts);
+    r.feed(vec![
+        running(false, S),
+        good("plant/north/p1/pressure", 0.1, S),
+    ]);
+    assert_eq!(r.state(id), State::Suppressed);
+    // the pump starts with the pressure still low: the alarm comes back, unacknowledged
+    assert_eq!(
+        r.feed(vec![running(true, 2 * S)]),
+        vec![tr(id, "suppressed", "unack_active")]
+    );
+}
+
+// --- operator actions ---
+
+#[test]
+fn actions_return_transitions_emit_events_and_refuse_clearly() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    r.feed(vec![good(LEL, 12.0, S)]);
+    let t = r.c.acknowledge(hi, "seen, checking", "olga").unwrap();
+    assert_eq!((t.from, t.to), (State::UnackActive, State::AckActive));
+    let e = r.c.acknowledge(hi, "", "olga").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "alarm \"plant/north/gd1/lel:hi\": cannot acknowledge an alarm in state ack_active: it is already acknowledged"
+    );
+    let e =
+        r.c.acknowledge("plant/north/gd1/lel:hh", "", "olga")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        e.starts_with("unknown alarm \"plant/north/gd1/lel:hh\""),
+        "{e}"
+    );
+    let e =
+        r.c.shelve(hi, Duration::ZERO, "maintenance", "olga")
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("shelve duration must be more than 0"), "{e}");
+    let e = r.c.out_of_service(hi, " ", "olga").unwrap_err().to_string();
+    assert!(e.contains("a reason is required"), "{e}");
+
+    // the events ride on the next batch: action, then transition
+    let mut b = Batch::default();
+    r.p.process(&mut b);
+    assert_eq!(b.events.len(), 2);
+    match &b.events[0].kind {
+        EventKind::OperatorAction {
+            user,
+            action,
+            target,
+            comment,
+        } => {
+            assert_eq!((user.as_str(), action.as_str()), ("olga", "acknowledge"));
+            assert_eq!((target.as_str(), comment.as_str()), (hi, "seen, checking"));
+        }
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(transitions(&b), vec![tr(hi, "unack_active", "ack_active")]);
+    assert_eq!(b.events[1].asset.as_deref(), Some("plant/north/gd1"));
+}
+
+#[test]
+fn shelve_expires_on_the_clock_and_re_annunciates() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    r.feed(vec![good(LEL, 12.0, S)]);
+    r.c.shelve(hi, Duration::from_secs(60), "sensor calibration", "olga")
+        .unwrap();
+    assert_eq!(r.c.get(hi).unwrap().shelved_until, Some(61 * S));
+    assert!(transitions_of(&mut r, 60 * S).is_empty());
+    assert_eq!(r.at(61 * S), vec![tr(hi, "shelved", "unack_active")]);
+}
+
+fn transitions_of(r: &mut Rig, ts: i64) -> Vec<(String, String, String)> {
+    r.at(ts)
+        .into_iter()
+        .filter(|(_, from, _)| from != "unack_active")
+        .collect()
+}
+
+#[test]
+fn latching_needs_a_reset() {
+    let mut r = rig(&defs(&format!("{GAS}latching = true\n")));
+    let hi = "plant/north/gd1/lel:hi";
+    r.feed(vec![good(LEL, 12.0, S)]);
+    r.feed(vec![good(LEL, 1.0, 2 * S)]);
+    assert_eq!(r.state(hi), State::UnackActive);
+    assert!(r.c.reset_latched(hi, "olga").is_err());
+    r.c.acknowledge(hi, "", "olga").unwrap();
+    let t = r.c.reset_latched(hi, "olga").unwrap();
+    assert_eq!((t.from, t.to), (State::AckActive, State::Normal));
+}
+
+// --- 3. journal ---
+
+#[test]
+fn state_survives_dropping_the_processor_and_reopening_the_journal() {
+    let d = defs(GAS);
+    let mut r = rig(&d);
+    let hi = "plant/north/gd1/lel:hi";
+    let hihi = "plant/north/gd1/lel:hihi";
+    r.feed(vec![good(LEL, 25.0, S)]);
+    r.c.acknowledge(hi, "on my way", "olga").unwrap();
+    r.c.shelve(hihi, Duration::from_secs(600), "detector test", "ben")
+        .unwrap();
+    // a power cut loses nothing that was answered
+    r.storage.crash();
+    let r = r.reopen(&d);
+    assert_eq!(r.state(hi), State::AckActive);
+    assert_eq!(r.state(hihi), State::Shelved);
+    assert_eq!(r.c.get(hihi).unwrap().shelved_until, Some(601 * S));
+    assert_eq!(r.c.get(hi).unwrap().raised_at, Some(S));
+    assert_eq!(r.state("plant/north/gd1/lel:bad_quality"), State::Normal);
+
+    let (_, opened) = Journal::open(Arc::new(r.storage.clone()), PathBuf::from("/alarms")).unwrap();
+    let recs = opened.records;
+    // raise hi, raise hihi, ack, shelve
+    assert_eq!(recs.len(), 4, "{recs:#?}");
+    let ack = &recs[2];
+    assert_eq!((ack.from, ack.to), (State::UnackActive, State::AckActive));
+    assert_eq!(
+        (ack.user.as_str(), ack.comment.as_str()),
+        ("olga", "on my way")
+    );
+    assert_eq!(
+        (ack.action.as_str(), ack.value),
+        ("acknowledge", Some(25.0))
+    );
+    assert_eq!(ack.ts, S);
+    assert_eq!(recs[3].comment, "detector test");
+}
+
+#[test]
+fn restored_active_alarm_clears_on_the_next_samples() {
+    let d = defs(GAS);
+    let mut r = rig(&d);
+    let hi = "plant/north/gd1/lel:hi";
+    r.feed(vec![good(LEL, 12.0, S)]);
+    r.c.acknowledge(hi, "", "olga").unwrap();
+    let mut r = r.reopen(&d);
+    assert_eq!(
+        r.feed(vec![good(LEL, 1.0, 5 * S)]),
+        vec![tr(hi, "ack_active", "normal")]
+    );
+}
+
+#[test]
+fn kpis_from_the_journal() {
+    let d = defs(GAS);
+    let mut r = rig(&d);
+    for i in 0..3 {
+        r.feed(vec![good(LEL, 12.0, (10 * i + 1) * S)]);
+        r.feed(vec![good(LEL, 1.0, (10 * i + 5) * S)]);
+    }
+    let (_, opened) = Journal::open(Arc::new(r.storage.clone()), PathBuf::from("/alarms")).unwrap();
+    let k = kpi::kpis(&opened.records, 60 * S, 600 * S);
+    assert_eq!(k.chattering, vec!["plant/north/gd1/lel:hi".to_owned()]);
+    // first raise from normal, then two re-raises from rtn_unack
+    assert_eq!(k.top10, vec![("plant/north/gd1/lel:hi".to_owned(), 3)]);
+    assert_eq!(k.per_area_per_10min["plant/north"], 3.0);
+    assert_eq!(k.standing, 1);
+}
+
+// --- 5. the demo's alarms ---
+
+#[test]
+fn demo_config_configures_gas_alarms_on_every_detector() {
+    let src = include_str!("../../../examples/plant.toml");
+    let cfg = mw_bus::config_registry(&[
+        &mw_modbus::ModbusComponent,
+        &mw_analytics_live::AnalyticsComponent,
+        &AlarmComponent,
+        &mw_historian::component::HistorianComponent,
+    ])
+    .parse(src, "examples/plant.toml")
+    .unwrap_or_else(|d| panic!("{d}"));
+    let alarms = &cfg.section::<AlarmsConfig>().unwrap().alarms;
+    for gd in ["gd1", "gd2", "gd3"] {
+        let tag = format!("acme/plant1/utilities/compressor_house/{gd}/gas");
+        let danger = alarms
+            .iter()
+            .find(|a| a.id == format!("{tag}:hihi"))
+            .unwrap_or_else(|| panic!("no danger alarm on {tag}"));
+        assert_eq!(danger.condition, Condition::High(20.0));
+        assert_eq!(danger.priority, Priority::Critical);
+        assert!(alarms.iter().any(|a| a.id == format!("{tag}:hi")));
+    }
+    assert!(
+        alarms
+            .iter()
+            .any(|a| a.id == "acme/plant1/utilities/water/pump1/rul:rul")
+    );
+}
+
+#[test]
+fn uncertain_input_is_held_without_a_quality_alarm() {
+    let d = defs("[[alarms]]\nasset = \"plant/north/p1\"\nkind = \"anomaly\"\n");
+    let mut r = rig(&d);
+    let id = "plant/north/p1/anomaly_score:anomaly";
+    r.feed(vec![good("plant/north/p1/anomaly_score", 0.9, S)]);
+    let warming = Sample {
+        quality: Quality::Uncertain("warming up".into()),
+        ..good("plant/north/p1/anomaly_score", 0.0, 2 * S)
+    };
+    assert!(r.feed(vec![warming]).is_empty());
+    assert_eq!(r.state(id), State::UnackActive);
+    assert_eq!(
+        r.state("plant/north/p1/anomaly_score:bad_quality"),
+        State::Normal
+    );
+    assert_eq!(r.c.get(id).unwrap().value, None);
+}
