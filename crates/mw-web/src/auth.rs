@@ -191,7 +191,7 @@ fn identify(auth: &Auth, req: &Request) -> Result<Option<(Principal, Option<Stri
 }
 
 /// A cookie's value from the `Cookie` headers.
-fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
     h.get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -379,6 +379,10 @@ pub(crate) const LOGIN_SCRIPT: &str = include_str!("../assets/login.js");
 struct LoginBody {
     user: String,
     password: String,
+}
+
+pub(crate) fn parse_login_body(body: &[u8]) -> Result<(String, String), serde_json::Error> {
+    serde_json::from_slice::<LoginBody>(body).map(|b| (b.user, b.password))
 }
 
 /// `POST /api/v1/login` `{"user", "password"}`: a session cookie, or 401 / 429.
