@@ -592,3 +592,136 @@ fn on_a_terminal_the_password_is_prompted_twice_without_echo() {
     let users = UserStore::open(&security_dir(&tmp.path)).expect("users");
     assert!(users.verify_password("tty", pw).is_ok());
 }
+
+/// One HTTP/1.1 request to `addr` with extra header lines; returns (status, headers, body).
+fn http(addr: &str, method: &str, path: &str, headers: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}");
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    s.write_all(req.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    (status, text)
+}
+
+/// The `mw_session` value a response sets.
+fn session_cookie(resp: &str) -> String {
+    resp.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: mw_session=")
+                .then(|| {
+                    l["set-cookie: mw_session=".len()..]
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                })
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("no session cookie in {resp:?}"))
+}
+
+#[test]
+fn disabling_a_user_or_revoking_a_token_ends_their_sessions_on_a_running_server() {
+    let demo = common::start_demo("sec-revoke-live", &[]);
+    let d = demo.data.path.to_str().expect("utf-8");
+    let addr = demo.http.as_str();
+    // Added while the server runs: it reads the users file again when it changed.
+    ok(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "operator",
+            "--data-dir",
+            d,
+        ],
+        "correct horse battery\n",
+    );
+    let (st, resp) = http(
+        addr,
+        "POST",
+        "/api/v1/login",
+        "",
+        Some(r#"{"user":"alice","password":"correct horse battery"}"#),
+    );
+    assert_eq!(st, 200, "{resp}");
+    let alice = format!("Cookie: mw_session={}\r\n", session_cookie(&resp));
+    let (st, resp) = http(addr, "GET", "/api/v1/whoami", &alice, None);
+    assert!(st == 200 && resp.contains("alice"), "{resp}");
+
+    // A token and a session started with it.
+    let (out, _) = ok(
+        &[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            "scada",
+            "--expires",
+            "1d",
+            "--data-dir",
+            d,
+        ],
+        "",
+    );
+    let token = out.trim().to_owned();
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let (st, resp) = http(addr, "GET", "/api/v1/whoami", &bearer, None);
+    assert!(st == 200 && resp.contains("scada"), "{resp}");
+    let (st, resp) = http(addr, "GET", &format!("/login?token={token}"), "", None);
+    assert_eq!(st, 303, "{resp}");
+    let scada = format!("Cookie: mw_session={}\r\n", session_cookie(&resp));
+    let (st, resp) = http(addr, "GET", "/api/v1/whoami", &scada, None);
+    assert!(st == 200 && resp.contains("scada"), "{resp}");
+
+    ok(&["user", "disable", "alice", "--data-dir", d], "");
+    let (st, resp) = http(addr, "GET", "/api/v1/whoami", &alice, None);
+    assert_eq!(st, 401, "a disabled user's session must end: {resp}");
+    // …and stays ended when the user is enabled again (it was revoked, not suspended).
+    ok(&["user", "enable", "alice", "--data-dir", d], "");
+    let (st, _) = http(addr, "GET", "/api/v1/whoami", &alice, None);
+    assert_eq!(st, 401);
+    // The token's session still works until the token is revoked.
+    let (st, _) = http(addr, "GET", "/api/v1/whoami", &scada, None);
+    assert_eq!(st, 200);
+    ok(&["token", "revoke", &token[3..19], "--data-dir", d], "");
+    let (st, resp) = http(addr, "GET", "/api/v1/whoami", &bearer, None);
+    assert_eq!(st, 401, "a revoked token must be refused: {resp}");
+    let (st, resp) = http(addr, "GET", "/api/v1/whoami", &scada, None);
+    assert_eq!(st, 401, "a revoked token's session must end: {resp}");
+
+    // A deleted user's fresh session ends too.
+    let (st, resp) = http(
+        addr,
+        "POST",
+        "/api/v1/login",
+        "",
+        Some(r#"{"user":"alice","password":"correct horse battery"}"#),
+    );
+    assert_eq!(st, 200, "{resp}");
+    let alice2 = format!("Cookie: mw_session={}\r\n", session_cookie(&resp));
+    assert_eq!(http(addr, "GET", "/api/v1/whoami", &alice2, None).0, 200);
+    ok(&["user", "del", "alice", "--data-dir", d], "");
+    assert_eq!(http(addr, "GET", "/api/v1/whoami", &alice2, None).0, 401);
+}

@@ -484,17 +484,83 @@ pub fn server_config_files(
         .map_err(|e| CertError::Tls(format!("{}: {e}", key.display())))
 }
 
-/// The user name a verified client certificate stands for: its subject's CN, which must be a
-/// valid user name. (Call it only with a certificate rustls has verified.)
-pub fn client_cert_user(der: &[u8]) -> Result<String, CertError> {
-    let (_, c) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| CertError::Invalid(format!("client certificate: not X.509: {e}")))?;
-    let cn = c
-        .subject()
+/// The first common name (CN) of a certificate's subject, if it parses and has one as text
+/// (any text: [`client_cert_user`] also checks it is a valid user name). Never panics.
+pub fn subject_common_name(der: &[u8]) -> Option<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    c.subject()
         .iter_common_name()
         .next()
         .and_then(|a| a.as_str().ok())
+        .map(str::to_owned)
+}
+
+/// The user name a verified client certificate stands for: its subject's CN, which must be a
+/// valid user name. (Call it only with a certificate rustls has verified.)
+pub fn client_cert_user(der: &[u8]) -> Result<String, CertError> {
+    x509_parser::parse_x509_certificate(der)
+        .map_err(|e| CertError::Invalid(format!("client certificate: not X.509: {e}")))?;
+    let cn = subject_common_name(der)
         .ok_or_else(|| CertError::Invalid("client certificate has no CN".to_owned()))?;
-    validate_name(cn).map_err(|e| CertError::Invalid(format!("client certificate CN: {e}")))?;
-    Ok(cn.to_owned())
+    validate_name(&cn).map_err(|e| CertError::Invalid(format!("client certificate CN: {e}")))?;
+    Ok(cn)
+}
+
+#[cfg(test)]
+mod cn_tests {
+    use super::*;
+
+    fn cert(cn: Option<&str>) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["client.example".into()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Acme");
+        if let Some(cn) = cn {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn reads_the_subject_common_name() {
+        assert_eq!(
+            subject_common_name(&cert(Some("operator-7"))).as_deref(),
+            Some("operator-7")
+        );
+        assert_eq!(
+            subject_common_name(&cert(Some("Zoë"))).as_deref(),
+            Some("Zoë")
+        );
+        assert_eq!(subject_common_name(&cert(None)), None);
+        assert_eq!(
+            client_cert_user(&cert(Some("operator-7"))).unwrap(),
+            "operator-7"
+        );
+        assert!(client_cert_user(&cert(Some("Zoë"))).is_err());
+        assert!(client_cert_user(&cert(None)).is_err());
+    }
+
+    #[test]
+    fn never_panics_on_truncated_or_corrupted_input() {
+        let der = cert(Some("operator-7"));
+        for n in 0..der.len() {
+            let _ = subject_common_name(&der[..n]);
+            let _ = client_cert_user(&der[..n]);
+        }
+        for i in 0..der.len() {
+            let mut bad = der.clone();
+            bad[i] ^= 0xff;
+            let _ = subject_common_name(&bad);
+            let _ = client_cert_user(&bad);
+        }
+        assert_eq!(
+            subject_common_name(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
+        assert_eq!(subject_common_name(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
+    }
 }

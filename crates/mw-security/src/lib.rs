@@ -29,7 +29,7 @@ use std::time::Instant;
 use mw_model::{Event, EventKind};
 
 pub use role::{Permission, Role, UnknownRole};
-pub use session::{SessionConfig, SessionStore};
+pub use session::{SessionBasis, SessionConfig, SessionStore};
 pub use throttle::{LoginThrottle, ThrottleConfig};
 pub use tokens::{IssuedToken, TokenInfo, TokenStore, parse_expiry, token_id};
 pub use users::{
@@ -166,44 +166,138 @@ pub trait Authenticator: Send + Sync {
         let _ = user;
         Err(AuthError::Denied)
     }
+    /// Whether the session of `session` (as the session store gave it, started with `basis`)
+    /// still holds: for a user, that it exists and is not disabled (with its current role);
+    /// for a token, that it is neither revoked nor expired. Called on every use of a session,
+    /// so a `user disable|del` or `token revoke` ends the sessions at their next request.
+    /// Default: only the process's own sessions hold.
+    fn session(&self, session: &Principal, basis: &SessionBasis) -> Result<Principal, AuthError> {
+        match basis {
+            SessionBasis::Process => Ok(session.clone()),
+            SessionBasis::User | SessionBasis::Token(_) => Err(AuthError::NoSession),
+        }
+    }
 }
 
-/// The [`Authenticator`] over the files in `DATA_DIR/security/`: users and tokens are read
-/// once and again on [`LocalAuthenticator::reload`] (the CLI changes the files; a long-running
-/// process reloads on a signal or a timer).
+/// The [`Authenticator`] over the files in `DATA_DIR/security/`. The CLI (`millwright user …`,
+/// `token …`) changes the files while a server runs, so every check first compares each file's
+/// identity (inode, modification time, length: one `stat`) with the one it last read and reads
+/// the file again when it changed. A disabled user or a revoked token is refused from the next
+/// request on. A file that changed but cannot be read is reported and the previous contents are
+/// kept until it reads again.
 pub struct LocalAuthenticator {
     dir: PathBuf,
-    users: RwLock<UserStore>,
-    tokens: RwLock<TokenStore>,
+    users: RwLock<Loaded<UserStore>>,
+    tokens: RwLock<Loaded<TokenStore>>,
+}
+
+struct Loaded<T> {
+    store: T,
+    stamp: Option<Stamp>,
+}
+
+/// What tells a rewritten file apart (the stores write by rename, so the inode changes too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some(Stamp {
+        ino,
+        modified: m.modified().ok(),
+        len: m.len(),
+    })
+}
+
+/// Reads `lock`'s store again if its file's stamp changed since it was read.
+fn refresh<T>(lock: &RwLock<Loaded<T>>, path: &Path, open: impl FnOnce() -> Result<T, StoreError>) {
+    let now = stamp(path);
+    if lock.read().unwrap_or_else(|e| e.into_inner()).stamp == now {
+        return;
+    }
+    match open() {
+        Ok(store) => {
+            *lock.write().unwrap_or_else(|e| e.into_inner()) = Loaded { store, stamp: now };
+        }
+        Err(e) => tracing::warn!("{e}; keeping what was read before"),
+    }
 }
 
 impl LocalAuthenticator {
     /// Opens the stores under `security_dir` (missing files mean no users, no tokens).
     pub fn open(security_dir: &Path) -> Result<LocalAuthenticator, StoreError> {
-        Ok(LocalAuthenticator {
+        let a = LocalAuthenticator {
             dir: security_dir.to_owned(),
-            users: RwLock::new(UserStore::open(security_dir)?),
-            tokens: RwLock::new(TokenStore::open(security_dir)?),
-        })
+            users: RwLock::new(Loaded {
+                store: UserStore::open(security_dir)?,
+                stamp: None,
+            }),
+            tokens: RwLock::new(Loaded {
+                store: TokenStore::open(security_dir)?,
+                stamp: None,
+            }),
+        };
+        a.reload()?;
+        Ok(a)
     }
 
-    /// Reads the files again.
+    /// Reads the files again (whether they changed or not).
     pub fn reload(&self) -> Result<(), StoreError> {
+        let (us, ts) = (
+            stamp(&self.dir.join(users::FILE)),
+            stamp(&self.dir.join(tokens::FILE)),
+        );
         let users = UserStore::open(&self.dir)?;
         let tokens = TokenStore::open(&self.dir)?;
-        *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
-        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = tokens;
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Loaded {
+            store: users,
+            stamp: us,
+        };
+        *self.tokens.write().unwrap_or_else(|e| e.into_inner()) = Loaded {
+            store: tokens,
+            stamp: ts,
+        };
         Ok(())
+    }
+
+    fn users(&self) -> std::sync::RwLockReadGuard<'_, Loaded<UserStore>> {
+        refresh(&self.users, &self.dir.join(users::FILE), || {
+            UserStore::open(&self.dir)
+        });
+        self.users.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tokens(&self) -> std::sync::RwLockReadGuard<'_, Loaded<TokenStore>> {
+        refresh(&self.tokens, &self.dir.join(tokens::FILE), || {
+            TokenStore::open(&self.dir)
+        });
+        self.tokens.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enabled_user(&self, user: &str, via: Via) -> Result<Principal, AuthError> {
+        let u = self.users().store.get(user).ok_or(AuthError::Denied)?;
+        if u.disabled {
+            return Err(AuthError::Disabled(u.name));
+        }
+        Ok(Principal {
+            name: u.name,
+            role: u.role,
+            via,
+        })
     }
 }
 
 impl Authenticator for LocalAuthenticator {
     fn password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
-        let u = self
-            .users
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .verify_password(user, password)?;
+        let u = self.users().store.verify_password(user, password)?;
         Ok(Principal {
             name: u.name,
             role: u.role,
@@ -212,27 +306,27 @@ impl Authenticator for LocalAuthenticator {
     }
 
     fn token(&self, token: &str) -> Result<Principal, AuthError> {
-        self.tokens
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .authenticate_token(token)
+        self.tokens().store.authenticate_token(token)
     }
 
     fn certificate(&self, user: &str) -> Result<Principal, AuthError> {
-        let u = self
-            .users
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(user)
-            .ok_or(AuthError::Denied)?;
-        if u.disabled {
-            return Err(AuthError::Disabled(u.name));
+        self.enabled_user(user, Via::ClientCertificate)
+    }
+
+    fn session(&self, session: &Principal, basis: &SessionBasis) -> Result<Principal, AuthError> {
+        match basis {
+            SessionBasis::Process => Ok(session.clone()),
+            SessionBasis::User => self.enabled_user(&session.name, Via::Session),
+            SessionBasis::Token(id) => {
+                self.tokens()
+                    .store
+                    .check_id_at(id, mw_model::now_ns())
+                    .map(|p| Principal {
+                        via: Via::Session,
+                        ..p
+                    })
+            }
         }
-        Ok(Principal {
-            name: u.name,
-            role: u.role,
-            via: Via::ClientCertificate,
-        })
     }
 }
 
@@ -369,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn the_local_authenticator_checks_passwords_and_tokens_and_reloads() {
+    fn the_local_authenticator_checks_passwords_and_tokens_and_follows_the_files() {
         let dir = temp_dir("authn");
         let mut users = UserStore::open(&dir).unwrap().with_params(FAST);
         users
@@ -391,9 +485,10 @@ mod tests {
             Err(AuthError::Denied)
         ));
         assert!(matches!(a.token("mw_nope"), Err(AuthError::MalformedToken)));
-        // A token made after the authenticator was opened is seen after a reload.
-        let t = TokenStore::open(&dir)
-            .unwrap()
+        // A token made after the authenticator was opened (by another process: another store
+        // over the same file) is seen at the next check, without a reload.
+        let mut tokens = TokenStore::open(&dir).unwrap();
+        let t = tokens
             .create(
                 "ci",
                 Role::Viewer,
@@ -401,12 +496,55 @@ mod tests {
                 "alice",
             )
             .unwrap();
-        assert!(matches!(a.token(&t.token), Err(AuthError::UnknownToken)));
-        a.reload().unwrap();
         assert_eq!(a.token(&t.token).unwrap().via, Via::Token);
+        // Sessions rest on what they were started with, as the files say now.
+        let session = |name: &str, role| Principal {
+            name: name.into(),
+            role,
+            via: Via::Session,
+        };
+        let by_token = SessionBasis::Token(t.id.clone());
+        assert_eq!(
+            a.session(&session("ci", Role::Viewer), &by_token).unwrap(),
+            session("ci", Role::Viewer)
+        );
+        assert_eq!(
+            a.session(&session("alice", Role::Engineer), &SessionBasis::User)
+                .unwrap(),
+            session("alice", Role::Engineer)
+        );
+        users.set_disabled("alice", true).unwrap();
+        assert!(matches!(
+            a.password("alice", "a long enough secret"),
+            Err(AuthError::Disabled(_))
+        ));
+        assert!(matches!(
+            a.session(&session("alice", Role::Engineer), &SessionBasis::User),
+            Err(AuthError::Disabled(_))
+        ));
+        users.remove("alice").unwrap();
+        assert!(matches!(
+            a.session(&session("alice", Role::Engineer), &SessionBasis::User),
+            Err(AuthError::Denied)
+        ));
+        tokens.revoke(&t.id).unwrap();
+        assert!(matches!(a.token(&t.token), Err(AuthError::RevokedToken(_))));
+        assert!(matches!(
+            a.session(&session("ci", Role::Viewer), &by_token),
+            Err(AuthError::RevokedToken(_))
+        ));
+        // The process's own sessions need no file.
+        assert!(
+            a.session(&session("demo", Role::Admin), &SessionBasis::Process)
+                .is_ok()
+        );
+        a.reload().unwrap();
         // The authenticator is usable as a trait object by other crates.
         let dynamic: &dyn Authenticator = &a;
-        assert_eq!(dynamic.token(&t.token).unwrap().role, Role::Viewer);
+        assert!(matches!(
+            dynamic.token(&t.token),
+            Err(AuthError::RevokedToken(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -29,9 +29,23 @@ impl Default for SessionConfig {
     }
 }
 
+/// What a session was started with, so that each use can check it still holds: a user whom
+/// `millwright user disable|del` can take away, an API token that can be revoked or expire, or
+/// this process's own login token (valid until the process ends).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionBasis {
+    /// A password login (or a client certificate): the user must still exist and be enabled.
+    User,
+    /// A login with the API token of this id: it must still be valid.
+    Token(String),
+    /// The process's own login token (the demo's): nothing to re-check.
+    Process,
+}
+
 struct Session {
     user: String,
     role: Role,
+    basis: SessionBasis,
     created: Instant,
     last_used: Instant,
     /// Creation order, for eviction.
@@ -70,6 +84,17 @@ impl SessionStore {
     /// Starts a session for `user` with `role` and returns its id (43 base64url characters;
     /// a secret: put it in a `Secure; HttpOnly; SameSite=Strict` cookie, never in a log).
     pub fn create(&self, user: &str, role: Role, now: Instant) -> Result<String, StoreError> {
+        self.create_with(user, role, SessionBasis::User, now)
+    }
+
+    /// [`SessionStore::create`] for a session started with `basis`.
+    pub fn create_with(
+        &self,
+        user: &str,
+        role: Role,
+        basis: SessionBasis,
+        now: Instant,
+    ) -> Result<String, StoreError> {
         let id = crypto::b64url(&crypto::random::<32>()?);
         let mut g = self.lock();
         g.sessions.retain(|_, s| !expired(&self.config, s, now));
@@ -91,6 +116,7 @@ impl SessionStore {
             Session {
                 user: user.to_owned(),
                 role,
+                basis,
                 created: now,
                 last_used: now,
                 serial,
@@ -102,6 +128,16 @@ impl SessionStore {
     /// The session's principal, if it exists and has neither idled out nor outlived its
     /// lifetime; using it resets the idle timer. An expired session is removed.
     pub fn lookup(&self, id: &str, now: Instant) -> Result<Principal, AuthError> {
+        self.lookup_with_basis(id, now).map(|(p, _)| p)
+    }
+
+    /// [`SessionStore::lookup`], with what the session was started with (for the caller to
+    /// check it still holds, and [`SessionStore::revoke`] it if not).
+    pub fn lookup_with_basis(
+        &self,
+        id: &str,
+        now: Instant,
+    ) -> Result<(Principal, SessionBasis), AuthError> {
         let mut g = self.lock();
         let Some(s) = g.sessions.get_mut(id) else {
             return Err(AuthError::NoSession);
@@ -111,11 +147,14 @@ impl SessionStore {
             return Err(AuthError::NoSession);
         }
         s.last_used = s.last_used.max(now);
-        Ok(Principal {
-            name: s.user.clone(),
-            role: s.role,
-            via: Via::Session,
-        })
+        Ok((
+            Principal {
+                name: s.user.clone(),
+                role: s.role,
+                via: Via::Session,
+            },
+            s.basis.clone(),
+        ))
     }
 
     /// Ends a session (logout). True if it existed.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AuthError, Principal, Role, StoreError, Via, crypto, fsutil, validate_name};
 
-const FILE: &str = "tokens.json";
+pub(crate) const FILE: &str = "tokens.json";
 const FORMAT: u32 = 1;
 const PREFIX: &str = "mw_";
 const ID_HEX: usize = 16;
@@ -246,6 +246,25 @@ impl TokenStore {
         if !crypto::ct_eq(hash.as_bytes(), r.secret_sha256.as_bytes()) {
             return Err(AuthError::UnknownToken);
         }
+        if r.revoked {
+            return Err(AuthError::RevokedToken(r.id.clone()));
+        }
+        if now_ns >= r.expires_ns {
+            return Err(AuthError::ExpiredToken(r.id.clone()));
+        }
+        Ok(Principal {
+            name: r.name.clone(),
+            role: r.role,
+            via: Via::Token,
+        })
+    }
+
+    /// Whether the token with `id` still holds at `now_ns` (not revoked, not expired, still in
+    /// the file): what a session started with that token is checked against on every use.
+    pub fn check_id_at(&self, id: &str, now_ns: i64) -> Result<Principal, AuthError> {
+        let Some(r) = self.by_id.get(id).map(|&i| &self.records[i]) else {
+            return Err(AuthError::UnknownToken);
+        };
         if r.revoked {
             return Err(AuthError::RevokedToken(r.id.clone()));
         }

@@ -15,7 +15,7 @@ pub const PASSWORD_MIN_CHARS: usize = 12;
 /// Longest password accepted (bytes); bounds the work an attacker can ask for.
 pub const PASSWORD_MAX_BYTES: usize = 1024;
 const NAME_MAX: usize = 32;
-const FILE: &str = "users.json";
+pub(crate) const FILE: &str = "users.json";
 const FORMAT: u32 = 1;
 
 /// Argon2id cost parameters (docs/security.md explains the choice and its measured cost).

@@ -4,7 +4,9 @@
 //!
 //!     cargo run --release -p mw-web --example bench_server -- DIR
 //!
-//! writes `DIR/ca.pem` and `DIR/ports` (`PLAIN_PORT TLS_PORT`), then serves until killed.
+//! writes `DIR/ca.pem`, `DIR/ports` (`PLAIN_PORT TLS_PORT`) and `DIR/token` (an API token stored
+//! in `DIR/security/tokens.json`, checked by `mw_security::LocalAuthenticator` as in `millwright
+//! run`), then serves until killed. `Bearer bench` is the process's own login token.
 
 use std::sync::Arc;
 
@@ -50,6 +52,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None,
     )?;
 
+    let security = mw_security::security_dir(&dir);
+    let issued = mw_security::TokenStore::open(&security)?.create(
+        "bench",
+        mw_security::Role::Viewer,
+        std::time::Duration::from_secs(3600),
+        "bench",
+    )?;
+    std::fs::write(dir.join("token"), format!("{}\n", issued.token))?;
     let state = AppState {
         site_name: "bench".into(),
         tags: Arc::new(NoTags),
@@ -58,16 +68,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: None,
-        // `GET /health` is public; `/api/v1/whoami` with `Authorization: Bearer bench` measures
-        // an authenticated request
-        auth: Arc::new(mw_web::Auth::token_only(
-            "bench".into(),
-            mw_security::Principal {
-                name: "bench".into(),
-                role: mw_security::Role::Viewer,
-                via: mw_security::Via::Token,
-            },
-        )),
+        // `GET /health` is public; `/api/v1/whoami` with `Authorization: Bearer bench` (the
+        // process's login token) or with `DIR/token` (a stored API token) measures an
+        // authenticated request
+        auth: Arc::new(
+            mw_web::Auth::new(Arc::new(mw_security::LocalAuthenticator::open(&security)?))
+                .with_ephemeral_token(
+                    "bench".into(),
+                    mw_security::Principal {
+                        name: "bench".into(),
+                        role: mw_security::Role::Viewer,
+                        via: mw_security::Via::Token,
+                    },
+                ),
+        ),
         audit: None,
         warnings: Vec::new(),
     };

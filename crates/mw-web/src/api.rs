@@ -264,6 +264,14 @@ pub(crate) struct FaultBody {
     point: Option<String>,
 }
 
+pub(crate) fn parse_fault_body(body: &[u8]) -> Result<FaultBody, String> {
+    json_body(body, "fault", "")
+}
+
+pub(crate) fn parse_relearn_body(body: &[u8]) -> Result<RelearnBody, String> {
+    json_body(body, "relearn", "")
+}
+
 fn fault_json(f: &crate::FaultInfo) -> J {
     json!({
         "wall_start": format_rfc3339_ns(f.wall_start_ns),
@@ -359,7 +367,7 @@ pub(crate) async fn list_detectors(State(st): State<AppState>) -> Response {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RelearnBody {
+pub(crate) struct RelearnBody {
     asset: String,
 }
 

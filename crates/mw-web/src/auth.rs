@@ -29,7 +29,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use mw_bus::Publisher;
 use mw_model::Event;
 use mw_security::{
-    AuthError, Authenticator, LoginThrottle, Permission, Principal, Role, SessionStore, Via,
+    AuthError, Authenticator, LoginThrottle, Permission, Principal, Role, SessionBasis,
+    SessionStore, Via,
 };
 use serde_json::json;
 
@@ -111,12 +112,32 @@ impl Auth {
     }
 
     fn bearer(&self, token: &str) -> Result<Principal, AuthError> {
+        self.bearer_with_basis(token).map(|(p, _)| p)
+    }
+
+    /// The token's principal, and what a session started with it rests on.
+    fn bearer_with_basis(&self, token: &str) -> Result<(Principal, SessionBasis), AuthError> {
         if let Some(e) = &self.ephemeral
             && mw_security::constant_time_eq(e.secret.as_bytes(), token.as_bytes())
         {
-            return Ok(e.principal.clone());
+            return Ok((e.principal.clone(), SessionBasis::Process));
         }
-        self.authenticator.token(token)
+        let p = self.authenticator.token(token)?;
+        let id = mw_security::token_id(token).ok_or(AuthError::MalformedToken)?;
+        Ok((p, SessionBasis::Token(id.to_owned())))
+    }
+
+    /// The session's principal if the session exists and what it was started with still holds
+    /// (the user is enabled, the token valid); a session that no longer holds is ended.
+    fn session(&self, id: &str) -> Result<Principal, AuthError> {
+        let (p, basis) = self.sessions.lookup_with_basis(id, Instant::now())?;
+        match self.authenticator.session(&p, &basis) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                self.sessions.revoke(id);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -156,10 +177,7 @@ fn identify(auth: &Auth, req: &Request) -> Result<Option<(Principal, Option<Stri
         return auth.bearer(token.trim()).map(|p| Some((p, None)));
     }
     if let Some(id) = cookie(h, SESSION_COOKIE) {
-        return auth
-            .sessions
-            .lookup(&id, Instant::now())
-            .map(|p| Some((p, Some(id))));
+        return auth.session(&id).map(|p| Some((p, Some(id))));
     }
     if let Some(cert) = req.extensions().get::<ClientCert>() {
         let user =
@@ -173,7 +191,7 @@ fn identify(auth: &Auth, req: &Request) -> Result<Option<(Principal, Option<Stri
 }
 
 /// A cookie's value from the `Cookie` headers.
-fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
     h.get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -298,7 +316,10 @@ pub(crate) async fn login_page(
     let Some(token) = q.token else {
         return login_form(&st.site_name, None);
     };
-    let result = st.auth.bearer(token.trim());
+    let (result, basis) = match st.auth.bearer_with_basis(token.trim()) {
+        Ok((p, b)) => (Ok(p), b),
+        Err(e) => (Err(e), SessionBasis::Process),
+    };
     let who = mw_security::token_id(token.trim())
         .unwrap_or("login-token")
         .to_owned();
@@ -319,7 +340,11 @@ pub(crate) async fn login_page(
             return r;
         }
     };
-    match st.auth.sessions.create(&p.name, p.role, Instant::now()) {
+    match st
+        .auth
+        .sessions
+        .create_with(&p.name, p.role, basis, Instant::now())
+    {
         Ok(id) => {
             let mut r = Redirect::to("/").into_response();
             r.headers_mut()
@@ -354,6 +379,10 @@ pub(crate) const LOGIN_SCRIPT: &str = include_str!("../assets/login.js");
 struct LoginBody {
     user: String,
     password: String,
+}
+
+pub(crate) fn parse_login_body(body: &[u8]) -> Result<(String, String), serde_json::Error> {
+    serde_json::from_slice::<LoginBody>(body).map(|b| (b.user, b.password))
 }
 
 /// `POST /api/v1/login` `{"user", "password"}`: a session cookie, or 401 / 429.

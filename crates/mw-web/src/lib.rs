@@ -26,7 +26,6 @@
 
 mod api;
 pub mod auth;
-mod der;
 mod hardening;
 mod page;
 mod seams;
@@ -169,3 +168,32 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests;
+
+/// The parsers of untrusted request input, on raw bytes, for the fuzz target
+/// `fuzz/fuzz_targets/http_input.rs` (not an API for anything else).
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    /// Every JSON request body the API reads (login, fault injection, detector re-learn),
+    /// parsed from `body`: whether each accepted it.
+    pub fn json_bodies(body: &[u8]) -> [bool; 3] {
+        [
+            crate::auth::parse_login_body(body).is_ok(),
+            crate::api::parse_fault_body(body).is_ok(),
+            crate::api::parse_relearn_body(body).is_ok(),
+        ]
+    }
+
+    /// The session cookie's value from `Cookie` headers (one per line of `headers`; lines that
+    /// are not valid header values are dropped, as hyper would refuse them).
+    pub fn session_cookie(headers: &[u8]) -> Option<String> {
+        let mut h = HeaderMap::new();
+        for line in headers.split(|&b| b == b'\n') {
+            if let Ok(v) = HeaderValue::from_bytes(line) {
+                h.append(header::COOKIE, v);
+            }
+        }
+        crate::auth::cookie(&h, crate::auth::SESSION_COOKIE)
+    }
+}

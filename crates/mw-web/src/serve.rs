@@ -102,7 +102,7 @@ impl ClientCert {
     fn new(chain: &[CertificateDer<'static>]) -> Option<Self> {
         let leaf = chain.first()?;
         Some(ClientCert {
-            subject_cn: crate::der::subject_common_name(leaf),
+            subject_cn: mw_security::certs::subject_common_name(leaf),
             chain: chain.into(),
         })
     }

@@ -1,0 +1,16 @@
+//! mw-web's parsers of untrusted request input on arbitrary bytes: every JSON request body the
+//! API deserializes (login, fault injection, detector re-learn) and the session-cookie lookup in
+//! `Cookie` headers. None may panic; a value found in a cookie must occur in the input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = mw_web::fuzzing::json_bodies(data);
+    if let Some(v) = mw_web::fuzzing::session_cookie(data) {
+        assert!(
+            data.windows(v.len().max(1)).any(|w| w == v.as_bytes()) || v.is_empty(),
+            "cookie value not in the input"
+        );
+    }
+});
