@@ -103,3 +103,31 @@ fn example_plant_toml_analytics() {
         mw_model::TagPath::new("acme/plant1/utilities/compressor_house/gd1/anomalous").unwrap();
     assert!(tree.tag(&gd1).is_some());
 }
+
+/// The demo configures gas alarms on every gas detector and the RUL alarm on the pump. Parsed with
+/// the binary's whole registry: a crate test with a partial list of components would break each
+/// time another component's section appears in the example.
+#[test]
+fn demo_config_configures_gas_alarms_on_every_detector() {
+    use mw_alarms::{AlarmsConfig, Condition, Priority};
+    let src = include_str!("../../../examples/plant.toml");
+    let cfg = millwright::config_registry()
+        .parse(src, "examples/plant.toml")
+        .unwrap_or_else(|d| panic!("{d}"));
+    let alarms = &cfg.section::<AlarmsConfig>().unwrap().alarms;
+    for gd in ["gd1", "gd2", "gd3"] {
+        let tag = format!("acme/plant1/utilities/compressor_house/{gd}/gas");
+        let danger = alarms
+            .iter()
+            .find(|a| a.id == format!("{tag}:hihi"))
+            .unwrap_or_else(|| panic!("no danger alarm on {tag}"));
+        assert_eq!(danger.condition, Condition::High(20.0));
+        assert_eq!(danger.priority, Priority::Critical);
+        assert!(alarms.iter().any(|a| a.id == format!("{tag}:hi")));
+    }
+    assert!(
+        alarms
+            .iter()
+            .any(|a| a.id == "acme/plant1/utilities/water/pump1/rul:rul")
+    );
+}

@@ -654,35 +654,6 @@ fn kpis_from_the_journal() {
 // --- 5. the demo's alarms ---
 
 #[test]
-fn demo_config_configures_gas_alarms_on_every_detector() {
-    let src = include_str!("../../../examples/plant.toml");
-    let cfg = mw_bus::config_registry(&[
-        &mw_modbus::ModbusComponent,
-        &mw_analytics_live::AnalyticsComponent,
-        &AlarmComponent,
-        &mw_historian::component::HistorianComponent,
-    ])
-    .parse(src, "examples/plant.toml")
-    .unwrap_or_else(|d| panic!("{d}"));
-    let alarms = &cfg.section::<AlarmsConfig>().unwrap().alarms;
-    for gd in ["gd1", "gd2", "gd3"] {
-        let tag = format!("acme/plant1/utilities/compressor_house/{gd}/gas");
-        let danger = alarms
-            .iter()
-            .find(|a| a.id == format!("{tag}:hihi"))
-            .unwrap_or_else(|| panic!("no danger alarm on {tag}"));
-        assert_eq!(danger.condition, Condition::High(20.0));
-        assert_eq!(danger.priority, Priority::Critical);
-        assert!(alarms.iter().any(|a| a.id == format!("{tag}:hi")));
-    }
-    assert!(
-        alarms
-            .iter()
-            .any(|a| a.id == "acme/plant1/utilities/water/pump1/rul:rul")
-    );
-}
-
-#[test]
 fn uncertain_input_is_held_without_a_quality_alarm() {
     let d = defs("[[alarms]]\nasset = \"plant/north/p1\"\nkind = \"anomaly\"\n");
     let mut r = rig(&d);

@@ -144,22 +144,8 @@ fn example_config_tags_match_the_register_map_exactly() {
         pipeline.get("live_window").and_then(Value::as_integer),
         Some(600)
     );
-    let known = [
-        "site",
-        "http",
-        "pipeline",
-        "assets",
-        "devices",
-        "detectors",
-        "rul",
-        "historian",
-        "alarms",
-    ];
-    assert!(
-        doc.keys().all(|k| known.contains(&k.as_str())),
-        "unknown top-level keys: {:?}",
-        doc.keys().collect::<Vec<_>>()
-    );
+    // Which top-level keys are allowed is the config registry's business: crates/millwright/tests/
+    // config_example.rs loads this file with the binary's whole registry, which rejects any other.
 }
 
 /// The cells a row of the register table must have, in order, for this point.
