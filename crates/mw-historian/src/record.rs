@@ -86,9 +86,9 @@ pub fn encode(seq: u64, points: &[Point], out: &mut Vec<u8>) {
     }
 }
 
-/// Strings longer than `u16::MAX` bytes are cut at a character boundary (tag paths, string
-/// values and reasons are all far shorter).
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// Appends `s` as `u16` length + UTF-8. Strings longer than `u16::MAX` bytes are cut at a
+/// character boundary (tag paths, string values and reasons are all far shorter).
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     let mut end = s.len().min(u16::MAX as usize);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -97,20 +97,26 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&s.as_bytes()[..end]);
 }
 
-struct Reader<'a> {
+/// Little-endian fields out of a byte slice; every read checks what is left and names the field
+/// and offset when it is short. Shared by WAL records and segment indexes.
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
-    at: usize,
+    pub(crate) at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn err(&self, what: impl Into<String>) -> RecordError {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, at: 0 }
+    }
+
+    pub(crate) fn err(&self, what: impl Into<String>) -> RecordError {
         RecordError {
             at: self.at,
             what: what.into(),
         }
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], RecordError> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len());
         match end {
             Some(end) => {
@@ -125,18 +131,30 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], RecordError> {
+    pub(crate) fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], RecordError> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
         Ok(a)
     }
 
-    fn u8(&mut self, what: &str) -> Result<u8, RecordError> {
+    pub(crate) fn u8(&mut self, what: &str) -> Result<u8, RecordError> {
         Ok(self.array::<1>(what)?[0])
     }
 
-    fn str(&mut self, what: &str) -> Result<&'a str, RecordError> {
+    pub(crate) fn u32(&mut self, what: &str) -> Result<u32, RecordError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, RecordError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn f64(&mut self, what: &str) -> Result<f64, RecordError> {
+        self.u64(what).map(f64::from_bits)
+    }
+
+    pub(crate) fn str(&mut self, what: &str) -> Result<&'a str, RecordError> {
         let len = u16::from_le_bytes(self.array(what)?) as usize;
         let at = self.at;
         let bytes = self.take(len, what)?;
@@ -145,11 +163,21 @@ impl<'a> Reader<'a> {
             what: format!("{what} is not UTF-8"),
         })
     }
+
+    /// A string that must be a valid [`TagPath`]; the error is placed at its length field.
+    pub(crate) fn tag(&mut self, what: &str) -> Result<TagPath, RecordError> {
+        let at = self.at;
+        let tag = self.str(what)?;
+        TagPath::new(tag).map_err(|e| RecordError {
+            at,
+            what: format!("{what} {tag:?}: {e}"),
+        })
+    }
 }
 
 /// Decodes a write: its sequence number and points.
 pub fn decode(buf: &[u8]) -> Result<(u64, Vec<Point>), RecordError> {
-    let mut r = Reader { buf, at: 0 };
+    let mut r = Reader::new(buf);
     let v = r.u8("version")?;
     if v != VERSION {
         return Err(RecordError {
@@ -157,8 +185,8 @@ pub fn decode(buf: &[u8]) -> Result<(u64, Vec<Point>), RecordError> {
             what: format!("unknown record version {v} (this build reads {VERSION})"),
         });
     }
-    let seq = u64::from_le_bytes(r.array("sequence number")?);
-    let count = u32::from_le_bytes(r.array("point count")?) as usize;
+    let seq = r.u64("sequence number")?;
+    let count = r.u32("point count")? as usize;
     // each point takes at least 2 + 8 + 2 + 1 bytes: a count beyond that is damage
     if count > buf.len() / 13 {
         return Err(r.err(format!(
@@ -167,13 +195,8 @@ pub fn decode(buf: &[u8]) -> Result<(u64, Vec<Point>), RecordError> {
     }
     let mut points = Vec::with_capacity(count);
     for _ in 0..count {
-        let at = r.at;
-        let tag = r.str("tag path")?;
-        let tag = TagPath::new(tag).map_err(|e| RecordError {
-            at,
-            what: format!("tag path {tag:?}: {e}"),
-        })?;
-        let ts = i64::from_le_bytes(r.array("timestamp")?);
+        let tag = r.tag("tag path")?;
+        let ts = r.u64("timestamp")? as i64;
         let value = match r.u8("value kind")? {
             0 => Value::Bool(r.u8("bool value")? != 0),
             1 => Value::I64(i64::from_le_bytes(r.array("i64 value")?)),

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use mw_model::TagPath;
 
 use crate::block::{self, BlockStats, Points};
+use crate::record::{Reader, RecordError, put_str};
 use crate::storage::Storage;
 use crate::wal;
 
@@ -80,12 +81,6 @@ pub fn parse_name(path: &Path) -> Option<(u64, u32)> {
     let name = path.file_name()?.to_str()?.strip_suffix(".seg")?;
     let (s, g) = name.split_once('-')?;
     Some((s.parse().ok()?, g.parse().ok()?))
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // tag paths are at most 255 bytes (mw_model::MAX_PATH_LEN)
-    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
 }
 
 fn put_stats(out: &mut Vec<u8>, s: &BlockStats) {
@@ -178,39 +173,6 @@ pub fn write(
     })
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.buf.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn f64(&mut self) -> Option<f64> {
-        self.u64().map(f64::from_bits)
-    }
-    fn tag(&mut self) -> Option<Result<TagPath, String>> {
-        let n = self.u16()? as usize;
-        let s = self.take(n)?;
-        Some(match std::str::from_utf8(s) {
-            Ok(s) => TagPath::new(s).map_err(|e| format!("tag {s:?}: {e}")),
-            Err(_) => Err("tag is not UTF-8".into()),
-        })
-    }
-}
-
 /// The one frame's payload in `buf`, checked.
 fn frame(buf: &[u8]) -> Result<&[u8], String> {
     match wal::decode(buf) {
@@ -263,47 +225,50 @@ impl Segment {
             .read_range(path, index_at, (bytes - FOOTER - index_at) as usize)
             .map_err(io)?;
         let payload = frame(&raw).map_err(|why| corrupt(index_at, format!("index: {why}")))?;
-        let bad = |c: &Cursor, why: &str| corrupt(index_at + 8 + c.at as u64, why.to_string());
-        let mut c = Cursor {
-            buf: payload,
-            at: 0,
-        };
-        if c.take(1) != Some(&[KIND_INDEX]) {
-            return Err(bad(&c, "index frame has the wrong kind"));
+        // offsets in messages are file offsets (the frame header is 8 bytes)
+        let at = |r: &Reader| index_at + 8 + r.at as u64;
+        let short =
+            |e: RecordError| corrupt(index_at + 8 + e.at as u64, format!("index: {}", e.what));
+        let mut r = Reader::new(payload);
+        if r.u8("index kind").map_err(short)? != KIND_INDEX {
+            return Err(corrupt(at(&r), "index frame has the wrong kind".into()));
         }
-        let n = c.u32().ok_or_else(|| bad(&c, "short index"))? as usize;
+        let n = r.u32("index entry count").map_err(short)? as usize;
         if n > payload.len() / ENTRY_FIXED {
-            return Err(bad(&c, "index entry count beyond its length"));
+            return Err(corrupt(
+                at(&r),
+                "index entry count beyond its length".into(),
+            ));
         }
         let mut series: BTreeMap<TagPath, Vec<BlockRef>> = BTreeMap::new();
         let (mut t_min, mut t_max, mut points) = (i64::MAX, i64::MIN, 0u64);
         for _ in 0..n {
-            let tag = match c.tag() {
-                Some(Ok(t)) => t,
-                Some(Err(why)) => return Err(bad(&c, &why)),
-                None => return Err(bad(&c, "short index entry")),
-            };
+            let tag = r.tag("index entry tag").map_err(short)?;
             let entry = (|| {
-                let offset = c.u64()?;
-                let len = c.u32()?;
-                let stats = BlockStats {
-                    count: c.u32()?,
-                    good_count: c.u32()?,
-                    t_min: c.u64()? as i64,
-                    t_max: c.u64()? as i64,
-                    min: c.f64()?,
-                    max: c.f64()?,
-                    sum: c.f64()?,
-                    first: c.f64()?,
-                    last: c.f64()?,
-                };
-                Some(BlockRef { offset, len, stats })
+                Ok::<_, RecordError>(BlockRef {
+                    offset: r.u64("block offset")?,
+                    len: r.u32("block length")?,
+                    stats: BlockStats {
+                        count: r.u32("block count")?,
+                        good_count: r.u32("block good count")?,
+                        t_min: r.u64("block t_min")? as i64,
+                        t_max: r.u64("block t_max")? as i64,
+                        min: r.f64("block min")?,
+                        max: r.f64("block max")?,
+                        sum: r.f64("block sum")?,
+                        first: r.f64("block first")?,
+                        last: r.f64("block last")?,
+                    },
+                })
             })()
-            .ok_or_else(|| bad(&c, "short index entry"))?;
+            .map_err(short)?;
             if entry.offset < MAGIC.len() as u64
                 || entry.offset.saturating_add(u64::from(entry.len)) > index_at
             {
-                return Err(bad(&c, "block outside the file's block area"));
+                return Err(corrupt(
+                    at(&r),
+                    "block outside the file's block area".into(),
+                ));
             }
             t_min = t_min.min(entry.stats.t_min);
             t_max = t_max.max(entry.stats.t_max);
@@ -341,20 +306,19 @@ impl Segment {
                 source,
             })?;
         let payload = frame(&raw).map_err(|why| corrupt(format!("block of {tag}: {why}")))?;
-        let mut c = Cursor {
-            buf: payload,
-            at: 0,
-        };
-        if c.take(1) != Some(&[KIND_BLOCK]) {
-            return Err(corrupt("block frame has the wrong kind".into()));
+        let mut r = Reader::new(payload);
+        let head = r
+            .u8("block kind")
+            .and_then(|k| Ok((k, r.tag("block tag")?)));
+        match head {
+            Ok((KIND_BLOCK, t)) if &t == tag => {}
+            Ok((KIND_BLOCK, t)) => {
+                return Err(corrupt(format!("block holds {t}, the index says {tag}")));
+            }
+            Ok(_) => return Err(corrupt("block frame has the wrong kind".into())),
+            Err(e) => return Err(corrupt(format!("block frame: {}", e.what))),
         }
-        match c.tag() {
-            Some(Ok(t)) if &t == tag => {}
-            Some(Ok(t)) => return Err(corrupt(format!("block holds {t}, the index says {tag}"))),
-            Some(Err(why)) => return Err(corrupt(why)),
-            None => return Err(corrupt("short block frame".into())),
-        }
-        block::decode(&payload[c.at..]).map_err(|e| corrupt(format!("block of {tag}: {e}")))
+        block::decode(&payload[r.at..]).map_err(|e| corrupt(format!("block of {tag}: {e}")))
     }
 }
 
