@@ -92,7 +92,7 @@ struct Entry {
     quality: Quality,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Head {
     series: HashMap<TagPath, BTreeMap<i64, Entry>>,
     points: usize,
@@ -101,22 +101,28 @@ struct Head {
 impl Head {
     fn insert(&mut self, seq: u64, points: &[Point]) {
         for p in points {
-            let s = self.series.entry(p.tag.clone()).or_default();
-            match s.get(&p.ts) {
-                Some(e) if e.seq > seq => {}
-                old => {
-                    if old.is_none() {
-                        self.points += 1;
-                    }
-                    s.insert(
-                        p.ts,
-                        Entry {
-                            seq,
-                            value: p.value.clone(),
-                            quality: p.quality.clone(),
-                        },
-                    );
+            self.put(
+                &p.tag,
+                p.ts,
+                Entry {
+                    seq,
+                    value: p.value.clone(),
+                    quality: p.quality.clone(),
+                },
+            );
+        }
+    }
+
+    /// Keeps `e` unless the head holds a later write of the same tag and timestamp.
+    fn put(&mut self, tag: &TagPath, ts: i64, e: Entry) {
+        let s = self.series.entry(tag.clone()).or_default();
+        match s.get(&ts) {
+            Some(old) if old.seq > e.seq => {}
+            old => {
+                if old.is_none() {
+                    self.points += 1;
                 }
+                s.insert(ts, e);
             }
         }
     }
@@ -397,22 +403,10 @@ impl Historian {
                 // keep answering from the frozen head: put it back under what came since
                 let mut st = write(&self.inner.state);
                 if let Some(f) = st.frozen.take() {
-                    let newer = std::mem::take(&mut st.head);
-                    st.head = Arc::try_unwrap(f).unwrap_or_else(|a| Head {
-                        series: a.series.clone(),
-                        points: a.points,
-                    });
+                    let newer = std::mem::replace(&mut st.head, Arc::unwrap_or_clone(f));
                     for (tag, pts) in newer.series {
                         for (ts, e) in pts {
-                            st.head.insert(
-                                e.seq,
-                                &[Point {
-                                    tag: tag.clone(),
-                                    ts,
-                                    value: e.value,
-                                    quality: e.quality,
-                                }],
-                            );
+                            st.head.put(&tag, ts, e);
                         }
                     }
                 }
@@ -649,6 +643,37 @@ mod tests {
         let (h, _) = open(&disk);
         let ts: Vec<i64> = values(&h, "a/x").into_iter().map(|p| p.0).collect();
         assert_eq!(ts, vec![1, 3], "the refused write never appears");
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_fails_keeps_every_point_queryable_and_a_later_one_succeeds() {
+        let disk = MemStorage::new();
+        let (h, _) = open(&disk);
+        h.write(&[pt("a/x", 1, 1.0), pt("a/x", 2, 2.0)])
+            .await
+            .unwrap();
+        disk.set_space(Some(0));
+        assert!(h.flush().await.is_err());
+        disk.set_space(None);
+        h.write(&[pt("a/x", 2, 20.0), pt("a/x", 3, 3.0)])
+            .await
+            .unwrap();
+        let want = vec![
+            (1, Value::F64(1.0)),
+            (2, Value::F64(20.0)),
+            (3, Value::F64(3.0)),
+        ];
+        assert_eq!(
+            values(&h, "a/x"),
+            want,
+            "the failed flush's points are back in the head"
+        );
+        assert!(h.flush().await.unwrap().is_some());
+        disk.crash();
+        h.close();
+        let (h, _) = open(&disk);
+        assert_eq!(values(&h, "a/x"), want);
         h.close();
     }
 
