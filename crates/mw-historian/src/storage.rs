@@ -5,6 +5,8 @@
 //! file, which bytes are durable (synced) and which are only written; [`MemStorage::crash`]
 //! simulates a power cut by dropping the unsynced bytes (optionally keeping a torn prefix of
 //! them), and [`MemStorage::set_space`] makes writes beyond a byte budget fail with ENOSPC.
+//! Directory entries (created, removed, renamed files) are durable at once in [`MemStorage`];
+//! [`Storage::rename`] on [`FsStorage`] syncs the directory itself so the same holds there.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -50,6 +52,10 @@ pub trait Storage: Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes the directory entries of `dir` durable (after creating or removing files).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Atomically replaces `to` by `from` (which stops existing) and makes the new directory
+    /// entries durable. Only the entries: bytes of `from` that were never synced may still be
+    /// lost in a crash, so an atomic replace is write `from`, sync it, then `rename`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 }
 
 /// The real file system.
@@ -137,6 +143,20 @@ impl Storage for FsStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         std::fs::File::open(dir)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)?;
+        let parent = |p: &Path| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let (a, b) = (parent(from), parent(to));
+        self.sync_dir(&b)?;
+        if a != b {
+            self.sync_dir(&a)?;
+        }
+        Ok(())
     }
 }
 
@@ -302,6 +322,18 @@ impl Storage for MemStorage {
     }
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// The file moves with what of it is durable: a crash after the rename keeps the new name
+    /// (directory entries are durable here) but still drops the bytes of `from` never synced.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        let f = s
+            .files
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
+        s.files.insert(to.to_path_buf(), f);
         Ok(())
     }
 }
