@@ -1115,7 +1115,7 @@ impl Buffer {
 
     /// Flushes and closes the buffer: later calls on any clone fail with
     /// [`BufferError::Closed`]. Close before opening the same directory again.
-    pub fn close(self) -> Result<()> {
+    pub fn close(&self) -> Result<()> {
         let r = self.flush();
         self.lock().closed = true;
         r
