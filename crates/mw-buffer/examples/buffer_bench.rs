@@ -158,11 +158,8 @@ fn main() {
         // from a cold start, as after an outage with a restart
         b.close().unwrap();
         drop(b);
-        let (b, report) = Buffer::open(
-            Arc::new(FsStorage),
-            opts(&base.join("drain"), Sync::Always),
-        )
-        .unwrap();
+        let (b, report) =
+            Buffer::open(Arc::new(FsStorage), opts(&base.join("drain"), Sync::Always)).unwrap();
         assert_eq!(report.pending_records, n_drain);
         let t = Instant::now();
         let mut next = report.first_unacked.unwrap();

@@ -787,10 +787,7 @@ impl Buffer {
     /// Deletes sealed segments from the oldest on while each is fully acknowledged.
     fn delete_acked(&self, st: &mut State) -> Result<()> {
         let mut freed = false;
-        loop {
-            let Some((&f, sg)) = st.segs.first_key_value() else {
-                break;
-            };
+        while let Some((&f, sg)) = st.segs.first_key_value() {
             if f == active_first(st) || (sg.count > 0 && f + sg.count - 1 > st.acked) {
                 break;
             }
@@ -1222,11 +1219,8 @@ fn spawn_ticker(inner: Weak<Inner>, rx: mpsc::Receiver<()>, period: Duration) {
     let r = std::thread::Builder::new()
         .name("mw-buffer".into())
         .spawn(move || {
-            loop {
-                match rx.recv_timeout(period) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
+            // ends when the buffer is dropped (its sender goes)
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(period) {
                 let Some(inner) = inner.upgrade() else { break };
                 Buffer { inner }.tick();
             }
