@@ -503,3 +503,51 @@ fn real_files_round_trip_and_restart() {
     b.close().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Collects formatted log lines.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn one_warning_per_overflow_episode_not_per_record() {
+    let logs = Logs::default();
+    let w = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let mem = MemStorage::new();
+    let (b, _) = open(&mem, opts(256, 1024, FullPolicy::DropNewest));
+    tracing::subscriber::with_default(subscriber, || {
+        let mut refused = 0;
+        let mut last = 0;
+        for episode in 0..2 {
+            for i in 0..60 {
+                match b.append(0, &payload(i)) {
+                    Ok(s) => last = s,
+                    Err(BufferError::Full { .. }) => refused += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            if episode == 0 {
+                b.ack_through(last).unwrap(); // empties the buffer: the episode ends
+            }
+        }
+        assert!(refused > 60, "{refused}");
+        assert_eq!(b.stats().dropped_newest, refused);
+    });
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.matches("buffer full").count(), 2, "{text}");
+    assert_eq!(text.matches("buffer no longer full").count(), 1, "{text}");
+    assert_eq!(b.stats().overflow_episodes, 2);
+}

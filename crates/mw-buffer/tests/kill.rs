@@ -80,7 +80,11 @@ fn kill_9_mid_stream_loses_no_durable_record_and_redelivers_nothing_persisted() 
     }
     c.kill().expect("SIGKILL the child by pid");
     c.wait().unwrap();
-    assert!(durable.len() >= 100, "the child reported only {} appends", durable.len());
+    assert!(
+        durable.len() >= 100,
+        "the child reported only {} appends",
+        durable.len()
+    );
 
     let (b, report) = Buffer::open(Arc::new(FsStorage), opts(&dir)).unwrap();
     assert!(report.acked >= persisted);
@@ -91,7 +95,11 @@ fn kill_9_mid_stream_loses_no_durable_record_and_redelivers_nothing_persisted() 
         let Some(l) = v.last() else { break };
         next = l.seq + 1;
         for r in v {
-            assert!(r.seq > persisted, "{} redelivered at or below the ledger {persisted}", r.seq);
+            assert!(
+                r.seq > persisted,
+                "{} redelivered at or below the ledger {persisted}",
+                r.seq
+            );
             assert_eq!(r.payload, payload(r.ts as u64));
             got.insert(r.seq, r.ts as u64);
         }
