@@ -1083,6 +1083,9 @@ impl Buffer {
 
     /// Waits until there is a record at or after `from`, then answers up to `max` of them.
     pub async fn next_batch(&self, from: Seq, max: usize) -> Result<Vec<Record>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         loop {
             let data = self.inner.data.notified();
             tokio::pin!(data);

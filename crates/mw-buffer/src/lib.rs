@@ -43,7 +43,10 @@
 //! then applies [`FullPolicy`]: `block` waits for acknowledgements (async: as long as needed;
 //! blocking API: `block_timeout`, then [`BufferError::Full`]), `drop_oldest` deletes the oldest
 //! segment and counts its unacknowledged records as dropped, `drop_newest` refuses the new
-//! records and counts them. One warning is logged when the buffer becomes full and one info line
+//! records and counts them. A buffer opened with a `max_bytes` below what it already holds is
+//! over the bound until the policy brings it back: `drop_oldest` at the next append, `block` and
+//! `drop_newest` once acknowledgements free the space ([`OpenReport::used_bytes`] says how much
+//! it holds). One warning is logged when the buffer becomes full and one info line
 //! (with the counts) when it is at most half full again — per episode, not per record. If the
 //! disk itself is full, the failed append is cut back (no garbage stays before a later record)
 //! and returned as [`BufferError::Io`]; if even that fails the buffer refuses further appends.

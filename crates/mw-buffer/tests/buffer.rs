@@ -551,3 +551,21 @@ fn one_warning_per_overflow_episode_not_per_record() {
     assert_eq!(text.matches("buffer no longer full").count(), 1, "{text}");
     assert_eq!(b.stats().overflow_episodes, 2);
 }
+
+#[test]
+fn reopened_with_a_smaller_max_bytes_drop_oldest_restores_the_bound() {
+    let mem = MemStorage::new();
+    let (b, _) = open(&mem, opts(256, 8192, FullPolicy::DropOldest));
+    for i in 0..60 {
+        b.append(0, &payload(i)).unwrap();
+    }
+    b.close().unwrap();
+    let (b, report) = open(&mem, opts(256, 1024, FullPolicy::DropOldest));
+    assert!(report.used_bytes > 1024, "{}", report.used_bytes);
+    let seq = b.append(0, &payload(60)).unwrap();
+    assert!(segment_bytes_on_disk(&mem) <= 1024);
+    let s = b.stats();
+    let kept = drain(&b, 1);
+    assert_eq!(s.dropped_oldest + kept.len() as u64, 61);
+    assert_eq!(kept.last().unwrap().seq, seq);
+}
