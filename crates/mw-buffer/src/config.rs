@@ -10,7 +10,7 @@
 //! fsync = "always"           # or "interval" (then every fsync_interval_ms)
 //! fsync_interval_ms = 1000
 //! block_timeout_ms = 5000    # how long a blocking append waits for space before it fails
-//! ack_persist_ms = 1000      # the ack ledger is written at most this long after an ack
+//! ack_persist_ms = 1000      # the ack ledger is written within about twice this after an ack
 //! ```
 
 use std::path::PathBuf;
@@ -79,8 +79,9 @@ pub struct BufferConfig {
     pub fsync_interval_ms: u64,
     /// With `full_policy = "block"`: how long the blocking `append` waits for space.
     pub block_timeout_ms: u64,
-    /// The ledger of acknowledgements is persisted at most this long after an ack (and on
-    /// `flush` and drop); acks not yet persisted are redelivered after a crash.
+    /// The ledger of acknowledgements is persisted within about twice this after an ack (and on
+    /// `flush`, `close` and drop; 0: at every ack); acks not yet persisted are redelivered
+    /// after a crash.
     pub ack_persist_ms: u64,
 }
 

@@ -6,7 +6,7 @@
 //! # Files
 //! In `dir`: segment files `NNNNNNNNNNNNNNNNNNNN.seg` named after the sequence number of their
 //! first record, each a run of frames in mw-historian's WAL framing (`len`, CRC32C, payload; see
-//! [`format`]) whose payload is `seq: u64`, `ts: i64`, the record's bytes; within one segment
+//! [`format`](mod@format)) whose payload is `seq: u64`, `ts: i64`, the record's bytes; within one segment
 //! the sequence numbers are consecutive. `ledger` holds the acknowledged prefix and the
 //! sequence numbers reserved (one CRC'd frame, replaced atomically: `ledger.tmp`, fsync, rename,
 //! fsync of the directory). `quarantine/` keeps damaged bytes found at open.
@@ -28,11 +28,12 @@
 //! # Acknowledgements and restart
 //! [`Buffer::ack`] marks one record, in any order; the ledger advances over the contiguous
 //! acknowledged prefix only ([`Buffer::ack_through`] acknowledges a prefix at once). Sealed
-//! segments wholly inside the prefix are deleted at once. The ledger is persisted at most
-//! `ack_persist` after an ack, at [`Buffer::flush`] / [`Buffer::close`] and when the buffer is
-//! dropped. On restart a consumer resumes at [`OpenReport::first_unacked`]: exactly after the
+//! segments wholly inside the prefix are deleted at once. The ledger is persisted by the next
+//! ack once `ack_persist` has passed since the last write of it, by the buffer's background
+//! thread (it checks every `ack_persist`, so within twice that), at [`Buffer::flush`] /
+//! [`Buffer::close`] and when the buffer is dropped; `ack_persist = 0` persists at every ack. On restart a consumer resumes at [`OpenReport::first_unacked`]: exactly after the
 //! last persisted prefix. Records acknowledged but not yet persisted (the last `ack_persist`
-//! before a crash, or acknowledged out of order beyond the prefix) are delivered again —
+//! before a crash, or acknowledged out of order beyond the prefix, which the ledger does not keep) are delivered again —
 //! at-least-once, which the uplink's deduplication by sequence number absorbs; a record inside
 //! a persisted prefix is never delivered again.
 //!
@@ -67,7 +68,8 @@
 //! `mw_buffer_appended_records_total`, `mw_buffer_appended_bytes_total`,
 //! `mw_buffer_dropped_records_total{reason="drop_oldest"|"drop_newest"}`,
 //! `mw_buffer_block_timeouts_total`, `mw_buffer_corrupt_records_total`, gauges `mw_buffer_bytes`
-//! and `mw_buffer_pending_records`. The same counts are in [`Buffer::stats`].
+//! and `mw_buffer_pending_records` (the latter refreshed by the background thread and by
+//! [`Buffer::stats`]). The same counts are in [`Buffer::stats`].
 
 mod buffer;
 pub mod config;
