@@ -541,7 +541,8 @@ impl Buffer {
     }
 
     /// [`Buffer::append`] for async callers: with `block` it waits (without a timeout) until
-    /// acknowledgements free space. The I/O runs on tokio's blocking pool.
+    /// acknowledgements free space. The I/O runs on tokio's blocking pool, so a future dropped
+    /// while it runs may still have stored the record (under a number its caller never saw).
     pub async fn append_async(&self, ts: i64, payload: Vec<u8>) -> Result<Seq> {
         self.append_batch_async(vec![(ts, payload)])
             .await

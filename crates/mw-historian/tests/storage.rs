@@ -24,7 +24,10 @@ fn mem_rename_replaces_the_target_and_survives_a_crash_when_synced_first() {
     assert_eq!(disk.content(tmp), None);
     disk.crash();
     assert_eq!(disk.content(target).as_deref(), Some(&b"new"[..]));
-    assert_eq!(disk.list(Path::new("/d")).unwrap(), vec![target.to_path_buf()]);
+    assert_eq!(
+        disk.list(Path::new("/d")).unwrap(),
+        vec![target.to_path_buf()]
+    );
 }
 
 #[test]
@@ -44,7 +47,9 @@ fn mem_rename_of_an_unsynced_file_loses_its_bytes_in_a_crash() {
 fn mem_rename_of_a_missing_file_fails_and_changes_nothing() {
     let disk = MemStorage::new();
     write(&disk, Path::new("/d/a"), b"a", true);
-    let err = disk.rename(Path::new("/d/missing"), Path::new("/d/a")).unwrap_err();
+    let err = disk
+        .rename(Path::new("/d/missing"), Path::new("/d/a"))
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     assert_eq!(disk.content(Path::new("/d/a")).as_deref(), Some(&b"a"[..]));
 }
