@@ -99,10 +99,11 @@ fn main() {
     });
     let d = t.elapsed();
     println!(
-        "append  sync=always   4 threads, 1 record/append  : {:>8} records in {:>7.3} s = {}",
+        "append  sync=always   4 threads, 1 record/append  : {:>8} records in {:>7.3} s = {} ({:.2} records per fsync)",
         4 * per,
         d.as_secs_f64(),
-        rate(4 * per, d)
+        rate(4 * per, d),
+        (4 * per) as f64 / b.stats().syncs as f64
     );
     b.close().unwrap();
 

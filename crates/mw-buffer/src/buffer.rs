@@ -141,6 +141,8 @@ pub struct Stats {
     pub overflow_episodes: u64,
     /// Records found damaged while reading (skipped; quarantined properly at the next open).
     pub corrupt_records: u64,
+    /// Fsyncs of segment files (with group commit, fewer than appends under `sync = always`).
+    pub syncs: u64,
     pub used_bytes: u64,
     pub max_bytes: u64,
     /// Segment files, the open one included.
@@ -764,6 +766,7 @@ impl Buffer {
     fn roll(&self, st: &mut State) -> Result<()> {
         let old = active(st).path.clone();
         st.file.sync().map_err(io_err("sync", &old))?;
+        st.stats.syncs += 1;
         st.durable = st.written;
         let first = st.next_seq;
         let path = self.opts().dir.join(seg_name(first));
@@ -872,6 +875,7 @@ impl Buffer {
         match r {
             Ok(()) => {
                 st.durable = st.durable.max(target);
+                st.stats.syncs += 1;
                 Ok(())
             }
             Err(source) => {

@@ -56,10 +56,11 @@ fn batch_append_gets_consecutive_numbers_and_one_sync() {
     let mem = MemStorage::new();
     let (b, _) = open(&mem, opts(4096, 1 << 20, FullPolicy::Block));
     b.append(0, b"warm-up").unwrap(); // reserves sequence numbers (ledger write)
-    let before = mem.syncs();
+    let (before, counted) = (mem.syncs(), b.stats().syncs);
     let recs: Vec<(i64, Vec<u8>)> = (0..20).map(|i| (i, payload(i as u64))).collect();
     assert_eq!(b.append_batch(&recs).unwrap(), (2, 21));
     assert_eq!(mem.syncs() - before, 1);
+    assert_eq!(b.stats().syncs - counted, 1);
     assert_eq!(drain(&b, 2).len(), 20);
     let big = vec![(0i64, vec![0u8; 3000]), (0, vec![0u8; 3000])];
     assert!(matches!(
