@@ -1,6 +1,6 @@
 //! The buffer itself: [`Buffer::open`], appends, reads, acknowledgements, the size bound.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, mpsc};
@@ -10,6 +10,7 @@ use mw_historian::storage::{Storage, StorageFile};
 
 use crate::config::{ConfigError, FullPolicy, Options, Sync};
 use crate::format::{self, Ledger, Record, Seq, framed_len};
+use crate::ranges::RangeSet;
 
 /// Sequence numbers reserved in the ledger ahead of use: the ledger is rewritten once per this
 /// many appends, and a restart skips at most this many numbers.
@@ -174,7 +175,8 @@ struct State {
     written: Seq,
     durable: Seq,
     acked: Seq,
-    acked_above: BTreeSet<Seq>,
+    /// Acknowledged records above the prefix, as ranges.
+    acked_above: RangeSet,
     ledger: Ledger,
     ledger_at: Instant,
     used: u64,
@@ -465,7 +467,7 @@ impl Buffer {
             written: next_seq - 1,
             durable: next_seq - 1,
             acked,
-            acked_above: BTreeSet::new(),
+            acked_above: RangeSet::default(),
             ledger,
             ledger_at: Instant::now(),
             used,
@@ -814,7 +816,7 @@ impl Buffer {
             } else {
                 0
             };
-            let acked_in = st.acked_above.range(first..=last).count() as u64;
+            let acked_in = st.acked_above.count_in(first, last);
             let lost = count - acked_before - acked_in;
             st.stats.dropped_oldest += lost;
             self.inner.metrics.dropped_oldest.increment(lost);
@@ -823,7 +825,7 @@ impl Buffer {
             }
             if st.acked < last {
                 st.acked = last;
-                st.acked_above = st.acked_above.split_off(&(last + 1));
+                st.acked_above.remove_through(last);
                 self.advance(st);
             }
         }
@@ -938,7 +940,7 @@ impl Buffer {
             return Ok(());
         }
         st.acked = seq;
-        st.acked_above = st.acked_above.split_off(&(seq + 1));
+        st.acked_above.remove_through(seq);
         self.after_ack(&mut st)
     }
 
@@ -955,7 +957,7 @@ impl Buffer {
     /// Moves the acknowledged prefix over acknowledged successors.
     fn advance(&self, st: &mut State) {
         while let Some(next) = self.successor(st, st.acked) {
-            if !st.acked_above.remove(&next) {
+            if !st.acked_above.remove(next) {
                 break;
             }
             st.acked = next;
@@ -1209,7 +1211,7 @@ fn pending(st: &State) -> u64 {
             n += end - (st.acked + 1).max(*f);
         }
     }
-    n - st.acked_above.len() as u64
+    n - st.acked_above.len()
 }
 
 fn write_synced(s: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<()> {

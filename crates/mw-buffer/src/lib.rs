@@ -74,6 +74,7 @@
 mod buffer;
 pub mod config;
 pub mod format;
+mod ranges;
 
 pub use buffer::{
     Buffer, BufferError, LedgerFound, OpenReport, Quarantined, RESERVE_STEP, Stats, Truncated,
