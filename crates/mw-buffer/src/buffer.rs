@@ -1076,6 +1076,10 @@ impl Buffer {
                 tracing::error!(segment = %path.display(), at = off, lost, "buffer: damaged record while reading; the rest of the segment is skipped");
                 st.stats.corrupt_records += lost;
                 self.inner.metrics.corrupt.increment(lost);
+                if first == active_first(st) {
+                    // new records must not follow the damage: they go to a new segment
+                    self.roll(st)?;
+                }
                 if let Some(sg) = st.segs.get_mut(&first) {
                     sg.count = seq - first;
                 }

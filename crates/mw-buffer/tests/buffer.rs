@@ -570,3 +570,23 @@ fn reopened_with_a_smaller_max_bytes_drop_oldest_restores_the_bound() {
     assert_eq!(s.dropped_oldest + kept.len() as u64, 61);
     assert_eq!(kept.last().unwrap().seq, seq);
 }
+
+#[test]
+fn damage_in_the_open_segment_while_reading_keeps_later_appends_readable() {
+    let mem = MemStorage::new();
+    let (b, _) = open(&mem, opts(4096, 1 << 20, FullPolicy::Block));
+    for i in 0..10 {
+        b.append(0, &payload(i)).unwrap();
+    }
+    let open_seg = seg_files(&mem).pop().unwrap();
+    let frame = mw_buffer::format::framed_len(payload(0).len()) as usize;
+    mem.corrupt(&open_seg, 6 * frame + 20); // record 7
+    assert_eq!(seqs(&drain(&b, 1)), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(b.stats().corrupt_records, 4);
+    let s = b.append(0, &payload(10)).unwrap();
+    let got = drain(&b, 1);
+    assert_eq!(seqs(&got), [1, 2, 3, 4, 5, 6, s]);
+    assert_eq!(got[6].payload, payload(10));
+    b.ack_through(s).unwrap();
+    assert_eq!(b.stats().pending_records, 0);
+}
