@@ -5,8 +5,6 @@ mod auto;
 
 pub(crate) use auto::auto;
 
-use std::collections::VecDeque;
-
 use crate::Detector;
 use crate::alarm::AlarmRule;
 use crate::calibrate::ThresholdRule;
@@ -437,34 +435,46 @@ pub(crate) fn detect_period(xs: &[f64], max_period: usize, min_acf: f64) -> Opti
 /// the new baseline after about half their memory.
 #[derive(Debug, Clone)]
 enum Baseline {
+    /// `values[phase · cycles ..][..cycles]` holds a phase's last `cycles` values (a ring,
+    /// written at `round % cycles`); one flat allocation of `period · cycles` values.
     Seasonal {
         period: usize,
         cycles: usize,
         phase: usize,
-        slots: Vec<VecDeque<f64>>,
+        round: usize,
+        values: Vec<f64>,
     },
     Rolling(RollingWindow),
 }
 
 impl Baseline {
     fn seasonal(period: usize, cycles: usize) -> Self {
+        let (period, cycles) = (period.max(1), cycles.max(1));
         Baseline::Seasonal {
             period,
-            cycles: cycles.max(1),
+            cycles,
             phase: 0,
-            slots: vec![VecDeque::new(); period],
+            round: 0,
+            values: vec![0.0; period * cycles],
         }
     }
 
     /// Prediction for the next value, `None` until there is something to predict from.
     fn predict(&self) -> Option<f64> {
         match self {
-            Baseline::Seasonal { phase, slots, .. } => {
-                let slot = slots.get(*phase)?;
-                if slot.is_empty() {
+            Baseline::Seasonal {
+                cycles,
+                phase,
+                round,
+                values,
+                ..
+            } => {
+                let n = (*round).min(*cycles);
+                if n == 0 {
                     return None;
                 }
-                let mut v: Vec<f64> = slot.iter().copied().collect();
+                let start = phase * cycles;
+                let mut v = values.get(start..start + n)?.to_vec();
                 v.sort_by(f64::total_cmp);
                 Some(quantile_sorted(&v, 0.5))
             }
@@ -478,15 +488,17 @@ impl Baseline {
                 period,
                 cycles,
                 phase,
-                slots,
+                round,
+                values,
             } => {
-                if let Some(slot) = slots.get_mut(*phase) {
-                    if slot.len() >= *cycles {
-                        slot.pop_front();
-                    }
-                    slot.push_back(x);
+                if let Some(v) = values.get_mut(*phase * *cycles + *round % *cycles) {
+                    *v = x;
                 }
-                *phase = (*phase + 1) % (*period).max(1);
+                *phase += 1;
+                if *phase == *period {
+                    *phase = 0;
+                    *round += 1;
+                }
             }
             Baseline::Rolling(w) => w.push(x),
         }
@@ -495,11 +507,7 @@ impl Baseline {
     /// Adds `d` to everything the baseline remembers (a level change taken as the new normal).
     fn shift(&mut self, d: f64) {
         match self {
-            Baseline::Seasonal { slots, .. } => {
-                for v in slots.iter_mut().flatten() {
-                    *v += d;
-                }
-            }
+            Baseline::Seasonal { values, .. } => values.iter_mut().for_each(|v| *v += d),
             Baseline::Rolling(w) => w.shift(d),
         }
     }
