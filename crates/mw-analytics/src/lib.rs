@@ -35,6 +35,8 @@
 //!   "at the threshold".
 //! * **Alarm.** `anomalous` follows the [`AlarmRule`]: raised by `k` of `n` exceedances or
 //!   one large one, released after a run of quiet rows.
+//!   The univariate `auto` has its own event rule and thresholds (peaks-over-threshold): its
+//!   alarms end, at the latest after 144 rows (see [`DetectorKind::Auto`]).
 //! * **Missing values.** A non-finite value (NaN, ±∞) is missing. Multivariate detectors
 //!   carry that variable's last finite value forward; a row in which nothing is finite,
 //!   or a variable that has never been seen, makes the row unusable: the state does not
