@@ -2,7 +2,10 @@
 //! default warm-up), feeds each 2 × warm-up samples of noise so every window is full, and reports
 //! the resident-memory growth per detector (from /proc/self/status). Used by bench/analytics.sh.
 //!
-//!     cargo run --release -p millwright --example live_memory -- [N] [KIND] [VARS]
+//!     cargo run --release -p millwright --example live_memory -- [N] [KIND] [VARS] [ROWS]
+//!
+//! ROWS (default 2 × warm-up + 200) lets a run reach later states, e.g. the univariate `auto`'s
+//! second period search at 2016 rows and the seasonal baseline it may switch to.
 
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -31,7 +34,10 @@ fn main() {
         .map(|_| mw_analytics::build(kind, vars, None))
         .collect();
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let rows = 2 * mw_analytics::DEFAULT_WARMUP + 200;
+    let rows: usize = args
+        .get(4)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2 * mw_analytics::DEFAULT_WARMUP + 200);
     let mut row = vec![0.0; vars];
     for t in 0..rows {
         for d in dets.iter_mut() {

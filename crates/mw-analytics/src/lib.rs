@@ -35,6 +35,8 @@
 //!   "at the threshold".
 //! * **Alarm.** `anomalous` follows the [`AlarmRule`]: raised by `k` of `n` exceedances or
 //!   one large one, released after a run of quiet rows.
+//!   The univariate `auto` has its own event rule and thresholds (peaks-over-threshold): its
+//!   alarms end, at the latest after 144 rows (see [`DetectorKind::Auto`]).
 //! * **Missing values.** A non-finite value (NaN, ±∞) is missing. Multivariate detectors
 //!   carry that variable's last finite value forward; a row in which nothing is finite,
 //!   or a variable that has never been seen, makes the row unusable: the state does not
@@ -49,6 +51,7 @@ pub mod config;
 mod engine;
 mod linalg;
 mod multivariate;
+mod spot;
 mod stats;
 mod univariate;
 
@@ -92,9 +95,12 @@ pub trait Detector: Send {
 /// The detectors [`build`] knows, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DetectorKind {
-    /// The default: no labels, no tuning. One variable: an ensemble on the residual of
-    /// the seasonal baseline (rolling median when not periodic) — point, CUSUM and
-    /// variance-ratio heads — plus the stuck-sensor test; memory O(warmup). Several
+    /// The default: no labels, no tuning. One variable: a forecasting residual (seasonal
+    /// per-phase median, or a 64-row rolling median when not periodic) with a point head and
+    /// an EWMA drift head, each thresholded by peaks-over-threshold (a generalized Pareto
+    /// tail), alarms shaped as events that end (at the latest after 144 rows, when the new
+    /// state becomes the normal), plus the stuck-sensor test; memory O(warmup + period)
+    /// (module `univariate::auto`, docs/analytics.md). Several
     /// variables: PCA T² and Q on the raw rows and on 8- and 32-row means (variables that
     /// wander during warm-up are high-passed first), plus the stuck-sensor test on every
     /// variable; memory O((32 + n_vars) · n_vars).

@@ -146,6 +146,12 @@ impl RollingWindow {
         quantile_sorted(&self.sorted, 0.5)
     }
 
+    /// Adds `d` to every value in the window (order is kept).
+    pub(crate) fn shift(&mut self, d: f64) {
+        self.order.iter_mut().for_each(|v| *v += d);
+        self.sorted.iter_mut().for_each(|v| *v += d);
+    }
+
     /// Median absolute deviation from `center` (not scaled to σ). `NaN` if empty.
     pub(crate) fn mad_around(&self, center: f64) -> f64 {
         let n = self.sorted.len();

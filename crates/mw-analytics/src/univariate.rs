@@ -1,12 +1,14 @@
 //! Univariate detectors: rolling median/MAD, EWMA, CUSUM, the seasonal baseline, the
-//! stuck-sensor and variance-ratio tests, and the univariate `auto` ensemble.
+//! stuck-sensor test, and the univariate `auto` detector (module [`auto`]).
 
-use std::collections::VecDeque;
+mod auto;
+
+pub(crate) use auto::auto;
 
 use crate::Detector;
 use crate::alarm::AlarmRule;
 use crate::calibrate::ThresholdRule;
-use crate::engine::{Calibration, Composite, Engine, Scorer, Verdict};
+use crate::engine::{Calibration, Engine, Scorer, Verdict};
 use crate::stats::{
     MAD_TO_SIGMA, RollingWindow, quantile_sorted, robust_center_scale, sorted_finite,
 };
@@ -173,7 +175,7 @@ pub(crate) fn cusum(cfg: CusumConfig, warmup: usize) -> Box<dyn Detector> {
 }
 
 pub(crate) fn seasonal(cfg: SeasonalConfig, warmup: usize) -> Box<dyn Detector> {
-    let scorer = ResidualScorer::new(cfg, warmup, false);
+    let scorer = ResidualScorer::new(cfg, warmup);
     Box::new(Engine::new(
         "seasonal",
         1,
@@ -181,24 +183,6 @@ pub(crate) fn seasonal(cfg: SeasonalConfig, warmup: usize) -> Box<dyn Detector> 
         cfg.threshold,
         cfg.alarm,
         scorer,
-    ))
-}
-
-/// The univariate `auto` ensemble: seasonal (or rolling-median) baseline with point,
-/// CUSUM and variance-ratio heads on its residual, plus the stuck-sensor test.
-pub(crate) fn auto(warmup: usize) -> Box<dyn Detector> {
-    let cfg = SeasonalConfig::default();
-    let parts: Vec<Box<dyn Scorer>> = vec![
-        Box::new(ResidualScorer::new(cfg, warmup, true)),
-        Box::new(StuckScorer::new(1)),
-    ];
-    Box::new(Engine::new(
-        "auto",
-        1,
-        warmup,
-        cfg.threshold,
-        cfg.alarm,
-        Composite::new(parts),
     ))
 }
 
@@ -451,34 +435,46 @@ pub(crate) fn detect_period(xs: &[f64], max_period: usize, min_acf: f64) -> Opti
 /// the new baseline after about half their memory.
 #[derive(Debug, Clone)]
 enum Baseline {
+    /// `values[phase · cycles ..][..cycles]` holds a phase's last `cycles` values (a ring,
+    /// written at `round % cycles`); one flat allocation of `period · cycles` values.
     Seasonal {
         period: usize,
         cycles: usize,
         phase: usize,
-        slots: Vec<VecDeque<f64>>,
+        round: usize,
+        values: Vec<f64>,
     },
     Rolling(RollingWindow),
 }
 
 impl Baseline {
     fn seasonal(period: usize, cycles: usize) -> Self {
+        let (period, cycles) = (period.max(1), cycles.max(1));
         Baseline::Seasonal {
             period,
-            cycles: cycles.max(1),
+            cycles,
             phase: 0,
-            slots: vec![VecDeque::new(); period],
+            round: 0,
+            values: vec![0.0; period * cycles],
         }
     }
 
     /// Prediction for the next value, `None` until there is something to predict from.
     fn predict(&self) -> Option<f64> {
         match self {
-            Baseline::Seasonal { phase, slots, .. } => {
-                let slot = slots.get(*phase)?;
-                if slot.is_empty() {
+            Baseline::Seasonal {
+                cycles,
+                phase,
+                round,
+                values,
+                ..
+            } => {
+                let n = (*round).min(*cycles);
+                if n == 0 {
                     return None;
                 }
-                let mut v: Vec<f64> = slot.iter().copied().collect();
+                let start = phase * cycles;
+                let mut v = values.get(start..start + n)?.to_vec();
                 v.sort_by(f64::total_cmp);
                 Some(quantile_sorted(&v, 0.5))
             }
@@ -492,17 +488,27 @@ impl Baseline {
                 period,
                 cycles,
                 phase,
-                slots,
+                round,
+                values,
             } => {
-                if let Some(slot) = slots.get_mut(*phase) {
-                    if slot.len() >= *cycles {
-                        slot.pop_front();
-                    }
-                    slot.push_back(x);
+                if let Some(v) = values.get_mut(*phase * *cycles + *round % *cycles) {
+                    *v = x;
                 }
-                *phase = (*phase + 1) % (*period).max(1);
+                *phase += 1;
+                if *phase == *period {
+                    *phase = 0;
+                    *round += 1;
+                }
             }
             Baseline::Rolling(w) => w.push(x),
+        }
+    }
+
+    /// Adds `d` to everything the baseline remembers (a level change taken as the new normal).
+    fn shift(&mut self, d: f64) {
+        match self {
+            Baseline::Seasonal { values, .. } => values.iter_mut().for_each(|v| *v += d),
+            Baseline::Rolling(w) => w.shift(d),
         }
     }
 
@@ -514,78 +520,21 @@ impl Baseline {
     }
 }
 
-/// Rolling mean of squared first differences over `w` rows.
-#[derive(Debug, Clone)]
-struct DiffVariance {
-    w: usize,
-    prev: Option<f64>,
-    sq: VecDeque<f64>,
-    sum: f64,
-    since_resum: usize,
-}
-
-impl DiffVariance {
-    fn new(w: usize) -> Self {
-        Self {
-            w,
-            prev: None,
-            sq: VecDeque::with_capacity(w),
-            sum: 0.0,
-            since_resum: 0,
-        }
-    }
-
-    /// Pushes `x`; returns the mean squared difference once the window is full.
-    fn push(&mut self, x: f64) -> Option<f64> {
-        let prev = self.prev.replace(x)?;
-        let d = (x - prev) * (x - prev);
-        if self.sq.len() == self.w
-            && let Some(old) = self.sq.pop_front()
-        {
-            self.sum -= old;
-        }
-        self.sq.push_back(d);
-        self.sum += d;
-        if self.sq.len() < self.w {
-            return None;
-        }
-        // Re-sum once per window to bound rounding drift.
-        self.since_resum += 1;
-        if self.since_resum >= self.w {
-            self.since_resum = 0;
-            self.sum = self.sq.iter().sum();
-        }
-        Some(self.sum.max(0.0) / self.w as f64)
-    }
-}
-
-/// Window of the variance-ratio head.
-const VARIANCE_WINDOW: usize = 32;
-
-/// Residual of a baseline: point head (`|r| / σ_r`) and, in `auto`, a CUSUM head on
-/// `r / σ_r` and a variance-ratio head (`|ln(mean Δx² / reference)|` over 32 rows).
+/// Residual of a baseline: one head, `|r| / σ_r`.
 struct ResidualScorer {
     cfg: SeasonalConfig,
     warmup: usize,
-    ensemble: bool,
     baseline: Baseline,
     scale: f64,
-    cusum: Cusum,
-    var: DiffVariance,
-    var_ref: f64,
 }
 
 impl ResidualScorer {
-    fn new(cfg: SeasonalConfig, warmup: usize, ensemble: bool) -> Self {
+    fn new(cfg: SeasonalConfig, warmup: usize) -> Self {
         Self {
             cfg,
             warmup,
-            ensemble,
             baseline: Baseline::Rolling(RollingWindow::new(1)),
             scale: 1.0,
-            cusum: Cusum::new(0.5, 2.0),
-            var: DiffVariance::new(VARIANCE_WINDOW),
-            var_ref: 1.0,
         }
     }
 
@@ -608,33 +557,23 @@ impl ResidualScorer {
         }
     }
 
-    /// Computes the statistics for `x` against the current state and then absorbs `x`.
-    /// Returns `None` for the point/CUSUM heads while the baseline cannot predict yet.
-    fn advance(&mut self, x: f64, stats: &mut [f64]) -> (Option<f64>, Option<f64>) {
+    /// The statistic for `x` against the current state (`None` while the baseline cannot
+    /// predict yet); then absorbs `x`.
+    fn advance(&mut self, x: f64) -> Option<f64> {
         let resid = self.baseline.predict().map(|b| x - b);
         self.baseline.push(x);
-        let var = self.var.push(x);
-        if let Some(r) = resid {
-            stats[0] = r.abs() / self.scale;
-            if self.ensemble {
-                stats[1] = self.cusum.step(r / self.scale);
-            }
-        }
-        if self.ensemble {
-            stats[2] = var.map_or(0.0, |v| ((v.max(1e-300)) / self.var_ref).ln().abs());
-        }
-        (resid, var)
+        resid.map(|r| r.abs() / self.scale)
     }
 }
 
 impl Scorer for ResidualScorer {
     fn heads(&self) -> usize {
-        if self.ensemble { 3 } else { 1 }
+        1
     }
 
     fn fit(&mut self, rows: &[Vec<f64>]) -> Vec<Calibration> {
         let xs: Vec<f64> = rows.iter().map(|r| r[0]).collect();
-        // Pass 1: residual scale and difference-variance reference from a replay.
+        // Pass 1: residual scale from a replay.
         let mut probe = self.fresh_baseline(&xs);
         let skip = match probe.period() {
             Some(p) => p,
@@ -653,58 +592,22 @@ impl Scorer for ResidualScorer {
         let (_, s) = robust_center_scale(&resid);
         let mad0 = quantile_sorted(&sorted_abs, 0.5) * MAD_TO_SIGMA;
         self.scale = if mad0 > s { mad0 } else { s };
-        let dsq: Vec<f64> = xs
-            .windows(2)
-            .map(|w| (w[1] - w[0]) * (w[1] - w[0]))
-            .collect();
-        let dsq_sorted = sorted_finite(&dsq);
-        // Median of squared differences, rescaled to a mean for Gaussian noise (χ²₁ median
-        // is 0.455); falls back to the mean when over half the differences are zero.
-        let med = quantile_sorted(&dsq_sorted, 0.5) / 0.454_936;
-        let mean = dsq.iter().sum::<f64>() / dsq.len().max(1) as f64;
-        self.var_ref = if med > 0.0 { med } else { mean.max(1e-300) };
 
-        // Pass 2: replay with the fitted scales to calibrate every head.
+        // Pass 2: replay with the fitted scale to calibrate the head.
         self.baseline = self.fresh_baseline(&xs);
-        let heads = self.heads();
-        let mut cal = vec![Vec::with_capacity(xs.len()); heads];
-        let mut stats = vec![0.0; heads];
+        let mut cal = Vec::with_capacity(xs.len());
         for (i, &x) in xs.iter().enumerate() {
-            let (resid, var) = self.advance(x, &mut stats);
-            if resid.is_some() && i >= skip {
-                cal[0].push(stats[0]);
-                if self.ensemble {
-                    cal[1].push(stats[1]);
-                }
-            }
-            if self.ensemble && var.is_some() {
-                cal[2].push(stats[2]);
+            if let Some(z) = self.advance(x)
+                && i >= skip
+            {
+                cal.push(z);
             }
         }
-        let mut cal = cal.into_iter();
-        let mut out = vec![Calibration::from_stats(
-            cal.next().unwrap_or_default(),
-            Z_FLOOR,
-        )];
-        if self.ensemble {
-            out.push(Calibration::from_stats(cal.next().unwrap_or_default(), 4.0));
-            out.push(Calibration::from_stats(
-                cal.next().unwrap_or_default(),
-                4.0_f64.ln(),
-            ));
-        }
-        out
-    }
-
-    fn thresholds(&mut self, thresholds: &[f64]) {
-        if self.ensemble {
-            self.cusum.set_threshold(thresholds[1]);
-        }
+        vec![Calibration::from_stats(cal, Z_FLOOR)]
     }
 
     fn step(&mut self, row: &[f64], stats: &mut [f64]) {
-        stats.iter_mut().for_each(|s| *s = 0.0);
-        self.advance(row[0], stats);
+        stats[0] = self.advance(row[0]).unwrap_or(0.0);
     }
 }
 

@@ -701,7 +701,7 @@ fn describe_detector(kind: DetectorKind, n_vars: usize) -> String {
     };
     let what = match (kind, n_vars) {
         (DetectorKind::Auto, 1) => {
-            "the univariate ensemble: point, CUSUM and variance heads on the residual of a seasonal baseline (a rolling median when the warm-up shows no period), plus a stuck-sensor test"
+            "the univariate forecast residual: point and drift heads with peaks-over-threshold limits on the residual of a seasonal baseline (a 64-row rolling median when no period is found), alarms as events that end, plus a stuck-sensor test"
         }
         (DetectorKind::Auto, _) => {
             "the multivariate PCA: T² and Q on the raw rows and on 8- and 32-row means, plus a stuck-sensor test per variable"
