@@ -1,6 +1,6 @@
 //! Alarms for Millwright, per ISA-18.2: definitions from the `[[alarms]]` config section
 //! ([`config`]), the pure lifecycle state machine ([`lifecycle`]), the evaluator as a bus
-//! processor with an operator handle ([`engine`]), a durable journal on mw-historian's WAL
+//! processor with an operator handle ([`engine`]), a durable journal on mw-storage's WAL (through mw-historian's re-export)
 //! ([`journal`]) and KPIs from the journal ([`kpi`]). User docs: `docs/alarms.md`.
 //!
 //! [`AlarmComponent`] registers the section and, when alarms are configured, builds one

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mw_buffer::{Buffer, FullPolicy, Options, Sync};
-use mw_historian::storage::FsStorage;
+use mw_storage::storage::FsStorage;
 
 /// A typical forwarded sample: tag id, value, quality, timestamps — about 40 bytes encoded.
 fn sample(i: u64) -> [u8; 40] {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, mpsc};
 use std::time::{Duration, Instant};
 
-use mw_historian::storage::{Storage, StorageFile};
+use mw_storage::storage::{Storage, StorageFile};
 
 use crate::config::{ConfigError, FullPolicy, Options, Sync};
 use crate::format::{self, Ledger, Record, Seq, framed_len};

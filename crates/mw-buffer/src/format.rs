@@ -1,12 +1,12 @@
 //! The bytes on disk, as pure functions (no I/O): the record inside a frame, the ack ledger, and
 //! the scan that splits a segment file into runs of valid records and damaged spans.
 //!
-//! A segment file is a run of frames in mw-historian's WAL framing ([`wal::encode`]: `len: u32
+//! A segment file is a run of frames in mw-storage's WAL framing ([`wal::encode`]: `len: u32
 //! LE`, `crc: u32 LE` = CRC32C of the payload, payload). The payload of a buffer record is
 //! `seq: u64 LE`, `ts: i64 LE`, then the caller's bytes. Within one segment the sequence numbers
 //! are consecutive, starting at the number in the file name.
 
-use mw_historian::wal;
+use mw_storage::wal;
 
 /// A record's sequence number: monotonic, never reused, possibly with gaps (after a restart,
 /// after dropped or quarantined records).

@@ -1,11 +1,11 @@
 //! Millwright's store-and-forward disk buffer (issue 13, item 1): the forwarder's durable queue.
 //! Records (a timestamp and opaque bytes) are appended, read in order by a consumer, and
-//! deleted once acknowledged. Every byte goes through mw-historian's
-//! [`Storage`](mw_historian::Storage) trait, so tests inject crashes, torn writes and full disks.
+//! deleted once acknowledged. Every byte goes through mw-storage's
+//! [`Storage`](mw_storage::Storage) trait, so tests inject crashes, torn writes and full disks.
 //!
 //! # Files
 //! In `dir`: segment files `NNNNNNNNNNNNNNNNNNNN.seg` named after the sequence number of their
-//! first record, each a run of frames in mw-historian's WAL framing (`len`, CRC32C, payload; see
+//! first record, each a run of frames in mw-storage's WAL framing (`len`, CRC32C, payload; see
 //! [`format`](mod@format)) whose payload is `seq: u64`, `ts: i64`, the record's bytes; within one segment
 //! the sequence numbers are consecutive. `ledger` holds the acknowledged prefix and the
 //! sequence numbers reserved (one CRC'd frame, replaced atomically: `ledger.tmp`, fsync, rename,

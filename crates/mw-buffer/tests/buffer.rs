@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mw_buffer::{Buffer, BufferError, FullPolicy, LedgerFound, Options, Sync};
-use mw_historian::storage::{FsStorage, MemStorage, Storage};
+use mw_storage::storage::{FsStorage, MemStorage, Storage};
 
 fn seqs(v: &[mw_buffer::Record]) -> Vec<u64> {
     v.iter().map(|r| r.seq).collect()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use mw_buffer::{Buffer, BufferError, FullPolicy, Options};
-use mw_historian::storage::{MemStorage, Storage};
+use mw_storage::storage::{MemStorage, Storage};
 use proptest::prelude::*;
 
 /// What the workload saw succeed before the crash.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mw_buffer::{Buffer, FullPolicy, Options};
-use mw_historian::storage::FsStorage;
+use mw_storage::storage::FsStorage;
 
 const CHILD_ENV: &str = "MW_BUFFER_KILL_CHILD_DIR";
 

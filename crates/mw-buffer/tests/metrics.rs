@@ -13,7 +13,7 @@ use metrics::{
     SharedString, Unit,
 };
 use mw_buffer::{Buffer, FullPolicy, Options};
-use mw_historian::storage::MemStorage;
+use mw_storage::storage::MemStorage;
 
 #[derive(Default)]
 struct Cell(AtomicU64);

@@ -1,9 +1,8 @@
-//! Millwright's embedded historian. So far: the storage trait every byte goes through
-//! ([`storage`]: the real file system, and an in-memory one that injects torn writes, lost
-//! unsynced data and a full disk) and the write-ahead log ([`wal`]: CRC32C-framed records,
-//! group commit, torn-tail truncation on start) and the column block codecs of the compressed
-//! segments to come ([`block`]). Segment files, queries, retention and the
-//! bus sink come next (see ARCHITECTURE.md).
+//! Millwright's embedded historian: the column block codecs ([`block`]), the WAL payload of a
+//! write ([`record`]), immutable segment files ([`segment`]), the engine ([`engine`]) and the
+//! `[historian]` component with its bus sink ([`component`]). Every byte goes through
+//! mw-storage's [`Storage`] trait and write-ahead log, re-exported here as [`storage`] and
+//! [`wal`]. Queries over HTTP, retention and compaction come next (see ARCHITECTURE.md).
 //!
 //! This crate knows nothing of protocols or HTTP; it stores what the model defines.
 
@@ -12,8 +11,7 @@ pub mod component;
 pub mod engine;
 pub mod record;
 pub mod segment;
-pub mod storage;
-pub mod wal;
 
+pub use mw_storage::{storage, wal};
 pub use storage::{FsStorage, MemStorage, Storage, StorageFile};
 pub use wal::{Replay, SyncPolicy, Wal, WalError, WalOptions, WalWriter};

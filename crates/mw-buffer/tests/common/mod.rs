@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mw_buffer::{Buffer, FullPolicy, OpenReport, Options, Sync};
-use mw_historian::storage::{MemStorage, Storage, StorageFile};
+use mw_storage::storage::{MemStorage, Storage, StorageFile};
 
 /// Wraps a [`MemStorage`]: the `n`-th mutating operation (append, sync, truncate, remove,
 /// rename, sync_dir, create) does not happen — instead the disk crashes (unsynced bytes lost)

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mw_historian::storage::{FsStorage, MemStorage, Storage};
-use mw_historian::wal::{self, SyncPolicy, Wal, WalOptions, WalWriter};
+use mw_storage::storage::{FsStorage, MemStorage, Storage};
+use mw_storage::wal::{self, SyncPolicy, Wal, WalOptions, WalWriter};
 use proptest::prelude::*;
 
 fn opts(sync: SyncPolicy) -> WalOptions {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mw_historian::storage::{FsStorage, MemStorage, Storage};
+use mw_storage::storage::{FsStorage, MemStorage, Storage};
 
 fn write(s: &dyn Storage, path: &Path, bytes: &[u8], sync: bool) {
     let mut f = s.open_append(path).expect("open");
