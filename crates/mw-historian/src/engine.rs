@@ -20,7 +20,7 @@
 //! file a crash cut short has no footer: it is removed at open and its data replayed from the
 //! WAL, which still holds it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,8 +28,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use mw_model::{Quality, TagPath, Value};
 
 use crate::block::{Column, Points};
+use crate::query::{self, Agg, Bucket, Item};
 use crate::record::{self, Point};
-use crate::segment::{self, Segment, SegmentError};
+use crate::segment::{self, BlockRef, Segment, SegmentError};
 use crate::storage::Storage;
 use crate::wal::{self, SyncPolicy, Wal, WalError, WalOptions, WalWriter};
 
@@ -205,6 +206,58 @@ fn value_at(c: &Column, i: usize) -> Option<Value> {
     })
 }
 
+/// What a query reads of one tag (see [`Historian::view`]).
+struct View {
+    segments: Vec<Arc<Segment>>,
+    /// The frozen head's and the head's points in the range, in time order.
+    frozen: Vec<(i64, Entry)>,
+    head: Vec<(i64, Entry)>,
+}
+
+impl View {
+    /// Whether the frozen head or the head has a point in `[lo, hi]`.
+    fn head_within(&self, lo: i64, hi: i64) -> bool {
+        [&self.frozen, &self.head].into_iter().any(|h| {
+            let i = h.partition_point(|(t, _)| *t < lo);
+            h.get(i).is_some_and(|(t, _)| *t <= hi)
+        })
+    }
+}
+
+/// The blocks of `tag` (segment index, block index) whose time span overlaps another block's.
+fn overlapped_blocks(segments: &[Arc<Segment>], tag: &TagPath) -> HashSet<(usize, usize)> {
+    let mut spans: Vec<(i64, i64, usize, usize)> = segments
+        .iter()
+        .enumerate()
+        .filter_map(|(si, s)| Some((si, s.series.get(tag)?)))
+        .flat_map(|(si, refs)| {
+            refs.iter()
+                .enumerate()
+                .map(move |(bi, r)| (r.stats.t_min, r.stats.t_max, si, bi))
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut out = HashSet::new();
+    let mut reach = i64::MIN; // the latest end among the spans before
+    for (i, &(lo, up, si, bi)) in spans.iter().enumerate() {
+        let before = i > 0 && reach >= lo;
+        let after = spans.get(i + 1).is_some_and(|n| n.0 <= up);
+        if before || after {
+            out.insert((si, bi));
+        }
+        reach = reach.max(up);
+    }
+    out
+}
+
+/// The numeric value of a good, finite sample: what aggregates count.
+fn good_number(v: &Value, q: &Quality) -> Option<f64> {
+    if *q != Quality::Good {
+        return None;
+    }
+    v.as_f64().filter(|x| x.is_finite())
+}
+
 #[derive(Default)]
 struct State {
     head: Head,
@@ -228,6 +281,8 @@ struct Inner {
     flushing: tokio::sync::Mutex<()>,
     flush_queued: AtomicBool,
     state: RwLock<State>,
+    /// Blocks read by queries (see [`Historian::decoded_blocks`]).
+    decoded_blocks: AtomicU64,
 }
 
 /// The historian store. Cheap to clone (shared).
@@ -322,6 +377,7 @@ impl Historian {
                 frozen: None,
                 segments,
             }),
+            decoded_blocks: AtomicU64::new(0),
         };
         Ok((
             Historian {
@@ -428,33 +484,242 @@ impl Historian {
         Ok(Some(path))
     }
 
-    /// Every point of `tag` with `from <= ts <= to`, in time order, the later write winning.
-    /// Blocks that fail their checksum are skipped and logged.
+    /// Every point of `tag` with `from <= ts <= to` (both ends **inclusive**), in time order, the
+    /// later write winning. Blocks that fail their checksum are skipped and logged. See
+    /// [`Historian::range_half_open`] for `[from, to)`.
     pub fn range(&self, tag: &TagPath, from: i64, to: i64) -> Vec<Point> {
-        // one consistent view: a flush may move the head to a segment at any moment
-        let (segments, frozen, head) = {
-            let st = read(&self.inner.state);
-            let head: Vec<(i64, Entry)> = st
-                .head
-                .series
-                .get(tag)
-                .map(|s| s.range(from..=to).map(|(&t, e)| (t, e.clone())).collect())
-                .unwrap_or_default();
-            (st.segments.clone(), st.frozen.clone(), head)
+        if from > to {
+            return Vec::new();
+        }
+        let v = self.view(tag, from, to);
+        self.merge(tag, &v, from, to, &|_, _| false)
+            .into_iter()
+            .map(|(ts, (value, quality))| Point {
+                tag: tag.clone(),
+                ts,
+                value,
+                quality,
+            })
+            .collect()
+    }
+
+    /// Every point of `tag` with `from <= ts < to`, as [`Historian::range`].
+    pub fn range_half_open(&self, tag: &TagPath, from: i64, to: i64) -> Vec<Point> {
+        if from >= to {
+            return Vec::new();
+        }
+        self.range(tag, from, to - 1)
+    }
+
+    /// Aggregates of the good numeric samples of `tag` in `[from, to)`, one [`Bucket`] per
+    /// `step`-long bucket `[from + k·step, from + (k+1)·step)` that holds at least one, oldest
+    /// first (definitions in [`crate::query`]). Empty when `step <= 0` or `from >= to`.
+    ///
+    /// A block that lies wholly inside one bucket and that no other block of the tag, nor the
+    /// head, overlaps in time is answered from its index stats without being read (not for
+    /// [`Agg::Twa`], which needs every sample's time).
+    pub fn aggregate(&self, tag: &TagPath, from: i64, to: i64, step: i64, agg: Agg) -> Vec<Bucket> {
+        if step <= 0 || from >= to {
+            return Vec::new();
+        }
+        let hi = to - 1;
+        let v = self.view(tag, from, hi);
+        let mut stats_only: HashSet<(usize, usize)> = HashSet::new();
+        if agg != Agg::Twa {
+            let overlapped = overlapped_blocks(&v.segments, tag);
+            for (si, seg) in v.segments.iter().enumerate() {
+                if !seg.stats_good_only {
+                    continue;
+                }
+                let Some(refs) = seg.series.get(tag) else {
+                    continue;
+                };
+                for (bi, r) in refs.iter().enumerate() {
+                    let (lo, up) = (r.stats.t_min, r.stats.t_max);
+                    let inside = lo >= from
+                        && up <= hi
+                        && query::bucket_of(lo, from, to, step)
+                            == query::bucket_of(up, from, to, step);
+                    if inside && !overlapped.contains(&(si, bi)) && !v.head_within(lo, up) {
+                        stats_only.insert((si, bi));
+                    }
+                }
+            }
+        }
+        let merged = self.merge(tag, &v, from, hi, &|si, bi| stats_only.contains(&(si, bi)));
+        let points: Vec<(i64, f64)> = merged
+            .iter()
+            .filter_map(|(&ts, (value, quality))| good_number(value, quality).map(|x| (ts, x)))
+            .collect();
+        if agg == Agg::Twa {
+            let prior = self.last_good_before(tag, from, step);
+            return query::twa(&points, prior, from, to, step);
+        }
+        let mut items: Vec<Item> = points.iter().map(|&(t, x)| Item::Point(t, x)).collect();
+        for &(si, bi) in &stats_only {
+            if let Some(r) = v.segments[si].series.get(tag).and_then(|refs| refs.get(bi))
+                && r.stats.good_count > 0
+            {
+                items.push(Item::Block(r.stats));
+            }
+        }
+        items.sort_by_key(Item::ts);
+        query::fold(&items, from, to, step, agg)
+    }
+
+    /// The newest point of `tag` (any quality), the later write winning: read from the head, or
+    /// from the one block whose index says it ends last (only that block is decoded).
+    pub fn latest(&self, tag: &TagPath) -> Option<Point> {
+        let point = |ts, e: &Entry| Point {
+            tag: tag.clone(),
+            ts,
+            value: e.value.clone(),
+            quality: e.quality.clone(),
         };
+        let segments = {
+            let st = read(&self.inner.state);
+            let seg_max = st
+                .segments
+                .iter()
+                .filter_map(|s| s.series.get(tag))
+                .flat_map(|refs| refs.iter().map(|r| r.stats.t_max))
+                .max();
+            let head = st.head.series.get(tag).and_then(|s| s.last_key_value());
+            let frozen = st
+                .frozen
+                .as_deref()
+                .and_then(|f| f.series.get(tag))
+                .and_then(|s| s.last_key_value());
+            let mem = match (head, frozen) {
+                (Some(h), Some(f)) if f.0 > h.0 => Some(f),
+                (Some(h), _) => Some(h),
+                (None, f) => f,
+            };
+            match (mem, seg_max) {
+                (Some((&ts, e)), m) if m.is_none_or(|m| m <= ts) => return Some(point(ts, e)),
+                (_, None) => return None,
+                _ => {}
+            }
+            st.segments.clone()
+        };
+        let t = segments
+            .iter()
+            .filter_map(|s| s.series.get(tag))
+            .flat_map(|refs| refs.iter().map(|r| r.stats.t_max))
+            .max()?;
+        for seg in segments.iter().rev() {
+            for r in seg.series.get(tag).into_iter().flatten() {
+                if r.stats.t_max != t {
+                    continue;
+                }
+                match self.read_block(seg, tag, r) {
+                    Ok(p) => {
+                        let i = p.ts.iter().rposition(|&ts| ts == t)?;
+                        return Some(Point {
+                            tag: tag.clone(),
+                            ts: t,
+                            value: value_at(&p.values, i)?,
+                            quality: p.quality.get(i)?.clone(),
+                        });
+                    }
+                    Err(e) => {
+                        metrics::counter!("mw_historian_corrupt_blocks_total").increment(1);
+                        tracing::error!(error = %e, "skipping a damaged block");
+                    }
+                }
+            }
+        }
+        // every block at the end is damaged: the newest readable point
+        self.range(tag, i64::MIN, i64::MAX).pop()
+    }
+
+    /// The last good numeric sample of `tag` before `t`, looking back in growing windows.
+    fn last_good_before(&self, tag: &TagPath, t: i64, step: i64) -> Option<(i64, f64)> {
+        let first = self.extent(tag)?.0;
+        if first >= t {
+            return None;
+        }
+        let mut w = i128::from(step.max(1));
+        loop {
+            let lo = (i128::from(t) - w).max(i128::from(first)) as i64;
+            let v = self.view(tag, lo, t - 1);
+            let m = self.merge(tag, &v, lo, t - 1, &|_, _| false);
+            let found = m
+                .iter()
+                .rev()
+                .find_map(|(&ts, (value, quality))| good_number(value, quality).map(|x| (ts, x)));
+            if found.is_some() || lo == first {
+                return found;
+            }
+            w = w.saturating_mul(4);
+        }
+    }
+
+    /// The earliest and latest timestamp `tag` has anywhere.
+    fn extent(&self, tag: &TagPath) -> Option<(i64, i64)> {
+        let st = read(&self.inner.state);
+        let blocks = st
+            .segments
+            .iter()
+            .filter_map(|s| s.series.get(tag))
+            .flatten()
+            .map(|r| (r.stats.t_min, r.stats.t_max));
+        let mem = [Some(&st.head), st.frozen.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.series.get(tag))
+            .filter_map(|s| Some((*s.first_key_value()?.0, *s.last_key_value()?.0)));
+        blocks
+            .chain(mem)
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+    }
+
+    /// One consistent view of `tag` over `[lo, hi]`: a flush may move the head to a segment at
+    /// any moment.
+    fn view(&self, tag: &TagPath, lo: i64, hi: i64) -> View {
+        let st = read(&self.inner.state);
+        let head: Vec<(i64, Entry)> = st
+            .head
+            .series
+            .get(tag)
+            .map(|s| s.range(lo..=hi).map(|(&t, e)| (t, e.clone())).collect())
+            .unwrap_or_default();
+        let frozen: Vec<(i64, Entry)> = st
+            .frozen
+            .as_deref()
+            .and_then(|f| f.series.get(tag))
+            .map(|s| s.range(lo..=hi).map(|(&t, e)| (t, e.clone())).collect())
+            .unwrap_or_default();
+        View {
+            segments: st.segments.clone(),
+            frozen,
+            head,
+        }
+    }
+
+    /// The points of `tag` in `[lo, hi]` of view `v`, later writes winning, except those of the
+    /// blocks `skip(segment index, block index)` names (not read).
+    fn merge(
+        &self,
+        tag: &TagPath,
+        v: &View,
+        lo: i64,
+        hi: i64,
+        skip: &dyn Fn(usize, usize) -> bool,
+    ) -> BTreeMap<i64, (Value, Quality)> {
         let mut merged: BTreeMap<i64, (Value, Quality)> = BTreeMap::new();
-        for seg in &segments {
+        for (si, seg) in v.segments.iter().enumerate() {
             let Some(refs) = seg.series.get(tag) else {
                 continue;
             };
-            for r in refs {
-                if r.stats.t_max < from || r.stats.t_min > to {
+            for (bi, r) in refs.iter().enumerate() {
+                if r.stats.t_max < lo || r.stats.t_min > hi || skip(si, bi) {
                     continue;
                 }
-                match seg.read_block(self.inner.storage.as_ref(), tag, r) {
+                match self.read_block(seg, tag, r) {
                     Ok(p) => {
                         for (i, &ts) in p.ts.iter().enumerate() {
-                            if ts < from || ts > to {
+                            if ts < lo || ts > hi {
                                 continue;
                             }
                             if let (Some(v), Some(q)) = (value_at(&p.values, i), p.quality.get(i)) {
@@ -469,23 +734,26 @@ impl Historian {
                 }
             }
         }
-        if let Some(s) = frozen.as_deref().and_then(|f| f.series.get(tag)) {
-            for (&ts, e) in s.range(from..=to) {
-                merged.insert(ts, (e.value.clone(), e.quality.clone()));
-            }
-        }
-        for (ts, e) in head {
-            merged.insert(ts, (e.value, e.quality));
+        for (ts, e) in v.frozen.iter().chain(&v.head) {
+            merged.insert(*ts, (e.value.clone(), e.quality.clone()));
         }
         merged
-            .into_iter()
-            .map(|(ts, (value, quality))| Point {
-                tag: tag.clone(),
-                ts,
-                value,
-                quality,
-            })
-            .collect()
+    }
+
+    fn read_block(
+        &self,
+        seg: &Segment,
+        tag: &TagPath,
+        r: &BlockRef,
+    ) -> Result<Points, SegmentError> {
+        self.inner.decoded_blocks.fetch_add(1, Ordering::Relaxed);
+        seg.read_block(self.inner.storage.as_ref(), tag, r)
+    }
+
+    /// Blocks decoded by queries since open (tests check the stats shortcut with it).
+    #[cfg(test)]
+    fn decoded_blocks(&self) -> u64 {
+        self.inner.decoded_blocks.load(Ordering::Relaxed)
     }
 
     /// Every tag the store holds, sorted.
@@ -675,6 +943,281 @@ mod tests {
         let (h, _) = open(&disk);
         assert_eq!(values(&h, "a/x"), want);
         h.close();
+    }
+
+    fn tp(s: &str) -> TagPath {
+        TagPath::new(s).unwrap()
+    }
+
+    fn avg(h: &Historian, from: i64, to: i64, step: i64) -> Vec<(i64, f64, u64)> {
+        h.aggregate(&tp("a/x"), from, to, step, Agg::Avg)
+            .into_iter()
+            .map(|b| (b.start, b.value, b.count))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn aggregates_answer_from_block_stats_unless_a_write_overlaps_the_block() {
+        let disk = MemStorage::new();
+        let (h, _) = open(&disk); // 4 points per block
+        let batch: Vec<Point> = (0..8).map(|i| pt("a/x", i, i as f64)).collect();
+        h.write(&batch).await.unwrap();
+        h.flush().await.unwrap(); // blocks [0, 3] and [4, 7]
+        let d0 = h.decoded_blocks();
+        assert_eq!(avg(&h, 0, 8, 4), vec![(0, 1.5, 4), (4, 5.5, 4)]);
+        assert_eq!(
+            h.decoded_blocks() - d0,
+            0,
+            "both blocks answered from their stats"
+        );
+        // a bucket boundary inside a block: it must be read
+        assert_eq!(avg(&h, 0, 8, 2)[1], (2, 2.5, 2));
+        assert_eq!(h.decoded_blocks() - d0, 2);
+        // an overwrite of ts 5 in a later segment: block [4, 7] is read, [0, 3] still is not
+        h.write(&[pt("a/x", 5, 105.0)]).await.unwrap();
+        h.flush().await.unwrap();
+        let d1 = h.decoded_blocks();
+        assert_eq!(avg(&h, 0, 8, 4), vec![(0, 1.5, 4), (4, 30.5, 4)]);
+        assert_eq!(
+            h.decoded_blocks() - d1,
+            2,
+            "the overlapped block and the overwrite's block are decoded, no other"
+        );
+        // an overwrite still in the head: same for block [0, 3]
+        h.write(&[pt("a/x", 1, 11.0)]).await.unwrap();
+        let d2 = h.decoded_blocks();
+        assert_eq!(avg(&h, 0, 8, 4), vec![(0, 4.0, 4), (4, 30.5, 4)]);
+        assert_eq!(h.decoded_blocks() - d2, 3);
+        // twa never answers from stats
+        let d3 = h.decoded_blocks();
+        h.aggregate(&tp("a/x"), 0, 8, 4, Agg::Twa);
+        assert_eq!(h.decoded_blocks() - d3, 3);
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn stats_of_version_1_segments_are_not_trusted() {
+        let disk = MemStorage::new();
+        let (h, _) = open(&disk);
+        let mut batch: Vec<Point> = (0..4).map(|i| pt("a/x", i, i as f64)).collect();
+        batch[1].quality = Quality::Uncertain("warm-up".into());
+        h.write(&batch).await.unwrap();
+        let seg = h.flush().await.unwrap().unwrap();
+        h.close();
+        // the same file as an older build wrote it: version 1 counted uncertain points in stats
+        let mut bytes = disk.content(&seg).unwrap();
+        bytes[5] = 1;
+        disk.remove(&seg).unwrap();
+        disk.open_append(&seg).unwrap().append(&bytes).unwrap();
+        let (h, _) = open(&disk);
+        let d0 = h.decoded_blocks();
+        assert_eq!(
+            avg(&h, 0, 4, 4),
+            vec![(0, 5.0 / 3.0, 3)],
+            "the uncertain point is left out"
+        );
+        assert_eq!(h.decoded_blocks() - d0, 1);
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn twa_holds_the_last_good_value_from_before_the_range_and_skips_bad_samples() {
+        let disk = MemStorage::new();
+        let (h, _) = open(&disk);
+        h.write(&[pt("a/x", -1000, 2.0), pt("a/x", 100, 100.0)])
+            .await
+            .unwrap();
+        h.flush().await.unwrap();
+        let mut bad = pt("a/x", 4, 50.0);
+        bad.quality = Quality::Bad("timeout".into());
+        h.write(&[pt("a/x", 2, 6.0), bad, pt("a/x", 7, f64::NAN)])
+            .await
+            .unwrap();
+        // [0, 10): 2 held for 0..2, then 6 for 2..10 (the bad and the NaN sample change nothing)
+        let b = h.aggregate(&tp("a/x"), 0, 10, 10, Agg::Twa);
+        assert_eq!(
+            b,
+            vec![Bucket {
+                start: 0,
+                value: (2.0 * 2.0 + 6.0 * 8.0) / 10.0,
+                count: 1
+            }]
+        );
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn latest_reads_the_head_or_only_the_last_block() {
+        let disk = MemStorage::new();
+        let (h, _) = open(&disk);
+        assert_eq!(h.latest(&tp("a/x")), None);
+        let batch: Vec<Point> = (0..12).map(|i| pt("a/x", i, i as f64)).collect();
+        h.write(&batch).await.unwrap();
+        assert_eq!(h.latest(&tp("a/x")).map(|p| p.ts), Some(11));
+        h.flush().await.unwrap();
+        let d0 = h.decoded_blocks();
+        assert_eq!(h.latest(&tp("a/x")), Some(pt("a/x", 11, 11.0)));
+        assert_eq!(h.decoded_blocks() - d0, 1, "one block of three is read");
+        // an overwrite of the newest point in a later segment wins; an older point in the head
+        // does not hide it
+        h.write(&[pt("a/x", 11, -1.0)]).await.unwrap();
+        h.flush().await.unwrap();
+        h.write(&[pt("a/x", 3, 33.0)]).await.unwrap();
+        assert_eq!(h.latest(&tp("a/x")), Some(pt("a/x", 11, -1.0)));
+        h.write(&[pt("a/x", 11, -2.0)]).await.unwrap();
+        assert_eq!(h.latest(&tp("a/x")), Some(pt("a/x", 11, -2.0)));
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn half_open_ranges_leave_out_their_end_and_empty_ranges_are_empty() {
+        let disk = MemStorage::new();
+        let (h, _) = open(&disk);
+        let batch: Vec<Point> = (0..6).map(|i| pt("a/x", i, i as f64)).collect();
+        h.write(&batch).await.unwrap();
+        let ts = |v: Vec<Point>| v.into_iter().map(|p| p.ts).collect::<Vec<_>>();
+        assert_eq!(ts(h.range_half_open(&tp("a/x"), 1, 4)), vec![1, 2, 3]);
+        assert_eq!(ts(h.range(&tp("a/x"), 1, 4)), vec![1, 2, 3, 4]);
+        assert!(h.range(&tp("a/x"), 4, 1).is_empty());
+        assert!(h.range_half_open(&tp("a/x"), 4, 4).is_empty());
+        assert!(h.aggregate(&tp("a/x"), 0, 6, 0, Agg::Avg).is_empty());
+        assert!(h.aggregate(&tp("a/x"), 6, 0, 1, Agg::Avg).is_empty());
+        h.close();
+    }
+
+    /// Every aggregate computed the slow way from `range`, by its definition.
+    fn naive(h: &Historian, tag: &TagPath, from: i64, to: i64, step: i64, agg: Agg) -> Vec<Bucket> {
+        let good: Vec<(i64, f64)> = h
+            .range(tag, i64::MIN, i64::MAX)
+            .into_iter()
+            .filter(|p| p.quality == Quality::Good)
+            .filter_map(|p| Some((p.ts, p.value.as_f64().filter(|x| x.is_finite())?)))
+            .collect();
+        let mut out = Vec::new();
+        let mut b = from;
+        while b < to {
+            let e = (b + step).min(to);
+            let inb: Vec<(i64, f64)> = good
+                .iter()
+                .copied()
+                .filter(|p| p.0 >= b && p.0 < e)
+                .collect();
+            if !inb.is_empty() {
+                let vals: Vec<f64> = inb.iter().map(|p| p.1).collect();
+                let sum: f64 = vals.iter().sum();
+                let value = match agg {
+                    Agg::Min => vals.iter().copied().fold(f64::INFINITY, f64::min),
+                    Agg::Max => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    Agg::Sum => sum,
+                    Agg::Avg => sum / vals.len() as f64,
+                    Agg::Count => vals.len() as f64,
+                    Agg::First => vals[0],
+                    Agg::Last => vals[vals.len() - 1],
+                    Agg::Twa => {
+                        // integrate the held value over every unit of time in [start, e)
+                        let prior = good.iter().rev().find(|p| p.0 < b).map(|p| p.1);
+                        let start = if prior.is_some() { b } else { inb[0].0 };
+                        let mut area = 0.0;
+                        for t in start..e {
+                            let held = inb.iter().rev().find(|p| p.0 <= t).map(|p| p.1).or(prior);
+                            area += held.unwrap_or(f64::NAN);
+                        }
+                        area / (e - start) as f64
+                    }
+                };
+                out.push(Bucket {
+                    start: b,
+                    value,
+                    count: inb.len() as u64,
+                });
+            }
+            b = e;
+        }
+        out
+    }
+
+    #[derive(Debug, Clone)]
+    enum AggOp {
+        /// tag, ts, value kind, value, quality kind
+        Write(Vec<(u8, i64, u8, i16, u8)>),
+        Flush,
+    }
+
+    fn agg_op() -> impl Strategy<Value = AggOp> {
+        prop_oneof![
+            5 => prop::collection::vec((0u8..2, -5i64..45, 0u8..6, any::<i16>(), 0u8..8), 1..14)
+                .prop_map(AggOp::Write),
+            2 => Just(AggOp::Flush),
+        ]
+    }
+
+    fn agg_point(tag: u8, ts: i64, kind: u8, v: i16, q: u8) -> Point {
+        let value = match kind {
+            0 => Value::F64(f64::from(v)),
+            1 => Value::I64(i64::from(v)),
+            2 => Value::F32(f32::from(v)),
+            3 => Value::Bool(v % 2 == 0),
+            4 if v % 4 == 0 => Value::F64(f64::NAN),
+            4 => Value::U64(u64::from(v.unsigned_abs())),
+            _ => Value::Str(format!("s{v}")),
+        };
+        let quality = match q {
+            0 => Quality::Bad("timeout".into()),
+            1 => Quality::Uncertain("stale".into()),
+            _ => Quality::Good,
+        };
+        Point {
+            tag: tp(&format!("a/t{tag}")),
+            ts,
+            value,
+            quality,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn aggregates_equal_a_naive_computation_over_range(
+            ops in prop::collection::vec(agg_op(), 1..16),
+            queries in prop::collection::vec((-10i64..50, 1i64..70, 1i64..25), 1..6),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let disk = MemStorage::new();
+                let (h, _) = open(&disk);
+                for op in ops {
+                    match op {
+                        AggOp::Write(pts) => {
+                            let batch: Vec<Point> =
+                                pts.iter().map(|&(t, ts, k, v, q)| agg_point(t, ts, k, v, q)).collect();
+                            h.write(&batch).await.unwrap();
+                        }
+                        AggOp::Flush => {
+                            h.flush().await.unwrap();
+                        }
+                    }
+                }
+                for &(from, len, step) in &queries {
+                    for t in 0..2 {
+                        let tag = tp(&format!("a/t{t}"));
+                        for agg in Agg::ALL {
+                            let got = h.aggregate(&tag, from, from + len, step, agg);
+                            let want = naive(&h, &tag, from, from + len, step, agg);
+                            let close = got.len() == want.len()
+                                && got.iter().zip(&want).all(|(g, w)| {
+                                    g.start == w.start
+                                        && g.count == w.count
+                                        && (g.value == w.value
+                                            || (agg == Agg::Twa
+                                                && (g.value - w.value).abs() <= 1e-9 * w.value.abs().max(1.0)))
+                                });
+                            assert!(close, "{agg:?} over [{from}, {}) step {step}:\n got {got:?}\nwant {want:?}", from + len);
+                        }
+                    }
+                }
+                h.close();
+            });
+        }
     }
 
     #[derive(Debug, Clone)]

@@ -1,17 +1,20 @@
 //! Millwright's embedded historian: the column block codecs ([`block`]), the WAL payload of a
 //! write ([`record`]), immutable segment files ([`segment`]), the engine ([`engine`]) and the
-//! `[historian]` component with its bus sink ([`component`]). Every byte goes through
-//! mw-storage's [`Storage`] trait and write-ahead log, re-exported here as [`storage`] and
-//! [`wal`]. Queries over HTTP, retention and compaction come next (see ARCHITECTURE.md).
+//! `[historian]` component with its bus sink ([`component`]); aggregation over time buckets is
+//! [`query`]. Every byte goes through mw-storage's [`Storage`] trait and write-ahead log,
+//! re-exported here as [`storage`] and [`wal`]. Retention and compaction come next (see
+//! ARCHITECTURE.md).
 //!
 //! This crate knows nothing of protocols or HTTP; it stores what the model defines.
 
 pub mod block;
 pub mod component;
 pub mod engine;
+pub mod query;
 pub mod record;
 pub mod segment;
 
 pub use mw_storage::{storage, wal};
+pub use query::{Agg, Bucket};
 pub use storage::{FsStorage, MemStorage, Storage, StorageFile};
 pub use wal::{Replay, SyncPolicy, Wal, WalError, WalOptions, WalWriter};

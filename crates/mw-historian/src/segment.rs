@@ -1,7 +1,7 @@
 //! Immutable segment files: compressed per-series blocks and an index of their aggregates.
 //!
 //! # Format
-//! `MWSEG\x01\0\0` (8 bytes), then frames in the WAL's framing (`len: u32`, `crc: u32` CRC32C,
+//! `MWSEG\x02\0\0` (8 bytes), then frames in the WAL's framing (`len: u32`, `crc: u32` CRC32C,
 //! payload; see [`crate::wal::encode`]), then a 16-byte footer: the index frame's offset
 //! (`u64` LE) and `MWSEGEND`.
 //! - Block frame: `1: u8`, `tag_len: u16`, tag, one [`crate::block`] block.
@@ -9,6 +9,11 @@
 //!   `offset: u64`, `len: u32` (the whole frame), and its [`BlockStats`] (`count: u32`,
 //!   `good_count: u32`, `t_min: i64`, `t_max: i64`, then `min`, `max`, `sum`, `first`, `last` as
 //!   `f64`).
+//!
+//! Version 2 (this build writes it) computes the index's [`BlockStats`] over good points only;
+//! version 1 (`MWSEG\x01\0\0`, otherwise identical) counted uncertain points too. Both are read;
+//! [`Segment::stats_good_only`] tells them apart, and queries answer from the stats of version 2
+//! files only (they decode the blocks of version 1 files).
 //!
 //! Names are `SSSSSSSSSSSSSSSSSSSS-GGGG.seg`: `S` the write-ahead-log segment the file's data was
 //! checkpointed from (every WAL segment numbered lower is in this or an older segment file) and `G`
@@ -30,7 +35,8 @@ use crate::record::{Reader, RecordError, put_str};
 use crate::storage::Storage;
 use crate::wal;
 
-const MAGIC: &[u8; 8] = b"MWSEG\x01\0\0";
+const MAGIC: &[u8; 8] = b"MWSEG\x02\0\0";
+const MAGIC_V1: &[u8; 8] = b"MWSEG\x01\0\0";
 const FOOTER_MAGIC: &[u8; 8] = b"MWSEGEND";
 const FOOTER: u64 = 16;
 const KIND_BLOCK: u8 = 1;
@@ -67,6 +73,8 @@ pub struct Segment {
     /// Time range of every point in the file (ns).
     pub t_min: i64,
     pub t_max: i64,
+    /// The index's stats count good points only (version 2); false for version 1 files.
+    pub stats_good_only: bool,
     /// Blocks per tag, in time order.
     pub series: BTreeMap<TagPath, Vec<BlockRef>>,
 }
@@ -169,6 +177,7 @@ pub fn write(
         points,
         t_min,
         t_max,
+        stats_good_only: true,
         series: index,
     })
 }
@@ -205,9 +214,13 @@ impl Segment {
             return Err(incomplete("shorter than header and footer"));
         }
         let head = storage.read_range(path, 0, MAGIC.len()).map_err(io)?;
-        if head != MAGIC {
+        let stats_good_only = if head == MAGIC {
+            true
+        } else if head == MAGIC_V1 {
+            false
+        } else {
             return Err(corrupt(0, "not a Millwright segment (bad magic)".into()));
-        }
+        };
         let foot = storage
             .read_range(path, bytes - FOOTER, FOOTER as usize)
             .map_err(io)?;
@@ -283,6 +296,7 @@ impl Segment {
             points,
             t_min,
             t_max,
+            stats_good_only,
             series,
         })
     }

@@ -101,8 +101,8 @@ pub struct Points {
 ///
 /// The numeric view is [`mw_model::Value::as_f64`] (bool 0/1); for strings only `count`,
 /// `t_min` and `t_max` are meaningful (`min`/`max`/`sum`/`first`/`last` are NaN). `min`, `max`,
-/// `sum`, `first` and `last` are computed over the points with good or uncertain quality and a
-/// finite numeric value; `good_count` counts those, `count` counts all points. With no such
+/// `sum`, `first` and `last` are computed over the points with [`Quality::Good`] and a finite
+/// numeric value (what queries aggregate); `good_count` counts those, `count` counts all points. With no such
 /// point `min`/`max`/`first`/`last` are NaN and `sum` is 0. `t_min`/`t_max` span all points; an
 /// empty block has `t_min = i64::MAX`, `t_max = i64::MIN`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -271,7 +271,7 @@ pub fn stats(points: &Points) -> BlockStats {
         return s;
     }
     for i in 0..n {
-        if matches!(points.quality[i], Quality::Bad(_)) {
+        if points.quality[i] != Quality::Good {
             continue;
         }
         let Some(v) = points.values.num(i).filter(|v| v.is_finite()) else {

@@ -179,10 +179,14 @@ fn stats_follow_quality_and_finiteness() {
         ],
     };
     let s = stats(&p);
-    assert_eq!((s.count, s.good_count, s.t_min, s.t_max), (5, 3, 10, 50));
+    assert_eq!(
+        (s.count, s.good_count, s.t_min, s.t_max),
+        (5, 2, 10, 50),
+        "only good, finite values count: not the NaN, the uncertain or the bad one"
+    );
     assert_eq!(
         (s.min, s.max, s.sum, s.first, s.last),
-        (-1.0, 3.0, 4.0, 3.0, 2.0)
+        (2.0, 3.0, 5.0, 3.0, 2.0)
     );
     let p = Points {
         ts: vec![1, 2],
