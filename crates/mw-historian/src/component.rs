@@ -7,6 +7,7 @@
 //! fsync = "always"             # default: a batch is acknowledged once it is on disk
 //! # interval_ms = 100          # instead of fsync: acknowledged when written, synced within N ms
 //! flush_points = 500000        # the in-memory head is written to a segment file beyond this
+//! partition = "1d"             # flushed files are compacted into one file per partition
 //! ```
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub struct HistorianConfig {
     pub dir: Option<PathBuf>,
     pub sync: SyncPolicy,
     pub flush_points: usize,
+    /// Length of a time partition (ns).
+    pub partition: i64,
 }
 
 impl Default for HistorianConfig {
@@ -39,13 +42,71 @@ impl Default for HistorianConfig {
             dir: None,
             sync: SyncPolicy::Always,
             flush_points: 500_000,
+            partition: crate::engine::DAY,
+        }
+    }
+}
+
+const SECOND: i64 = 1_000_000_000;
+
+/// A duration like `"30d"`: a positive integer and one unit of `s`, `m` (minutes), `h`, `d`,
+/// `w` (7 days) or `y` (365 days). Returns nanoseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let bad = || {
+        format!(
+            "invalid duration {s:?} (expected a whole number and a unit: s, m, h, d, w or y, \
+             e.g. \"30d\")"
+        )
+    };
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => SECOND,
+        "m" => 60 * SECOND,
+        "h" => 3_600 * SECOND,
+        "d" => 86_400 * SECOND,
+        "w" => 7 * 86_400 * SECOND,
+        "y" => 365 * 86_400 * SECOND,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("duration {s:?} is too long (at most about 292 years)"))
+}
+
+/// The duration `key` of `t`, reported unless within `[min, max]` (ns; their names for messages).
+fn duration(
+    cx: &mut Cx<'_>,
+    t: Table<'_, '_>,
+    key: &str,
+    (min, min_s): (i64, &str),
+    (max, max_s): (i64, &str),
+) -> Option<i64> {
+    let f = cx.string(t, key, false)?;
+    match parse_duration(f.v) {
+        Ok(v) if (min..=max).contains(&v) => Some(v),
+        Ok(_) => {
+            cx.err(
+                f.span.start,
+                format!(
+                    "\"{key}\" in {} is {:?}: it must be between {min_s} and {max_s}",
+                    t.name(),
+                    f.v
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            cx.err(f.span.start, format!("\"{key}\" in {}: {e}", t.name()));
+            None
         }
     }
 }
 
 struct HistorianSection;
 
-const KEYS: &[&str] = &["dir", "fsync", "interval_ms", "flush_points"];
+const KEYS: &[&str] = &["dir", "fsync", "interval_ms", "flush_points", "partition"];
 
 impl Section for HistorianSection {
     fn key(&self) -> &'static str {
@@ -85,6 +146,15 @@ impl Section for HistorianSection {
         if let Some(f) = cx.integer(t, "flush_points", false, 1_000..=50_000_000) {
             out.flush_points = f.v as usize;
         }
+        if let Some(v) = duration(
+            cx,
+            t,
+            "partition",
+            (3_600 * SECOND, "\"1h\""),
+            (31 * 86_400 * SECOND, "\"31d\""),
+        ) {
+            out.partition = v;
+        }
         Box::new(out)
     }
 }
@@ -116,6 +186,7 @@ impl Component for HistorianComponent {
         let mut opts = Options::new(&dir);
         opts.sync = hc.sync;
         opts.flush_points = hc.flush_points;
+        opts.partition = hc.partition;
         let (h, report) = Historian::open(Arc::new(FsStorage), opts).map_err(|e| BuildError {
             component: "historian",
             message: e.to_string(),

@@ -29,13 +29,47 @@ use std::time::Instant;
 use mw_model::{Quality, TagPath, Value};
 
 use crate::block::{Column, Points};
+use crate::compact;
 use crate::query::{self, Agg, Bucket, Item};
 use crate::record::{self, Point};
 use crate::segment::{self, BlockRef, Segment, SegmentError};
 use crate::storage::Storage;
 use crate::wal::{self, SyncPolicy, Wal, WalError, WalOptions, WalWriter};
 
-/// How the engine is laid out and when it flushes.
+/// Nanoseconds in a day, the default partition length.
+pub const DAY: i64 = 86_400_000_000_000;
+
+/// Where "now" comes from (ns since the epoch): the engine reads the time only through it, so
+/// tests drive compaction and retention with a clock of their own.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system's wall clock.
+    pub fn system() -> Clock {
+        Clock::new(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        })
+    }
+
+    pub fn new(now: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock(now = {})", self.now())
+    }
+}
+
+/// How the engine is laid out and when it flushes and compacts.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// `wal/` and `segments/` are made under it.
@@ -45,6 +79,12 @@ pub struct Options {
     pub flush_points: usize,
     /// Most points per block.
     pub block_points: usize,
+    /// Length of a time partition (ns): compaction keeps one file per partition.
+    pub partition: i64,
+    /// Beyond this many flushed (not yet compacted) files, partitions that have not ended are
+    /// compacted too.
+    pub compact_files: usize,
+    pub clock: Clock,
 }
 
 impl Options {
@@ -54,8 +94,22 @@ impl Options {
             sync: SyncPolicy::Always,
             flush_points: 500_000,
             block_points: 1000,
+            partition: DAY,
+            compact_files: 32,
+            clock: Clock::system(),
         }
     }
+}
+
+/// What one [`Historian::compact`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Partitions (their starts, ns) merged into one file each.
+    pub partitions: Vec<i64>,
+    /// The files written.
+    pub written: Vec<PathBuf>,
+    /// Files replaced (removed once no query reads them).
+    pub replaced: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,30 +210,39 @@ impl Head {
             .series
             .iter()
             .map(|(tag, pts)| {
-                let mut blocks: Vec<Points> = Vec::new();
-                for (&ts, e) in pts {
-                    let fits = blocks.last().is_some_and(|b: &Points| {
-                        b.ts.len() < max && same_type(&b.values, &e.value)
-                    });
-                    if !fits {
-                        blocks.push(Points {
-                            ts: Vec::new(),
-                            values: empty_column(&e.value),
-                            quality: Vec::new(),
-                        });
-                    }
-                    if let Some(b) = blocks.last_mut() {
-                        b.ts.push(ts);
-                        push_value(&mut b.values, &e.value);
-                        b.quality.push(e.quality.clone());
-                    }
-                }
-                (tag.clone(), blocks)
+                let it = pts.iter().map(|(&ts, e)| (ts, &e.value, &e.quality));
+                (tag.clone(), to_blocks(it, max))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
+}
+
+/// Points in time order as blocks: runs of one value type, at most `max` points each.
+pub(crate) fn to_blocks<'a>(
+    points: impl Iterator<Item = (i64, &'a Value, &'a Quality)>,
+    max: usize,
+) -> Vec<Points> {
+    let mut blocks: Vec<Points> = Vec::new();
+    for (ts, value, quality) in points {
+        let fits = blocks
+            .last()
+            .is_some_and(|b: &Points| b.ts.len() < max && same_type(&b.values, value));
+        if !fits {
+            blocks.push(Points {
+                ts: Vec::new(),
+                values: empty_column(value),
+                quality: Vec::new(),
+            });
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.ts.push(ts);
+            push_value(&mut b.values, value);
+            b.quality.push(quality.clone());
+        }
+    }
+    blocks
 }
 
 fn empty_column(v: &Value) -> Column {
@@ -217,7 +280,7 @@ fn push_value(c: &mut Column, v: &Value) {
     }
 }
 
-fn value_at(c: &Column, i: usize) -> Option<Value> {
+pub(crate) fn value_at(c: &Column, i: usize) -> Option<Value> {
     Some(match c {
         Column::Bool(v) => Value::Bool(*v.get(i)?),
         Column::I64(v) => Value::I64(*v.get(i)?),
@@ -287,6 +350,8 @@ struct State {
     frozen: Option<Arc<Head>>,
     /// Sorted by (seq, generation): later wins.
     segments: Vec<Arc<Segment>>,
+    /// Files compaction replaced, removed once no query holds them.
+    graveyard: Vec<Arc<Segment>>,
 }
 
 struct Inner {
@@ -307,6 +372,78 @@ struct Inner {
     decoded_blocks: AtomicU64,
     /// Bytes of the WAL segments: listed at open and after a flush, counted up by each write.
     wal_bytes: AtomicU64,
+}
+
+impl Inner {
+    fn compact_blocking(&self) -> Result<Compaction, HistorianError> {
+        let segments = read(&self.state).segments.clone();
+        let flushed = segments.iter().filter(|s| s.partition.is_none()).count();
+        let len = self.opts.partition.max(1);
+        let now = self.opts.clock.now();
+        let compact::Plan { jobs, consumed } =
+            compact::plan(&segments, len, now, flushed > self.opts.compact_files);
+        drop(segments);
+        let mut done = Compaction::default();
+        let mut outputs = Vec::new();
+        for job in &jobs {
+            let r = compact::run(
+                self.storage.as_ref(),
+                &self.seg_dir,
+                job,
+                len,
+                self.opts.block_points,
+                &|_| true,
+            );
+            match r {
+                Ok(Some(seg)) => {
+                    tracing::info!(partition = job.partition, file = %seg.path.display(),
+                        inputs = job.inputs.len(), points = seg.points, bytes = seg.bytes,
+                        "historian compacted a partition");
+                    done.written.push(seg.path.clone());
+                    outputs.push(Arc::new(seg));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // the inputs stay; what this run wrote is redundant with them
+                    for s in &outputs {
+                        let _ = self.storage.remove(&s.path);
+                    }
+                    return Err(e.into());
+                }
+            }
+            done.partitions.push(job.partition);
+        }
+        drop(jobs);
+        done.replaced = consumed.len();
+        {
+            let mut st = write(&self.state);
+            st.segments
+                .retain(|s| !consumed.iter().any(|c| c.path == s.path));
+            st.segments.extend(outputs);
+            st.segments.sort_by_key(|s| (s.seq, s.generation));
+            st.graveyard.extend(consumed);
+        }
+        self.reap();
+        Ok(done)
+    }
+
+    /// Removes the replaced files no query reads any more.
+    fn reap(&self) {
+        let dead: Vec<Arc<Segment>> = {
+            let mut st = write(&self.state);
+            let (dead, alive) = std::mem::take(&mut st.graveyard)
+                .into_iter()
+                .partition(|s| Arc::strong_count(s) == 1);
+            st.graveyard = alive;
+            dead
+        };
+        for s in dead {
+            if let Err(e) = self.storage.remove(&s.path) {
+                tracing::warn!(file = %s.path.display(), error = %e, "cannot remove a replaced segment file; retried later");
+                write(&self.state).graveyard.push(s);
+            }
+        }
+    }
 }
 
 /// The historian store. Cheap to clone (shared).
@@ -401,6 +538,7 @@ impl Historian {
                 head,
                 frozen: None,
                 segments,
+                graveyard: Vec::new(),
             }),
             decoded_blocks: AtomicU64::new(0),
             wal_bytes: AtomicU64::new(0),
@@ -476,7 +614,12 @@ impl Historian {
         let inner = self.inner.clone();
         let written = tokio::task::spawn_blocking(move || {
             let blocks = frozen.blocks(inner.opts.block_points);
-            segment::write(inner.storage.as_ref(), &inner.seg_dir, seq, 0, &blocks)
+            segment::write(
+                inner.storage.as_ref(),
+                &inner.seg_dir,
+                (seq, 0, None),
+                &blocks,
+            )
         })
         .await
         .map_err(|e| HistorianError::Io {
@@ -512,6 +655,9 @@ impl Historian {
                 source,
             })?;
         self.measure_wal();
+        if let Err(e) = self.compact_locked().await {
+            tracing::error!(error = %e, "historian compaction failed; the flushed files stay as they are");
+        }
         Ok(Some(path))
     }
 
@@ -822,6 +968,25 @@ impl Historian {
         self.inner.decoded_blocks.load(Ordering::Relaxed)
     }
 
+    /// Merges flushed files into one file per time partition (see [`crate::compact`]); run
+    /// after every flush, and callable at any time.
+    pub async fn compact(&self) -> Result<Compaction, HistorianError> {
+        let _one = self.inner.flushing.lock().await;
+        self.compact_locked().await
+    }
+
+    async fn compact_locked(&self) -> Result<Compaction, HistorianError> {
+        let inner = self.inner.clone();
+        let done = tokio::task::spawn_blocking(move || inner.compact_blocking())
+            .await
+            .map_err(|e| HistorianError::Io {
+                dir: self.inner.opts.dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        self.publish_sizes();
+        done
+    }
+
     /// Every tag the store holds, sorted.
     pub fn tags(&self) -> Vec<TagPath> {
         let st = read(&self.inner.state);
@@ -908,6 +1073,7 @@ mod tests {
     use super::*;
     use crate::storage::MemStorage;
     use proptest::prelude::*;
+    use std::sync::atomic::AtomicI64;
 
     fn pt(tag: &str, ts: i64, v: f64) -> Point {
         Point {
@@ -918,9 +1084,22 @@ mod tests {
         }
     }
 
+    /// Block of 4 points, partitions of 100 ns, the clock at 0 (so a flush compacts only
+    /// partitions before 0).
     fn open(disk: &MemStorage) -> (Historian, OpenReport) {
+        open_at(disk, Arc::new(AtomicI64::new(0)))
+    }
+
+    fn open_at(disk: &MemStorage, now: Arc<AtomicI64>) -> (Historian, OpenReport) {
+        open_p(disk, now, 100)
+    }
+
+    fn open_p(disk: &MemStorage, now: Arc<AtomicI64>, partition: i64) -> (Historian, OpenReport) {
         let mut o = Options::new("/h");
         o.block_points = 4;
+        o.partition = partition;
+        o.compact_files = 3;
+        o.clock = Clock::new(move || now.load(Ordering::SeqCst));
         Historian::open(Arc::new(disk.clone()), o).unwrap()
     }
 
@@ -984,7 +1163,7 @@ mod tests {
         h.close();
         // a second flush that crashed half way through writing its file
         let full = disk.content(&seg).unwrap();
-        let cut = Path::new("/h/segments").join(segment::file_name(99, 0));
+        let cut = Path::new("/h/segments").join(segment::file_name(99, 0, None));
         disk.open_append(&cut)
             .unwrap()
             .append(&full[..full.len() / 2])
@@ -1243,6 +1422,8 @@ mod tests {
         /// tag, ts, value kind, value, quality kind
         Write(Vec<(u8, i64, u8, i16, u8)>),
         Flush,
+        /// Advance the clock, then compact.
+        Compact(i64),
     }
 
     fn agg_op() -> impl Strategy<Value = AggOp> {
@@ -1250,6 +1431,7 @@ mod tests {
             5 => prop::collection::vec((0u8..2, -5i64..45, 0u8..6, any::<i16>(), 0u8..8), 1..14)
                 .prop_map(AggOp::Write),
             2 => Just(AggOp::Flush),
+            1 => (0i64..20).prop_map(AggOp::Compact),
         ]
     }
 
@@ -1286,9 +1468,14 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let disk = MemStorage::new();
-                let (h, _) = open(&disk);
+                let now = Arc::new(AtomicI64::new(-10));
+                let (h, _) = open_p(&disk, now.clone(), 16);
                 for op in ops {
                     match op {
+                        AggOp::Compact(d) => {
+                            now.fetch_add(d, Ordering::SeqCst);
+                            h.compact().await.unwrap();
+                        }
                         AggOp::Write(pts) => {
                             let batch: Vec<Point> =
                                 pts.iter().map(|&(t, ts, k, v, q)| agg_point(t, ts, k, v, q)).collect();
@@ -1322,11 +1509,309 @@ mod tests {
         }
     }
 
+    /// MemStorage whose every mutation (create, append, sync, remove, rename, truncate, dir
+    /// sync) after the first `left` fails: a crash at that step.
+    #[derive(Clone)]
+    struct Faulty {
+        mem: MemStorage,
+        left: Arc<AtomicI64>,
+    }
+
+    impl Faulty {
+        fn step(&self) -> std::io::Result<()> {
+            if self.left.fetch_sub(1, Ordering::SeqCst) <= 0 {
+                return Err(std::io::Error::other("injected fault"));
+            }
+            Ok(())
+        }
+    }
+
+    struct FaultyFile(Box<dyn crate::storage::StorageFile>, Faulty);
+
+    impl crate::storage::StorageFile for FaultyFile {
+        fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
+            self.1.step()?;
+            self.0.append(buf)
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.1.step()?;
+            self.0.sync()
+        }
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+    }
+
+    impl Storage for Faulty {
+        fn open_append(&self, p: &Path) -> std::io::Result<Box<dyn crate::storage::StorageFile>> {
+            self.step()?;
+            Ok(Box::new(FaultyFile(self.mem.open_append(p)?, self.clone())))
+        }
+        fn read(&self, p: &Path) -> std::io::Result<Vec<u8>> {
+            self.mem.read(p)
+        }
+        fn truncate(&self, p: &Path, len: u64) -> std::io::Result<()> {
+            self.step()?;
+            self.mem.truncate(p, len)
+        }
+        fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+            self.mem.list(dir)
+        }
+        fn remove(&self, p: &Path) -> std::io::Result<()> {
+            self.step()?;
+            self.mem.remove(p)
+        }
+        fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+            self.mem.create_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            self.step()?;
+            self.mem.sync_dir(dir)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            self.step()?;
+            self.mem.rename(from, to)
+        }
+    }
+
+    fn all_values(h: &Historian) -> Vec<(String, i64, Value)> {
+        h.tags()
+            .iter()
+            .flat_map(|t| {
+                values(h, t.as_str())
+                    .into_iter()
+                    .map(|(ts, v)| (t.as_str().to_string(), ts, v))
+            })
+            .collect()
+    }
+
+    fn file_names(disk: &MemStorage) -> Vec<String> {
+        let mut v: Vec<String> = disk
+            .list(Path::new("/h/segments"))
+            .unwrap()
+            .iter()
+            .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Three flushes over partitions [0, 100) and [100, 200) with overwrites; the clock at 0.
+    async fn three_flushes(h: &Historian) -> Vec<(String, i64, Value)> {
+        let a: Vec<Point> = (0..150)
+            .step_by(10)
+            .map(|i| pt("a/x", i, i as f64))
+            .collect();
+        h.write(&a).await.unwrap();
+        h.flush().await.unwrap();
+        h.write(&[
+            pt("a/x", 20, -20.0),
+            pt("a/y", 120, 1.0),
+            pt("a/x", 140, -140.0),
+        ])
+        .await
+        .unwrap();
+        h.flush().await.unwrap();
+        h.write(&[pt("a/x", 20, -21.0), pt("a/x", 55, 5.5)])
+            .await
+            .unwrap();
+        h.flush().await.unwrap();
+        all_values(h)
+    }
+
+    #[tokio::test]
+    async fn compaction_leaves_one_file_per_ended_partition_without_overridden_points() {
+        let disk = MemStorage::new();
+        let now = Arc::new(AtomicI64::new(0));
+        let (h, _) = open_at(&disk, now.clone());
+        let want = three_flushes(&h).await;
+        assert_eq!(
+            h.usage().segments,
+            3,
+            "no partition has ended: nothing compacted"
+        );
+        assert_eq!(h.compact().await.unwrap(), Compaction::default());
+        now.store(150, Ordering::SeqCst); // [0, 100) has ended, [100, 200) has not
+        let c = h.compact().await.unwrap();
+        assert_eq!(
+            c.partitions,
+            Vec::<i64>::new(),
+            "the oldest flush touches [100, 200): it waits"
+        );
+        now.store(200, Ordering::SeqCst);
+        let c = h.compact().await.unwrap();
+        assert_eq!((c.partitions, c.replaced), (vec![0, 100], 3));
+        assert_eq!(
+            file_names(&disk),
+            vec![
+                "00000000000000000003-0001_p100.seg",
+                "00000000000000000004-0001_p0.seg"
+            ],
+            "each named after the newest flush holding its points"
+        );
+        assert_eq!(all_values(&h), want);
+        assert_eq!(
+            h.usage().segment_points,
+            want.len() as u64,
+            "overridden points are gone"
+        );
+        // late data for [0, 100) goes into the partition's file again, the later write winning
+        h.write(&[pt("a/x", 20, 7.0)]).await.unwrap();
+        h.flush().await.unwrap();
+        assert_eq!(
+            file_names(&disk),
+            vec![
+                "00000000000000000003-0001_p100.seg",
+                "00000000000000000005-0001_p0.seg"
+            ]
+        );
+        let want: Vec<_> = want
+            .into_iter()
+            .map(|(t, ts, v)| {
+                if ts == 20 {
+                    (t, ts, Value::F64(7.0))
+                } else {
+                    (t, ts, v)
+                }
+            })
+            .collect();
+        assert_eq!(all_values(&h), want);
+        h.close();
+        let (h, r) = open_at(&disk, now);
+        assert_eq!((r.segments, r.replayed_points), (2, 0));
+        assert_eq!(all_values(&h), want);
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn a_flush_touching_a_partition_that_has_not_ended_holds_back_the_newer_ones() {
+        let disk = MemStorage::new();
+        let now = Arc::new(AtomicI64::new(0));
+        let (h, _) = open_at(&disk, now.clone());
+        h.write(&[pt("a/x", 10, 1.0)]).await.unwrap();
+        h.flush().await.unwrap();
+        now.store(100, Ordering::SeqCst);
+        h.compact().await.unwrap(); // [0, 100) in one file
+        h.write(&[pt("a/x", 10, 2.0), pt("a/x", 150, 0.0)])
+            .await
+            .unwrap();
+        h.flush().await.unwrap(); // touches [100, 200), which has not ended: waits
+        h.write(&[pt("a/x", 20, 3.0)]).await.unwrap();
+        h.flush().await.unwrap(); // only [0, 100), but newer than the one waiting
+        let want = vec![
+            (10, Value::F64(2.0)),
+            (20, Value::F64(3.0)),
+            (150, Value::F64(0.0)),
+        ];
+        assert_eq!(values(&h, "a/x"), want);
+        assert_eq!(
+            h.usage().segments,
+            3,
+            "the newer flush was not compacted before the older"
+        );
+        now.store(200, Ordering::SeqCst);
+        h.compact().await.unwrap();
+        assert_eq!(values(&h, "a/x"), want);
+        assert_eq!(h.usage().segments, 2);
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn partitions_that_have_not_ended_are_compacted_beyond_compact_files() {
+        let disk = MemStorage::new();
+        let mut o = Options::new("/h");
+        o.partition = 100;
+        o.compact_files = 2;
+        o.clock = Clock::new(|| 0);
+        let (h, _) = Historian::open(Arc::new(disk.clone()), o).unwrap();
+        for i in 0..3 {
+            h.write(&[pt("a/x", i, i as f64), pt("a/x", 0, 9.0)])
+                .await
+                .unwrap();
+            h.flush().await.unwrap();
+        }
+        assert_eq!(file_names(&disk), vec!["00000000000000000004-0001_p0.seg"]);
+        let want = vec![
+            (0, Value::F64(9.0)),
+            (1, Value::F64(1.0)),
+            (2, Value::F64(2.0)),
+        ];
+        assert_eq!(values(&h, "a/x"), want);
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn a_crash_at_any_step_of_a_compaction_leaves_every_point_readable_once() {
+        let mut step = 0;
+        loop {
+            let mem = MemStorage::new();
+            let left = Arc::new(AtomicI64::new(i64::MAX));
+            let faulty = Faulty {
+                mem: mem.clone(),
+                left: left.clone(),
+            };
+            let now = Arc::new(AtomicI64::new(0));
+            let mut o = Options::new("/h");
+            o.block_points = 4;
+            o.partition = 100;
+            let n = now.clone();
+            o.clock = Clock::new(move || n.load(Ordering::SeqCst));
+            let (h, _) = Historian::open(Arc::new(faulty), o).unwrap();
+            let want = three_flushes(&h).await;
+            now.store(1000, Ordering::SeqCst);
+            left.store(step, Ordering::SeqCst);
+            let result = h.compact().await;
+            mem.crash();
+            h.close();
+            let (h, r) = open_at(&mem, now.clone());
+            assert!(r.unreadable.is_empty(), "step {step}: {:?}", r.unreadable);
+            assert_eq!(all_values(&h), want, "after a crash at step {step}");
+            // the next compaction finishes the job
+            h.compact().await.unwrap();
+            assert_eq!(all_values(&h), want, "compacted again after step {step}");
+            assert_eq!(
+                file_names(&mem).len(),
+                2,
+                "step {step}: {:?}",
+                file_names(&mem)
+            );
+            assert_eq!(h.usage().segment_points, want.len() as u64);
+            h.close();
+            if result.is_ok() {
+                assert!(step > 4, "the compaction has several steps");
+                break;
+            }
+            step += 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_compaction_and_keeps_the_flushed_files() {
+        let disk = MemStorage::new();
+        let now = Arc::new(AtomicI64::new(0));
+        let (h, _) = open_at(&disk, now.clone());
+        let want = three_flushes(&h).await;
+        let before = file_names(&disk);
+        now.store(1000, Ordering::SeqCst);
+        disk.set_space(Some(40));
+        let e = h.compact().await.unwrap_err();
+        assert!(e.to_string().contains("no space left"), "{e}");
+        assert_eq!(file_names(&disk), before, "the partial output is removed");
+        assert_eq!(all_values(&h), want);
+        disk.set_space(None);
+        h.compact().await.unwrap();
+        assert_eq!(all_values(&h), want);
+        assert_eq!(file_names(&disk).len(), 2);
+        h.close();
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Write(Vec<(u8, i64, i32)>),
         Flush,
         Reopen,
+        /// Advance the clock, then compact.
+        Compact(i64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1334,6 +1819,7 @@ mod tests {
             6 => prop::collection::vec((0u8..3, 0i64..40, any::<i32>()), 1..12).prop_map(Op::Write),
             1 => Just(Op::Flush),
             1 => Just(Op::Reopen),
+            1 => (0i64..15).prop_map(Op::Compact),
         ]
     }
 
@@ -1344,7 +1830,8 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let disk = MemStorage::new();
-                let (mut h, _) = open(&disk);
+                let now = Arc::new(AtomicI64::new(0));
+                let (mut h, _) = open_p(&disk, now.clone(), 10);
                 let mut model: BTreeMap<(u8, i64), f64> = BTreeMap::new();
                 for op in ops {
                     match op {
@@ -1364,7 +1851,11 @@ mod tests {
                         Op::Reopen => {
                             disk.crash();
                             h.close();
-                            h = open(&disk).0;
+                            h = open_p(&disk, now.clone(), 10).0;
+                        }
+                        Op::Compact(d) => {
+                            now.fetch_add(d, Ordering::SeqCst);
+                            h.compact().await.unwrap();
                         }
                     }
                     for t in 0u8..3 {

@@ -8,6 +8,7 @@
 //! This crate knows nothing of protocols or HTTP; it stores what the model defines.
 
 pub mod block;
+pub mod compact;
 pub mod component;
 pub mod engine;
 pub mod query;

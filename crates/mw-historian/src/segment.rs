@@ -15,10 +15,12 @@
 //! [`Segment::stats_good_only`] tells them apart, and queries answer from the stats of version 2
 //! files only (they decode the blocks of version 1 files).
 //!
-//! Names are `SSSSSSSSSSSSSSSSSSSS-GGGG.seg`: `S` the write-ahead-log segment the file's data was
-//! checkpointed from (every WAL segment numbered lower is in this or an older segment file) and `G`
-//! the compaction generation. For one tag and timestamp, the file that sorts later by (S, G)
-//! holds the later write.
+//! Names are `SSSSSSSSSSSSSSSSSSSS-GGGG.seg` for a flush of the head (any times) and
+//! `SSSSSSSSSSSSSSSSSSSS-GGGG_pT.seg` for a compacted file of the time partition starting at `T`
+//! (ns, signed; every point of the file lies in that partition): `S` the write-ahead-log segment
+//! the file's data was checkpointed from (every WAL segment numbered lower is in this or an
+//! older segment file) and `G` the compaction generation. For one tag and timestamp, the file
+//! that sorts later by (S, G) holds the later write.
 //!
 //! A file is written whole and synced before anything depends on it. One without a valid footer
 //! is a flush that a crash cut short ([`SegmentError::Incomplete`]); a block whose CRC fails is
@@ -73,22 +75,31 @@ pub struct Segment {
     /// Time range of every point in the file (ns).
     pub t_min: i64,
     pub t_max: i64,
+    /// The time partition (its start, ns) a compacted file holds; `None` for a flush.
+    pub partition: Option<i64>,
     /// The index's stats count good points only (version 2); false for version 1 files.
     pub stats_good_only: bool,
     /// Blocks per tag, in time order.
     pub series: BTreeMap<TagPath, Vec<BlockRef>>,
 }
 
-/// The file name of segment (`seq`, `generation`).
-pub fn file_name(seq: u64, generation: u32) -> String {
-    format!("{seq:020}-{generation:04}.seg")
+/// The file name of segment (`seq`, `generation`), of partition `partition` if any.
+pub fn file_name(seq: u64, generation: u32, partition: Option<i64>) -> String {
+    match partition {
+        None => format!("{seq:020}-{generation:04}.seg"),
+        Some(t) => format!("{seq:020}-{generation:04}_p{t}.seg"),
+    }
 }
 
-/// (`seq`, `generation`) from a segment file name.
-pub fn parse_name(path: &Path) -> Option<(u64, u32)> {
+/// (`seq`, `generation`, partition) from a segment file name.
+pub fn parse_name(path: &Path) -> Option<(u64, u32, Option<i64>)> {
     let name = path.file_name()?.to_str()?.strip_suffix(".seg")?;
+    let (name, partition) = match name.split_once("_p") {
+        Some((n, t)) => (n, Some(t.parse().ok()?)),
+        None => (name, None),
+    };
     let (s, g) = name.split_once('-')?;
-    Some((s.parse().ok()?, g.parse().ok()?))
+    Some((s.parse().ok()?, g.parse().ok()?, partition))
 }
 
 fn put_stats(out: &mut Vec<u8>, s: &BlockStats) {
@@ -101,85 +112,171 @@ fn put_stats(out: &mut Vec<u8>, s: &BlockStats) {
     }
 }
 
-/// Writes segment (`seq`, `generation`) into `dir` from blocks grouped by tag (each tag's blocks
-/// in time order), syncs the file and the directory, and returns it open.
+/// Writes segment (`seq`, `generation`, `partition`) into `dir` from blocks grouped by tag (each
+/// tag's blocks in time order), syncs the file and the directory, and returns it open.
 pub fn write(
     storage: &dyn Storage,
     dir: &Path,
-    seq: u64,
-    generation: u32,
+    id: (u64, u32, Option<i64>),
     series: &[(TagPath, Vec<Points>)],
 ) -> Result<Segment, SegmentError> {
-    let path = dir.join(file_name(seq, generation));
-    let mut buf = MAGIC.to_vec();
-    let mut index: BTreeMap<TagPath, Vec<BlockRef>> = BTreeMap::new();
-    let (mut t_min, mut t_max, mut points) = (i64::MAX, i64::MIN, 0u64);
-    let mut payload = Vec::new();
-    for (tag, blocks) in series {
-        for pts in blocks {
-            if pts.ts.is_empty() {
-                continue;
+    let mut w = Writer::create(storage, dir, id)?;
+    let path = w.path.clone();
+    let done = (|| {
+        for (tag, blocks) in series {
+            for pts in blocks {
+                w.add(tag, pts)?;
             }
-            payload.clear();
-            payload.push(KIND_BLOCK);
-            put_str(&mut payload, tag.as_str());
-            let stats = block::encode(pts, &mut payload).map_err(|e| SegmentError::Corrupt {
-                path: path.clone(),
-                at: buf.len() as u64,
-                why: format!("cannot encode a block of {tag}: {e}"),
-            })?;
-            let offset = buf.len() as u64;
-            wal::encode(&payload, &mut buf);
-            t_min = t_min.min(stats.t_min);
-            t_max = t_max.max(stats.t_max);
-            points += u64::from(stats.count);
-            index.entry(tag.clone()).or_default().push(BlockRef {
-                offset,
-                len: (buf.len() as u64 - offset) as u32,
-                stats,
-            });
+        }
+        w.finish()
+    })();
+    if done.is_err() {
+        let _ = storage.remove(&path); // best effort: without a footer it is removed at open anyway
+    }
+    done
+}
+
+/// Bytes a [`Writer`] gathers before appending them to the file.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// A segment file written block by block (blocks of one tag in time order, tags in any order),
+/// so a compaction holds one tag's points at a time. Nothing depends on the file before
+/// [`Writer::finish`] has written its index and footer and synced it: a file cut short has no
+/// footer and is removed at open.
+pub struct Writer<'a> {
+    storage: &'a dyn Storage,
+    dir: PathBuf,
+    path: PathBuf,
+    id: (u64, u32, Option<i64>),
+    file: Box<dyn crate::storage::StorageFile>,
+    /// Bytes appended to the file so far.
+    written: u64,
+    buf: Vec<u8>,
+    payload: Vec<u8>,
+    index: BTreeMap<TagPath, Vec<BlockRef>>,
+    t_min: i64,
+    t_max: i64,
+    points: u64,
+}
+
+impl<'a> Writer<'a> {
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts segment `id` (`seq`, `generation`, partition) in `dir`, replacing a leftover of
+    /// the same name (a write a crash cut short).
+    pub fn create(
+        storage: &'a dyn Storage,
+        dir: &Path,
+        id: (u64, u32, Option<i64>),
+    ) -> Result<Writer<'a>, SegmentError> {
+        let path = dir.join(file_name(id.0, id.1, id.2));
+        let io = |source| SegmentError::Io {
+            path: path.clone(),
+            source,
+        };
+        storage.create_dir_all(dir).map_err(io)?;
+        if storage.file_len(&path).is_ok() {
+            storage.remove(&path).map_err(io)?;
+        }
+        let file = storage.open_append(&path).map_err(io)?;
+        Ok(Writer {
+            storage,
+            dir: dir.to_path_buf(),
+            path,
+            id,
+            file,
+            written: 0,
+            buf: MAGIC.to_vec(),
+            payload: Vec::new(),
+            index: BTreeMap::new(),
+            t_min: i64::MAX,
+            t_max: i64::MIN,
+            points: 0,
+        })
+    }
+
+    fn io(&self, source: io::Error) -> SegmentError {
+        SegmentError::Io {
+            path: self.path.clone(),
+            source,
         }
     }
-    let index_at = buf.len() as u64;
-    payload.clear();
-    payload.push(KIND_INDEX);
-    let n: usize = index.values().map(Vec::len).sum();
-    payload.extend_from_slice(&(n as u32).to_le_bytes());
-    for (tag, refs) in &index {
-        for r in refs {
-            put_str(&mut payload, tag.as_str());
-            payload.extend_from_slice(&r.offset.to_le_bytes());
-            payload.extend_from_slice(&r.len.to_le_bytes());
-            put_stats(&mut payload, &r.stats);
+
+    /// Appends one block of `tag` (skipped when empty).
+    pub fn add(&mut self, tag: &TagPath, pts: &Points) -> Result<(), SegmentError> {
+        if pts.ts.is_empty() {
+            return Ok(());
         }
+        self.payload.clear();
+        self.payload.push(KIND_BLOCK);
+        put_str(&mut self.payload, tag.as_str());
+        let offset = self.written + self.buf.len() as u64;
+        let stats = block::encode(pts, &mut self.payload).map_err(|e| SegmentError::Corrupt {
+            path: self.path.clone(),
+            at: offset,
+            why: format!("cannot encode a block of {tag}: {e}"),
+        })?;
+        wal::encode(&self.payload, &mut self.buf);
+        self.t_min = self.t_min.min(stats.t_min);
+        self.t_max = self.t_max.max(stats.t_max);
+        self.points += u64::from(stats.count);
+        let len = (self.written + self.buf.len() as u64 - offset) as u32;
+        self.index
+            .entry(tag.clone())
+            .or_default()
+            .push(BlockRef { offset, len, stats });
+        if self.buf.len() >= WRITE_CHUNK {
+            self.file.append(&self.buf).map_err(|e| self.io(e))?;
+            self.written += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
     }
-    wal::encode(&payload, &mut buf);
-    buf.extend_from_slice(&index_at.to_le_bytes());
-    buf.extend_from_slice(FOOTER_MAGIC);
-    let io = |source| SegmentError::Io {
-        path: path.clone(),
-        source,
-    };
-    storage.create_dir_all(dir).map_err(io)?;
-    // a leftover of the same name is a flush cut short: start it again
-    if storage.file_len(&path).is_ok() {
-        storage.remove(&path).map_err(io)?;
+
+    /// Points added so far.
+    pub fn points(&self) -> u64 {
+        self.points
     }
-    let mut f = storage.open_append(&path).map_err(io)?;
-    f.append(&buf).map_err(io)?;
-    f.sync().map_err(io)?;
-    storage.sync_dir(dir).map_err(io)?;
-    Ok(Segment {
-        path: path.clone(),
-        seq,
-        generation,
-        bytes: buf.len() as u64,
-        points,
-        t_min,
-        t_max,
-        stats_good_only: true,
-        series: index,
-    })
+
+    /// Writes the index and footer, syncs the file and the directory; returns the file open.
+    pub fn finish(mut self) -> Result<Segment, SegmentError> {
+        let index_at = self.written + self.buf.len() as u64;
+        self.payload.clear();
+        self.payload.push(KIND_INDEX);
+        let n: usize = self.index.values().map(Vec::len).sum();
+        self.payload.extend_from_slice(&(n as u32).to_le_bytes());
+        for (tag, refs) in &self.index {
+            for r in refs {
+                put_str(&mut self.payload, tag.as_str());
+                self.payload.extend_from_slice(&r.offset.to_le_bytes());
+                self.payload.extend_from_slice(&r.len.to_le_bytes());
+                put_stats(&mut self.payload, &r.stats);
+            }
+        }
+        wal::encode(&self.payload, &mut self.buf);
+        self.buf.extend_from_slice(&index_at.to_le_bytes());
+        self.buf.extend_from_slice(FOOTER_MAGIC);
+        self.file.append(&self.buf).map_err(|e| self.io(e))?;
+        self.written += self.buf.len() as u64;
+        self.file.sync().map_err(|e| self.io(e))?;
+        self.storage.sync_dir(&self.dir).map_err(|e| self.io(e))?;
+        let (seq, generation, partition) = self.id;
+        Ok(Segment {
+            path: self.path,
+            seq,
+            generation,
+            bytes: self.written,
+            points: self.points,
+            t_min: self.t_min,
+            t_max: self.t_max,
+            partition,
+            stats_good_only: true,
+            series: self.index,
+        })
+    }
 }
 
 /// The one frame's payload in `buf`, checked.
@@ -207,7 +304,7 @@ impl Segment {
             at,
             why,
         };
-        let (seq, generation) =
+        let (seq, generation, partition) =
             parse_name(path).ok_or_else(|| incomplete("not a segment file name"))?;
         let bytes = storage.file_len(path).map_err(io)?;
         if bytes < MAGIC.len() as u64 + FOOTER {
@@ -296,6 +393,7 @@ impl Segment {
             points,
             t_min,
             t_max,
+            partition,
             stats_good_only,
             series,
         })
@@ -366,7 +464,7 @@ mod tests {
             ),
             (tag("a/y"), vec![pts(&[4], &[-1.5])]),
         ];
-        write(disk, Path::new("/h/seg"), 7, 0, &series).unwrap()
+        write(disk, Path::new("/h/seg"), (7, 0, None), &series).unwrap()
     }
 
     #[test]
@@ -382,7 +480,19 @@ mod tests {
         let back = s.read_block(&disk, &tag("a/x"), &x[1]).unwrap();
         assert_eq!(back.ts, vec![10, 11]);
         assert!(matches!(back.values, Column::F64(ref v) if v == &[5.0, 6.0]));
-        assert_eq!(parse_name(&w.path), Some((7, 0)), "{}", w.path.display());
+        assert_eq!(
+            parse_name(&w.path),
+            Some((7, 0, None)),
+            "{}",
+            w.path.display()
+        );
+        let p = Path::new(&file_name(3, 2, Some(-86_400))).to_path_buf();
+        assert_eq!(p.to_str(), Some("00000000000000000003-0002_p-86400.seg"));
+        assert_eq!(parse_name(&p), Some((3, 2, Some(-86_400))));
+        assert_eq!(
+            parse_name(Path::new("00000000000000000003-0002_px.seg")),
+            None
+        );
     }
 
     #[test]
@@ -401,7 +511,7 @@ mod tests {
         // cut anywhere before the footer's end: incomplete, never a panic
         let full = disk.content(&w.path).unwrap();
         for cut in [0, 5, 30, full.len() - 1] {
-            let p = Path::new("/h/cut").join(file_name(1, cut as u32));
+            let p = Path::new("/h/cut").join(file_name(1, cut as u32, None));
             disk.create_dir_all(Path::new("/h/cut")).unwrap();
             let mut f = disk.open_append(&p).unwrap();
             f.append(&full[..cut]).unwrap();
@@ -421,7 +531,7 @@ mod tests {
         let w = sample_segment(&disk);
         let full = disk.content(&w.path).unwrap();
         for i in 0..full.len() {
-            let p = Path::new("/h/flip").join(file_name(i as u64, 0));
+            let p = Path::new("/h/flip").join(file_name(i as u64, 0, Some(5)));
             disk.create_dir_all(Path::new("/h/flip")).unwrap();
             let mut bytes = full.clone();
             bytes[i] ^= 0x5a;

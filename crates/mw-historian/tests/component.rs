@@ -35,6 +35,39 @@ fn the_section_names_what_is_wrong_and_where() {
         .unwrap_err()
         .to_string();
     assert!(d.contains("unknown fsync policy \"sometimes\""), "{d}");
+    let d = reg
+        .parse("[historian]\npartition = \"10m\"\n", "h.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        d.contains("h.toml:2:13: \"partition\" in [historian] is \"10m\": it must be between \"1h\" and \"31d\""),
+        "{d}"
+    );
+    let d = reg
+        .parse("[historian]\npartition = \"1 day\"\n", "h.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        d.contains("h.toml:2:13: \"partition\" in [historian]: invalid duration \"1 day\""),
+        "{d}"
+    );
+}
+
+#[test]
+fn durations_and_defaults() {
+    use mw_historian::component::{HistorianConfig, parse_duration};
+    assert_eq!(parse_duration("30d"), Ok(30 * 86_400_000_000_000));
+    assert_eq!(parse_duration("90m"), Ok(5_400_000_000_000));
+    assert_eq!(parse_duration("5y"), Ok(5 * 365 * 86_400_000_000_000));
+    for bad in ["", "d", "3", "-3d", "1.5d", "3D", "300y"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+    let cfg = config_registry(&[&HistorianComponent])
+        .parse("[historian]\npartition = \"6h\"\n", "h.toml")
+        .unwrap();
+    let hc = cfg.section::<HistorianConfig>().unwrap();
+    assert_eq!(hc.partition, 6 * 3_600_000_000_000);
+    assert_eq!(HistorianConfig::default().partition, 86_400_000_000_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
