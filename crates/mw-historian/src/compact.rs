@@ -65,8 +65,16 @@ pub(crate) struct Plan {
     pub consumed: Vec<Arc<Segment>>,
 }
 
-/// Plans a compaction of `segments` (in precedence order) at time `now`.
-pub(crate) fn plan(segments: &[Arc<Segment>], len: i64, now: i64, compact_open: bool) -> Plan {
+/// Plans a compaction of `segments` (in precedence order) at time `now`; `expired(tag, p)` says
+/// whether partition `p` of `tag` is past its retention (a compacted file holding such a tag is
+/// rewritten without it).
+pub(crate) fn plan(
+    segments: &[Arc<Segment>],
+    len: i64,
+    now: i64,
+    compact_open: bool,
+    expired: &dyn Fn(&TagPath, i64) -> bool,
+) -> Plan {
     let closed = |p: i64| compact_open || p.saturating_add(len) <= now;
     let mut partitions: BTreeSet<i64> = BTreeSet::new();
     let mut flushed: Vec<(Arc<Segment>, BTreeSet<i64>)> = Vec::new();
@@ -86,7 +94,8 @@ pub(crate) fn plan(segments: &[Arc<Segment>], len: i64, now: i64, compact_open: 
         }
     }
     for (&p, files) in &per {
-        if files.len() > 1 && closed(p) {
+        let stale = files.iter().any(|f| f.series.keys().any(|t| expired(t, p)));
+        if (files.len() > 1 || stale) && closed(p) {
             partitions.insert(p);
         }
     }

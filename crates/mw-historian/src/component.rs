@@ -8,6 +8,11 @@
 //! # interval_ms = 100          # instead of fsync: acknowledged when written, synced within N ms
 //! flush_points = 500000        # the in-memory head is written to a segment file beyond this
 //! partition = "1d"             # flushed files are compacted into one file per partition
+//! retention = "30d"            # raw points of tags no class below matches
+//!
+//! [[historian.retention_class]] # first match wins
+//! match = "plant/**/vibration*" # `*` within a segment, `**` any number of segments
+//! raw = "7d"
 //! ```
 
 use std::path::PathBuf;
@@ -19,6 +24,7 @@ use mw_config::{Config, Cx, Section, SectionValue, Table};
 
 use crate::engine::{Historian, Options};
 use crate::record::Point;
+use crate::retention::{Glob, Retention};
 use crate::storage::FsStorage;
 use crate::wal::SyncPolicy;
 
@@ -33,6 +39,7 @@ pub struct HistorianConfig {
     pub flush_points: usize,
     /// Length of a time partition (ns).
     pub partition: i64,
+    pub retention: Retention,
 }
 
 impl Default for HistorianConfig {
@@ -43,6 +50,7 @@ impl Default for HistorianConfig {
             sync: SyncPolicy::Always,
             flush_points: 500_000,
             partition: crate::engine::DAY,
+            retention: Retention::default(),
         }
     }
 }
@@ -106,7 +114,19 @@ fn duration(
 
 struct HistorianSection;
 
-const KEYS: &[&str] = &["dir", "fsync", "interval_ms", "flush_points", "partition"];
+const KEYS: &[&str] = &[
+    "dir",
+    "fsync",
+    "interval_ms",
+    "flush_points",
+    "partition",
+    "retention",
+    "retention_class",
+];
+
+/// The longest retention: 100 years.
+const MAX_KEEP: (i64, &str) = (100 * 365 * 86_400 * SECOND, "\"100y\"");
+const MIN_KEEP: (i64, &str) = (3_600 * SECOND, "\"1h\"");
 
 impl Section for HistorianSection {
     fn key(&self) -> &'static str {
@@ -153,7 +173,39 @@ impl Section for HistorianSection {
             (3_600 * SECOND, "\"1h\""),
             (31 * 86_400 * SECOND, "\"31d\""),
         ) {
-            out.partition = v;
+            if v % (3_600 * SECOND) == 0 {
+                out.partition = v;
+            } else if let Some(at) = t.key_start("partition") {
+                cx.err(
+                    at,
+                    "\"partition\" in [historian] must be a whole number of hours (rollups of \
+                     1 h must not straddle partitions), e.g. \"6h\" or \"1d\"",
+                );
+            }
+        }
+        if let Some(v) = duration(cx, t, "retention", MIN_KEEP, MAX_KEEP) {
+            out.retention.raw = v;
+        }
+        for item in cx.array_of_tables(t, "retention_class", "historian.retention_class") {
+            let c = item.table("[[historian.retention_class]]");
+            cx.unknown_keys(c, &["match", "raw"]);
+            cx.require(c, &["match", "raw"]);
+            let glob = cx
+                .string(c, "match", false)
+                .and_then(|f| match Glob::new(f.v) {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        cx.err(
+                            f.span.start,
+                            format!("\"match\" in [[historian.retention_class]]: {e}"),
+                        );
+                        None
+                    }
+                });
+            let raw = duration(cx, c, "raw", MIN_KEEP, MAX_KEEP);
+            if let (Some(g), Some(raw)) = (glob, raw) {
+                out.retention.classes.push((g, raw));
+            }
         }
         Box::new(out)
     }
@@ -187,6 +239,7 @@ impl Component for HistorianComponent {
         opts.sync = hc.sync;
         opts.flush_points = hc.flush_points;
         opts.partition = hc.partition;
+        opts.retention = hc.retention.clone();
         let (h, report) = Historian::open(Arc::new(FsStorage), opts).map_err(|e| BuildError {
             component: "historian",
             message: e.to_string(),

@@ -32,6 +32,7 @@ use crate::block::{Column, Points};
 use crate::compact;
 use crate::query::{self, Agg, Bucket, Item};
 use crate::record::{self, Point};
+use crate::retention::Retention;
 use crate::segment::{self, BlockRef, Segment, SegmentError};
 use crate::storage::Storage;
 use crate::wal::{self, SyncPolicy, Wal, WalError, WalOptions, WalWriter};
@@ -84,6 +85,7 @@ pub struct Options {
     /// Beyond this many flushed (not yet compacted) files, partitions that have not ended are
     /// compacted too.
     pub compact_files: usize,
+    pub retention: Retention,
     pub clock: Clock,
 }
 
@@ -96,6 +98,7 @@ impl Options {
             block_points: 1000,
             partition: DAY,
             compact_files: 32,
+            retention: Retention::default(),
             clock: Clock::system(),
         }
     }
@@ -380,8 +383,16 @@ impl Inner {
         let flushed = segments.iter().filter(|s| s.partition.is_none()).count();
         let len = self.opts.partition.max(1);
         let now = self.opts.clock.now();
-        let compact::Plan { jobs, consumed } =
-            compact::plan(&segments, len, now, flushed > self.opts.compact_files);
+        let retention = &self.opts.retention;
+        let expired =
+            |tag: &TagPath, p: i64| Retention::expired(p, len, now, retention.raw_for(tag));
+        let compact::Plan { jobs, consumed } = compact::plan(
+            &segments,
+            len,
+            now,
+            flushed > self.opts.compact_files,
+            &expired,
+        );
         drop(segments);
         let mut done = Compaction::default();
         let mut outputs = Vec::new();
@@ -392,7 +403,7 @@ impl Inner {
                 job,
                 len,
                 self.opts.block_points,
-                &|_| true,
+                &|tag| !expired(tag, job.partition),
             );
             match r {
                 Ok(Some(seg)) => {
@@ -425,6 +436,14 @@ impl Inner {
         }
         self.reap();
         Ok(done)
+    }
+
+    /// The first timestamp of `tag` its raw retention still keeps: the start of the partition
+    /// holding `now − retention`.
+    fn visible_from(&self, tag: &TagPath) -> i64 {
+        let keep = self.opts.retention.raw_for(tag);
+        let h = self.opts.clock.now().saturating_sub(keep);
+        compact::partition_of(h, self.opts.partition.max(1))
     }
 
     /// Removes the replaced files no query reads any more.
@@ -673,6 +692,7 @@ impl Historian {
     }
 
     fn range_inner(&self, tag: &TagPath, from: i64, to: i64) -> Vec<Point> {
+        let from = from.max(self.inner.visible_from(tag));
         if from > to {
             return Vec::new();
         }
@@ -727,7 +747,13 @@ impl Historian {
             return Vec::new();
         }
         let hi = to - 1;
-        let v = self.view(tag, from, hi);
+        // raw points before `lo` have expired
+        let vis = self.inner.visible_from(tag);
+        let lo = from.max(vis);
+        if lo > hi {
+            return Vec::new();
+        }
+        let v = self.view(tag, lo, hi);
         let mut stats_only: HashSet<(usize, usize)> = HashSet::new();
         if agg != Agg::Twa {
             let overlapped = overlapped_blocks(&v.segments, tag);
@@ -739,24 +765,24 @@ impl Historian {
                     continue;
                 };
                 for (bi, r) in refs.iter().enumerate() {
-                    let (lo, up) = (r.stats.t_min, r.stats.t_max);
-                    let inside = lo >= from
-                        && up <= hi
-                        && query::bucket_of(lo, from, to, step)
-                            == query::bucket_of(up, from, to, step);
-                    if inside && !overlapped.contains(&(si, bi)) && !v.head_within(lo, up) {
+                    let (first, last) = (r.stats.t_min, r.stats.t_max);
+                    let inside = first >= lo
+                        && last <= hi
+                        && query::bucket_of(first, from, to, step)
+                            == query::bucket_of(last, from, to, step);
+                    if inside && !overlapped.contains(&(si, bi)) && !v.head_within(first, last) {
                         stats_only.insert((si, bi));
                     }
                 }
             }
         }
-        let merged = self.merge(tag, &v, from, hi, &|si, bi| stats_only.contains(&(si, bi)));
+        let merged = self.merge(tag, &v, lo, hi, &|si, bi| stats_only.contains(&(si, bi)));
         let points: Vec<(i64, f64)> = merged
             .iter()
             .filter_map(|(&ts, (value, quality))| good_number(value, quality).map(|x| (ts, x)))
             .collect();
         if agg == Agg::Twa {
-            let prior = self.last_good_before(tag, from, step);
+            let prior = self.last_good_before(tag, lo, step, vis);
             return query::twa(&points, prior, from, to, step);
         }
         let mut items: Vec<Item> = points.iter().map(|&(t, x)| Item::Point(t, x)).collect();
@@ -775,7 +801,8 @@ impl Historian {
     /// from the one block whose index says it ends last (only that block is decoded).
     pub fn latest(&self, tag: &TagPath) -> Option<Point> {
         let t = Instant::now();
-        let out = self.latest_inner(tag);
+        let vis = self.inner.visible_from(tag);
+        let out = self.latest_inner(tag).filter(|p| p.ts >= vis);
         metrics::histogram!("mw_historian_query_seconds", "query" => "latest")
             .record(t.elapsed().as_secs_f64());
         out
@@ -845,9 +872,9 @@ impl Historian {
         self.range_inner(tag, i64::MIN, i64::MAX).pop()
     }
 
-    /// The last good numeric sample of `tag` before `t`, looking back in growing windows.
-    fn last_good_before(&self, tag: &TagPath, t: i64, step: i64) -> Option<(i64, f64)> {
-        let first = self.extent(tag)?.0;
+    /// The last good numeric sample of `tag` in `[floor, t)`, looking back in growing windows.
+    fn last_good_before(&self, tag: &TagPath, t: i64, step: i64, floor: i64) -> Option<(i64, f64)> {
+        let first = self.extent(tag)?.0.max(floor);
         if first >= t {
             return None;
         }
@@ -1713,6 +1740,72 @@ mod tests {
         h.compact().await.unwrap();
         assert_eq!(values(&h, "a/x"), want);
         assert_eq!(h.usage().segments, 2);
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn expired_partitions_disappear_from_queries_at_once_and_from_disk_at_compaction() {
+        use crate::retention::Glob;
+        let disk = MemStorage::new();
+        let now = Arc::new(AtomicI64::new(0));
+        let mut o = Options::new("/h");
+        o.partition = 100;
+        o.retention = Retention {
+            raw: 300,
+            classes: vec![(Glob::new("a/fast/**").unwrap(), 100)],
+            ..Retention::default()
+        };
+        let n = now.clone();
+        o.clock = Clock::new(move || n.load(Ordering::SeqCst));
+        let (h, _) = Historian::open(Arc::new(disk.clone()), o).unwrap();
+        let mut batch = Vec::new();
+        for ts in (0..400).step_by(50) {
+            batch.push(pt("a/slow", ts, ts as f64));
+            batch.push(pt("a/fast/x", ts, ts as f64));
+        }
+        h.write(&batch).await.unwrap();
+        h.flush().await.unwrap();
+        let ts = |tag: &str| values(&h, tag).into_iter().map(|p| p.0).collect::<Vec<_>>();
+        now.store(400, Ordering::SeqCst); // fast: [0, 300) expired; slow: [0, 100)
+        assert_eq!(
+            ts("a/fast/x"),
+            vec![300, 350],
+            "hidden before any compaction"
+        );
+        assert_eq!(ts("a/slow"), vec![100, 150, 200, 250, 300, 350]);
+        let fast = tp("a/fast/x");
+        assert_eq!(h.latest(&fast).map(|p| p.ts), Some(350));
+        let b = h.aggregate(&fast, 0, 400, 100, Agg::Count);
+        assert_eq!((b.len(), b[0].start, b[0].count), (1, 300, 2));
+        h.compact().await.unwrap(); // [0, 400) ended: compacted without the expired points
+        assert_eq!(
+            file_names(&disk),
+            vec![
+                "00000000000000000002-0001_p100.seg",
+                "00000000000000000002-0001_p200.seg",
+                "00000000000000000002-0001_p300.seg",
+            ],
+            "nothing is left of [0, 100)"
+        );
+        assert_eq!(h.usage().segment_points, 6 + 2);
+        now.store(550, Ordering::SeqCst); // slow: [0, 200) expired; fast: [0, 400) expired
+        assert_eq!(ts("a/slow"), vec![200, 250, 300, 350]);
+        assert_eq!(ts("a/fast/x"), Vec::<i64>::new());
+        assert_eq!(h.latest(&fast), None);
+        let c = h.compact().await.unwrap();
+        assert_eq!(
+            c.partitions,
+            vec![100, 300],
+            "the files holding expired tags"
+        );
+        assert_eq!(file_names(&disk).len(), 2, "{:?}", file_names(&disk));
+        assert_eq!(h.usage().segment_points, 4);
+        assert_eq!(ts("a/slow"), vec![200, 250, 300, 350]);
+        assert_eq!(
+            h.compact().await.unwrap(),
+            Compaction::default(),
+            "nothing left to do"
+        );
         h.close();
     }
 

@@ -13,6 +13,7 @@ pub mod component;
 pub mod engine;
 pub mod query;
 pub mod record;
+pub mod retention;
 pub mod segment;
 
 pub use mw_storage::{storage, wal};

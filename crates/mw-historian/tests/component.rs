@@ -54,6 +54,48 @@ fn the_section_names_what_is_wrong_and_where() {
 }
 
 #[test]
+fn retention_classes_are_checked_and_kept_in_order() {
+    use mw_historian::component::HistorianConfig;
+    let reg = config_registry(&[&HistorianComponent]);
+    let d = reg
+        .parse(
+            "[historian]\nretention = \"2h\"\npartition = \"90m\"\n\
+             [[historian.retention_class]]\nmatch = \"a//b\"\nraw = \"7d\"\n\
+             [[historian.retention_class]]\nmatch = \"a/**\"\nkeep = 1\n",
+            "h.toml",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        d.contains("h.toml:3:1: \"partition\" in [historian] must be a whole number of hours"),
+        "{d}"
+    );
+    assert!(
+        d.contains(
+            "h.toml:5:9: \"match\" in [[historian.retention_class]]: invalid tag pattern \"a//b\""
+        ),
+        "{d}"
+    );
+    assert!(d.contains("h.toml:9:1: unknown key \"keep\""), "{d}");
+    assert!(d.contains("\"raw\""), "a missing raw is reported: {d}");
+    let cfg = reg
+        .parse(
+            "[historian]\nretention = \"90d\"\n\
+             [[historian.retention_class]]\nmatch = \"a/fast/**\"\nraw = \"7d\"\n\
+             [[historian.retention_class]]\nmatch = \"a/**\"\nraw = \"1y\"\n",
+            "h.toml",
+        )
+        .unwrap();
+    let r = &cfg.section::<HistorianConfig>().unwrap().retention;
+    let day = 86_400_000_000_000;
+    assert_eq!(r.raw, 90 * day);
+    let tag = |s| TagPath::new(s).unwrap();
+    assert_eq!(r.raw_for(&tag("a/fast/x")), 7 * day);
+    assert_eq!(r.raw_for(&tag("a/slow")), 365 * day);
+    assert_eq!(r.raw_for(&tag("b/slow")), 90 * day);
+}
+
+#[test]
 fn durations_and_defaults() {
     use mw_historian::component::{HistorianConfig, parse_duration};
     assert_eq!(parse_duration("30d"), Ok(30 * 86_400_000_000_000));
@@ -91,10 +133,15 @@ async fn samples_are_acknowledged_once_stored_and_survive_a_restart() {
     bus.parts(parts);
     let running = bus.start(&SourceRegistry::new());
     let tag = TagPath::new("plant/p1/flow").unwrap();
+    // recent timestamps: data older than the retention (30 days) is not returned
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
     // 3 batches of 1000: beyond flush_points, so segment files are written on the way
     for b in 0..3i64 {
         let samples: Vec<Sample> = (0..1000)
-            .map(|i| Sample::good(tag.clone(), Value::F32(i as f32 / 8.0), b * 1000 + i))
+            .map(|i| Sample::good(tag.clone(), Value::F32(i as f32 / 8.0), base + b * 1000 + i))
             .collect();
         let ack = publisher
             .send_with_ack(Batch::from_samples(samples))

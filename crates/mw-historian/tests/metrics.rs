@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use mw_historian::engine::{Historian, Options};
+use mw_historian::engine::{Clock, Historian, Options};
 use mw_historian::record::Point;
 use mw_historian::{Agg, MemStorage};
 use mw_model::{Quality, TagPath, Value};
@@ -99,7 +99,9 @@ async fn sizes_writes_fsyncs_queries_and_evictions_are_reported() {
     let seen = Arc::new(Seen::default());
     metrics::set_global_recorder(Rec(seen.clone())).unwrap();
     let disk = MemStorage::new();
-    let (h, _) = Historian::open(Arc::new(disk.clone()), Options::new("/h")).unwrap();
+    let mut o = Options::new("/h");
+    o.clock = Clock::new(|| 0); // the points below are in 1970: neither expired nor compacted
+    let (h, _) = Historian::open(Arc::new(disk.clone()), o).unwrap();
     assert_eq!(seen.one("mw_historian_evictions_total{}"), 0.0);
     assert_eq!(seen.one("mw_historian_wal_bytes{}"), 0.0);
     let tag = TagPath::new("a/x").unwrap();
