@@ -139,17 +139,28 @@ pub(crate) fn plan(
     out
 }
 
+/// What one merge wrote.
+pub(crate) struct Output {
+    /// The partition's new file; `None` when no raw point is left.
+    pub segment: Option<Segment>,
+    /// Rollup files by their index in [`crate::rollup::PERIODS`].
+    pub rollups: Vec<(usize, Segment)>,
+}
+
 /// Runs one merge: the points of `job.partition` from its inputs, the later write winning,
-/// of the tags `keep` accepts, into a new file in `dir`. `None` when nothing is left. A block
-/// that fails its checksum is skipped and logged (queries skip it too).
+/// of the tags `keep` accepts, into a new file in `dir`; and the rollups of every tag into a
+/// file in each of `rollups` (index in [`crate::rollup::PERIODS`], directory), finished before
+/// the partition's file. A block that fails its checksum is skipped and logged (queries skip it
+/// too). On error every file it started is removed.
 pub(crate) fn run(
     storage: &dyn Storage,
     dir: &Path,
+    rollups: &[(usize, &Path)],
     job: &Job,
     len: i64,
     block_points: usize,
     keep: &dyn Fn(&TagPath) -> bool,
-) -> Result<Option<Segment>, SegmentError> {
+) -> Result<Output, SegmentError> {
     let (lo, hi) = (job.partition, job.partition.saturating_add(len));
     let within = |t: i64| t >= lo && (t < hi || hi == i64::MAX);
     let tags: BTreeSet<&TagPath> = job
@@ -157,16 +168,24 @@ pub(crate) fn run(
         .iter()
         .flat_map(|s| s.series.iter())
         .filter(|(t, refs)| {
-            keep(t)
+            (keep(t) || !rollups.is_empty())
                 && refs
                     .iter()
                     .any(|r| r.stats.t_max >= lo && r.stats.t_min < hi)
         })
         .map(|(t, _)| t)
         .collect();
-    let mut w = Writer::create(storage, dir, (job.out.0, job.out.1, Some(job.partition)))?;
-    let path = w.path().to_path_buf();
-    let done = (|| {
+    let id = (job.out.0, job.out.1, Some(job.partition));
+    let mut started = Vec::new();
+    let result = (|| {
+        let mut w = Writer::create(storage, dir, id)?;
+        started.push(w.path().to_path_buf());
+        let mut rw = Vec::new();
+        for &(i, d) in rollups {
+            let r = Writer::create(storage, d, id)?;
+            started.push(r.path().to_path_buf());
+            rw.push((i, r));
+        }
         for tag in tags {
             let mut merged: BTreeMap<i64, (Value, Quality)> = BTreeMap::new();
             for seg in &job.inputs {
@@ -192,20 +211,46 @@ pub(crate) fn run(
                     }
                 }
             }
-            let it = merged.iter().map(|(&t, (v, q))| (t, v, q));
-            for b in to_blocks(it, block_points) {
-                w.add(tag, &b)?;
+            for (i, r) in &mut rw {
+                let good = merged
+                    .iter()
+                    .filter_map(|(&t, (v, q))| crate::engine::good_number(v, q).map(|x| (t, x)));
+                let rows = crate::rollup::rows(good, crate::rollup::PERIODS[*i].0);
+                for b in crate::rollup::to_blocks(&rows, block_points) {
+                    r.add(tag, &b)?;
+                }
+            }
+            if keep(tag) {
+                let it = merged.iter().map(|(&t, (v, q))| (t, v, q));
+                for b in to_blocks(it, block_points) {
+                    w.add(tag, &b)?;
+                }
+            }
+        }
+        let mut out = Output {
+            segment: None,
+            rollups: Vec::new(),
+        };
+        for (i, r) in rw {
+            if r.points() == 0 {
+                let _ = storage.remove(r.path());
+            } else {
+                out.rollups.push((i, r.finish()?));
             }
         }
         if w.points() == 0 {
-            return Ok(None);
+            let _ = storage.remove(w.path());
+        } else {
+            out.segment = Some(w.finish()?);
         }
-        w.finish().map(Some)
+        Ok(out)
     })();
-    if !matches!(done, Ok(Some(_))) {
-        let _ = storage.remove(&path); // empty, or cut short by an error
+    if result.is_err() {
+        for p in &started {
+            let _ = storage.remove(p); // cut short by an error
+        }
     }
-    done
+    result
 }
 
 #[cfg(test)]

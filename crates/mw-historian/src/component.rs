@@ -9,6 +9,8 @@
 //! flush_points = 500000        # the in-memory head is written to a segment file beyond this
 //! partition = "1d"             # flushed files are compacted into one file per partition
 //! retention = "30d"            # raw points of tags no class below matches
+//! rollup_1m = "180d"           # 1-minute rollups (min, max, avg, count, first, last)
+//! rollup_1h = "5y"             # 1-hour rollups
 //!
 //! [[historian.retention_class]] # first match wins
 //! match = "plant/**/vibration*" # `*` within a segment, `**` any number of segments
@@ -122,6 +124,8 @@ const KEYS: &[&str] = &[
     "partition",
     "retention",
     "retention_class",
+    "rollup_1m",
+    "rollup_1h",
 ];
 
 /// The longest retention: 100 years.
@@ -185,6 +189,12 @@ impl Section for HistorianSection {
         }
         if let Some(v) = duration(cx, t, "retention", MIN_KEEP, MAX_KEEP) {
             out.retention.raw = v;
+        }
+        if let Some(v) = duration(cx, t, "rollup_1m", MIN_KEEP, MAX_KEEP) {
+            out.retention.rollup_1m = v;
+        }
+        if let Some(v) = duration(cx, t, "rollup_1h", MIN_KEEP, MAX_KEEP) {
+            out.retention.rollup_1h = v;
         }
         for item in cx.array_of_tables(t, "retention_class", "historian.retention_class") {
             let c = item.table("[[historian.retention_class]]");

@@ -33,6 +33,7 @@ use crate::compact;
 use crate::query::{self, Agg, Bucket, Item};
 use crate::record::{self, Point};
 use crate::retention::Retention;
+use crate::rollup;
 use crate::segment::{self, BlockRef, Segment, SegmentError};
 use crate::storage::Storage;
 use crate::wal::{self, SyncPolicy, Wal, WalError, WalOptions, WalWriter};
@@ -339,7 +340,7 @@ fn overlapped_blocks(segments: &[Arc<Segment>], tag: &TagPath) -> HashSet<(usize
 }
 
 /// The numeric value of a good, finite sample: what aggregates count.
-fn good_number(v: &Value, q: &Quality) -> Option<f64> {
+pub(crate) fn good_number(v: &Value, q: &Quality) -> Option<f64> {
     if *q != Quality::Good {
         return None;
     }
@@ -353,6 +354,8 @@ struct State {
     frozen: Option<Arc<Head>>,
     /// Sorted by (seq, generation): later wins.
     segments: Vec<Arc<Segment>>,
+    /// Rollup files per period of [`rollup::PERIODS`], sorted by (seq, generation).
+    rollups: [Vec<Arc<Segment>>; 2],
     /// Files compaction replaced, removed once no query holds them.
     graveyard: Vec<Arc<Segment>>,
 }
@@ -362,6 +365,8 @@ struct Inner {
     opts: Options,
     wal_dir: PathBuf,
     seg_dir: PathBuf,
+    /// `rollups/1m`, `rollups/1h`.
+    rollup_dirs: [PathBuf; 2],
     wal: Mutex<Option<WalWriter>>,
     wal_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     seq: AtomicU64,
@@ -379,14 +384,18 @@ struct Inner {
 
 impl Inner {
     fn compact_blocking(&self) -> Result<Compaction, HistorianError> {
-        let segments = read(&self.state).segments.clone();
+        let (segments, rollups) = {
+            let st = read(&self.state);
+            (st.segments.clone(), st.rollups.clone())
+        };
         let flushed = segments.iter().filter(|s| s.partition.is_none()).count();
         let len = self.opts.partition.max(1);
         let now = self.opts.clock.now();
         let retention = &self.opts.retention;
         let expired =
             |tag: &TagPath, p: i64| Retention::expired(p, len, now, retention.raw_for(tag));
-        let compact::Plan { jobs, consumed } = compact::plan(
+        let rollup_keep = [retention.rollup_1m, retention.rollup_1h];
+        let compact::Plan { jobs, mut consumed } = compact::plan(
             &segments,
             len,
             now,
@@ -396,42 +405,93 @@ impl Inner {
         drop(segments);
         let mut done = Compaction::default();
         let mut outputs = Vec::new();
+        let mut new_rollups: Vec<(usize, Arc<Segment>)> = Vec::new();
+        let mut written: Vec<PathBuf> = Vec::new();
         for job in &jobs {
+            // an expiry-only rewrite of one compacted file changes no rollup
+            let rewrite = job.inputs.len() == 1 && job.inputs[0].partition.is_some();
+            let periods: Vec<(usize, &Path)> = (0..rollup::PERIODS.len())
+                .filter(|&i| {
+                    !rewrite && !Retention::expired(job.partition, len, now, rollup_keep[i])
+                })
+                .map(|i| (i, self.rollup_dirs[i].as_path()))
+                .collect();
             let r = compact::run(
                 self.storage.as_ref(),
                 &self.seg_dir,
+                &periods,
                 job,
                 len,
                 self.opts.block_points,
                 &|tag| !expired(tag, job.partition),
             );
-            match r {
-                Ok(Some(seg)) => {
-                    tracing::info!(partition = job.partition, file = %seg.path.display(),
-                        inputs = job.inputs.len(), points = seg.points, bytes = seg.bytes,
-                        "historian compacted a partition");
-                    done.written.push(seg.path.clone());
-                    outputs.push(Arc::new(seg));
-                }
-                Ok(None) => {}
+            let out = match r {
+                Ok(out) => out,
                 Err(e) => {
                     // the inputs stay; what this run wrote is redundant with them
-                    for s in &outputs {
-                        let _ = self.storage.remove(&s.path);
+                    for p in &written {
+                        let _ = self.storage.remove(p);
                     }
                     return Err(e.into());
                 }
+            };
+            if let Some(seg) = out.segment {
+                tracing::info!(partition = job.partition, file = %seg.path.display(),
+                    inputs = job.inputs.len(), points = seg.points, bytes = seg.bytes,
+                    "historian compacted a partition");
+                written.push(seg.path.clone());
+                done.written.push(seg.path.clone());
+                outputs.push(Arc::new(seg));
+            }
+            for (i, seg) in out.rollups {
+                written.push(seg.path.clone());
+                new_rollups.push((i, Arc::new(seg)));
+            }
+            // the partition's older rollups of the periods just computed are replaced
+            for &(i, _) in &periods {
+                consumed.extend(
+                    rollups[i]
+                        .iter()
+                        .filter(|r| r.partition == Some(job.partition))
+                        .cloned(),
+                );
             }
             done.partitions.push(job.partition);
         }
         drop(jobs);
+        // rollups past their own retention
+        for (i, files) in rollups.iter().enumerate() {
+            for r in files {
+                let p = r.partition.unwrap_or(i64::MIN);
+                if Retention::expired(p, len, now, rollup_keep[i])
+                    && !consumed.iter().any(|c| c.path == r.path)
+                {
+                    tracing::info!(partition = p, file = %r.path.display(), "historian rollup past its retention removed");
+                    consumed.push(r.clone());
+                }
+            }
+        }
+        drop(rollups);
+        // a file rewritten under its old name (a redo after a crash) replaces its entry but stays
+        consumed.retain(|c| !written.contains(&c.path));
         done.replaced = consumed.len();
         {
             let mut st = write(&self.state);
-            st.segments
-                .retain(|s| !consumed.iter().any(|c| c.path == s.path));
+            let gone = |s: &Arc<Segment>| {
+                consumed.iter().any(|c| c.path == s.path) || written.contains(&s.path)
+            };
+            st.segments.retain(|s| !gone(s));
             st.segments.extend(outputs);
             st.segments.sort_by_key(|s| (s.seq, s.generation));
+            for r in &mut st.rollups {
+                r.retain(|s| !gone(s));
+            }
+            for (i, r) in new_rollups {
+                st.rollups[i].push(r);
+            }
+            for r in &mut st.rollups {
+                r.sort_by_key(|s| (s.seq, s.generation));
+            }
             st.graveyard.extend(consumed);
         }
         self.reap();
@@ -492,27 +552,33 @@ impl Historian {
             dir: opts.dir.clone(),
             source,
         };
-        storage.create_dir_all(&seg_dir).map_err(io)?;
+        let rollup_dirs = rollup::PERIODS.map(|(_, name)| opts.dir.join("rollups").join(name));
         let mut report = OpenReport::default();
-        let mut segments = Vec::new();
-        for p in storage.list(&seg_dir).map_err(io)? {
-            if segment::parse_name(&p).is_none() {
-                continue;
-            }
-            match Segment::open(storage.as_ref(), &p) {
-                Ok(s) => segments.push(Arc::new(s)),
-                Err(SegmentError::Incomplete { .. }) => {
-                    tracing::warn!(file = %p.display(), "removing a segment file a crash cut short; the WAL still holds its data");
-                    storage.remove(&p).map_err(io)?;
-                    report.removed_incomplete.push(p);
+        let mut load = |dir: &Path| -> Result<Vec<Arc<Segment>>, HistorianError> {
+            storage.create_dir_all(dir).map_err(io)?;
+            let mut out = Vec::new();
+            for p in storage.list(dir).map_err(io)? {
+                if segment::parse_name(&p).is_none() {
+                    continue;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "segment file unreadable; kept on disk, not read");
-                    report.unreadable.push(e.to_string());
+                match Segment::open(storage.as_ref(), &p) {
+                    Ok(s) => out.push(Arc::new(s)),
+                    Err(SegmentError::Incomplete { .. }) => {
+                        tracing::warn!(file = %p.display(), "removing a segment file a crash cut short; the WAL or the files it was merged from still hold its data");
+                        storage.remove(&p).map_err(io)?;
+                        report.removed_incomplete.push(p);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "segment file unreadable; kept on disk, not read");
+                        report.unreadable.push(e.to_string());
+                    }
                 }
             }
-        }
-        segments.sort_by_key(|s| (s.seq, s.generation));
+            out.sort_by_key(|s| (s.seq, s.generation));
+            Ok(out)
+        };
+        let segments = load(&seg_dir)?;
+        let rollups = [load(&rollup_dirs[0])?, load(&rollup_dirs[1])?];
         report.segments = segments.len();
         if let Some(last) = segments.last() {
             wal::remove_segments_before(storage.as_ref(), &wal_dir, last.seq).map_err(io)?;
@@ -546,6 +612,7 @@ impl Historian {
             storage,
             wal_dir,
             seg_dir,
+            rollup_dirs,
             opts,
             wal: Mutex::new(Some(writer)),
             wal_thread: Mutex::new(Some(thread)),
@@ -557,6 +624,7 @@ impl Historian {
                 head,
                 frozen: None,
                 segments,
+                rollups,
                 graveyard: Vec::new(),
             }),
             decoded_blocks: AtomicU64::new(0),
@@ -750,8 +818,14 @@ impl Historian {
         // raw points before `lo` have expired
         let vis = self.inner.visible_from(tag);
         let lo = from.max(vis);
+        let mut items = if agg == Agg::Twa {
+            Vec::new()
+        } else {
+            self.rollup_items(tag, from, to.min(vis), step)
+        };
         if lo > hi {
-            return Vec::new();
+            items.sort_by_key(Item::ts);
+            return query::fold(&items, from, to, step, agg);
         }
         let v = self.view(tag, lo, hi);
         let mut stats_only: HashSet<(usize, usize)> = HashSet::new();
@@ -785,7 +859,7 @@ impl Historian {
             let prior = self.last_good_before(tag, lo, step, vis);
             return query::twa(&points, prior, from, to, step);
         }
-        let mut items: Vec<Item> = points.iter().map(|&(t, x)| Item::Point(t, x)).collect();
+        items.extend(points.iter().map(|&(t, x)| Item::Point(t, x)));
         for &(si, bi) in &stats_only {
             if let Some(r) = v.segments[si].series.get(tag).and_then(|refs| refs.get(bi))
                 && r.stats.good_count > 0
@@ -795,6 +869,51 @@ impl Historian {
         }
         items.sort_by_key(Item::ts);
         query::fold(&items, from, to, step, agg)
+    }
+
+    /// Buckets of `tag` in `[from, to)` (where its raw points have expired) from the coarsest
+    /// rollup whose period divides `step` and `from`; per partition its newest rollup file.
+    fn rollup_items(&self, tag: &TagPath, from: i64, to: i64, step: i64) -> Vec<Item> {
+        if from >= to {
+            return Vec::new();
+        }
+        let files: Vec<Vec<Arc<Segment>>> = read(&self.inner.state).rollups.to_vec();
+        let mut out = Vec::new();
+        let mut done: HashSet<i64> = HashSet::new(); // partitions answered
+        for (i, &(period, _)) in rollup::PERIODS.iter().enumerate().rev() {
+            if step % period != 0 || from.rem_euclid(period) != 0 {
+                continue;
+            }
+            // newest first, so the first file of a partition is the one that counts
+            for seg in files[i].iter().rev() {
+                let Some(p) = seg.partition else { continue };
+                if seg.t_max < from || seg.t_min >= to || done.contains(&p) {
+                    continue;
+                }
+                done.insert(p);
+                let blocks: Vec<Points> = seg
+                    .series
+                    .get(tag)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| match self.read_block(seg, tag, r) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            tracing::error!(error = %e, "skipping a damaged rollup block");
+                            None
+                        }
+                    })
+                    .collect();
+                for group in blocks.chunks(6) {
+                    for row in rollup::from_blocks(group).unwrap_or_default() {
+                        if row.start >= from && row.start < to {
+                            out.push(Item::Block(row.stats()));
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The newest point of `tag` (any quality), the later write winning: read from the head, or
@@ -1806,6 +1925,85 @@ mod tests {
             Compaction::default(),
             "nothing left to do"
         );
+        h.close();
+    }
+
+    #[tokio::test]
+    async fn aggregates_answer_from_rollups_where_raw_points_have_expired() {
+        const S: i64 = 1_000_000_000;
+        const H: i64 = 3600 * S;
+        let disk = MemStorage::new();
+        let now = Arc::new(AtomicI64::new(0));
+        let opts = || {
+            let mut o = Options::new("/h");
+            o.partition = H;
+            o.retention = Retention {
+                raw: H,
+                classes: Vec::new(),
+                rollup_1m: 10 * H,
+                rollup_1h: 100 * H,
+            };
+            let n = now.clone();
+            o.clock = Clock::new(move || n.load(Ordering::SeqCst));
+            o
+        };
+        let (h, _) = Historian::open(Arc::new(disk.clone()), opts()).unwrap();
+        // every 10 s for 3 h, the value the minute's number; one bad point besides
+        let mut batch: Vec<Point> = (0..3 * 360)
+            .map(|i| pt("a/x", i * 10 * S, (i / 6) as f64))
+            .collect();
+        batch.push(Point {
+            quality: Quality::Bad("timeout".into()),
+            ..pt("a/x", 5 * S, 1e9)
+        });
+        h.write(&batch).await.unwrap();
+        h.flush().await.unwrap();
+        now.store(3 * H, Ordering::SeqCst); // raw [0, 2 h) expires
+        h.compact().await.unwrap();
+        let x = tp("a/x");
+        assert_eq!(
+            h.range(&x, 0, i64::MAX)[0].ts,
+            2 * H,
+            "raw points from 2 h on only"
+        );
+        let hourly = |h: &Historian, agg| -> Vec<(i64, f64, u64)> {
+            h.aggregate(&x, 0, 3 * H, H, agg)
+                .into_iter()
+                .map(|b| (b.start / H, b.value, b.count))
+                .collect()
+        };
+        // minute m has value m: hour k averages 60k + 29.5
+        let want_avg = vec![(0, 29.5, 360), (1, 89.5, 360), (2, 149.5, 360)];
+        assert_eq!(hourly(&h, Agg::Avg), want_avg);
+        assert_eq!(
+            hourly(&h, Agg::Max)[0],
+            (0, 59.0, 360),
+            "the bad point is not in it"
+        );
+        assert_eq!(hourly(&h, Agg::First)[1], (1, 60.0, 360));
+        assert_eq!(hourly(&h, Agg::Last)[1], (1, 119.0, 360));
+        assert_eq!(hourly(&h, Agg::Count)[0], (0, 360.0, 360));
+        let minutes = h.aggregate(&x, 0, 3 * H, 60 * S, Agg::Sum);
+        assert_eq!(minutes.len(), 180);
+        assert_eq!(
+            (minutes[61].start, minutes[61].value, minutes[61].count),
+            (61 * 60 * S, 6.0 * 61.0, 6)
+        );
+        // no rollup fits a 90 s step, and twa needs raw points: only the raw part is answered
+        let b = h.aggregate(&x, 0, 3 * H, 90 * S, Agg::Avg);
+        assert_eq!((b.len(), b[0].start, b[0].count), (40, 2 * H, 9));
+        assert_eq!(h.aggregate(&x, 0, 3 * H, H, Agg::Twa).len(), 1);
+        h.close();
+        // 12 h: every raw point and the minute rollups of [0, 2 h) have expired
+        now.store(12 * H, Ordering::SeqCst);
+        let (h, _) = Historian::open(Arc::new(disk.clone()), opts()).unwrap();
+        assert_eq!(hourly(&h, Agg::Avg), want_avg, "rollups survive a restart");
+        h.compact().await.unwrap();
+        assert!(h.range(&x, 0, i64::MAX).is_empty());
+        assert_eq!(hourly(&h, Agg::Avg), want_avg, "hourly rollups kept 100 h");
+        let minutes = h.aggregate(&x, 0, 3 * H, 60 * S, Agg::Count);
+        assert_eq!(minutes.len(), 60, "minute rollups of [2 h, 3 h) only");
+        assert_eq!(minutes[0].start, 2 * H);
         h.close();
     }
 

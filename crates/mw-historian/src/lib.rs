@@ -14,6 +14,7 @@ pub mod engine;
 pub mod query;
 pub mod record;
 pub mod retention;
+pub mod rollup;
 pub mod segment;
 
 pub use mw_storage::{storage, wal};

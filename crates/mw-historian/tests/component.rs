@@ -80,7 +80,7 @@ fn retention_classes_are_checked_and_kept_in_order() {
     assert!(d.contains("\"raw\""), "a missing raw is reported: {d}");
     let cfg = reg
         .parse(
-            "[historian]\nretention = \"90d\"\n\
+            "[historian]\nretention = \"90d\"\nrollup_1m = \"1y\"\nrollup_1h = \"10y\"\n\
              [[historian.retention_class]]\nmatch = \"a/fast/**\"\nraw = \"7d\"\n\
              [[historian.retention_class]]\nmatch = \"a/**\"\nraw = \"1y\"\n",
             "h.toml",
@@ -89,6 +89,7 @@ fn retention_classes_are_checked_and_kept_in_order() {
     let r = &cfg.section::<HistorianConfig>().unwrap().retention;
     let day = 86_400_000_000_000;
     assert_eq!(r.raw, 90 * day);
+    assert_eq!((r.rollup_1m, r.rollup_1h), (365 * day, 3650 * day));
     let tag = |s| TagPath::new(s).unwrap();
     assert_eq!(r.raw_for(&tag("a/fast/x")), 7 * day);
     assert_eq!(r.raw_for(&tag("a/slow")), 365 * day);
