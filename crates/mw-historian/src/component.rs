@@ -11,6 +11,7 @@
 //! retention = "30d"            # raw points of tags no class below matches
 //! rollup_1m = "180d"           # 1-minute rollups (min, max, avg, count, first, last)
 //! rollup_1h = "5y"             # 1-hour rollups
+//! # max_bytes = "20GB"         # disk quota: beyond it the oldest partitions are evicted
 //!
 //! [[historian.retention_class]] # first match wins
 //! match = "plant/**/vibration*" # `*` within a segment, `**` any number of segments
@@ -42,6 +43,8 @@ pub struct HistorianConfig {
     /// Length of a time partition (ns).
     pub partition: i64,
     pub retention: Retention,
+    /// The disk quota in bytes, if any.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for HistorianConfig {
@@ -53,8 +56,38 @@ impl Default for HistorianConfig {
             flush_points: 500_000,
             partition: crate::engine::DAY,
             retention: Retention::default(),
+            max_bytes: None,
         }
     }
+}
+
+/// A size like `"20GB"`: a whole number and a unit of `B`, `kB`, `MB`, `GB`, `TB` (powers of
+/// 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024). Returns bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "invalid size {s:?} (expected a whole number and a unit: B, kB, MB, GB, TB, KiB, \
+             MiB, GiB or TiB, e.g. \"20GB\")"
+        )
+    };
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit: u64 = match unit.trim_start() {
+        "B" => 1,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 const SECOND: i64 = 1_000_000_000;
@@ -126,6 +159,7 @@ const KEYS: &[&str] = &[
     "retention_class",
     "rollup_1m",
     "rollup_1h",
+    "max_bytes",
 ];
 
 /// The longest retention: 100 years.
@@ -196,6 +230,20 @@ impl Section for HistorianSection {
         if let Some(v) = duration(cx, t, "rollup_1h", MIN_KEEP, MAX_KEEP) {
             out.retention.rollup_1h = v;
         }
+        if let Some(f) = cx.string(t, "max_bytes", false) {
+            match parse_size(f.v) {
+                Ok(v) if v >= 16 << 20 => out.max_bytes = Some(v),
+                Ok(_) => cx.err(
+                    f.span.start,
+                    format!(
+                        "\"max_bytes\" in [historian] is {:?}: at least \"16MiB\" (the WAL and \
+                         the files not yet compacted are never evicted)",
+                        f.v
+                    ),
+                ),
+                Err(e) => cx.err(f.span.start, format!("\"max_bytes\" in [historian]: {e}")),
+            }
+        }
         for item in cx.array_of_tables(t, "retention_class", "historian.retention_class") {
             let c = item.table("[[historian.retention_class]]");
             cx.unknown_keys(c, &["match", "raw"]);
@@ -250,6 +298,7 @@ impl Component for HistorianComponent {
         opts.flush_points = hc.flush_points;
         opts.partition = hc.partition;
         opts.retention = hc.retention.clone();
+        opts.max_bytes = hc.max_bytes;
         let (h, report) = Historian::open(Arc::new(FsStorage), opts).map_err(|e| BuildError {
             component: "historian",
             message: e.to_string(),

@@ -87,6 +87,8 @@ pub struct Options {
     /// compacted too.
     pub compact_files: usize,
     pub retention: Retention,
+    /// Most bytes of segment, rollup and WAL files; beyond it the oldest partitions are evicted.
+    pub max_bytes: Option<u64>,
     pub clock: Clock,
 }
 
@@ -100,6 +102,7 @@ impl Options {
             partition: DAY,
             compact_files: 32,
             retention: Retention::default(),
+            max_bytes: None,
             clock: Clock::system(),
         }
     }
@@ -127,6 +130,13 @@ pub enum HistorianError {
     Wal(#[from] WalError),
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    #[error(
+        "historian in {}: the disk is full ({why}) and no partition of the historian's own is left \
+         to evict; nothing of this write was stored. Free space on the disk or lower \
+         [historian] max_bytes",
+        dir.display()
+    )]
+    DiskFull { dir: PathBuf, why: String },
 }
 
 /// What the store holds on disk ([`Historian::usage`]).
@@ -136,12 +146,19 @@ pub struct Usage {
     pub segment_bytes: u64,
     /// Points in the segment files (a point overwritten in a later file counts in both).
     pub segment_points: u64,
+    /// Bytes of the rollup files.
+    pub rollup_bytes: u64,
     /// Bytes of the WAL segments (exact after open and flush; in between each write adds its
     /// framed record).
     pub wal_bytes: u64,
 }
 
 impl Usage {
+    /// Everything the store holds on disk: segment, rollup and WAL files.
+    pub fn total_bytes(&self) -> u64 {
+        self.segment_bytes + self.rollup_bytes + self.wal_bytes
+    }
+
     /// Raw size (16 bytes per point: an `i64` timestamp and a 64-bit value) over the segment
     /// files' bytes; `None` without segment files.
     pub fn compression_ratio(&self) -> Option<f64> {
@@ -339,6 +356,13 @@ fn overlapped_blocks(segments: &[Arc<Segment>], tag: &TagPath) -> HashSet<(usize
     out
 }
 
+/// Whether a storage error is a full disk (ENOSPC), by its message: the WAL thread passes the
+/// error on as text.
+fn is_disk_full(why: &str) -> bool {
+    let w = why.to_ascii_lowercase();
+    w.contains("no space left") || w.contains("storage full") || w.contains("disk full")
+}
+
 /// The numeric value of a good, finite sample: what aggregates count.
 pub(crate) fn good_number(v: &Value, q: &Quality) -> Option<f64> {
     if *q != Quality::Good {
@@ -380,6 +404,8 @@ struct Inner {
     decoded_blocks: AtomicU64,
     /// Bytes of the WAL segments: listed at open and after a flush, counted up by each write.
     wal_bytes: AtomicU64,
+    /// Raw points before this were evicted for the disk quota (persisted in `evicted`).
+    evicted_until: std::sync::atomic::AtomicI64,
 }
 
 impl Inner {
@@ -504,6 +530,83 @@ impl Inner {
         let keep = self.opts.retention.raw_for(tag);
         let h = self.opts.clock.now().saturating_sub(keep);
         compact::partition_of(h, self.opts.partition.max(1))
+            .max(self.evicted_until.load(Ordering::Relaxed))
+    }
+
+    /// Evicts the oldest partition for the disk quota: its compacted raw files, else (none
+    /// left) its oldest minute rollups, else hour rollups. False when there is nothing to evict.
+    fn evict_oldest(&self) -> Result<bool, HistorianError> {
+        // (a Result for what may come: today the removal is best effort, see `reap`)
+        let len = self.opts.partition.max(1);
+        let (what, p, files) = {
+            let mut st = write(&self.state);
+            let oldest = |files: &[Arc<Segment>]| files.iter().filter_map(|s| s.partition).min();
+            let pick = oldest(&st.segments)
+                .map(|p| ("raw points", p, 0))
+                .or_else(|| oldest(&st.rollups[0]).map(|p| ("1 min rollups", p, 1)))
+                .or_else(|| oldest(&st.rollups[1]).map(|p| ("1 h rollups", p, 2)));
+            let Some((what, p, which)) = pick else {
+                return Ok(false);
+            };
+            let list = match which {
+                0 => &mut st.segments,
+                i => &mut st.rollups[i - 1],
+            };
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(list)
+                .into_iter()
+                .partition(|s| s.partition == Some(p));
+            *list = kept;
+            st.graveyard.extend(gone.iter().cloned());
+            (what, p, gone)
+        };
+        let bytes: u64 = files.iter().map(|s| s.bytes).sum();
+        metrics::counter!("mw_historian_evictions_total").increment(1);
+        tracing::warn!(
+            partition = %mw_model::format_rfc3339_ns(p),
+            what,
+            files = files.len(),
+            bytes,
+            "historian disk quota: evicted the oldest partition"
+        );
+        drop(files);
+        self.reap(); // frees the room before the watermark below needs some
+        if what == "raw points" {
+            self.evicted_until
+                .fetch_max(p.saturating_add(len), Ordering::Relaxed);
+            if let Err(e) = self.persist_evicted() {
+                tracing::warn!(error = %e, "cannot record the eviction watermark; late points \
+                    of evicted partitions may show again after a restart");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes the eviction watermark to `evicted` (replaced atomically).
+    fn persist_evicted(&self) -> std::io::Result<()> {
+        let tmp = self.opts.dir.join("evicted.tmp");
+        let _ = self.storage.remove(&tmp);
+        let mut f = self.storage.open_append(&tmp)?;
+        f.append(&self.evicted_until.load(Ordering::Relaxed).to_le_bytes())?;
+        f.sync()?;
+        self.storage.rename(&tmp, &self.opts.dir.join("evicted"))
+    }
+
+    /// Evicts oldest partitions until the store is within `max_bytes` (or nothing is left).
+    fn enforce_quota(&self, usage: impl Fn() -> u64) -> Result<(), HistorianError> {
+        let Some(max) = self.opts.max_bytes else {
+            return Ok(());
+        };
+        while usage() > max {
+            if !self.evict_oldest()? {
+                tracing::warn!(
+                    max_bytes = max,
+                    bytes = usage(),
+                    "historian above its disk quota with nothing left to evict (the WAL and files not yet compacted stay)"
+                );
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Removes the replaced files no query reads any more.
@@ -578,6 +681,11 @@ impl Historian {
             Ok(out)
         };
         let segments = load(&seg_dir)?;
+        let evicted_until = storage
+            .read(&opts.dir.join("evicted"))
+            .ok()
+            .and_then(|b| Some(i64::from_le_bytes(b.get(..8)?.try_into().ok()?)))
+            .unwrap_or(i64::MIN);
         let rollups = [load(&rollup_dirs[0])?, load(&rollup_dirs[1])?];
         report.segments = segments.len();
         if let Some(last) = segments.last() {
@@ -629,6 +737,7 @@ impl Historian {
             }),
             decoded_blocks: AtomicU64::new(0),
             wal_bytes: AtomicU64::new(0),
+            evicted_until: std::sync::atomic::AtomicI64::new(evicted_until),
         };
         let h = Historian {
             inner: Arc::new(inner),
@@ -660,7 +769,28 @@ impl Historian {
         let mut buf = Vec::new();
         record::encode(seq, points, &mut buf);
         let bytes = buf.len() as u64 + 8; // the frame's length and CRC
-        wal.write(buf).await?;
+        loop {
+            match wal.write(buf.clone()).await {
+                Ok(()) => break,
+                Err(WalError::NotStored(why)) if is_disk_full(&why) => {
+                    // our own data fills the disk: make room, oldest partition first
+                    let inner = self.inner.clone();
+                    let evicted = tokio::task::spawn_blocking(move || inner.evict_oldest())
+                        .await
+                        .map_err(|e| HistorianError::Io {
+                            dir: self.inner.opts.dir.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        })??;
+                    if !evicted {
+                        return Err(HistorianError::DiskFull {
+                            dir: self.inner.opts.dir.clone(),
+                            why,
+                        });
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         self.inner.wal_bytes.fetch_add(bytes, Ordering::Relaxed);
         let full = {
             let mut st = write(&self.inner.state);
@@ -1123,12 +1253,17 @@ impl Historian {
 
     async fn compact_locked(&self) -> Result<Compaction, HistorianError> {
         let inner = self.inner.clone();
-        let done = tokio::task::spawn_blocking(move || inner.compact_blocking())
-            .await
-            .map_err(|e| HistorianError::Io {
-                dir: self.inner.opts.dir.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+        let h = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let done = inner.compact_blocking();
+            inner.enforce_quota(|| h.usage().total_bytes())?;
+            done
+        })
+        .await
+        .map_err(|e| HistorianError::Io {
+            dir: self.inner.opts.dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         self.publish_sizes();
         done
     }
@@ -1161,13 +1296,13 @@ impl Historian {
         self.publish_sizes();
     }
 
-    /// Sets `mw_historian_wal_bytes`, `mw_historian_disk_bytes` (segments + WAL) and
+    /// Sets `mw_historian_wal_bytes`, `mw_historian_disk_bytes` (segments + rollups + WAL) and
     /// `mw_historian_compression_ratio` (16 bytes per point — an `i64` timestamp and a 64-bit
     /// value — over the segment files' bytes; not set while there is no segment file).
     fn publish_sizes(&self) {
         let u = self.usage();
         metrics::gauge!("mw_historian_wal_bytes").set(u.wal_bytes as f64);
-        metrics::gauge!("mw_historian_disk_bytes").set((u.segment_bytes + u.wal_bytes) as f64);
+        metrics::gauge!("mw_historian_disk_bytes").set(u.total_bytes() as f64);
         if let Some(r) = u.compression_ratio() {
             metrics::gauge!("mw_historian_compression_ratio").set(r);
         }
@@ -1180,6 +1315,7 @@ impl Historian {
             segments: st.segments.len(),
             segment_bytes: st.segments.iter().map(|s| s.bytes).sum(),
             segment_points: st.segments.iter().map(|s| s.points).sum(),
+            rollup_bytes: st.rollups.iter().flatten().map(|s| s.bytes).sum(),
             wal_bytes: self.inner.wal_bytes.load(Ordering::Relaxed),
         }
     }
@@ -2004,6 +2140,189 @@ mod tests {
         let minutes = h.aggregate(&x, 0, 3 * H, 60 * S, Agg::Count);
         assert_eq!(minutes.len(), 60, "minute rollups of [2 h, 3 h) only");
         assert_eq!(minutes[0].start, 2 * H);
+        h.close();
+    }
+
+    /// Four partitions of 100 ns, 20 points each, compacted (the clock at 1000).
+    async fn four_partitions(h: &Historian, now: &AtomicI64) {
+        for p in 0..4 {
+            let batch: Vec<Point> = (0..20)
+                .map(|i| pt("a/x", p * 100 + i * 5, i as f64))
+                .collect();
+            h.write(&batch).await.unwrap();
+        }
+        now.store(1000, Ordering::SeqCst);
+        h.flush().await.unwrap();
+    }
+
+    fn opts_at(now: &Arc<AtomicI64>, max_bytes: Option<u64>) -> Options {
+        let mut o = Options::new("/h");
+        o.partition = 100;
+        o.retention.raw = 1_000_000;
+        o.max_bytes = max_bytes;
+        let n = now.clone();
+        o.clock = Clock::new(move || n.load(Ordering::SeqCst));
+        o
+    }
+
+    #[tokio::test]
+    async fn beyond_max_bytes_the_oldest_partitions_are_evicted_first() {
+        let disk = MemStorage::new();
+        let now = Arc::new(AtomicI64::new(0));
+        // what four compacted partitions take
+        let probe = MemStorage::new();
+        let (h, _) = Historian::open(Arc::new(probe), opts_at(&now, None)).unwrap();
+        four_partitions(&h, &now).await;
+        let u = h.usage();
+        assert_eq!(u.segments, 4);
+        h.close();
+        let per = u.segment_bytes / 4;
+        let max = u.wal_bytes + u.rollup_bytes + 2 * per + per / 2; // room for two and a half
+        now.store(0, Ordering::SeqCst);
+        let (h, _) = Historian::open(Arc::new(disk.clone()), opts_at(&now, Some(max))).unwrap();
+        four_partitions(&h, &now).await;
+        assert!(h.usage().total_bytes() <= max, "{:?} > {max}", h.usage());
+        assert_eq!(
+            file_names(&disk),
+            vec![
+                "00000000000000000002-0001_p200.seg",
+                "00000000000000000002-0001_p300.seg"
+            ],
+            "[0, 100) and [100, 200) evicted, the oldest first"
+        );
+        let ts: Vec<i64> = values(&h, "a/x").into_iter().map(|p| p.0).collect();
+        assert_eq!(ts.first(), Some(&200));
+        assert_eq!(ts.len(), 40);
+        // late data for an evicted partition stays hidden, also after a restart
+        h.write(&[pt("a/x", 50, 1.0)]).await.unwrap();
+        assert_eq!(values(&h, "a/x").len(), 40);
+        h.close();
+        let (h, _) = Historian::open(Arc::new(disk.clone()), opts_at(&now, Some(max))).unwrap();
+        assert_eq!(values(&h, "a/x").len(), 40);
+        assert_eq!(values(&h, "a/x")[0].0, 200);
+        h.close();
+    }
+
+    /// MemStorage holding at most `cap` bytes in all (ENOSPC beyond, nothing written).
+    #[derive(Clone)]
+    struct Capped {
+        mem: MemStorage,
+        cap: Arc<AtomicU64>,
+    }
+
+    impl Capped {
+        fn used(&self) -> u64 {
+            [
+                "/h",
+                "/h/wal",
+                "/h/segments",
+                "/h/rollups/1m",
+                "/h/rollups/1h",
+            ]
+            .iter()
+            .flat_map(|d| self.mem.list(Path::new(d)).unwrap_or_default())
+            .filter_map(|p| self.mem.file_len(&p).ok())
+            .sum()
+        }
+    }
+
+    struct CappedFile(Box<dyn crate::storage::StorageFile>, Capped);
+
+    impl crate::storage::StorageFile for CappedFile {
+        fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
+            if self.1.used() + buf.len() as u64 > self.1.cap.load(Ordering::SeqCst) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "No space left on device (os error 28)",
+                ));
+            }
+            self.0.append(buf)
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.0.sync()
+        }
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+    }
+
+    impl Storage for Capped {
+        fn open_append(&self, p: &Path) -> std::io::Result<Box<dyn crate::storage::StorageFile>> {
+            Ok(Box::new(CappedFile(self.mem.open_append(p)?, self.clone())))
+        }
+        fn read(&self, p: &Path) -> std::io::Result<Vec<u8>> {
+            self.mem.read(p)
+        }
+        fn truncate(&self, p: &Path, len: u64) -> std::io::Result<()> {
+            self.mem.truncate(p, len)
+        }
+        fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+            self.mem.list(dir)
+        }
+        fn remove(&self, p: &Path) -> std::io::Result<()> {
+            self.mem.remove(p)
+        }
+        fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+            self.mem.create_dir_all(dir)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            self.mem.sync_dir(dir)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            self.mem.rename(from, to)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_disk_full_of_our_own_data_evicts_instead_of_failing_and_else_says_so() {
+        let mem = MemStorage::new();
+        let cap = Arc::new(AtomicU64::new(u64::MAX));
+        let disk = Capped {
+            mem: mem.clone(),
+            cap: cap.clone(),
+        };
+        let now = Arc::new(AtomicI64::new(0));
+        let (h, _) = Historian::open(Arc::new(disk.clone()), opts_at(&now, None)).unwrap();
+        four_partitions(&h, &now).await;
+        assert_eq!(h.usage().segments, 4);
+        // the disk is full: a write needs the room of the oldest partition
+        cap.store(disk.used() + 10, Ordering::SeqCst);
+        let mut acked = Vec::new();
+        let mut refused = None;
+        for i in 0..200 {
+            let p = pt("a/y", 1000 + i, i as f64);
+            match h.write(std::slice::from_ref(&p)).await {
+                Ok(()) => acked.push(p.ts),
+                Err(e) => {
+                    refused = Some((p.ts, e.to_string()));
+                    break;
+                }
+            }
+        }
+        let (refused_ts, e) = refused.expect("the disk fills up once every partition is gone");
+        assert!(
+            e.contains("the disk is full") && e.contains("no partition"),
+            "{e}"
+        );
+        assert!(
+            acked.len() > 20,
+            "writes went on while partitions were evicted: {}",
+            acked.len()
+        );
+        assert_eq!(
+            h.usage().segments,
+            0,
+            "every partition was evicted, oldest first"
+        );
+        mem.crash();
+        h.close();
+        let (h, _) = open_p(&mem, now.clone(), 100);
+        let back: Vec<i64> = values(&h, "a/y").into_iter().map(|p| p.0).collect();
+        assert_eq!(
+            back, acked,
+            "every acknowledged point is there, the refused one is not"
+        );
+        assert!(!back.contains(&refused_ts));
         h.close();
     }
 

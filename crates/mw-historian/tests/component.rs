@@ -97,6 +97,39 @@ fn retention_classes_are_checked_and_kept_in_order() {
 }
 
 #[test]
+fn the_quota_takes_a_size_with_a_unit() {
+    use mw_historian::component::{HistorianConfig, parse_size};
+    assert_eq!(parse_size("20GB"), Ok(20_000_000_000));
+    assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+    assert_eq!(parse_size("7 TB"), Ok(7_000_000_000_000));
+    for bad in ["", "GB", "20", "1.5GB", "20gb", "-1GB"] {
+        assert!(parse_size(bad).is_err(), "{bad}");
+    }
+    let reg = config_registry(&[&HistorianComponent]);
+    let d = reg
+        .parse("[historian]\nmax_bytes = \"1MB\"\n", "h.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        d.contains("h.toml:2:13: \"max_bytes\" in [historian] is \"1MB\": at least"),
+        "{d}"
+    );
+    let d = reg
+        .parse("[historian]\nmax_bytes = 100\n", "h.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(d.contains("h.toml:2:13"), "{d}");
+    let cfg = reg
+        .parse("[historian]\nmax_bytes = \"2GiB\"\n", "h.toml")
+        .unwrap();
+    assert_eq!(
+        cfg.section::<HistorianConfig>().unwrap().max_bytes,
+        Some(2 << 30)
+    );
+    assert_eq!(HistorianConfig::default().max_bytes, None);
+}
+
+#[test]
 fn durations_and_defaults() {
     use mw_historian::component::{HistorianConfig, parse_duration};
     assert_eq!(parse_duration("30d"), Ok(30 * 86_400_000_000_000));
