@@ -1650,11 +1650,26 @@ mod tests {
 
     /// Every aggregate computed the slow way from `range`, by its definition.
     fn naive(h: &Historian, tag: &TagPath, from: i64, to: i64, step: i64, agg: Agg) -> Vec<Bucket> {
-        let good: Vec<(i64, f64)> = h
+        let all: Vec<(i64, Value, Quality)> = h
             .range(tag, i64::MIN, i64::MAX)
             .into_iter()
-            .filter(|p| p.quality == Quality::Good)
-            .filter_map(|p| Some((p.ts, p.value.as_f64().filter(|x| x.is_finite())?)))
+            .map(|p| (p.ts, p.value, p.quality))
+            .collect();
+        naive_over(&all, from, to, step, agg)
+    }
+
+    /// Every aggregate of `all` (one tag's points in time order) by its definition.
+    fn naive_over(
+        all: &[(i64, Value, Quality)],
+        from: i64,
+        to: i64,
+        step: i64,
+        agg: Agg,
+    ) -> Vec<Bucket> {
+        let good: Vec<(i64, f64)> = all
+            .iter()
+            .filter(|p| p.2 == Quality::Good)
+            .filter_map(|p| Some((p.0, p.1.as_f64().filter(|x| x.is_finite())?)))
             .collect();
         let mut out = Vec::new();
         let mut b = from;
@@ -2413,6 +2428,140 @@ mod tests {
         assert_eq!(all_values(&h), want);
         assert_eq!(file_names(&disk).len(), 2);
         h.close();
+    }
+
+    #[derive(Debug, Clone)]
+    enum ModelOp {
+        /// tag, ts, value kind, value, quality kind
+        Write(Vec<(u8, i64, u8, i16, u8)>),
+        Flush,
+        /// Advance the clock, then compact.
+        Compact(i64),
+        Reopen,
+    }
+
+    fn model_op() -> impl Strategy<Value = ModelOp> {
+        prop_oneof![
+            6 => prop::collection::vec((0u8..3, -5i64..70, 0u8..6, any::<i16>(), 0u8..8), 1..14)
+                .prop_map(ModelOp::Write),
+            2 => Just(ModelOp::Flush),
+            2 => (0i64..25).prop_map(ModelOp::Compact),
+            1 => Just(ModelOp::Reopen),
+        ]
+    }
+
+    fn model_tag(t: u8) -> TagPath {
+        // tag 0 is in the short-lived class
+        tp(&if t == 0 {
+            "a/fast/t0".to_string()
+        } else {
+            format!("a/t{t}")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// range and aggregate against a plain map of every write (last wins), under random
+        /// partitions, raw retention per class, clock steps, flushes, compactions and crashes.
+        #[test]
+        fn queries_equal_a_naive_model_under_retention_and_compaction(
+            partition in prop::sample::select(vec![5i64, 10, 20]),
+            raw in 10i64..80,
+            fast in 1i64..30,
+            ops in prop::collection::vec(model_op(), 1..20),
+            queries in prop::collection::vec((-10i64..80, 1i64..90, 1i64..30), 1..4),
+        ) {
+            use crate::retention::Glob;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let disk = MemStorage::new();
+                let now = Arc::new(AtomicI64::new(25)); // writes fall before and after it
+                let opts = || {
+                    let mut o = Options::new("/h");
+                    o.block_points = 4;
+                    o.partition = partition;
+                    o.compact_files = 3;
+                    o.retention = Retention {
+                        raw,
+                        classes: vec![(Glob::new("a/fast/**").unwrap(), fast)],
+                        ..Retention::default()
+                    };
+                    let n = now.clone();
+                    o.clock = Clock::new(move || n.load(Ordering::SeqCst));
+                    o
+                };
+                let (mut h, _) = Historian::open(Arc::new(disk.clone()), opts()).unwrap();
+                let mut model: BTreeMap<(u8, i64), (Value, Quality)> = BTreeMap::new();
+                for op in ops {
+                    match op {
+                        ModelOp::Write(pts) => {
+                            let batch: Vec<Point> = pts
+                                .iter()
+                                .map(|&(t, ts, k, v, q)| Point {
+                                    tag: model_tag(t),
+                                    ..agg_point(0, ts, k, v, q)
+                                })
+                                .collect();
+                            h.write(&batch).await.unwrap();
+                            for (&(t, ..), p) in pts.iter().zip(batch) {
+                                model.insert((t, p.ts), (p.value, p.quality));
+                            }
+                        }
+                        ModelOp::Flush => {
+                            h.flush().await.unwrap();
+                        }
+                        ModelOp::Compact(d) => {
+                            now.fetch_add(d, Ordering::SeqCst);
+                            h.compact().await.unwrap();
+                        }
+                        ModelOp::Reopen => {
+                            disk.crash();
+                            h.close();
+                            h = Historian::open(Arc::new(disk.clone()), opts()).unwrap().0;
+                        }
+                    }
+                    let t_now = now.load(Ordering::SeqCst);
+                    for t in 0u8..3 {
+                        let tag = model_tag(t);
+                        let keep = if t == 0 { fast } else { raw };
+                        let vis = crate::compact::partition_of(t_now - keep, partition);
+                        let visible: Vec<(i64, Value, Quality)> = model
+                            .range((t, vis)..=(t, i64::MAX))
+                            .map(|(&(_, ts), (v, q))| (ts, v.clone(), q.clone()))
+                            .collect();
+                        let got: Vec<(i64, Value, Quality)> = h
+                            .range(&tag, i64::MIN, i64::MAX)
+                            .into_iter()
+                            .map(|p| (p.ts, p.value, p.quality))
+                            .collect();
+                        // NaN != NaN: compare bit patterns through Debug
+                        assert_eq!(format!("{got:?}"), format!("{visible:?}"), "range of {tag} at {t_now}");
+                        assert_eq!(
+                            h.latest(&tag).map(|p| p.ts),
+                            visible.last().map(|p| p.0),
+                            "latest of {tag}"
+                        );
+                        for &(from, len, step) in &queries {
+                            for agg in Agg::ALL {
+                                let got = h.aggregate(&tag, from, from + len, step, agg);
+                                let want = naive_over(&visible, from, from + len, step, agg);
+                                let close = got.len() == want.len()
+                                    && got.iter().zip(&want).all(|(g, w)| {
+                                        g.start == w.start
+                                            && g.count == w.count
+                                            && (g.value == w.value
+                                                || (agg == Agg::Twa
+                                                    && (g.value - w.value).abs()
+                                                        <= 1e-9 * w.value.abs().max(1.0)))
+                                    });
+                                assert!(close, "{agg:?} of {tag} over [{from}, {}) step {step} at {t_now}:\n got {got:?}\nwant {want:?}", from + len);
+                            }
+                        }
+                    }
+                }
+                h.close();
+            });
+        }
     }
 
     #[derive(Debug, Clone)]
