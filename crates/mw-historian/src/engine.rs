@@ -398,6 +398,8 @@ struct Inner {
     /// rotate the WAL and swap the head.
     gate: tokio::sync::RwLock<()>,
     flushing: tokio::sync::Mutex<()>,
+    /// One compaction at a time; a flush does not wait for one to finish.
+    compacting: tokio::sync::Mutex<()>,
     flush_queued: AtomicBool,
     state: RwLock<State>,
     /// Blocks read by queries (see [`Historian::decoded_blocks`]).
@@ -727,6 +729,7 @@ impl Historian {
             seq: AtomicU64::new(next),
             gate: tokio::sync::RwLock::new(()),
             flushing: tokio::sync::Mutex::new(()),
+            compacting: tokio::sync::Mutex::new(()),
             flush_queued: AtomicBool::new(false),
             state: RwLock::new(State {
                 head,
@@ -814,7 +817,7 @@ impl Historian {
     /// Writes the head into a new segment file and trims the WAL. Returns the file, or `None`
     /// when the head was empty.
     pub async fn flush(&self) -> Result<Option<PathBuf>, HistorianError> {
-        let _one = self.inner.flushing.lock().await;
+        let one = self.inner.flushing.lock().await;
         self.inner.flush_queued.store(false, Ordering::Release);
         let wal = self.writer()?;
         let (seq, frozen) = {
@@ -831,11 +834,13 @@ impl Historian {
         let inner = self.inner.clone();
         let written = tokio::task::spawn_blocking(move || {
             let blocks = frozen.blocks(inner.opts.block_points);
+            // fast codecs: compaction encodes the points again with every candidate
             segment::write(
                 inner.storage.as_ref(),
                 &inner.seg_dir,
                 (seq, 0, None),
                 &blocks,
+                crate::block::Only::Fast,
             )
         })
         .await
@@ -872,14 +877,16 @@ impl Historian {
                 source,
             })?;
         self.measure_wal();
-        if let Err(e) = self.compact_locked().await {
+        drop(one); // the next flush may start while this one compacts
+        if let Err(e) = self.compact().await {
             tracing::error!(error = %e, "historian compaction failed; the flushed files stay as they are");
         }
         Ok(Some(path))
     }
 
     /// Every point of `tag` with `from <= ts <= to` (both ends **inclusive**), in time order, the
-    /// later write winning. Blocks that fail their checksum are skipped and logged. See
+    /// later write winning, but none the tag's raw retention (or the disk quota) has dropped.
+    /// Blocks that fail their checksum are skipped and logged. See
     /// [`Historian::range_half_open`] for `[from, to)`.
     pub fn range(&self, tag: &TagPath, from: i64, to: i64) -> Vec<Point> {
         let t = Instant::now();
@@ -1047,7 +1054,8 @@ impl Historian {
     }
 
     /// The newest point of `tag` (any quality), the later write winning: read from the head, or
-    /// from the one block whose index says it ends last (only that block is decoded).
+    /// from the one block whose index says it ends last (only that block is decoded). `None` also
+    /// when every point of the tag is past its retention.
     pub fn latest(&self, tag: &TagPath) -> Option<Point> {
         let t = Instant::now();
         let vis = self.inner.visible_from(tag);
@@ -1247,7 +1255,7 @@ impl Historian {
     /// Merges flushed files into one file per time partition (see [`crate::compact`]); run
     /// after every flush, and callable at any time.
     pub async fn compact(&self) -> Result<Compaction, HistorianError> {
-        let _one = self.inner.flushing.lock().await;
+        let _one = self.inner.compacting.lock().await;
         self.compact_locked().await
     }
 

@@ -113,14 +113,16 @@ fn put_stats(out: &mut Vec<u8>, s: &BlockStats) {
 }
 
 /// Writes segment (`seq`, `generation`, `partition`) into `dir` from blocks grouped by tag (each
-/// tag's blocks in time order), syncs the file and the directory, and returns it open.
+/// tag's blocks in time order) with the value codecs `only` allows, syncs the file and the
+/// directory, and returns it open.
 pub fn write(
     storage: &dyn Storage,
     dir: &Path,
     id: (u64, u32, Option<i64>),
     series: &[(TagPath, Vec<Points>)],
+    only: block::Only,
 ) -> Result<Segment, SegmentError> {
-    let mut w = Writer::create(storage, dir, id)?;
+    let mut w = Writer::create(storage, dir, id)?.codecs(only);
     let path = w.path.clone();
     let done = (|| {
         for (tag, blocks) in series {
@@ -157,9 +159,16 @@ pub struct Writer<'a> {
     t_min: i64,
     t_max: i64,
     points: u64,
+    only: block::Only,
 }
 
 impl<'a> Writer<'a> {
+    /// Encodes with the value codecs `only` allows (default: every candidate).
+    pub fn codecs(mut self, only: block::Only) -> Self {
+        self.only = only;
+        self
+    }
+
     /// The file being written.
     pub fn path(&self) -> &Path {
         &self.path
@@ -195,6 +204,7 @@ impl<'a> Writer<'a> {
             t_min: i64::MAX,
             t_max: i64::MIN,
             points: 0,
+            only: block::Only::Best,
         })
     }
 
@@ -464,7 +474,14 @@ mod tests {
             ),
             (tag("a/y"), vec![pts(&[4], &[-1.5])]),
         ];
-        write(disk, Path::new("/h/seg"), (7, 0, None), &series).unwrap()
+        write(
+            disk,
+            Path::new("/h/seg"),
+            (7, 0, None),
+            &series,
+            block::Only::Best,
+        )
+        .unwrap()
     }
 
     #[test]
