@@ -108,7 +108,7 @@ async fn main() {
     });
     for (label, step, agg) in [
         (
-            "(b) 1-hour avg over every tag (index stats where a block fits)",
+            "(b) 1-hour avg over every tag (from the hourly rollups)",
             3600 * S,
             Agg::Avg,
         ),
