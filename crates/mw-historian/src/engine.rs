@@ -2568,6 +2568,15 @@ mod tests {
                 "step {step}: {:?}",
                 file_names(&mem)
             );
+            for period in ["1m", "1h"] {
+                let dir = Path::new("/h/rollups").join(period);
+                assert_eq!(
+                    mem.list(&dir).unwrap().len(),
+                    2,
+                    "step {step}: one rollup file per partition in {}",
+                    dir.display()
+                );
+            }
             assert_eq!(h.usage().segment_points, want.len() as u64);
             h.close();
             if result.is_ok() {

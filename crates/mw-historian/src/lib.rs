@@ -2,8 +2,8 @@
 //! write ([`record`]), immutable segment files ([`segment`]), the engine ([`engine`]) and the
 //! `[historian]` component with its bus sink ([`component`]); aggregation over time buckets is
 //! [`query`]. Every byte goes through mw-storage's [`Storage`] trait and write-ahead log,
-//! re-exported here as [`storage`] and [`wal`]. Retention and compaction come next (see
-//! ARCHITECTURE.md).
+//! re-exported here as [`storage`] and [`wal`]. Compaction into time partitions ([`compact`]),
+//! retention ([`retention`]), rollups ([`rollup`]) and the disk quota live in the engine.
 //!
 //! This crate knows nothing of protocols or HTTP; it stores what the model defines.
 
