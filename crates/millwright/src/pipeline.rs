@@ -142,7 +142,11 @@ pub async fn run(
     let ingest = historian.as_ref().map(|h| {
         Arc::new(crate::web_adapters::BusIngest {
             publisher: bus.publisher(),
-            kinds: millwright::ingest::TagKinds::new(&tree, true),
+            kinds: millwright::ingest::TagKinds::new(
+                &tree,
+                cfg.section::<mw_historian::component::HistorianConfig>()
+                    .is_none_or(|c| c.create_tags),
+            ),
             historian: h.clone(),
         }) as Arc<dyn mw_web::Ingest>
     });

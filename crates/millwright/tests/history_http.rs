@@ -25,6 +25,10 @@ struct Site {
 }
 
 fn site(name: &str) -> Site {
+    site_with(name, "")
+}
+
+fn site_with(name: &str, historian_extra: &str) -> Site {
     let data = TempDir::new(name);
     let dir = data.path.to_str().expect("utf-8 temp path").to_owned();
     let (st, out, err) = run_to_end(
@@ -52,7 +56,7 @@ fn site(name: &str) -> Site {
     std::fs::write(
         &config,
         format!(
-            "[site]\nname = \"history test\"\ndata_dir = \"{dir}\"\n\n[http]\naddress = \"127.0.0.1:0\"\n\n[historian]\nfsync = \"always\"\n"
+            "[site]\nname = \"history test\"\ndata_dir = \"{dir}\"\n\n[http]\naddress = \"127.0.0.1:0\"\n\n[historian]\nfsync = \"always\"\n{historian_extra}"
         ),
     )
     .unwrap();
@@ -227,6 +231,20 @@ fn writes_are_queryable_refusals_name_line_and_column_and_history_survives_a_res
     stop(p);
 }
 
+#[test]
+fn creating_tags_by_writing_can_be_turned_off() {
+    let site = site_with("hist-nocreate", "create_tags = false\n");
+    let (p, addr) = start(&site);
+    let r = write(&addr, "/api/v1/write", "truck,name=t1 speed=1 1\n");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("line 1, column 15: tag truck/t1/speed does not exist and creating tags by writing is turned off"),
+        "{}",
+        r.text()
+    );
+    stop(p);
+}
+
 /// Every acknowledged point must be there after a SIGKILL, with the value sent; nothing that was
 /// never sent may appear. A writer sends batches of 50 points with unique timestamps while the
 /// process is killed at random moments, 20 times.
@@ -389,4 +407,40 @@ fn the_influxdb_client_library_writes_and_we_read_back() {
         "{out}"
     );
     stop(p);
+}
+
+/// `demo` keeps its history in `--data-dir`: after a restart the query API and the recent window
+/// (what the page's sparklines draw) still hold what the plant measured before.
+#[test]
+fn the_demo_shows_its_history_again_after_a_restart() {
+    let tag = "acme/plant1/utilities/water/pump1/flow";
+    let demo = common::start_demo("hist-demo", &[]);
+    let q = format!("tag={tag}&from=0&to=9000000000000000000");
+    let before = common::wait_for("5 stored samples of the pump's flow", T, || {
+        let p = points(&demo.http, &q);
+        if p.len() >= 5 {
+            Ok(p)
+        } else {
+            Err(format!("{} so far", p.len()))
+        }
+    });
+    let common::Demo { proc, data, .. } = demo;
+    stop(proc);
+    let demo = common::start_demo_in(data, &[]);
+    let after = points(&demo.http, &q);
+    assert!(
+        after.len() >= before.len() && after[..before.len()] == before[..],
+        "history before the restart is still there: {} then {}",
+        before.len(),
+        after.len()
+    );
+    let recent = get_json(
+        &demo.http,
+        &format!("/api/v1/tags/{tag}/recent?limit=10000"),
+    );
+    assert_eq!(
+        recent["samples"][0]["ts"], before[0][0],
+        "the recent window (the sparklines) reads the stored history: {recent}"
+    );
+    stop(demo.proc);
 }

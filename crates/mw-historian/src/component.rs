@@ -7,6 +7,7 @@
 //! fsync = "always"             # default: a batch is acknowledged once it is on disk
 //! # interval_ms = 100          # instead of fsync: acknowledged when written, synced within N ms
 //! flush_points = 500000        # the in-memory head is written to a segment file beyond this
+//! create_tags = true           # an HTTP line-protocol write may create tags (typed by its field)
 //! ```
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub struct HistorianConfig {
     pub dir: Option<PathBuf>,
     pub sync: SyncPolicy,
     pub flush_points: usize,
+    /// Whether an HTTP write may create a tag that does not exist yet.
+    pub create_tags: bool,
 }
 
 impl Default for HistorianConfig {
@@ -39,13 +42,14 @@ impl Default for HistorianConfig {
             dir: None,
             sync: SyncPolicy::Always,
             flush_points: 500_000,
+            create_tags: true,
         }
     }
 }
 
 struct HistorianSection;
 
-const KEYS: &[&str] = &["dir", "fsync", "interval_ms", "flush_points"];
+const KEYS: &[&str] = &["dir", "fsync", "interval_ms", "flush_points", "create_tags"];
 
 impl Section for HistorianSection {
     fn key(&self) -> &'static str {
@@ -84,6 +88,9 @@ impl Section for HistorianSection {
         }
         if let Some(f) = cx.integer(t, "flush_points", false, 1_000..=50_000_000) {
             out.flush_points = f.v as usize;
+        }
+        if let Some(f) = cx.boolean(t, "create_tags", false) {
+            out.create_tags = f.v;
         }
         Box::new(out)
     }

@@ -813,7 +813,12 @@ pub struct Demo {
 /// until it prints both listener lines (not for `/ready`).
 #[allow(dead_code)]
 pub fn start_demo(name: &str, extra: &[&str]) -> Demo {
-    let data = TempDir::new(name);
+    start_demo_in(TempDir::new(name), extra)
+}
+
+/// [`start_demo`] on an existing data directory (a restart).
+#[allow(dead_code)]
+pub fn start_demo_in(data: TempDir, extra: &[&str]) -> Demo {
     let data_dir = data.path.to_str().expect("utf-8 temp path").to_owned();
     let mut args = vec![
         "demo",
