@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use mw_model::{Quality, TagPath, Value};
 
@@ -68,6 +69,27 @@ pub enum HistorianError {
     Wal(#[from] WalError),
     #[error(transparent)]
     Segment(#[from] SegmentError),
+}
+
+/// What the store holds on disk ([`Historian::usage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub segments: usize,
+    pub segment_bytes: u64,
+    /// Points in the segment files (a point overwritten in a later file counts in both).
+    pub segment_points: u64,
+    /// Bytes of the WAL segments (exact after open and flush; in between each write adds its
+    /// framed record).
+    pub wal_bytes: u64,
+}
+
+impl Usage {
+    /// Raw size (16 bytes per point: an `i64` timestamp and a 64-bit value) over the segment
+    /// files' bytes; `None` without segment files.
+    pub fn compression_ratio(&self) -> Option<f64> {
+        (self.segment_bytes > 0)
+            .then(|| 16.0 * self.segment_points as f64 / self.segment_bytes as f64)
+    }
 }
 
 /// What [`Historian::open`] found and did.
@@ -283,6 +305,8 @@ struct Inner {
     state: RwLock<State>,
     /// Blocks read by queries (see [`Historian::decoded_blocks`]).
     decoded_blocks: AtomicU64,
+    /// Bytes of the WAL segments: listed at open and after a flush, counted up by each write.
+    wal_bytes: AtomicU64,
 }
 
 /// The historian store. Cheap to clone (shared).
@@ -341,6 +365,7 @@ impl Historian {
             storage.clone(),
             WalOptions {
                 sync: opts.sync,
+                fsync_histogram: Some("mw_historian_fsync_seconds"),
                 ..WalOptions::new(&wal_dir)
             },
         )
@@ -378,13 +403,15 @@ impl Historian {
                 segments,
             }),
             decoded_blocks: AtomicU64::new(0),
+            wal_bytes: AtomicU64::new(0),
         };
-        Ok((
-            Historian {
-                inner: Arc::new(inner),
-            },
-            report,
-        ))
+        let h = Historian {
+            inner: Arc::new(inner),
+        };
+        h.measure_wal();
+        metrics::counter!("mw_historian_points_written_total").increment(0);
+        metrics::counter!("mw_historian_evictions_total").increment(0);
+        Ok((h, report))
     }
 
     fn writer(&self) -> Result<WalWriter, WalError> {
@@ -407,7 +434,9 @@ impl Historian {
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let mut buf = Vec::new();
         record::encode(seq, points, &mut buf);
+        let bytes = buf.len() as u64 + 8; // the frame's length and CRC
         wal.write(buf).await?;
+        self.inner.wal_bytes.fetch_add(bytes, Ordering::Relaxed);
         let full = {
             let mut st = write(&self.inner.state);
             st.head.insert(seq, points);
@@ -415,6 +444,7 @@ impl Historian {
         };
         drop(gate);
         metrics::counter!("mw_historian_points_written_total").increment(points.len() as u64);
+        self.publish_sizes();
         if full && !self.inner.flush_queued.swap(true, Ordering::AcqRel) {
             let h = self.clone();
             tokio::spawn(async move {
@@ -481,6 +511,7 @@ impl Historian {
                 dir: self.inner.wal_dir.clone(),
                 source,
             })?;
+        self.measure_wal();
         Ok(Some(path))
     }
 
@@ -488,6 +519,14 @@ impl Historian {
     /// later write winning. Blocks that fail their checksum are skipped and logged. See
     /// [`Historian::range_half_open`] for `[from, to)`.
     pub fn range(&self, tag: &TagPath, from: i64, to: i64) -> Vec<Point> {
+        let t = Instant::now();
+        let out = self.range_inner(tag, from, to);
+        metrics::histogram!("mw_historian_query_seconds", "query" => "range")
+            .record(t.elapsed().as_secs_f64());
+        out
+    }
+
+    fn range_inner(&self, tag: &TagPath, from: i64, to: i64) -> Vec<Point> {
         if from > to {
             return Vec::new();
         }
@@ -508,7 +547,11 @@ impl Historian {
         if from >= to {
             return Vec::new();
         }
-        self.range(tag, from, to - 1)
+        let t = Instant::now();
+        let out = self.range_inner(tag, from, to - 1);
+        metrics::histogram!("mw_historian_query_seconds", "query" => "range")
+            .record(t.elapsed().as_secs_f64());
+        out
     }
 
     /// Aggregates of the good numeric samples of `tag` in `[from, to)`, one [`Bucket`] per
@@ -519,6 +562,21 @@ impl Historian {
     /// head, overlaps in time is answered from its index stats without being read (not for
     /// [`Agg::Twa`], which needs every sample's time).
     pub fn aggregate(&self, tag: &TagPath, from: i64, to: i64, step: i64, agg: Agg) -> Vec<Bucket> {
+        let t = Instant::now();
+        let out = self.aggregate_inner(tag, from, to, step, agg);
+        metrics::histogram!("mw_historian_query_seconds", "query" => "aggregate")
+            .record(t.elapsed().as_secs_f64());
+        out
+    }
+
+    fn aggregate_inner(
+        &self,
+        tag: &TagPath,
+        from: i64,
+        to: i64,
+        step: i64,
+        agg: Agg,
+    ) -> Vec<Bucket> {
         if step <= 0 || from >= to {
             return Vec::new();
         }
@@ -570,6 +628,14 @@ impl Historian {
     /// The newest point of `tag` (any quality), the later write winning: read from the head, or
     /// from the one block whose index says it ends last (only that block is decoded).
     pub fn latest(&self, tag: &TagPath) -> Option<Point> {
+        let t = Instant::now();
+        let out = self.latest_inner(tag);
+        metrics::histogram!("mw_historian_query_seconds", "query" => "latest")
+            .record(t.elapsed().as_secs_f64());
+        out
+    }
+
+    fn latest_inner(&self, tag: &TagPath) -> Option<Point> {
         let point = |ts, e: &Entry| Point {
             tag: tag.clone(),
             ts,
@@ -630,7 +696,7 @@ impl Historian {
             }
         }
         // every block at the end is damaged: the newest readable point
-        self.range(tag, i64::MIN, i64::MAX).pop()
+        self.range_inner(tag, i64::MIN, i64::MAX).pop()
     }
 
     /// The last good numeric sample of `tag` before `t`, looking back in growing windows.
@@ -769,6 +835,42 @@ impl Historian {
         all.sort();
         all.dedup();
         all
+    }
+
+    /// Lists the WAL directory for its size, then publishes the size gauges.
+    fn measure_wal(&self) {
+        let storage = self.inner.storage.as_ref();
+        let bytes: u64 = storage
+            .list(&self.inner.wal_dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| storage.file_len(p).ok())
+            .sum();
+        self.inner.wal_bytes.store(bytes, Ordering::Relaxed);
+        self.publish_sizes();
+    }
+
+    /// Sets `mw_historian_wal_bytes`, `mw_historian_disk_bytes` (segments + WAL) and
+    /// `mw_historian_compression_ratio` (16 bytes per point — an `i64` timestamp and a 64-bit
+    /// value — over the segment files' bytes; not set while there is no segment file).
+    fn publish_sizes(&self) {
+        let u = self.usage();
+        metrics::gauge!("mw_historian_wal_bytes").set(u.wal_bytes as f64);
+        metrics::gauge!("mw_historian_disk_bytes").set((u.segment_bytes + u.wal_bytes) as f64);
+        if let Some(r) = u.compression_ratio() {
+            metrics::gauge!("mw_historian_compression_ratio").set(r);
+        }
+    }
+
+    /// What the store holds on disk.
+    pub fn usage(&self) -> Usage {
+        let st = read(&self.inner.state);
+        Usage {
+            segments: st.segments.len(),
+            segment_bytes: st.segments.iter().map(|s| s.bytes).sum(),
+            segment_points: st.segments.iter().map(|s| s.points).sum(),
+            wal_bytes: self.inner.wal_bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// Segment files in use and their bytes on disk.

@@ -54,6 +54,9 @@ pub struct WalOptions {
     /// A segment is closed and a new one started beyond this size.
     pub segment_bytes: u64,
     pub sync: SyncPolicy,
+    /// Also record every fsync's seconds in this histogram, besides `mw_wal_fsync_seconds`
+    /// (for a component that reports its own, e.g. `mw_historian_fsync_seconds`).
+    pub fsync_histogram: Option<&'static str>,
 }
 
 impl WalOptions {
@@ -62,6 +65,7 @@ impl WalOptions {
             dir: dir.into(),
             segment_bytes: 64 << 20,
             sync: SyncPolicy::Always,
+            fsync_histogram: None,
         }
     }
 }
@@ -358,6 +362,7 @@ impl WalWriter {
     pub fn start(mut wal: Wal) -> io::Result<(WalWriter, std::thread::JoinHandle<()>)> {
         let (tx, mut rx) = mpsc::channel::<Cmd>(WRITE_QUEUE);
         let policy = wal.opts.sync;
+        let own = wal.opts.fsync_histogram;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
@@ -365,10 +370,15 @@ impl WalWriter {
             .name("mw-wal".into())
             .spawn(move || {
                 let fsync = metrics::histogram!("mw_wal_fsync_seconds");
+                let own = own.map(|name| metrics::histogram!(name));
                 let sync = |wal: &mut Wal| {
                     let t = Instant::now();
                     let r = wal.sync();
-                    fsync.record(t.elapsed().as_secs_f64());
+                    let secs = t.elapsed().as_secs_f64();
+                    fsync.record(secs);
+                    if let Some(h) = &own {
+                        h.record(secs);
+                    }
                     r
                 };
                 rt.block_on(async {
