@@ -202,6 +202,24 @@ fn writes_are_queryable_refusals_name_line_and_column_and_history_survives_a_res
     );
     assert_eq!(multi["series"].as_array().unwrap().len(), 2, "{multi}");
 
+    // the historian's and the write routes' metrics
+    let m = common::get(&addr, "/metrics").unwrap().text();
+    // the sum over every label set of a metric
+    let value = |name: &str| -> f64 {
+        let vals: Vec<f64> = m
+            .lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with([' ', '{'])))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        assert!(!vals.is_empty(), "no {name} in /metrics:\n{m}");
+        vals.iter().sum()
+    };
+    assert!(value("mw_historian_points_written_total") >= 241.0);
+    assert_eq!(value("mw_http_write_samples_total"), 241.0);
+    assert!(value("mw_http_write_rejected_total") >= 2.0);
+    assert!(value("mw_historian_wal_bytes") > 0.0);
+    assert!(m.contains("mw_historian_query_seconds"), "{m}");
+
     // a restart keeps everything, and the type of each tag
     stop(p);
     let (p, addr) = start(&site);
