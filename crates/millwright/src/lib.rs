@@ -5,6 +5,8 @@
 
 use mw_bus::Component;
 
+pub mod ingest;
+
 /// Every shipped component. Processors run in this order: analytics before deadband, so the
 /// detectors see every sample; alarms after analytics (their outputs are evaluated in the same
 /// batch) and before deadband (alarms see every sample); the live store is the sink the HTTP

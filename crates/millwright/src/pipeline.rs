@@ -1,7 +1,8 @@
 //! Wires a validated configuration into a running pipeline: every shipped component
 //! ([`millwright::components`]) builds its sources, processors and sinks from the config; the
-//! binary starts the bus with them and serves HTTP over the live store (a handle the live
-//! component provides) until a signal arrives.
+//! binary starts the bus with them and serves HTTP over the live store and, when configured, the
+//! historian (handles those components provide; HTTP writes go onto the bus) until a signal
+//! arrives.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +115,7 @@ pub async fn run(
     let live = parts
         .take::<LiveStore>()
         .context("no live store among the components")?;
+    let historian = parts.take::<mw_historian::engine::Historian>();
     let detector_control = parts.take::<Arc<mw_analytics_live::Control>>().map(|c| {
         Arc::new(crate::web_adapters::DetectorsApi(c)) as Arc<dyn mw_web::DetectorControl>
     });
@@ -137,6 +139,17 @@ pub async fn run(
         );
         login_token = Some(secret);
     }
+    let ingest = historian.as_ref().map(|h| {
+        Arc::new(crate::web_adapters::BusIngest {
+            publisher: bus.publisher(),
+            kinds: millwright::ingest::TagKinds::new(
+                &tree,
+                cfg.section::<mw_historian::component::HistorianConfig>()
+                    .is_none_or(|c| c.create_tags),
+            ),
+            historian: h.clone(),
+        }) as Arc<dyn mw_web::Ingest>
+    });
     let running = bus.start(&sources);
     let summary = format!(
         "{} tag(s), {} source(s), sections: {}",
@@ -156,7 +169,13 @@ pub async fn run(
     let http_addr = listener.local_addr()?;
     let state = mw_web::AppState {
         site_name: cfg.site.name.as_str().into(),
-        tags: Arc::new(crate::web_adapters::LiveTags(live.clone())),
+        tags: match &historian {
+            Some(h) => Arc::new(crate::web_adapters::HistoryTags {
+                live: live.clone(),
+                historian: h.clone(),
+            }),
+            None => Arc::new(crate::web_adapters::LiveTags(live.clone())),
+        },
         tree: tree.clone(),
         sources: sources.clone(),
         metrics,
@@ -168,6 +187,7 @@ pub async fn run(
             }) as Arc<dyn mw_web::FaultControl>
         }),
         detectors: detector_control,
+        ingest,
         auth: Arc::new(auth),
         audit: Some(Arc::new(crate::web_adapters::AuditFile(
             cfg.site.data_dir.clone(),

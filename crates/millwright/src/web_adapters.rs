@@ -1,15 +1,18 @@
-//! The web layer's seams (`mw_web::TagStore`, `mw_web::FaultControl`, `mw_web::DetectorControl`)
-//! over this process's live store, in-process simulator and live detectors. Thin delegation: the
-//! behaviour is in `mw-live`, `mw-sim` and `mw-analytics-live`, the JSON shapes in `mw-web`.
+//! The web layer's seams (`mw_web::TagStore`, `mw_web::Ingest`, `mw_web::FaultControl`,
+//! `mw_web::DetectorControl`) over this process's live store and historian, its bus, in-process
+//! simulator and live detectors. Thin delegation: the behaviour is in `mw-live`, `mw-historian`,
+//! `mw-bus`, `millwright::ingest`, `mw-sim` and `mw-analytics-live`, the JSON shapes in `mw-web`.
 
 use std::sync::{Arc, Mutex};
 
+use mw_historian::engine::Historian;
 use mw_live::LiveStore;
 use mw_model::{Sample, TagPath};
 use mw_web::{FaultInfo, FaultSpec};
 
 /// The live store as the API's tag store. It keeps only a recent window per tag, so range and
-/// aggregate queries keep their default answer (`QueryError::Unsupported`).
+/// aggregate queries keep their default answer (`QueryError::Unsupported`): the tag store of a
+/// process without a historian.
 pub struct LiveTags(pub LiveStore);
 
 impl mw_web::TagStore for LiveTags {
@@ -27,6 +30,173 @@ impl mw_web::TagStore for LiveTags {
 
     fn window(&self) -> usize {
         self.0.window()
+    }
+}
+
+/// The live store and the historian as the API's tag store: the latest value from the live
+/// store (the historian's when the live store has none yet, e.g. after a restart), the recent
+/// window and every history query from the historian, so a restart keeps the trends.
+pub struct HistoryTags {
+    pub live: LiveStore,
+    pub historian: Historian,
+}
+
+/// How far back [`HistoryTags::recent`] looks first; it widens (×8, up to
+/// [`RECENT_LOOKBACK_MAX_NS`]) while it finds fewer samples than asked.
+const RECENT_LOOKBACK_NS: i64 = 3_600_000_000_000;
+const RECENT_LOOKBACK_MAX_NS: i64 = 30 * 86_400_000_000_000;
+
+fn sample(p: mw_historian::record::Point) -> Sample {
+    Sample {
+        tag: p.tag,
+        value: p.value,
+        quality: p.quality,
+        source_ts: p.ts,
+        receive_ts: p.ts,
+    }
+}
+
+impl mw_web::TagStore for HistoryTags {
+    fn latest(&self, tag: &TagPath) -> Option<Sample> {
+        self.live
+            .latest(tag)
+            .or_else(|| self.historian.latest(tag).map(sample))
+    }
+
+    fn latest_all(&self) -> Vec<Sample> {
+        let mut live = self.live.latest_all();
+        let have: std::collections::HashSet<TagPath> = live.iter().map(|s| s.tag.clone()).collect();
+        for t in self.historian.tags() {
+            if !have.contains(&t)
+                && let Some(p) = self.historian.latest(&t)
+            {
+                live.push(sample(p));
+            }
+        }
+        live.sort_by(|a, b| a.tag.cmp(&b.tag));
+        live
+    }
+
+    fn recent(&self, tag: &TagPath, limit: usize) -> Option<Vec<Sample>> {
+        let Some(last) = self.historian.latest(tag) else {
+            return self.live.recent(tag, limit);
+        };
+        let to = last.ts;
+        let mut span = RECENT_LOOKBACK_NS;
+        loop {
+            let from = to.saturating_sub(span);
+            let points = self.historian.range(tag, from, to);
+            if points.len() >= limit || span >= RECENT_LOOKBACK_MAX_NS {
+                let skip = points.len().saturating_sub(limit);
+                return Some(points.into_iter().skip(skip).map(sample).collect());
+            }
+            span = span.saturating_mul(8);
+        }
+    }
+
+    fn window(&self) -> usize {
+        self.live.window()
+    }
+
+    fn range(
+        &self,
+        tag: &TagPath,
+        from_ns: i64,
+        to_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<Sample>, mw_web::QueryError> {
+        if from_ns >= to_ns {
+            return Err(mw_web::QueryError::InvalidRange { from_ns, to_ns });
+        }
+        let points = self.historian.range_half_open(tag, from_ns, to_ns);
+        Ok(points.into_iter().take(limit).map(sample).collect())
+    }
+
+    fn aggregate(
+        &self,
+        tag: &TagPath,
+        from_ns: i64,
+        to_ns: i64,
+        step_ns: i64,
+        aggregate: mw_web::Aggregate,
+    ) -> Result<Vec<mw_web::AggregatePoint>, mw_web::QueryError> {
+        use mw_historian::Agg;
+        use mw_web::Aggregate as A;
+        if from_ns >= to_ns {
+            return Err(mw_web::QueryError::InvalidRange { from_ns, to_ns });
+        }
+        if step_ns <= 0 {
+            return Err(mw_web::QueryError::InvalidStep { step_ns });
+        }
+        let agg = match aggregate {
+            A::Min => Agg::Min,
+            A::Max => Agg::Max,
+            A::Avg => Agg::Avg,
+            A::Sum => Agg::Sum,
+            A::Count => Agg::Count,
+            A::First => Agg::First,
+            A::Last => Agg::Last,
+            A::Twa => Agg::Twa,
+        };
+        Ok(self
+            .historian
+            .aggregate(tag, from_ns, to_ns, step_ns, agg)
+            .into_iter()
+            .map(|b| mw_web::AggregatePoint {
+                start_ns: b.start,
+                value: b.value,
+                count: b.count,
+            })
+            .collect())
+    }
+
+    fn paths(&self) -> Vec<TagPath> {
+        let mut all: Vec<TagPath> = self.live.latest_all().into_iter().map(|s| s.tag).collect();
+        all.extend(self.historian.tags());
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// HTTP writes into the pipeline: checked by [`millwright::ingest::TagKinds`], sent with an
+/// end-to-end acknowledgement, answered once every durable sink (the historian) committed.
+pub struct BusIngest {
+    pub publisher: mw_bus::Publisher,
+    pub kinds: millwright::ingest::TagKinds,
+    pub historian: Historian,
+}
+
+impl mw_web::Ingest for BusIngest {
+    fn write(&self, samples: Vec<Sample>) -> mw_web::IngestFuture<'_> {
+        Box::pin(async move {
+            let created = self
+                .kinds
+                .admit(&samples, |t| self.historian.latest(t).map(|p| p.value))
+                .map_err(|r| mw_web::IngestError::Rejected {
+                    index: r.index,
+                    message: r.message,
+                })?;
+            let n = samples.len();
+            let rx = self
+                .publisher
+                .send_with_ack(mw_bus::Batch::from_samples(samples))
+                .await
+                .map_err(|_| mw_web::IngestError::Closed)?;
+            match rx.outcome().await {
+                mw_bus::AckOutcome::Committed { sinks } if sinks > 0 => Ok(mw_web::IngestReceipt {
+                    samples: n,
+                    created_tags: created,
+                }),
+                mw_bus::AckOutcome::Committed { .. } => Err(mw_web::IngestError::NotDurable(
+                    "no durable sink took the samples".into(),
+                )),
+                mw_bus::AckOutcome::Dropped { sink, reason }
+                | mw_bus::AckOutcome::Failed { sink, reason } => {
+                    Err(mw_web::IngestError::NotDurable(format!("{sink}: {reason}")))
+                }
+            }
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! fsync = "always"             # default: a batch is acknowledged once it is on disk
 //! # interval_ms = 100          # instead of fsync: acknowledged when written, synced within N ms
 //! flush_points = 500000        # the in-memory head is written to a segment file beyond this
+//! create_tags = true           # an HTTP line-protocol write may create tags (typed by its field)
 //! partition = "1d"             # flushed files are compacted into one file per partition
 //! retention = "30d"            # raw points of tags no class below matches
 //! rollup_1m = "180d"           # 1-minute rollups (min, max, avg, count, first, last)
@@ -27,9 +28,10 @@ use mw_config::{Config, Cx, Section, SectionValue, Table};
 
 use crate::engine::{Historian, Options};
 use crate::record::Point;
-use crate::retention::{Glob, Retention};
+use crate::retention::Retention;
 use crate::storage::FsStorage;
 use crate::wal::SyncPolicy;
+use mw_model::TagPattern;
 
 /// The checked `[historian]` section.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +47,8 @@ pub struct HistorianConfig {
     pub retention: Retention,
     /// The disk quota in bytes, if any.
     pub max_bytes: Option<u64>,
+    /// Whether an HTTP write may create a tag that does not exist yet.
+    pub create_tags: bool,
 }
 
 impl Default for HistorianConfig {
@@ -57,6 +61,7 @@ impl Default for HistorianConfig {
             partition: crate::engine::DAY,
             retention: Retention::default(),
             max_bytes: None,
+            create_tags: true,
         }
     }
 }
@@ -160,6 +165,7 @@ const KEYS: &[&str] = &[
     "rollup_1m",
     "rollup_1h",
     "max_bytes",
+    "create_tags",
 ];
 
 /// The longest retention: 100 years.
@@ -250,7 +256,7 @@ impl Section for HistorianSection {
             cx.require(c, &["match", "raw"]);
             let glob = cx
                 .string(c, "match", false)
-                .and_then(|f| match Glob::new(f.v) {
+                .and_then(|f| match TagPattern::new(f.v) {
                     Ok(g) => Some(g),
                     Err(e) => {
                         cx.err(
@@ -264,6 +270,9 @@ impl Section for HistorianSection {
             if let (Some(g), Some(raw)) = (glob, raw) {
                 out.retention.classes.push((g, raw));
             }
+        }
+        if let Some(f) = cx.boolean(t, "create_tags", false) {
+            out.create_tags = f.v;
         }
         Box::new(out)
     }

@@ -2116,14 +2116,14 @@ mod tests {
 
     #[tokio::test]
     async fn expired_partitions_disappear_from_queries_at_once_and_from_disk_at_compaction() {
-        use crate::retention::Glob;
+        use mw_model::TagPattern;
         let disk = MemStorage::new();
         let now = Arc::new(AtomicI64::new(0));
         let mut o = Options::new("/h");
         o.partition = 100;
         o.retention = Retention {
             raw: 300,
-            classes: vec![(Glob::new("a/fast/**").unwrap(), 100)],
+            classes: vec![(TagPattern::new("a/fast/**").unwrap(), 100)],
             ..Retention::default()
         };
         let n = now.clone();
@@ -2648,7 +2648,7 @@ mod tests {
             ops in prop::collection::vec(model_op(), 1..20),
             queries in prop::collection::vec((-10i64..80, 1i64..90, 1i64..30), 1..4),
         ) {
-            use crate::retention::Glob;
+            use mw_model::TagPattern;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let disk = MemStorage::new();
@@ -2660,7 +2660,7 @@ mod tests {
                     o.compact_files = 3;
                     o.retention = Retention {
                         raw,
-                        classes: vec![(Glob::new("a/fast/**").unwrap(), fast)],
+                        classes: vec![(TagPattern::new("a/fast/**").unwrap(), fast)],
                         ..Retention::default()
                     };
                     let n = now.clone();

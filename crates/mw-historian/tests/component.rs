@@ -72,7 +72,7 @@ fn retention_classes_are_checked_and_kept_in_order() {
     );
     assert!(
         d.contains(
-            "h.toml:5:9: \"match\" in [[historian.retention_class]]: invalid tag pattern \"a//b\""
+            "h.toml:5:9: \"match\" in [[historian.retention_class]]: tag pattern \"a//b\" has an empty segment"
         ),
         "{d}"
     );

@@ -17,7 +17,8 @@ pub enum Role {
     /// A viewer who also acknowledges and shelves alarms, writes to equipment and injects
     /// simulator faults.
     Operator,
-    /// An operator who also changes configuration and detectors (asks them to learn again).
+    /// An operator who also changes configuration and detectors (asks them to learn again) and
+    /// writes data over HTTP.
     Engineer,
     /// An engineer who also manages users, tokens and certificates and reads the audit trail.
     Admin,
@@ -37,6 +38,8 @@ pub enum Permission {
     ChangeConfig,
     /// Change detectors, ask them to learn again.
     ChangeDetectors,
+    /// Write data into the historian over HTTP (line protocol), creating tags.
+    WriteData,
     ManageUsers,
     ManageTokens,
     ManageCertificates,
@@ -44,7 +47,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::Read,
         Permission::AcknowledgeAlarm,
         Permission::ShelveAlarm,
@@ -52,6 +55,7 @@ impl Permission {
         Permission::InjectFault,
         Permission::ChangeConfig,
         Permission::ChangeDetectors,
+        Permission::WriteData,
         Permission::ManageUsers,
         Permission::ManageTokens,
         Permission::ManageCertificates,
@@ -66,7 +70,9 @@ impl Permission {
             | Permission::ShelveAlarm
             | Permission::WriteEquipment
             | Permission::InjectFault => Role::Operator,
-            Permission::ChangeConfig | Permission::ChangeDetectors => Role::Engineer,
+            Permission::ChangeConfig | Permission::ChangeDetectors | Permission::WriteData => {
+                Role::Engineer
+            }
             Permission::ManageUsers
             | Permission::ManageTokens
             | Permission::ManageCertificates
@@ -120,7 +126,7 @@ mod tests {
     use Permission as P;
 
     /// The whole table, written out: (permission, viewer, operator, engineer, admin).
-    const TABLE: [(Permission, [bool; 4]); 11] = [
+    const TABLE: [(Permission, [bool; 4]); 12] = [
         (P::Read, [true, true, true, true]),
         (P::AcknowledgeAlarm, [false, true, true, true]),
         (P::ShelveAlarm, [false, true, true, true]),
@@ -128,6 +134,7 @@ mod tests {
         (P::InjectFault, [false, true, true, true]),
         (P::ChangeConfig, [false, false, true, true]),
         (P::ChangeDetectors, [false, false, true, true]),
+        (P::WriteData, [false, false, true, true]),
         (P::ManageUsers, [false, false, false, true]),
         (P::ManageTokens, [false, false, false, true]),
         (P::ManageCertificates, [false, false, false, true]),

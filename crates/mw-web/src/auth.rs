@@ -4,7 +4,9 @@
 //! its assets, and `/health`.
 //!
 //! * **API clients** send `Authorization: Bearer TOKEN` (an API token, or the demo's login token
-//!   during that run). No CSRF token is needed: a browser never adds that header by itself.
+//!   during that run); `Token TOKEN` and `Basic` with the token as password are accepted too, as
+//!   InfluxDB clients send them. No CSRF token is needed: a browser never adds that header by
+//!   itself.
 //! * **The UI** logs in at `/login` (user and password, or `/login?token=TOKEN` from the demo's
 //!   start line) and gets a session cookie: `HttpOnly`, `SameSite=Strict`, `Path=/`, `Secure`
 //!   under TLS. A state-changing request made with the cookie must also carry
@@ -159,6 +161,7 @@ pub fn access(method: &Method, path: &str) -> Access {
         ("POST", "/api/v1/sim/faults") => Access::Needs(InjectFault),
         ("POST", "/api/v1/detectors/relearn") => Access::Needs(ChangeDetectors),
         ("GET", "/api/v1/audit") => Access::Needs(ReadAudit),
+        ("POST", "/api/v1/write" | "/write" | "/api/v2/write") => Access::Needs(WriteData),
         // everything else — reading, logging out, unknown routes — needs a signed-in principal
         _ => Access::Needs(Read),
     }
@@ -170,10 +173,7 @@ fn identify(auth: &Auth, req: &Request) -> Result<Option<(Principal, Option<Stri
     let h = req.headers();
     if let Some(v) = h.get(header::AUTHORIZATION) {
         let v = v.to_str().map_err(|_| AuthError::MalformedToken)?;
-        let token = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-            .ok_or(AuthError::MalformedToken)?;
+        let token = presented_token(v).ok_or(AuthError::MalformedToken)?;
         return auth.bearer(token.trim()).map(|p| Some((p, None)));
     }
     if let Some(id) = cookie(h, SESSION_COOKIE) {
@@ -188,6 +188,28 @@ fn identify(auth: &Auth, req: &Request) -> Result<Option<(Principal, Option<Stri
             .map(|p| Some((p, None)));
     }
     Ok(None)
+}
+
+/// The API token of an `Authorization` header: `Bearer TOKEN`; `Token TOKEN` (what InfluxDB 2.x
+/// clients and Telegraf send); `Basic` with the token as the password (InfluxDB 1.x clients; the
+/// user name is ignored — a password is never checked here, so a request cannot make the server
+/// hash one).
+pub(crate) fn presented_token(v: &str) -> Option<String> {
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    let rest = rest.trim();
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" | "token" => Some(rest.to_owned()),
+        "basic" => {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()?;
+            let text = String::from_utf8(raw).ok()?;
+            let (_, password) = text.split_once(':')?;
+            Some(password.to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// A cookie's value from the `Cookie` headers.

@@ -1,7 +1,10 @@
 //! Request and response rules applied to every route (see [`crate::router`]):
 //! * a request with a body method (POST, PUT, PATCH) must say `Content-Type: application/json`
 //!   (415 otherwise): a browser can send a cross-site "simple" POST (`text/plain`, form types)
-//!   without a CORS preflight, never a JSON one, so this closes that CSRF path;
+//!   without a CORS preflight, never a JSON one, so this closes that CSRF path. The line-protocol
+//!   write routes take `text/plain` (never form types); a cross-site write is still refused,
+//!   by the `Origin` check (`serve`), by the CSRF header a cookie session needs, and because
+//!   their other credentials are headers a browser never sends by itself;
 //! * every error answer (4xx, 5xx) is JSON `{"error": MESSAGE}` — axum's own rejections (bad
 //!   query string, body too large, 405 with an empty body) are rewritten, keeping their message;
 //! * every response carries `X-Content-Type-Options: nosniff`; HTML responses also carry a strict
@@ -33,9 +36,12 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// 415 for a body method without `Content-Type: application/json`.
+/// 415 for a body method without `Content-Type: application/json`, except on the line-protocol
+/// write routes, which check their own body types (no form types) and where CSRF is closed by
+/// the `Origin` check, the session's CSRF header and headers a browser never adds by itself.
 pub(crate) async fn require_json(req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH)
+        && !crate::history::WRITE_PATHS.contains(&req.uri().path())
         && !is_json(req.headers().get(header::CONTENT_TYPE))
     {
         let got = req

@@ -11,6 +11,9 @@
 //! | `GET /ready` | 200 once every source has completed a poll cycle, else 503 with what it waits for |
 //! | `GET /api/v1/tags[?history=N]` | every configured tag with its latest value, quality, unit, timestamp |
 //! | `GET /api/v1/tags/{path}/recent[?limit=N]` | the tag's recent window (oldest first) |
+//! | `GET /api/v1/query?tag=PATH[&from=T&to=T&agg=A&step=S]` | stored history of a tag: raw points `[ts, value, quality]`, or per step `[start, value, "good", count]` with `agg` = min, max, avg, sum, count, first, last, twa; T = RFC 3339 or ns (default: the last hour); a glob (`plant/*/flow`, `line1/**`) answers `{"series": [...]}`; 501 without a historian |
+//! | `GET /api/v1/latest[?tag=PATH\|GLOB]` | the latest sample of every tag with data (live, else stored) |
+//! | `POST /api/v1/write[?precision=P]`, `POST /write[?precision=P]` (InfluxDB 1.x), `POST /api/v2/write[?precision=P]` (InfluxDB 2.x) | line protocol (`text/plain`, optionally gzip), one tag per field `measurement/<tag values by key>/field`; 204 once durable, 400 naming line and column; 501 without a historian |
 //! | `GET /api/v1/assets` | the asset tree with each asset's tags |
 //! | `GET /api/v1/sources` | status of each source (device) |
 //! | `POST /api/v1/sim/faults`, `GET /api/v1/sim/faults` | inject / list simulator faults (demo only) |
@@ -27,6 +30,7 @@
 mod api;
 pub mod auth;
 mod hardening;
+mod history;
 mod page;
 mod seams;
 mod serve;
@@ -41,9 +45,10 @@ use mw_model::AssetTree;
 
 pub use auth::{Access, Auth, access};
 pub use hardening::{CONTENT_SECURITY_POLICY, CONTROL_BODY_LIMIT};
+pub use history::WRITE_BODY_LIMIT;
 pub use seams::{
     Aggregate, AggregatePoint, AuditLog, DetectorControl, DetectorInfo, FaultControl, FaultInfo,
-    FaultSpec, QueryError, TagStore,
+    FaultSpec, Ingest, IngestError, IngestFuture, IngestReceipt, QueryError, TagStore,
 };
 pub use serve::{ClientCert, ServeOptions, TlsConfigError, serve_with, server_tls_config};
 
@@ -63,6 +68,9 @@ pub struct AppState {
     pub faults: Option<Arc<dyn FaultControl>>,
     /// The live anomaly detectors, when any are configured.
     pub detectors: Option<Arc<dyn DetectorControl>>,
+    /// Where line-protocol writes go, when the process stores history (else the write routes
+    /// answer 501).
+    pub ingest: Option<Arc<dyn Ingest>>,
     /// Who may do what (see [`auth`]).
     pub auth: Arc<Auth>,
     /// The audit trail (admins read it), when the process keeps one.
@@ -119,6 +127,11 @@ fn guard<S: Clone + Send + Sync + 'static>(router: Router<S>, max_in_flight: usi
 /// answered in JSON) → `Content-Type` check → routes with their body limits.
 pub fn router(state: AppState) -> Router {
     let control = DefaultBodyLimit::max(CONTROL_BODY_LIMIT);
+    // the write handler reads its body itself, bounded by WRITE_BODY_LIMIT
+    let write_limit = DefaultBodyLimit::disable();
+    let write_permits = axum::Extension(history::WritePermits(Arc::new(
+        tokio::sync::Semaphore::new(history::MAX_WRITES_IN_FLIGHT),
+    )));
     let routes = Router::new()
         .route("/", get(page::index))
         .route("/assets/app.js", get(page::script))
@@ -133,6 +146,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(api::ready))
         .route("/metrics", get(api::metrics))
         .route("/api/v1/tags", get(api::tags))
+        .route("/api/v1/query", get(history::query))
+        .route("/api/v1/latest", get(history::latest))
+        .route("/api/v1/write", post(history::write).layer(write_limit))
+        .route("/write", post(history::write).layer(write_limit))
+        .route("/api/v2/write", post(history::write).layer(write_limit))
+        .layer(write_permits)
         .route("/api/v1/tags/{*rest}", get(api::tag_sub))
         .route("/api/v1/assets", get(api::assets))
         .route("/api/v1/sources", get(api::sources))
@@ -183,6 +202,19 @@ pub mod fuzzing {
             crate::api::parse_fault_body(body).is_ok(),
             crate::api::parse_relearn_body(body).is_ok(),
         ]
+    }
+
+    /// A line-protocol write body, as the write routes parse it: the number of samples, or the
+    /// message of the 400. Every sample has a (line, column) to name in a refusal.
+    pub fn write_body(body: &[u8]) -> Result<usize, String> {
+        let (samples, at) = crate::history::parse_write(body, None, 0)?;
+        assert_eq!(samples.len(), at.len(), "a sample without its position");
+        Ok(samples.len())
+    }
+
+    /// The API token an `Authorization` header value presents (`Bearer`, `Token`, `Basic`).
+    pub fn authorization(value: &[u8]) -> Option<String> {
+        crate::auth::presented_token(std::str::from_utf8(value).ok()?)
     }
 
     /// The session cookie's value from `Cookie` headers (one per line of `headers`; lines that

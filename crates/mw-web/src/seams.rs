@@ -1,15 +1,15 @@
 //! What the HTTP layer reads and controls, as traits it defines and the binary implements: the
-//! tag store (today the live store; the historian later), the simulator's faults (demo only) and
-//! the live anomaly detectors. The types here are plain Rust values built from `mw-model` types;
+//! tag store (the live store, and the historian when configured), where HTTP writes go
+//! ([`Ingest`]), the simulator's faults (demo only) and the live anomaly detectors. The types here are plain Rust values built from `mw-model` types;
 //! only this crate turns them into JSON.
 
 use mw_model::{Sample, TagPath};
 
 /// Where the API reads tag values from.
 ///
-/// The first four methods are what the live store answers today (latest value and a bounded
-/// recent window per tag). [`TagStore::range`] and [`TagStore::aggregate`] are the queries of a
-/// store with history; their default implementations return [`QueryError::Unsupported`].
+/// The first four methods are what the live store answers (latest value and a bounded recent
+/// window per tag). [`TagStore::range`] and [`TagStore::aggregate`] are the queries of a store
+/// with history; their default implementations return [`QueryError::Unsupported`].
 pub trait TagStore: Send + Sync {
     /// The latest sample of a tag, by source timestamp; `None` if the tag has no data.
     fn latest(&self, tag: &TagPath) -> Option<Sample>;
@@ -45,6 +45,50 @@ pub trait TagStore: Send + Sync {
         let _ = (tag, from_ns, to_ns, step_ns, aggregate);
         Err(QueryError::Unsupported { query: "aggregate" })
     }
+
+    /// Every tag with stored or live data, sorted (what a glob or regex query matches against).
+    fn paths(&self) -> Vec<TagPath> {
+        self.latest_all().into_iter().map(|s| s.tag).collect()
+    }
+}
+
+/// Why an [`Ingest`] write was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// The sample at `index` (of the batch handed to [`Ingest::write`]) may not be written; the
+    /// message says why (a tag a source owns, a type that differs from the tag's, creating tags
+    /// turned off). Nothing of the batch was written. Answered with 400.
+    #[error("{message}")]
+    Rejected { index: usize, message: String },
+    /// The batch was sent but not committed by every durable sink (dropped or failed). It may
+    /// be partly stored; the client should retry (same timestamps overwrite). Answered with 503.
+    #[error("not stored: {0}")]
+    NotDurable(String),
+    /// The process is shutting down. Answered with 503.
+    #[error("shutting down: the write was not accepted")]
+    Closed,
+}
+
+/// What an accepted write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestReceipt {
+    /// Samples committed.
+    pub samples: usize,
+    /// Tags the write created.
+    pub created_tags: usize,
+}
+
+/// The future [`Ingest::write`] returns.
+pub type IngestFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<IngestReceipt, IngestError>> + Send + 'a>,
+>;
+
+/// Where HTTP writes (line protocol) go (implemented by the binary over the bus).
+pub trait Ingest: Send + Sync {
+    /// Checks every sample, sends the batch through the pipeline and resolves once every durable
+    /// sink committed it (the historian, under its fsync policy) — only then may the client be
+    /// told it is stored. A batch is accepted or refused whole.
+    fn write(&self, samples: Vec<Sample>) -> IngestFuture<'_>;
 }
 
 /// How [`TagStore::aggregate`] reduces the samples of one bucket.
@@ -60,9 +104,29 @@ pub enum Aggregate {
     First,
     /// The latest sample's value.
     Last,
+    /// Time-weighted average: each good sample's value holds until the next one (what process
+    /// engineers expect of an analog tag sampled irregularly); the historian's docs define the
+    /// bucket edges exactly.
+    Twa,
 }
 
 impl Aggregate {
+    pub const ALL: [Aggregate; 8] = [
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Avg,
+        Aggregate::Sum,
+        Aggregate::Count,
+        Aggregate::First,
+        Aggregate::Last,
+        Aggregate::Twa,
+    ];
+
+    /// The aggregate named `name` (`min`, `max`, `avg`, `sum`, `count`, `first`, `last`, `twa`).
+    pub fn from_name(name: &str) -> Option<Aggregate> {
+        Aggregate::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Aggregate::Min => "min",
@@ -71,6 +135,7 @@ impl Aggregate {
             Aggregate::Sum => "sum",
             Aggregate::Count => "count",
             Aggregate::First => "first",
+            Aggregate::Twa => "twa",
             Aggregate::Last => "last",
         }
     }

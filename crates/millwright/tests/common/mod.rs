@@ -368,6 +368,20 @@ pub fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<Response, String> {
+    let json = [("Content-Type", "application/json")];
+    let headers: &[(&str, &str)] = if body.is_some() { &json } else { &[] };
+    request_with(addr, method, path, headers, body.map(str::as_bytes))
+}
+
+/// [`request`] with any headers and body bytes (`Content-Length` is added for a body; the
+/// registered bearer token unless `headers` has an `Authorization`).
+pub fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
     let sock = addr
         .to_socket_addrs()
         .map_err(|e| format!("{addr}: {e}"))?
@@ -381,20 +395,24 @@ pub fn request(
         .map_err(|e| e.to_string())?;
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
-    if let Some(t) = token_for(addr) {
+    let has_auth = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    if let (false, Some(t)) = (has_auth, token_for(addr)) {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
     if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
     if let Some(b) = body {
-        req.push_str(b);
+        bytes.extend_from_slice(b);
     }
-    s.write_all(req.as_bytes())
+    s.write_all(&bytes)
         .map_err(|e| format!("{method} {path}: write: {e}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)
@@ -795,7 +813,12 @@ pub struct Demo {
 /// until it prints both listener lines (not for `/ready`).
 #[allow(dead_code)]
 pub fn start_demo(name: &str, extra: &[&str]) -> Demo {
-    let data = TempDir::new(name);
+    start_demo_in(TempDir::new(name), extra)
+}
+
+/// [`start_demo`] on an existing data directory (a restart).
+#[allow(dead_code)]
+pub fn start_demo_in(data: TempDir, extra: &[&str]) -> Demo {
     let data_dir = data.path.to_str().expect("utf-8 temp path").to_owned();
     let mut args = vec![
         "demo",
