@@ -113,6 +113,9 @@ pub struct UplinkStatus {
     pub acked_historical: u64,
     /// Connections re-established after a loss.
     pub reconnects: u64,
+    /// Sessions started: connected, the stream found or created, and the split between live
+    /// and backlog fixed (records appended from then on are live).
+    pub sessions: u64,
     /// Sessions broken by a failed publish or PubAck.
     pub errors: u64,
     /// Buffer records this version could not read (skipped and acknowledged).
@@ -258,6 +261,9 @@ pub async fn run(
             continue;
         }
         st.recover(&buffer);
+        tracing::debug!(uplink = %cfg.name, live_next = st.live_next, back_next = st.back_next,
+            backlog = ?st.backlog, "session starts");
+        status.update(|s| s.sessions += 1);
         match session(
             &cfg,
             &js,
@@ -273,6 +279,8 @@ pub async fn run(
         {
             End::Shutdown => break,
             End::Broken(why) => {
+                tracing::debug!(uplink = %cfg.name, reason = %why, live_next = st.live_next,
+                    back_next = st.back_next, backlog = ?st.backlog, "session broken");
                 m.errors.increment(1);
                 tracing::warn!(uplink = %cfg.name, reason = %why, "uplink session broken; unacknowledged records are sent again");
                 status.update(|s| {
@@ -458,8 +466,18 @@ async fn session(
                 st.backlog.pop_front(); // drained (what is left of it was dropped or acknowledged)
                 continue;
             }
-            st.back_next = recs[recs.len() - 1].seq + 1;
-            if let Err(e) = publish(cfg, js, buffer, &mut st.back, recs, status, m).await {
+            if let Err(e) = publish(
+                cfg,
+                js,
+                buffer,
+                &mut st.back,
+                &mut st.back_next,
+                recs,
+                status,
+                m,
+            )
+            .await
+            {
                 return End::Broken(e);
             }
         }
@@ -467,10 +485,24 @@ async fn session(
             let (b, from, n) = (buffer.clone(), st.live_next, cfg.batch - st.live.seqs.len());
             live_read = Some(Box::pin(async move { b.next_batch(from, n).await }));
         }
+        // biased, live before the backlog: the backlog's PubAcks are nearly always ready while
+        // it drains and must not starve new data
         tokio::select! {
             biased;
             () = until(stop, true) => return End::Shutdown,
             () = until(conn, false) => return End::Broken("disconnected".into()),
+            r = async { live_read.as_mut().expect("checked").await }, if live_read.is_some() => {
+                live_read = None;
+                let recs = match r {
+                    Ok(r) => r,
+                    Err(e) => return End::Broken(format!("reading the buffer: {e}")),
+                };
+                if let Err(e) =
+                    publish(cfg, js, buffer, &mut st.live, &mut st.live_next, recs, status, m).await
+                {
+                    return End::Broken(e);
+                }
+            }
             Some((seq, t0, r)) = st.live.inflight.next(), if !st.live.inflight.is_empty() => {
                 if let Err(e) = acked(buffer, &mut st.live, seq, t0, r, status, m) {
                     return End::Broken(e);
@@ -483,40 +515,52 @@ async fn session(
                 }
                 *failures = 0;
             }
-            r = async { live_read.as_mut().expect("checked").await }, if live_read.is_some() => {
-                live_read = None;
-                let recs = match r {
-                    Ok(r) => r,
-                    Err(e) => return End::Broken(format!("reading the buffer: {e}")),
-                };
-                if let Some(last) = recs.last() {
-                    st.live_next = last.seq + 1;
-                }
-                if let Err(e) = publish(cfg, js, buffer, &mut st.live, recs, status, m).await {
-                    return End::Broken(e);
-                }
-            }
         }
     }
 }
 
+/// Publishes `recs` in order; `next` follows each record sent, so a failure in the middle leaves
+/// it at the first record not sent.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     cfg: &ForwarderConfig,
     js: &jetstream::Context,
     buffer: &Buffer,
     flow: &mut Flow,
+    next: &mut Seq,
     recs: Vec<Record>,
     status: &StatusHandle,
     m: &Metrics,
 ) -> Result<(), String> {
-    let n = recs.len() as u64;
-    let mut skipped = 0;
+    let mut sent = 0u64;
+    let mut skipped = 0u64;
+    let r = publish_each(cfg, js, buffer, flow, next, recs, &mut sent, &mut skipped).await;
+    m.published.increment(sent);
+    status.update(|s| {
+        s.published += sent;
+        s.skipped += skipped;
+    });
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publish_each(
+    cfg: &ForwarderConfig,
+    js: &jetstream::Context,
+    buffer: &Buffer,
+    flow: &mut Flow,
+    next: &mut Seq,
+    recs: Vec<Record>,
+    sent: &mut u64,
+    skipped: &mut u64,
+) -> Result<(), String> {
     for r in recs {
         let Some((subject, body)) = wire::decode(&r.payload, flow.historical) else {
             // not a record of ours: skip it rather than block the buffer forever
             tracing::error!(uplink = %cfg.name, seq = r.seq, "uplink: unreadable buffer record skipped");
-            skipped += 1;
+            *skipped += 1;
             let _ = buffer.ack(r.seq);
+            *next = r.seq + 1;
             continue;
         };
         let msg = PublishMessage::build()
@@ -528,15 +572,12 @@ async fn publish(
             .await
             .map_err(|e| format!("publish: {e}"))?;
         flow.seqs.push_back(r.seq);
+        *next = r.seq + 1;
         let seq = r.seq;
         flow.inflight
             .push_back(Box::pin(async move { (seq, t0, fut.await) }));
+        *sent += 1;
     }
-    m.published.increment(n - skipped);
-    status.update(|s| {
-        s.published += n - skipped;
-        s.skipped += skipped;
-    });
     Ok(())
 }
 
