@@ -78,6 +78,40 @@ pub struct TlsFiles {
 }
 
 impl UplinkConfig {
+    /// An uplink named `name` to the comma-separated `urls` with every other key at its
+    /// default (what `millwright demo --uplink URL` adds), or why a URL is refused.
+    pub fn new(name: &str, urls: &str) -> Result<UplinkConfig, String> {
+        check_token(name, 64).map_err(|why| format!("invalid uplink name {name:?}: {why}"))?;
+        let mut out = Vec::new();
+        for u in urls.split(',').map(str::trim) {
+            check_url(u)?;
+            out.push(u.to_owned());
+        }
+        Ok(UplinkConfig {
+            name: name.to_owned(),
+            urls: out,
+            ..UplinkConfig::defaults()
+        })
+    }
+
+    fn defaults() -> UplinkConfig {
+        UplinkConfig {
+            name: String::new(),
+            urls: Vec::new(),
+            site: None,
+            stream: None,
+            edge_id: None,
+            batch: 256,
+            duplicate_window: Duration::from_secs(120),
+            auth: Auth::None,
+            tls: None,
+            buffer: BufferConfig {
+                dir: PathBuf::new(),
+                ..BufferConfig::default()
+            },
+        }
+    }
+
     /// The subject token of the site: the configured one, or `[site] name` made a token.
     pub fn site_for(&self, site_name: &str) -> String {
         self.site.clone().unwrap_or_else(|| site_token(site_name))
@@ -239,21 +273,7 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     let anon = format!("[[uplink]] entry #{}", item.index);
     let (name_field, label) = cx.entry_head(item.table(&anon), &ENTRY, |n| format!("uplink {n:?}"));
     let t = item.table(&label);
-    let mut u = UplinkConfig {
-        name: String::new(),
-        urls: Vec::new(),
-        site: None,
-        stream: None,
-        edge_id: None,
-        batch: 256,
-        duplicate_window: Duration::from_secs(120),
-        auth: Auth::None,
-        tls: None,
-        buffer: BufferConfig {
-            dir: PathBuf::new(),
-            ..BufferConfig::default()
-        },
-    };
+    let mut u = UplinkConfig::defaults();
     if let Some(n) = name_field {
         if token_field(cx, &n, "uplink name", &anon, 64) {
             cx.define_once("uplink name", &n, names);
@@ -596,6 +616,23 @@ url = "nats://h"
         ] {
             assert!(e.contains(want), "missing {want:?} in:\n{e}");
         }
+    }
+
+    #[test]
+    fn the_constructor_checks_like_the_section() {
+        let u = UplinkConfig::new("demo", "nats://127.0.0.1:4222").unwrap();
+        let s = parse("[[uplink]]\nname = \"demo\"\nurl = \"nats://127.0.0.1:4222\"\n").unwrap();
+        assert_eq!(u, s.uplinks[0]);
+        assert!(
+            UplinkConfig::new("demo", "127.0.0.1:4222")
+                .unwrap_err()
+                .contains("not a NATS URL")
+        );
+        assert!(
+            !UplinkConfig::new("demo", "nats://u:pw@h:1")
+                .unwrap_err()
+                .contains("pw")
+        );
     }
 
     #[test]
