@@ -450,8 +450,9 @@ async fn session(
             m.backlog_records.set(s.pending_records as f64);
             m.backlog_bytes.set(s.used_bytes as f64);
         }
-        // the backlog: fill its window
-        while st.back.seqs.len() < cfg.batch && !st.backlog.is_empty() {
+        // the backlog: refill its window once it is half empty (a buffer read costs about the
+        // same for one record as for a hundred)
+        while st.back.seqs.len() <= cfg.batch / 2 && !st.backlog.is_empty() {
             let range = st.backlog[0].clone();
             let from = st.back_next.max(range.start);
             let want = cfg.batch - st.back.seqs.len();
@@ -481,7 +482,7 @@ async fn session(
                 return End::Broken(e);
             }
         }
-        if live_read.is_none() && st.live.seqs.len() < cfg.batch {
+        if live_read.is_none() && st.live.seqs.len() <= cfg.batch / 2 {
             let (b, from, n) = (buffer.clone(), st.live_next, cfg.batch - st.live.seqs.len());
             live_read = Some(Box::pin(async move { b.next_batch(from, n).await }));
         }

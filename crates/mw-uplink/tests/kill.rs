@@ -20,7 +20,7 @@ use common::{
 use mw_bus::{Batch, BusBuilder, BusConfig, SourceRegistry};
 
 const CHILD_ENV: &str = "MW_UPLINK_KILL_CHILD";
-const TAGS: usize = 3;
+const TAGS: usize = 10;
 /// Source timestamps are BASE + i, the same in both children.
 const BASE: i64 = 1_700_000_000_000_000_000;
 const TEST: &str = "kill_9_during_a_backlog_drain_loses_nothing_and_the_server_drops_the_resent";
