@@ -354,6 +354,11 @@ async fn connect(
                         tracing::warn!(uplink = %name, "uplink disconnected; buffering");
                         let _ = conn_tx.send(false);
                     }
+                    e @ (async_nats::Event::ServerError(_) | async_nats::Event::ClientError(_)) => {
+                        // e.g. "server error: authorization violation"; never carries a secret
+                        tracing::warn!(uplink = %name, error = %e, "uplink connection error");
+                        status.update(|s| s.last_error = Some(e.to_string()));
+                    }
                     other => tracing::debug!(uplink = %name, event = %other, "uplink client event"),
                 }
             }
@@ -611,4 +616,23 @@ fn acked(
         s.acked_historical += u64::from(flow.historical);
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let c = Credentials::UserPassword("edge1".into(), Secret("hunter2".into()));
+        let t = Credentials::Token(Secret("tok-123".into()));
+        let shown = format!("{c:?} {t:?} {:?}", Secret("x-secret".into()));
+        assert!(
+            shown.contains("edge1") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        for s in ["hunter2", "tok-123", "x-secret"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+    }
 }

@@ -418,3 +418,63 @@ async fn full_buffer_block_holds_the_source_until_the_upstream_drains_it() {
     assert!(running.stop(Duration::from_secs(5)).await);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_from_a_file_authenticate_and_a_wrong_one_is_reported_without_it() {
+    need_nats!();
+    let dir = temp_dir("auth");
+    let port = free_port();
+    let _server = NatsServer::start_with(
+        port,
+        &dir.join("nats"),
+        &["--user", "edge1", "--pass", "s3cret-pw"],
+    );
+    std::fs::write(dir.join("pw"), "s3cret-pw\n").unwrap();
+    std::fs::write(dir.join("bad"), "wrong-pw-xyz\n").unwrap();
+    let entry = |name: &str, file: &str| {
+        format!(
+            "[[uplink]]\nname = \"{name}\"\nurl = \"nats://127.0.0.1:{port}\"\nsite = \"test\"\n\
+             user = \"edge1\"\npassword_file = \"{}\"\n[uplink.buffer]\ndir = \"{}\"\n",
+            dir.join(file).display(),
+            dir.join(format!("buf-{name}")).display()
+        )
+    };
+    // the wrong password: no session, the server's refusal reported, the password nowhere
+    let (bad_p, bad_bus, bad_status, _) = start(&entry("bad", "bad"));
+    // the right one, read from its file: forwards
+    let (p, running, status, _) = start(&entry("good", "pw"));
+    until("a session", Duration::from_secs(10), || {
+        status.get().sessions >= 1
+    })
+    .await;
+    let base = mw_model::now_ns();
+    for i in 0..20 {
+        assert!(
+            p.send_with_ack(batch(i, base))
+                .await
+                .unwrap()
+                .outcome()
+                .await
+                .is_committed()
+        );
+    }
+    let authed = format!("nats://edge1:s3cret-pw@127.0.0.1:{port}");
+    let want = 20 * TAGS as u64;
+    assert_eq!(
+        wait_for_count(&authed, "MW_TEST", want, Duration::from_secs(20)).await,
+        want
+    );
+    until("the refusal reported", Duration::from_secs(10), || {
+        bad_status.get().last_error.is_some()
+    })
+    .await;
+    let st = bad_status.get();
+    assert_eq!(st.sessions, 0, "{st:?}");
+    let err = st.last_error.clone().unwrap();
+    assert!(err.contains("authorization"), "{err}");
+    assert!(!format!("{st:?}").contains("wrong-pw-xyz"), "{st:?}");
+    drop((p, bad_p));
+    assert!(running.stop(Duration::from_secs(5)).await);
+    assert!(bad_bus.stop(Duration::from_secs(5)).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}

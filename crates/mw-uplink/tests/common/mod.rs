@@ -18,6 +18,8 @@ use mw_uplink::{UplinkComponent, UplinkSection, UplinkSink};
 pub struct NatsServer {
     pub port: u16,
     pub store: PathBuf,
+    /// More command-line arguments (`--user`, `--pass`, …).
+    pub extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -75,9 +77,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
 impl NatsServer {
     /// Starts a server on `port` with its JetStream store in `store`; waits until it accepts.
     pub fn start_on(port: u16, store: &Path) -> NatsServer {
+        NatsServer::start_with(port, store, &[])
+    }
+
+    /// [`NatsServer::start_on`] with more arguments.
+    pub fn start_with(port: u16, store: &Path, extra: &[&str]) -> NatsServer {
         let mut s = NatsServer {
             port,
             store: store.to_path_buf(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         s.restart();
@@ -106,6 +114,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.store)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -208,10 +217,24 @@ pub struct Got {
     pub historical: bool,
 }
 
+/// A client of the test; `nats://USER:PASS@HOST:PORT` logs in with that user.
+async fn test_client(url: &str) -> async_nats::Client {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    match rest.split_once('@') {
+        Some((cred, host)) => {
+            let (u, p) = cred.split_once(':').expect("USER:PASS");
+            async_nats::ConnectOptions::with_user_and_password(u.into(), p.into())
+                .connect(format!("{scheme}://{host}"))
+                .await
+                .expect("test client")
+        }
+        None => async_nats::connect(url).await.expect("test client"),
+    }
+}
+
 /// Waits (bounded) until the stream holds at least `n` messages; answers how many it holds.
 pub async fn wait_for_count(url: &str, stream: &str, n: u64, within: Duration) -> u64 {
-    let client = async_nats::connect(url).await.expect("test client");
-    let js = jetstream::new(client);
+    let js = jetstream::new(test_client(url).await);
     let t = Instant::now();
     loop {
         let have = match js.get_stream(stream).await {
@@ -227,8 +250,7 @@ pub async fn wait_for_count(url: &str, stream: &str, n: u64, within: Duration) -
 
 /// Every message of `stream`, in stream order, read by an ephemeral pull consumer.
 pub async fn read_all(url: &str, stream: &str) -> Vec<Got> {
-    let client = async_nats::connect(url).await.expect("test client");
-    let js = jetstream::new(client);
+    let js = jetstream::new(test_client(url).await);
     let s = js.get_stream(stream).await.expect("stream exists");
     let total = s.get_info().await.expect("info").state.messages as usize;
     let consumer = s
