@@ -174,9 +174,50 @@ async fn main() {
     };
     let status = StatusHandle::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // live data during the drain: one sample every 10 ms, appended as the sink would; its
+    // freshness is the time from the append to its delivery by the server (core subscription)
+    let mut sub = client
+        .subscribe("mw.bench.live.>")
+        .await
+        .expect("subscribe");
+    let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lat_task = {
+        let lat = lat.clone();
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                let j: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
+                let sent = j["receive_ts"].as_i64().expect("receive_ts");
+                let ms = (mw_model::now_ns() - sent) as f64 / 1e6;
+                lat.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
+            }
+        })
+    };
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let t = Instant::now();
     let fwd = tokio::spawn(forward::run(cfg, buffer.clone(), status.clone(), stop_rx));
-    while status.get().acked < n {
+    let live = {
+        let (buffer, status, draining) = (buffer.clone(), status.clone(), draining.clone());
+        let tag = TagPath::new("live/x/v").expect("tag");
+        tokio::spawn(async move {
+            while status.get().sessions == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let mut k = 0u64;
+            while draining.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = mw_model::now_ns();
+                let s = Sample::good(tag.clone(), Value::U64(k), now);
+                let rec = wire::encode_sample(site, &s, None);
+                buffer
+                    .append_batch_async(vec![(now, rec)])
+                    .await
+                    .expect("live append");
+                k += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            k
+        })
+    };
+    while status.get().acked_historical < n {
         assert!(
             t.elapsed() < Duration::from_secs(600),
             "drain stalled: {:?}",
@@ -186,10 +227,21 @@ async fn main() {
     }
     let up_s = t.elapsed().as_secs_f64();
     let up = n as f64 / up_s;
+    draining.store(false, std::sync::atomic::Ordering::Relaxed);
+    let live_n = live.await.expect("live task");
+    tokio::time::sleep(Duration::from_millis(500)).await; // the last live ones arrive
     let _ = stop_tx.send(true);
     let _ = fwd.await;
+    lat_task.abort();
     let st = status.get();
     assert_eq!(st.duplicates, 0);
+    let mut lat = lat.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     assert!(
         st.acked_historical >= n,
         "the buffered samples drain as the backlog"
@@ -208,6 +260,13 @@ async fn main() {
     println!(
         "  ratio uplink / raw:                          {:.2}",
         up / raw
+    );
+    println!(
+        "  live during the drain: {} of {live_n} received, append -> delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(f64::NAN)
     );
     let _ = server.kill();
     let _ = server.wait();
