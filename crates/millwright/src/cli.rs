@@ -98,6 +98,10 @@ pub struct DemoArgs {
     /// `localhost:PORT` are always accepted; other names get 421 (DNS-rebinding defence).
     #[arg(long = "allow-host", value_name = "NAME[:PORT]")]
     pub allow_host: Vec<String>,
+    /// Forward the plant to NATS JetStream at URL (nats://HOST:PORT; several comma-separated), as
+    /// an `[[uplink]]` named "demo" with its defaults would (docs/uplink.md).
+    #[arg(long, value_name = "URL")]
+    pub uplink: Option<String>,
     #[command(flatten)]
     pub sim: SimOptions,
 }
@@ -363,6 +367,18 @@ async fn demo(a: DemoArgs) -> Result<()> {
         if let Some(ms) = a.poll_interval {
             d.poll_interval = std::time::Duration::from_millis(ms);
         }
+    }
+    if let Some(url) = &a.uplink {
+        let u = mw_uplink::UplinkConfig::new("demo", url)
+            .map_err(|e| anyhow::anyhow!("--uplink: {e}"))?;
+        println!(
+            "Forwarding to NATS JetStream at {url} (stream {})",
+            u.stream_for(&u.site_for(&cfg.site.name))
+        );
+        cfg.section_mut::<mw_uplink::UplinkSection>()
+            .context("the uplink component is not registered")?
+            .uplinks
+            .push(u);
     }
     println!(
         "Millwright demo: simulator on Modbus TCP {} (unit 1, seed {}, speed {}x); labels in {}",

@@ -10,7 +10,8 @@ pub mod ingest;
 /// Every shipped component. Processors run in this order: analytics before deadband, so the
 /// detectors see every sample; alarms after analytics (their outputs are evaluated in the same
 /// batch) and before deadband (alarms see every sample); the live store is the sink the HTTP
-/// API reads; the audit trail records the `Audit` and `OperatorAction` events durably.
+/// API reads; the audit trail records the `Audit` and `OperatorAction` events durably; the
+/// uplinks buffer everything and forward it to NATS JetStream.
 pub fn components() -> Vec<&'static dyn Component> {
     vec![
         &mw_modbus::ModbusComponent,
@@ -20,6 +21,7 @@ pub fn components() -> Vec<&'static dyn Component> {
         &mw_live::LiveComponent,
         &mw_historian::component::HistorianComponent,
         &mw_security::audit::AuditComponent,
+        &mw_uplink::UplinkComponent,
     ]
 }
 

@@ -180,8 +180,10 @@ struct State {
     ledger: Ledger,
     ledger_at: Instant,
     used: u64,
-    /// Where the last read stopped: (next seq, its segment, byte offset).
-    cursor: Option<(Seq, Seq, u64)>,
+    /// Where the last two reads stopped: (next seq, its segment, byte offset), the most recent
+    /// first — two, so that two sequential readers (the uplink's live flow and its backlog) do
+    /// not each rescan a segment from its start.
+    cursors: [Option<(Seq, Seq, u64)>; 2],
     broken: Option<String>,
     closed: bool,
     episode: Option<Episode>,
@@ -471,7 +473,7 @@ impl Buffer {
             ledger,
             ledger_at: Instant::now(),
             used,
-            cursor: None,
+            cursors: [None, None],
             broken: None,
             closed: false,
             episode: None,
@@ -839,8 +841,10 @@ impl Buffer {
             s.sync_dir(&self.opts().dir)
                 .map_err(io_err("sync", &self.opts().dir))?;
             st.used -= sg.bytes;
-            if st.cursor.is_some_and(|(_, f, _)| f == first) {
-                st.cursor = None;
+            for c in &mut st.cursors {
+                if c.is_some_and(|(_, f, _)| f == first) {
+                    *c = None;
+                }
             }
             self.inner.metrics.bytes.set(st.used as f64);
         }
@@ -995,10 +999,14 @@ impl Buffer {
             };
             seq = start;
             let (&first, _) = st.segs.range(..=seq).next_back().expect("exists");
-            let offset = match st.cursor {
+            let hit = st
+                .cursors
+                .iter()
+                .position(|c| c.is_some_and(|(s, f, _)| s == seq && f == first));
+            let offset = match hit {
                 _ if seq == first => 0,
-                Some((s, f, off)) if s == seq && f == first => off,
-                _ => {
+                Some(i) => st.cursors[i].map_or(0, |(_, _, off)| off),
+                None => {
                     let (n, off) = self.read_seg(&mut st, first, 0, first, seq - first, None)?;
                     if n != seq {
                         seq = n; // damage found on the way: start again from what follows it
@@ -1010,7 +1018,12 @@ impl Buffer {
             let want = (max - out.len()) as u64;
             let (next, off) = self.read_seg(&mut st, first, offset, seq, want, Some(&mut out))?;
             bytes = out.iter().map(|r| r.payload.len()).sum();
-            st.cursor = Some((next, first, off));
+            let new = Some((next, first, off));
+            match hit {
+                Some(0) => st.cursors[0] = new,
+                Some(_) => st.cursors = [new, st.cursors[0]],
+                None => st.cursors = [new, st.cursors[0]],
+            }
             if next == seq {
                 break; // nothing readable (damage found and skipped, or empty)
             }
@@ -1038,7 +1051,9 @@ impl Buffer {
         let stop = seq.saturating_add(n).min(end);
         let s = &*self.inner.storage;
         let mut read_bytes = 0usize;
-        while seq < stop && read_bytes < READ_BYTES {
+        // the byte cap bounds what is returned; skipping to a position (`out` is `None`) must
+        // reach it, or the caller would start before it
+        while seq < stop && (out.is_none() || read_bytes < READ_BYTES) {
             let len = (bytes - off).min(READ_CHUNK as u64) as usize;
             let mut buf = s
                 .read_range(&path, off, len)

@@ -1,0 +1,139 @@
+//! The uplink's bus sink: every batch's samples and events go into the disk buffer, and the
+//! delivery is committed once the buffer has them durably (under its `fsync` policy), so the
+//! end-to-end acknowledgement of a write means "in the uplink's buffer". The sink runs the
+//! forwarder beside it and stops it when the bus closes.
+//!
+//! Disconnect (of the upstream): nothing changes here — the sink keeps appending; the buffer's
+//! full policy decides when it is full: `block` holds the delivery until the forwarder frees
+//! space (the bus queue then fills and backpressure reaches the sources), `drop_oldest`
+//! deletes the oldest segment (counted by the buffer) and commits, `drop_newest` refuses the
+//! records (counted) and fails the delivery. Overload (of the bus): its queue blocks; it takes
+//! every queued delivery at once into one buffer append (one fsync). Restart: the buffer reopens
+//! with everything committed before.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use mw_buffer::{Buffer, BufferError, format::framed_len};
+use mw_bus::{BoxFuture, Delivery, Sink, SinkInput, SinkOptions};
+use mw_model::TagPath;
+use tokio::sync::watch;
+
+use crate::forward::{self, ForwarderConfig, StatusHandle};
+use crate::wire;
+
+/// Deliveries taken into one append at most.
+const GROUP: usize = 256;
+
+/// The sink (see the module docs).
+pub struct UplinkSink {
+    pub(crate) opts: SinkOptions,
+    pub(crate) buffer: Buffer,
+    pub(crate) forwarder: ForwarderConfig,
+    /// Unit of each tag that has one.
+    pub(crate) units: Arc<HashMap<TagPath, String>>,
+    pub(crate) status: StatusHandle,
+    /// Largest bytes appended at once (half a segment).
+    pub(crate) chunk_bytes: u64,
+}
+
+impl UplinkSink {
+    /// The status the forwarder reports.
+    pub fn status(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    /// The buffer (for tests and benchmarks).
+    pub fn buffer(&self) -> Buffer {
+        self.buffer.clone()
+    }
+}
+
+impl Sink for UplinkSink {
+    fn options(&self) -> SinkOptions {
+        self.opts.clone()
+    }
+
+    fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
+        Box::pin(async move {
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let fwd = tokio::spawn(forward::run(
+                self.forwarder.clone(),
+                self.buffer.clone(),
+                self.status.clone(),
+                stop_rx,
+            ));
+            let site = self.forwarder.site.clone();
+            let mut warned = false;
+            while let Some(first) = input.recv().await {
+                let mut group = vec![first];
+                while group.len() < GROUP {
+                    match input.recv().now_or_never() {
+                        Some(Some(d)) => group.push(d),
+                        _ => break,
+                    }
+                }
+                match self.store(&site, &group).await {
+                    Ok(()) => {
+                        warned = false;
+                        group.into_iter().for_each(Delivery::commit);
+                    }
+                    Err(e) => {
+                        if !warned {
+                            tracing::error!(uplink = %self.forwarder.name, error = %e,
+                                "uplink cannot buffer samples; they are not acknowledged");
+                            warned = true;
+                        }
+                        let reason = e.to_string();
+                        for d in group {
+                            d.fail(reason.clone());
+                        }
+                    }
+                }
+            }
+            let _ = stop_tx.send(true);
+            let _ = fwd.await;
+            let b = self.buffer.clone();
+            let _ = tokio::task::spawn_blocking(move || b.close()).await;
+        })
+    }
+}
+
+impl UplinkSink {
+    async fn store(&self, site: &str, group: &[Delivery]) -> Result<(), BufferError> {
+        let mut chunk: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut bytes = 0u64;
+        for d in group {
+            let recs = d
+                .batch
+                .samples
+                .iter()
+                .map(|s| {
+                    let unit = self.units.get(&s.tag).map(String::as_str);
+                    (s.receive_ts, wire::encode_sample(site, s, unit))
+                })
+                .chain(
+                    d.batch
+                        .events
+                        .iter()
+                        .map(|e| (e.ts, wire::encode_event(site, e))),
+                );
+            for r in recs {
+                let n = framed_len(r.1.len());
+                if bytes + n > self.chunk_bytes && !chunk.is_empty() {
+                    self.buffer
+                        .append_batch_async(std::mem::take(&mut chunk))
+                        .await?;
+                    bytes = 0;
+                }
+                bytes += n;
+                chunk.push(r);
+            }
+        }
+        if !chunk.is_empty() {
+            self.buffer.append_batch_async(chunk).await?;
+        }
+        Ok(())
+    }
+}
