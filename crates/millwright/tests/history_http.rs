@@ -56,7 +56,7 @@ fn site_with(name: &str, historian_extra: &str) -> Site {
     std::fs::write(
         &config,
         format!(
-            "[site]\nname = \"history test\"\ndata_dir = \"{dir}\"\n\n[http]\naddress = \"127.0.0.1:0\"\n\n[historian]\nfsync = \"always\"\n{historian_extra}"
+            "[site]\nname = \"history test\"\ndata_dir = \"{dir}\"\n\n[http]\naddress = \"127.0.0.1:0\"\n\n[historian]\nfsync = \"always\"\n# the test writes 2023 and 1970 timestamps: keep them\nretention = \"100y\"\n{historian_extra}"
         ),
     )
     .unwrap();
@@ -208,7 +208,10 @@ fn writes_are_queryable_refusals_name_line_and_column_and_history_survives_a_res
     let value = |name: &str| -> f64 {
         let vals: Vec<f64> = m
             .lines()
-            .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with([' ', '{'])))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.starts_with([' ', '{']))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
             .collect();
         assert!(!vals.is_empty(), "no {name} in /metrics:\n{m}");
