@@ -416,9 +416,8 @@ pub(crate) fn parse_write(
         let before = samples.len();
         mw_lineproto::point_samples(p, now_ns, &mut samples).map_err(|e| e.to_string())?;
         // one sample per field, in field order
-        for (i, _) in samples[before..].iter().enumerate() {
-            at.push((p.line, p.fields.get(i).map_or(p.column, |f| f.column)));
-        }
+        let made = samples.len() - before;
+        at.extend((0..made).map(|i| (p.line, p.fields.get(i).map_or(p.column, |f| f.column))));
     }
     Ok((samples, at))
 }
