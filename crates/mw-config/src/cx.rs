@@ -61,6 +61,18 @@ impl<'a, 'i> Table<'a, 'i> {
         self.t.is_empty()
     }
 
+    /// The sub-table `key`, named `name` in messages, if there is one; reports nothing (a
+    /// section registered as `parent.child` finds its parent this way: the registry has
+    /// already reported a parent that is not a table).
+    pub fn child<'b>(&self, key: &str, name: &'b str) -> Option<Table<'b, 'i>>
+    where
+        'a: 'b,
+    {
+        let v = self.t.get(key)?;
+        let start = v.span().start;
+        v.get_ref().as_table().map(|t| Table::new(t, start, name))
+    }
+
     /// Byte offset of `key` itself, if the table has it.
     pub fn key_start(&self, key: &str) -> Option<usize> {
         self.t.get_key_value(key).map(|(k, _)| k.span().start)

@@ -23,7 +23,11 @@ pub enum Phase {
 
 /// A component's checker for one top-level key.
 pub trait Section: Send + Sync {
-    /// The top-level key it owns (`devices`, `detectors`, …).
+    /// The top-level key it owns (`devices`, `detectors`, …), or `parent.child` for a table
+    /// inside a top-level table that several sections share (`mqtt.broker`, `mqtt.client`):
+    /// the registry then allows `parent` at the top level, reports a `parent` that is not a
+    /// table and every key in it that no section owns; the section reads its own table with
+    /// [`Table::child`](crate::Table::child).
     fn key(&self) -> &'static str;
 
     fn phase(&self) -> Phase {
@@ -59,6 +63,15 @@ impl Registry {
         assert!(
             !shared::KEYS.contains(&key) && !self.keys().any(|k| k == key),
             "config section {key:?} registered twice"
+        );
+        // A key may not be both a section and the parent of dotted ones.
+        let parent = parent_of(key);
+        assert!(
+            !shared::KEYS.contains(&parent)
+                && !self
+                    .keys()
+                    .any(|k| (k == parent && k != key) || parent_of(k) == key),
+            "config section {key:?} clashes with a section already registered"
         );
         self.sections.push(section);
     }
@@ -134,8 +147,28 @@ impl Registry {
     }
 
     fn root(&self, t: Table<'_, '_>, cx: &mut Cx<'_>) -> Config {
-        let allowed: Vec<&str> = shared::KEYS.iter().copied().chain(self.keys()).collect();
+        let mut allowed: Vec<&str> = shared::KEYS.to_vec();
+        let mut parents: Vec<&str> = Vec::new();
+        for k in self.keys() {
+            let p = parent_of(k);
+            if !allowed.contains(&p) {
+                allowed.push(p);
+            }
+            if p != k && !parents.contains(&p) {
+                parents.push(p);
+            }
+        }
         cx.unknown_keys(t, &allowed);
+        for p in parents {
+            let name = format!("[{p}]");
+            if let Some(f) = cx.table(t, p, false, &name) {
+                let children: Vec<&str> = self
+                    .keys()
+                    .filter_map(|k| k.strip_prefix(p)?.strip_prefix('.'))
+                    .collect();
+                cx.unknown_keys(f.v, &children);
+            }
+        }
         let mut config = shared::check(t, cx);
         for phase in [Phase::Sources, Phase::Derived] {
             for s in self.sections.iter().filter(|s| s.phase() == phase) {
@@ -147,4 +180,9 @@ impl Registry {
         config.published = std::mem::take(&mut cx.published);
         config
     }
+}
+
+/// The top-level key of a section key: `mqtt` for `mqtt.broker`, the key itself otherwise.
+fn parent_of(key: &str) -> &str {
+    key.split_once('.').map_or(key, |(p, _)| p)
 }

@@ -323,3 +323,68 @@ fn claims_are_resolved_in_file_order_across_sections() {
 fn a_key_registered_twice_is_a_wiring_bug() {
     let _ = toy_registry().with(Box::new(GaugesSection));
 }
+
+/// `[bus.NAME]`: a toy section owning one table inside a top-level table shared with others.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Nested(Option<i128>);
+
+struct NestedSection(&'static str);
+
+impl Section for NestedSection {
+    fn key(&self) -> &'static str {
+        self.0
+    }
+
+    fn check(&self, root: Table<'_, '_>, cx: &mut Cx<'_>) -> Box<dyn SectionValue> {
+        let (_, child) = self.0.split_once('.').unwrap();
+        let name = format!("[{}]", self.0);
+        let Some(t) = root
+            .child("bus", "[bus]")
+            .and_then(|bus| cx.table(bus, child, false, &name))
+        else {
+            return Box::new(Nested(None));
+        };
+        cx.unknown_keys(t.v, &["size"]);
+        Box::new(Nested(cx.integer(t.v, "size", false, 0..=100).map(|f| f.v)))
+    }
+}
+
+fn nested_errors(src: &str) -> Vec<String> {
+    let r = Registry::new()
+        .with(Box::new(NestedSection("bus.left")))
+        .with(Box::new(NestedSection("bus.right")));
+    match r.parse(src, "t.toml") {
+        Ok(_) => Vec::new(),
+        Err(d) => d.items.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn dotted_sections_share_their_parent_table_and_unknown_children_are_reported_once() {
+    assert!(nested_errors("[bus.left]\nsize = 1\n[bus.right]\nsize = 2\n").is_empty());
+    assert!(nested_errors("").is_empty());
+    assert_eq!(
+        nested_errors("[bus.leftt]\nsize = 1\n"),
+        ["1:6: unknown key \"leftt\" in [bus]; did you mean \"left\"? (allowed: left, right)"]
+    );
+    assert_eq!(
+        nested_errors("bus = 3\n"),
+        ["1:7: wrong type for \"bus\" in the top level: expected table, found integer"],
+        "a parent of the wrong type is reported once, by the registry"
+    );
+    assert_eq!(
+        nested_errors("[bus.left]\nsise = 1\n"),
+        ["2:1: unknown key \"sise\" in [bus.left]; did you mean \"size\"? (allowed: size)"]
+    );
+    let r = Registry::new().with(Box::new(NestedSection("bus.left")));
+    let c = r.parse("[bus.left]\nsize = 7\n", "t.toml").unwrap();
+    assert_eq!(c.section::<Nested>(), Some(&Nested(Some(7))));
+}
+
+#[test]
+#[should_panic(expected = "clashes with a section already registered")]
+fn a_key_cannot_be_both_a_section_and_a_parent() {
+    let _ = Registry::new()
+        .with(Box::new(NestedSection("bus.left")))
+        .with(Box::new(NestedSection("bus")));
+}
