@@ -50,7 +50,7 @@ tmp=$(mktemp -d); mw_pid=""; vm_pid=""
 cleanup() {
   for p in $mw_pid $vm_pid; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$tmp"
+  if [ -n "${KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 

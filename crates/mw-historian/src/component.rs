@@ -339,7 +339,8 @@ impl Component for HistorianComponent {
 /// The historian's bus sink. Disconnect: it has no upstream. Overload: its queue blocks when
 /// full (history must not have holes), so a stalled disk backs pressure up to the sources.
 /// Acknowledgement: a delivery is committed once its samples are durable, failed with the
-/// storage error otherwise. Restart: the store reopens with everything acknowledged.
+/// storage error otherwise. Restart: the store reopens with everything acknowledged, and
+/// compacts, beside the writes, the flushed files an earlier run left.
 pub struct HistorianSink {
     store: Historian,
     opts: SinkOptions,
@@ -352,6 +353,24 @@ impl Sink for HistorianSink {
 
     fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
         Box::pin(async move {
+            // What an earlier run flushed but did not compact (a stop cuts a compaction short,
+            // and a flush compacts only what has ended by then) is compacted now, beside the
+            // writes: until then queries decode those files instead of using rollups and stats.
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                match store.compact().await {
+                    Ok(c) if !c.partitions.is_empty() => {
+                        tracing::info!(
+                            partitions = c.partitions.len(),
+                            replaced = c.replaced,
+                            "historian compacted what an earlier run left"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e,
+                        "historian compaction at start failed; the flushed files stay as they are"),
+                }
+            });
             let mut warned = false;
             while let Some(d) = input.recv().await {
                 let points: Vec<Point> = d.batch.samples.iter().map(Point::from).collect();
