@@ -9,7 +9,7 @@ set -euo pipefail
 
 MW_VENV="${MW_VENV:-$HOME/.cache/millwright/venv}"
 APT_PACKAGES=(python3-venv curl mosquitto chromium nats-server)
-PY_PACKAGES=("pymodbus>=3.10,<4" "influxdb-client>=1.40,<2")
+PY_PACKAGES=("pymodbus>=3.10,<4" "influxdb-client>=1.40,<2" "pysparkplug>=0.6,<0.7")
 
 need=()
 for p in "${APT_PACKAGES[@]}"; do
