@@ -1,5 +1,5 @@
 //! Sparkplug B (Eclipse Sparkplug 3.0) without I/O: the payload codec, topics, the 3.0 `STATE`
-//! message, and pure state machines for an edge node ([`edge`]) and a host application ([`host`]).
+//! message, and a pure state machine for an edge node ([`edge`]).
 //!
 //! Nothing here opens a socket, reads a file or the clock: times are passed in (milliseconds since
 //! the Unix epoch, the unit Sparkplug uses), and the state machines return actions (publish this,
@@ -14,7 +14,6 @@
 
 pub mod datatype;
 pub mod edge;
-pub mod host;
 pub mod payload;
 pub mod topic;
 
