@@ -187,6 +187,7 @@ pub async fn run(
             }) as Arc<dyn mw_web::FaultControl>
         }),
         detectors: detector_control,
+        alarms: None,
         ingest,
         auth: Arc::new(auth),
         audit: Some(Arc::new(crate::web_adapters::AuditFile(
