@@ -448,7 +448,7 @@ pub struct AlarmKpis {
 /// What an alarm subscription yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlarmFeedItem {
-    Change(AlarmChange),
+    Change(Box<AlarmChange>),
     /// The subscriber fell behind and this many changes were dropped for it (re-read the list).
     Lagged(u64),
 }

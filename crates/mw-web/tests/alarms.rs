@@ -230,7 +230,7 @@ impl AlarmApi for Fake {
         Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
             use tokio::sync::broadcast::error::RecvError;
             match rx.recv().await {
-                Ok(c) => Some((AlarmFeedItem::Change(c), rx)),
+                Ok(c) => Some((AlarmFeedItem::Change(Box::new(c)), rx)),
                 Err(RecvError::Lagged(n)) => Some((AlarmFeedItem::Lagged(n), rx)),
                 Err(RecvError::Closed) => None,
             }
