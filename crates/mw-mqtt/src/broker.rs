@@ -296,6 +296,7 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     pub shutdown: tokio::sync::watch::Sender<bool>,
     taps: AtomicU64,
+    sweeper: std::sync::atomic::AtomicBool,
 }
 
 /// The broker: cheap to clone, shared by its listeners and the process's own publishers.
@@ -333,7 +334,7 @@ impl Broker {
         auth: Option<Arc<dyn mw_security::Authenticator>>,
         acl: Acl,
     ) -> Broker {
-        let broker = Broker {
+        Broker {
             inner: Arc::new(Inner {
                 cfg,
                 auth,
@@ -343,20 +344,26 @@ impl Broker {
                 state: Mutex::new(State::default()),
                 shutdown: tokio::sync::watch::channel(false).0,
                 taps: AtomicU64::new(0),
+                sweeper: Default::default(),
             }),
-        };
-        let weak = Arc::downgrade(&broker.inner);
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(250));
-                loop {
-                    tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { return };
-                    Broker { inner }.sweep(Instant::now());
-                }
-            });
         }
-        broker
+    }
+
+    /// Starts the task that publishes delayed wills and ends expired sessions (every 250 ms;
+    /// once per broker; [`crate::listen`] calls it). Needs a tokio runtime.
+    pub fn start_sweeper(&self) {
+        if self.inner.sweeper.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                Broker { inner }.sweep(Instant::now());
+            }
+        });
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -9,15 +9,18 @@
 //!   per-session queues; [`Broker::tap`] subscribes the process itself, [`Broker::publish`]
 //!   publishes as the process.
 //! - [`conn`]: one connection's protocol loop; [`listen`] accepts connections (plain TCP or TLS).
+//! - [`component`]: `[mqtt.broker]`, the listener as a bus source, the UNS publisher sink.
 
 pub mod auth;
 pub mod broker;
+pub mod component;
 pub mod conn;
 pub mod topic;
 pub mod wire;
 
 pub use auth::{Access, Acl, AclRule};
 pub use broker::{Broker, BrokerConfig, Delivery, Message, Stats, Tap};
+pub use component::{MqttBrokerComponent, MqttBrokerConfig};
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ pub async fn listen(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
+    broker.start_sweeper();
     let mut shutdown = broker.inner.shutdown.subscribe();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
