@@ -21,6 +21,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use crate::auth::Acl;
+use crate::persist;
 use crate::topic;
 use crate::wire::{PubProps, RetainHandling, Will};
 
@@ -178,6 +179,16 @@ impl Queue {
             .map(|d| d.qos)
     }
 
+    /// What is queued, oldest first (for a snapshot).
+    pub(crate) fn items(&self) -> Vec<Delivery> {
+        self.q
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.q.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -296,6 +307,7 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     pub shutdown: tokio::sync::watch::Sender<bool>,
     taps: AtomicU64,
+    changes: AtomicU64,
     sweeper: std::sync::atomic::AtomicBool,
 }
 
@@ -344,6 +356,7 @@ impl Broker {
                 state: Mutex::new(State::default()),
                 shutdown: tokio::sync::watch::channel(false).0,
                 taps: AtomicU64::new(0),
+                changes: AtomicU64::new(0),
                 sweeper: Default::default(),
             }),
         }
@@ -374,8 +387,163 @@ impl Broker {
         &self.inner.stats
     }
 
+    /// The state, counted as a change (see [`Broker::changes`]).
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.changes.fetch_add(1, Ordering::Relaxed);
+        self.lock_ro()
+    }
+
+    fn lock_ro(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Grows whenever the state may have changed (the persistence task saves when it moved).
+    pub fn changes(&self) -> u64 {
+        self.inner.changes.load(Ordering::Relaxed)
+    }
+
+    /// The persistent sessions (not the process's taps) and retained messages, for
+    /// [`crate::persist`].
+    pub fn snapshot(&self) -> persist::Snapshot {
+        let now = Instant::now();
+        let st = self.lock_ro();
+        let retained = st
+            .retained
+            .values()
+            .filter(|m| !m.expired(now))
+            .map(|m| save_message(m, now))
+            .collect();
+        let sessions = st
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.internal && s.expiry != Some(0))
+            .map(|(id, s)| persist::SavedSession {
+                client_id: id.clone(),
+                expiry: s.expiry,
+                disconnected_ms: s
+                    .disconnected_at
+                    .map_or(0, |at| now.duration_since(at).as_millis() as u64),
+                subs: s
+                    .subs
+                    .iter()
+                    .map(|(raw, sub)| persist::SavedSub {
+                        raw: raw.clone(),
+                        group: sub.group.clone(),
+                        filter: sub.filter.clone(),
+                        qos: sub.qos,
+                        no_local: sub.no_local,
+                        retain_as_published: sub.retain_as_published,
+                        id: sub.id,
+                    })
+                    .collect(),
+                queue: s
+                    .queue
+                    .items()
+                    .iter()
+                    .filter(|d| !d.msg.expired(now))
+                    .map(|d| save_delivery(d, now))
+                    .collect(),
+                inbound_qos2: s.inbound_qos2.iter().copied().collect(),
+                unacked: s
+                    .unacked
+                    .iter()
+                    .map(|(k, p)| {
+                        (
+                            *k,
+                            match p {
+                                Pending::Publish(d) => {
+                                    persist::SavedPending::Publish(Box::new(save_delivery(d, now)))
+                                }
+                                Pending::Release => persist::SavedPending::Release,
+                            },
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        persist::Snapshot::new(retained, sessions)
+    }
+
+    /// Loads a snapshot into an empty broker (before it listens): sessions come back
+    /// disconnected, keeping the time they had been disconnected; what expired meanwhile is
+    /// skipped. Returns (sessions, retained messages, queued deliveries) restored.
+    pub fn restore(&self, snap: persist::Snapshot) -> Result<(usize, usize, usize), String> {
+        let now = Instant::now();
+        let max = self.inner.cfg.max_session_expiry;
+        let mut st = self.lock();
+        let mut queued = 0;
+        for m in snap.retained {
+            let m = load_message(m, now)?;
+            st.retained.insert(m.topic.clone(), Arc::new(m));
+        }
+        for s in snap.sessions {
+            let gone = Duration::from_millis(s.disconnected_ms);
+            let keep = s
+                .expiry
+                .map(|e| Duration::from_secs(e as u64).min(max))
+                .unwrap_or(max);
+            if gone >= keep {
+                continue;
+            }
+            let queue = Queue::new(self.inner.cfg.max_queued);
+            for d in s.queue {
+                if queue.push(load_delivery(d, now)?, &self.inner.stats) {
+                    queued += 1;
+                }
+            }
+            let mut unacked = BTreeMap::new();
+            for (k, p) in s.unacked {
+                unacked.insert(
+                    k,
+                    match p {
+                        persist::SavedPending::Publish(d) => {
+                            Pending::Publish(load_delivery(*d, now)?)
+                        }
+                        persist::SavedPending::Release => Pending::Release,
+                    },
+                );
+            }
+            st.next_generation += 1;
+            let generation = st.next_generation;
+            st.sessions.insert(
+                s.client_id,
+                Session {
+                    generation,
+                    online: None,
+                    internal: false,
+                    queue,
+                    subs: s
+                        .subs
+                        .into_iter()
+                        .map(|x| {
+                            (
+                                x.raw,
+                                Sub {
+                                    group: x.group,
+                                    filter: x.filter,
+                                    qos: x.qos.min(2),
+                                    no_local: x.no_local,
+                                    retain_as_published: x.retain_as_published,
+                                    id: x.id,
+                                },
+                            )
+                        })
+                        .collect(),
+                    expiry: s.expiry,
+                    disconnected_at: Some(now.checked_sub(gone).unwrap_or(now)),
+                    inbound_qos2: s.inbound_qos2.into_iter().collect(),
+                    unacked,
+                },
+            );
+        }
+        let counts = (
+            st.sessions.values().filter(|s| !s.internal).count(),
+            st.retained.len(),
+            queued,
+        );
+        metrics::gauge!("mw_mqtt_sessions").set(st.sessions.len() as f64);
+        metrics::gauge!("mw_mqtt_retained").set(st.retained.len() as f64);
+        Ok(counts)
     }
 
     /// Asks every connection to close (MQTT 5: DISCONNECT 0x8B).
@@ -399,7 +567,7 @@ impl Broker {
 
     /// Number of retained messages.
     pub fn retained_count(&self) -> usize {
-        self.lock().retained.len()
+        self.lock_ro().retained.len()
     }
 
     /// Subscribes the process itself to `filters` with at most `capacity` queued deliveries.
@@ -788,4 +956,66 @@ impl Broker {
             .get_mut(client_id)
             .is_some_and(|s| s.subs.remove(raw).is_some())
     }
+}
+
+fn save_message(m: &Message, now: Instant) -> persist::SavedMessage {
+    persist::SavedMessage {
+        topic: m.topic.clone(),
+        payload: persist::b64(&m.payload),
+        qos: m.qos,
+        retain: m.retain,
+        expires_in_ms: m
+            .expires_at
+            .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+        payload_format_indicator: m.props.payload_format_indicator,
+        content_type: m.props.content_type.clone(),
+        response_topic: m.props.response_topic.clone(),
+        correlation_data: m.props.correlation_data.as_deref().map(persist::b64),
+        user_properties: m.props.user_properties.clone(),
+        from: m.from.clone(),
+    }
+}
+
+fn load_message(m: persist::SavedMessage, now: Instant) -> Result<Message, String> {
+    let expires_at = m.expires_in_ms.map(|ms| now + Duration::from_millis(ms));
+    Ok(Message {
+        payload: Bytes::from(persist::unb64(
+            &m.payload,
+            &format!("payload of {}", m.topic),
+        )?),
+        props: PubProps {
+            payload_format_indicator: m.payload_format_indicator,
+            message_expiry_interval: m.expires_in_ms.map(|ms| ms.div_ceil(1000) as u32),
+            content_type: m.content_type,
+            response_topic: m.response_topic,
+            correlation_data: match m.correlation_data {
+                None => None,
+                Some(c) => Some(Bytes::from(persist::unb64(&c, "correlation data")?)),
+            },
+            user_properties: m.user_properties,
+        },
+        topic: m.topic,
+        qos: m.qos.min(2),
+        retain: m.retain,
+        expires_at,
+        from: m.from,
+    })
+}
+
+fn save_delivery(d: &Delivery, now: Instant) -> persist::SavedDelivery {
+    persist::SavedDelivery {
+        msg: save_message(&d.msg, now),
+        qos: d.qos,
+        retain: d.retain,
+        sub_ids: d.sub_ids.clone(),
+    }
+}
+
+fn load_delivery(d: persist::SavedDelivery, now: Instant) -> Result<Delivery, String> {
+    Ok(Delivery {
+        msg: Arc::new(load_message(d.msg, now)?),
+        qos: d.qos.min(2),
+        retain: d.retain,
+        sub_ids: d.sub_ids,
+    })
 }

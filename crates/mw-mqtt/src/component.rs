@@ -18,7 +18,8 @@
 //! ```
 //!
 //! Users and passwords are Millwright's (`millwright user add`, under `<site.data_dir>/security`).
-//! Publishes of clients do not yet become tags (the MQTT client source of issue 12 maps topics).
+//! Persistent sessions and retained messages survive a restart (`<site.data_dir>/mqtt/`, see
+//! [`crate::persist`]). Publishes of clients do not yet become tags.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -237,12 +238,29 @@ impl Component for MqttBrokerComponent {
             })?;
         let address = listener.local_addr().unwrap_or(mc.listener.address);
         let broker = Broker::new(bc, Some(auth), acl);
+        let state = Arc::new(crate::persist::StateFile::new(
+            Box::new(mw_storage::FsStorage),
+            &cfg.site.data_dir.join("mqtt"),
+        ));
+        match state.load() {
+            Ok(None) => {}
+            Ok(Some(snap)) => match broker.restore(snap) {
+                Ok((sessions, retained, queued)) => tracing::info!(
+                    sessions, retained, queued, path = %state.path().display(),
+                    "MQTT broker state restored"
+                ),
+                Err(e) => tracing::error!(error = %e, path = %state.path().display(),
+                    "MQTT broker state unreadable; starting without it"),
+            },
+            Err(e) => tracing::error!("MQTT broker: {e}"),
+        }
         tracing::info!(%address, anonymous = mc.anonymous, tls = tls.is_some(), "MQTT broker listening");
         parts.add_source(Box::new(ListenerSource {
             broker: broker.clone(),
             listener,
             address,
             tls,
+            state,
         }));
         if let Some(prefix) = mc.uns_prefix {
             let units = cfg
@@ -268,12 +286,15 @@ impl Component for MqttBrokerComponent {
 /// Runs the broker's listener. Disconnect: clients come and go; each is served on its own task.
 /// Overload: connections beyond `max_connections` are refused with "server busy", and every
 /// session's queue is bounded. Shutdown: every client gets DISCONNECT "server shutting down".
-/// Restart: sessions and retained messages are in memory and start empty.
+/// Restart: persistent sessions and retained messages are saved under
+/// `<site.data_dir>/mqtt/broker-state.json` (every 2 s while changing, and at the stop) and
+/// restored at start.
 struct ListenerSource {
     broker: Broker,
     listener: std::net::TcpListener,
     address: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<crate::persist::StateFile>,
 }
 
 impl Source for ListenerSource {
@@ -297,12 +318,14 @@ impl Source for ListenerSource {
                 }
             };
             cx.status.set_state(mw_bus::SourceState::Up);
+            let saver = tokio::spawn(crate::keep_saved(self.broker.clone(), self.state.clone()));
             let mut shutdown = cx.shutdown.clone();
             tokio::select! {
                 _ = crate::listen(self.broker.clone(), listener, self.tls) => {}
                 _ = shutdown.wait() => {}
             }
             self.broker.shutdown();
+            let _ = saver.await;
         })
     }
 }

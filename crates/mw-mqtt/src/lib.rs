@@ -9,12 +9,14 @@
 //!   per-session queues; [`Broker::tap`] subscribes the process itself, [`Broker::publish`]
 //!   publishes as the process.
 //! - [`conn`]: one connection's protocol loop; [`listen`] accepts connections (plain TCP or TLS).
+//! - [`persist`]: persistent sessions and retained messages saved as one snapshot.
 //! - [`component`]: `[mqtt.broker]`, the listener as a bus source, the UNS publisher sink.
 
 pub mod auth;
 pub mod broker;
 pub mod component;
 pub mod conn;
+pub mod persist;
 pub mod topic;
 pub mod wire;
 
@@ -69,4 +71,57 @@ pub async fn listen(
             }
         }
     }
+}
+
+/// Saves the broker's state to `file` every [`persist::SAVE_EVERY`] while it changed, and once
+/// more when the broker shuts down, after its connections have handed back what they had in
+/// flight (waiting at most 5 s for them). Returns after that last save.
+pub async fn keep_saved(broker: Broker, file: Arc<persist::StateFile>) {
+    let mut shutdown = broker.inner.shutdown.subscribe();
+    let mut saved_at = broker.changes();
+    let save = |b: &Broker, f: &Arc<persist::StateFile>| {
+        let snap = b.snapshot();
+        let f = f.clone();
+        async move {
+            match tokio::task::spawn_blocking(move || {
+                f.save(&snap).map_err(|e| (f.path().to_owned(), e))
+            })
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err((path, e))) => {
+                    metrics::counter!("mw_mqtt_state_save_errors_total").increment(1);
+                    tracing::error!(path = %path.display(), error = %e, "mqtt: cannot save the broker state");
+                }
+                Err(e) => tracing::error!(error = %e, "mqtt: state save task failed"),
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(persist::SAVE_EVERY) => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+        let now = broker.changes();
+        if now != saved_at {
+            saved_at = now;
+            save(&broker, &file).await;
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while broker
+        .stats()
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    save(&broker, &file).await;
+    tracing::info!(
+        sessions = broker.session_count(),
+        retained = broker.retained_count(),
+        "mqtt: broker state saved"
+    );
 }

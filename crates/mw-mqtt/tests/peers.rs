@@ -133,6 +133,101 @@ async fn run(case: &str) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Persistent sessions, their queued messages, an unreleased QoS 2 id and retained messages
+/// survive a broker restart (state saved at the stop, restored before listening again on the
+/// same port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_retained_messages_survive_a_broker_restart() {
+    let Some(py) = python() else { return };
+    let dir = std::env::temp_dir().join(format!("mw-mqtt-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = Arc::new(mw_mqtt::persist::StateFile::new(
+        Box::new(mw_storage::FsStorage),
+        &dir,
+    ));
+    let cfg = || BrokerConfig {
+        allow_anonymous: true,
+        ..BrokerConfig::default()
+    };
+    let run_case = |port: u16, case: &'static str| {
+        let py = py.clone();
+        async move {
+            let out = tokio::process::Command::new(&py)
+                .arg(script())
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--auth-port",
+                    "1",
+                    "--tag",
+                    "restart-case",
+                    "--case",
+                    case,
+                ])
+                .kill_on_drop(true)
+                .output()
+                .await
+                .expect("python runs");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{case} failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            print!("{stdout}");
+        }
+    };
+    let b = Broker::new(cfg(), None, Acl::allow_all());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let listener = tokio::spawn(mw_mqtt::listen(b.clone(), l, None));
+    let saver = tokio::spawn(mw_mqtt::keep_saved(b.clone(), file.clone()));
+    run_case(port, "restart_before").await;
+    b.shutdown();
+    saver.await.unwrap();
+    listener.await.unwrap();
+    drop(b);
+
+    let snap = file.load().unwrap().expect("a saved state");
+    let b = Broker::new(cfg(), None, Acl::allow_all());
+    let (sessions, retained, queued) = b.restore(snap).unwrap();
+    assert_eq!(
+        (sessions, retained, queued),
+        (2, 1, 5),
+        "restored sessions, retained, queued (m0, m1, m2, kept, once)"
+    );
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(mw_mqtt::listen(b.clone(), l, None));
+    run_case(port, "restart_after").await;
+    b.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A damaged state file is set aside and reported; the broker starts empty.
+#[test]
+fn a_damaged_state_file_is_set_aside() {
+    let dir = std::env::temp_dir().join(format!("mw-mqtt-damaged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("broker-state.json"),
+        b"{\"format\":1,\"retained\":[",
+    )
+    .unwrap();
+    let file = mw_mqtt::persist::StateFile::new(Box::new(mw_storage::FsStorage), &dir);
+    let e = file.load().unwrap_err();
+    assert!(e.contains("damaged") && e.contains("set aside"), "{e}");
+    assert!(dir.join("broker-state.json.damaged").exists());
+    assert_eq!(
+        file.load(),
+        Ok(None),
+        "after setting it aside, there is no state"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 macro_rules! cases {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
