@@ -210,8 +210,8 @@ pub enum HostAction {
 }
 
 /// A problem with a received message; each names its topic. All but [`HostError::Topic`],
-/// [`HostError::NotConnecting`], [`HostError::TooManyNodes`] and [`HostError::NoBdSeq`] come with
-/// a rebirth request (rate-limited).
+/// [`HostError::NotConnecting`], [`HostError::TooManyNodes`], [`HostError::TooManyDevices`] and
+/// [`HostError::NoBdSeq`] come with a rebirth request (rate-limited): a rebirth cannot cure those.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HostError {
     #[error("{0}")]

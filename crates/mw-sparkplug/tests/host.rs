@@ -949,6 +949,21 @@ fn nodes_beyond_the_limit_are_refused() {
         ["error spBv1.0/G/NBIRTH/F: more than 1 edge nodes; message dropped"]
     );
     assert_eq!(h.node_state(&NodeId::new("G", "F")), None);
+
+    let mut config = HostConfig::new("scada");
+    config.max_devices_per_node = 1;
+    let mut h = online_host(config);
+    h.step(nbirth("E", 0, 10));
+    h.step(dbirth("pump", 1, 3, 10));
+    let a: Vec<String> = h.step(dbirth("valve", 2, 4, 10)).iter().map(show).collect();
+    assert_eq!(
+        a,
+        ["error spBv1.0/G/DBIRTH/E/valve: more than 1 devices on this node; DBIRTH dropped"]
+    );
+    assert!(h.metric(&e(), Some("valve"), "speed").is_none());
+    // a device already known may be born again
+    let a: Vec<String> = h.step(dbirth("pump", 3, 3, 11)).iter().map(show).collect();
+    assert_eq!(a, ["online G/E/pump", "G/E/pump speed=0 @11 good"]);
 }
 
 #[test]
