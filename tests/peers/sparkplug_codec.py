@@ -7,6 +7,16 @@
   sparkplug_codec.py decode HEX    decode an NBIRTH with pysparkplug and print its metrics as JSON
                                    (name -> {datatype, alias, value}); DataSet and Template metrics
                                    are read from the protobuf module
+  sparkplug_codec.py edge          run pysparkplug's EdgeNode (group "G", node "pyedge", device
+                                   "pump") over an in-process stand-in for its MQTT client (no
+                                   broker) and print, one JSON object a line, every will it sets and
+                                   every message it publishes ({"kind": "will"|"publish", "topic",
+                                   "hex", "connected"}): NBIRTH and DBIRTH with aliases, NDATA and
+                                   DDATA through EdgeNode.update/update_device (names, aliases and
+                                   data types), NDATA and DDATA by alias only without data types
+                                   (EdgeNode cannot send those, so they are built with NData/DData
+                                   and the node's own seq counter), the DDEATH of deregister, and
+                                   the NDEATH of disconnect
 """
 
 import datetime
@@ -148,10 +158,104 @@ def decode(hexstr):
     print(json.dumps(out, sort_keys=True))
 
 
+class RecordingClient:
+    """Stands in for pysparkplug's Client: records instead of talking to a broker."""
+
+    def __init__(self):
+        self.connected = False
+        self.out = []
+
+    def _record(self, kind, message, include_dtypes):
+        self.out.append(
+            {
+                "kind": kind,
+                "topic": str(message.topic),
+                "hex": message.payload.encode(include_dtypes=include_dtypes).hex(),
+                "connected": self.connected,
+            }
+        )
+
+    def set_will(self, message):
+        # like paho's will_set, which Client.set_will calls: encoded without include_dtypes
+        self._record("will", message, False)
+
+    def connect(self, host, *, callback=None, **_kwargs):
+        self.connected = True
+        if callback is not None:
+            callback(self)
+
+    def publish(self, message, *, include_dtypes=False):
+        self._record("publish", message, include_dtypes)
+
+    def subscribe(self, topic, qos, callback):
+        pass
+
+    def unsubscribe(self, topic):
+        pass
+
+    def disconnect(self):
+        self.connected = False
+
+
+def edge():
+    client = RecordingClient()
+    node = psp.EdgeNode(
+        "G",
+        "pyedge",
+        metrics=[
+            psp.Metric(timestamp=TS, name="temp", datatype=DT.DOUBLE, value=20.5, alias=1),
+            psp.Metric(timestamp=TS, name="count", datatype=DT.UINT32, value=7, alias=2),
+            psp.Metric(timestamp=TS, name="label", datatype=DT.STRING, value="a", alias=3),
+            psp.Metric(timestamp=TS, name="on", datatype=DT.BOOLEAN, value=False, alias=4),
+        ],
+        client=client,
+    )
+    node.register(
+        psp.Device(
+            "pump",
+            metrics=[
+                psp.Metric(timestamp=TS, name="rpm", datatype=DT.INT16, value=-5, alias=10),
+                psp.Metric(timestamp=TS, name="ratio", datatype=DT.FLOAT, value=0.25, alias=11),
+            ],
+        )
+    )
+    node.connect("no-broker")
+    node.update([psp.Metric(timestamp=TS + 1, name="temp", datatype=DT.DOUBLE, value=21.5, alias=1)])
+    node.update_device(
+        "pump", [psp.Metric(timestamp=TS + 2, name="rpm", datatype=DT.INT16, value=-300, alias=10)]
+    )
+    by_alias = psp.NData(
+        timestamp=TS + 3,
+        seq=node._seq,
+        metrics=(
+            psp.Metric(timestamp=TS + 3, name=None, datatype=DT.UINT32, value=8, alias=2),
+            psp.Metric(timestamp=TS + 3, name=None, datatype=DT.STRING, value="b", alias=3),
+            psp.Metric(timestamp=TS + 3, name=None, datatype=DT.BOOLEAN, value=True, alias=4),
+        ),
+    )
+    topic = psp.Topic(message_type=psp.MessageType.NDATA, group_id="G", edge_node_id="pyedge")
+    client.publish(psp.Message(topic=topic, payload=by_alias, qos=psp.QoS.AT_MOST_ONCE, retain=False))
+    by_alias = psp.DData(
+        timestamp=TS + 4,
+        seq=node._seq,
+        metrics=(psp.Metric(timestamp=TS + 4, name=None, datatype=DT.FLOAT, value=0.5, alias=11),),
+    )
+    topic = psp.Topic(
+        message_type=psp.MessageType.DDATA, group_id="G", edge_node_id="pyedge", device_id="pump"
+    )
+    client.publish(psp.Message(topic=topic, payload=by_alias, qos=psp.QoS.AT_MOST_ONCE, retain=False))
+    node.deregister("pump")
+    node.disconnect()
+    for line in client.out:
+        print(json.dumps(line))
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["encode"]:
         encode()
     elif sys.argv[1:2] == ["decode"] and len(sys.argv) == 3:
         decode(sys.argv[2])
+    elif sys.argv[1:2] == ["edge"]:
+        edge()
     else:
         sys.exit(__doc__)

@@ -102,6 +102,11 @@ pub struct DemoArgs {
     /// an `[[uplink]]` named "demo" with its defaults would (docs/uplink.md).
     #[arg(long, value_name = "URL")]
     pub uplink: Option<String>,
+    /// Run the embedded MQTT broker on ADDR (default 127.0.0.1:1883) and publish the plant's
+    /// samples there under `millwright/<site>/…` (retained JSON). On loopback it accepts
+    /// anonymous clients (`mosquitto_sub -t 'millwright/#' -v`); elsewhere Millwright users.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:1883")]
+    pub mqtt: Option<SocketAddr>,
     #[command(flatten)]
     pub sim: SimOptions,
 }
@@ -349,6 +354,9 @@ pub fn guard_listener(
 async fn demo(a: DemoArgs) -> Result<()> {
     guard_listener("HTTP", a.http, a.insecure, true)?;
     guard_listener("Modbus TCP", a.modbus, a.insecure, false)?;
+    if let Some(addr) = a.mqtt {
+        guard_listener("MQTT", addr, a.insecure, true)?;
+    }
     let mut cfg = millwright::config_registry()
         .parse(DEMO_CONFIG, "examples/plant.toml (built in)")
         .map_err(|d| anyhow::anyhow!("the built-in demo configuration is invalid:\n{d}"))?;
@@ -379,6 +387,40 @@ async fn demo(a: DemoArgs) -> Result<()> {
             .context("the uplink component is not registered")?
             .uplinks
             .push(u);
+    }
+    if let Some(addr) = a.mqtt {
+        // a topic-friendly slug of the site name: "Acme Plant 1 (simulated)" → acme-plant-1-simulated
+        let mut site = String::new();
+        for c in cfg.site.name.chars() {
+            if c.is_ascii_alphanumeric() {
+                site.push(c.to_ascii_lowercase());
+            } else if !site.ends_with('-') && !site.is_empty() {
+                site.push('-');
+            }
+        }
+        let site = match site.trim_end_matches('-') {
+            "" => "site".to_string(),
+            s => s.to_string(),
+        };
+        let b = cfg
+            .section_mut::<mw_mqtt::MqttBrokerConfig>()
+            .context("the MQTT broker component is not registered")?;
+        let prefix = format!("millwright/{site}");
+        b.enabled = true;
+        b.listener.address = addr;
+        b.listener.insecure = a.insecure;
+        b.anonymous = addr.ip().is_loopback();
+        b.uns_prefix = Some(prefix.clone());
+        println!(
+            "MQTT broker on {addr}, the plant under {prefix}/… (try: mosquitto_sub -h {} -p {} -t '{prefix}/#' -v{})",
+            addr.ip(),
+            addr.port(),
+            if b.anonymous {
+                ""
+            } else {
+                " -u USER -P PASSWORD"
+            }
+        );
     }
     println!(
         "Millwright demo: simulator on Modbus TCP {} (unit 1, seed {}, speed {}x); labels in {}",

@@ -22,6 +22,7 @@ pub fn components() -> Vec<&'static dyn Component> {
         &mw_historian::component::HistorianComponent,
         &mw_security::audit::AuditComponent,
         &mw_uplink::UplinkComponent,
+        &mw_mqtt::MqttBrokerComponent,
     ]
 }
 

@@ -82,6 +82,8 @@ pub enum DecodeError {
         len: usize,
         columns: usize,
     },
+    #[error("{at}: metric has no data type and none is known from the birth certificate")]
+    NoDataType { at: String },
 }
 
 /// A typed value that cannot be encoded.
@@ -289,6 +291,31 @@ pub fn decode(bytes: &[u8]) -> Result<Payload, DecodeError> {
 
 /// Decodes a payload; never panics, refuses anything over `limits`.
 pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Payload, DecodeError> {
+    decode_inner(bytes, limits, None)
+}
+
+/// Decodes a DATA or CMD payload whose metrics may omit their data type (the specification says
+/// they SHOULD NOT carry one: the birth certificate declared it): a top-level metric without a
+/// data type takes the one `birth_type(name, alias)` returns; when that is `None` too, the
+/// metric is refused with [`DecodeError::NoDataType`] (a null without a type decodes as
+/// [`DataType::Unknown`]). Otherwise as [`decode_with`].
+pub fn decode_in_session(
+    bytes: &[u8],
+    limits: &Limits,
+    birth_type: BirthType<'_>,
+) -> Result<Payload, DecodeError> {
+    decode_inner(bytes, limits, Some(birth_type))
+}
+
+/// What [`decode_in_session`] asks for a metric without a data type: its birth's, by name or
+/// alias.
+pub type BirthType<'a> = &'a dyn Fn(Option<&str>, Option<u64>) -> Option<DataType>;
+
+fn decode_inner(
+    bytes: &[u8],
+    limits: &Limits,
+    birth_type: Option<BirthType<'_>>,
+) -> Result<Payload, DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
@@ -297,7 +324,11 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Payload, DecodeError
     }
     let raw =
         crate::pb::Payload::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-    let mut cx = Cx { limits, metrics: 0 };
+    let mut cx = Cx {
+        limits,
+        metrics: 0,
+        birth_type,
+    };
     let metrics = cx.metrics(raw.metrics, "metrics", 0)?;
     Ok(Payload {
         timestamp: raw.timestamp,
@@ -310,6 +341,7 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Payload, DecodeError
 
 struct Cx<'a> {
     limits: &'a Limits,
+    birth_type: Option<BirthType<'a>>,
     metrics: usize,
 }
 
@@ -343,10 +375,23 @@ impl Cx<'_> {
 
     fn metric(&mut self, m: pbp::Metric, at: &str, depth: usize) -> Result<Metric, DecodeError> {
         let code = m.datatype.unwrap_or(0);
-        let datatype = DataType::from_code(code).ok_or_else(|| DecodeError::UnknownDataType {
-            at: at.to_owned(),
-            code,
-        })?;
+        let mut datatype =
+            DataType::from_code(code).ok_or_else(|| DecodeError::UnknownDataType {
+                at: at.to_owned(),
+                code,
+            })?;
+        if datatype == DataType::Unknown
+            && depth == 0
+            && let Some(birth_type) = self.birth_type
+        {
+            match birth_type(m.name.as_deref(), m.alias) {
+                Some(t) => datatype = t,
+                None if m.value.is_some() => {
+                    return Err(DecodeError::NoDataType { at: at.to_owned() });
+                }
+                None => {}
+            }
+        }
         let value = if m.is_null == Some(true) {
             None
         } else {

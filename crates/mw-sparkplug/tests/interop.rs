@@ -1,11 +1,15 @@
 //! Interop with pysparkplug 0.6 (tests/peers/sparkplug_codec.py): an NBIRTH with every scalar and
 //! array type, a null, a DataSet and a Template, encoded by the peer and decoded here value by
-//! value, and encoded here and decoded by the peer. Needs `MW_PYTHON` pointing at a Python with
-//! pysparkplug (scripts/setup-test-env.sh); skips with a message otherwise.
+//! value, and encoded here and decoded by the peer; and the peer's `EdgeNode` session (births with
+//! aliases, data by name and by alias only, DDEATH, NDEATH) fed through `HostApp`, arriving as the
+//! right values and qualities. Needs `MW_PYTHON` pointing at a Python with pysparkplug
+//! (scripts/setup-test-env.sh); skips with a message otherwise.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use mw_model::Quality;
+use mw_sparkplug::host::{HostAction, HostApp, HostConfig, HostEvent, NodeId, NodeState};
 use mw_sparkplug::{DataSet, DataType, Metric, MetricValue as V, Parameter, Payload, Template};
 
 const TS: u64 = 1_700_000_000_000;
@@ -200,4 +204,183 @@ fn our_nbirth_decodes_in_pysparkplug_as_its_own() {
     assert_eq!(ms["motor"]["value"]["parameters"]["maker"], "ACME");
     assert_eq!(ms["motor"]["value"]["metrics"]["rpm"], 1500);
     assert_eq!(ms.as_object().map(|o| o.len()), Some(34));
+}
+
+/// An update the host made: device, metric, value, timestamp, quality.
+type Seen = (Option<String>, String, Option<V>, u64, Quality);
+
+/// One line of the peer's `edge` mode: a will it set or a message it published.
+struct Sent {
+    kind: String,
+    topic: String,
+    payload: Vec<u8>,
+    connected: bool,
+}
+
+fn edge_session(python: &str) -> Vec<Sent> {
+    peer(python, &["edge"])
+        .lines()
+        .map(|l| {
+            let j: serde_json::Value = serde_json::from_str(l).expect("peer JSON line");
+            let s = |k: &str| j[k].as_str().expect(k).to_owned();
+            Sent {
+                kind: s("kind"),
+                topic: s("topic"),
+                payload: unhex(&s("hex")),
+                connected: j["connected"].as_bool().expect("connected"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn pysparkplug_edge_node_session_arrives_through_the_host() {
+    let Some(py) = python() else { return };
+    let sent = edge_session(&py);
+    let publishes: Vec<&Sent> = sent.iter().filter(|s| s.kind == "publish").collect();
+    let topics: Vec<&str> = publishes.iter().map(|s| s.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "spBv1.0/G/NBIRTH/pyedge",
+            "spBv1.0/G/DBIRTH/pyedge/pump",
+            "spBv1.0/G/NDATA/pyedge",
+            "spBv1.0/G/DDATA/pyedge/pump",
+            "spBv1.0/G/NDATA/pyedge",
+            "spBv1.0/G/DDATA/pyedge/pump",
+            "spBv1.0/G/DDEATH/pyedge/pump",
+            "spBv1.0/G/NDEATH/pyedge",
+        ]
+    );
+    // The will the broker would hold is the one set before the connection.
+    let will = sent
+        .iter()
+        .find(|s| s.kind == "will" && !s.connected)
+        .expect("a will set before connecting");
+    assert_eq!(will.topic, "spBv1.0/G/NDEATH/pyedge");
+
+    let mut h = HostApp::new(HostConfig::new("scada"));
+    h.step(HostEvent::Connecting { now: 1 });
+    h.step(HostEvent::Connected { now: 2 });
+    let mut updates = Vec::new();
+    for (i, s) in publishes[..7].iter().enumerate() {
+        for a in h.step(HostEvent::Message {
+            topic: s.topic.clone(),
+            payload: s.payload.clone(),
+            now: 3,
+        }) {
+            match a {
+                HostAction::Update {
+                    device,
+                    metric,
+                    value,
+                    timestamp,
+                    quality,
+                    ..
+                } => updates.push((device, metric, value, timestamp, quality)),
+                HostAction::Online { .. } | HostAction::Offline { .. } => {}
+                other => panic!("message {i} ({}): unexpected {other:?}", s.topic),
+            }
+        }
+    }
+    let good = |d: Option<&str>, m: &str, v: V, ts: u64| {
+        (
+            d.map(str::to_owned),
+            m.to_owned(),
+            Some(v),
+            ts,
+            Quality::Good,
+        )
+    };
+    let pump = Some("pump");
+    let (stale_rpm, stale_ratio) = (updates.pop(), updates.pop());
+    assert_eq!(
+        updates,
+        vec![
+            // NBIRTH (bdSeq is not a metric of the model)
+            good(None, "temp", V::Double(20.5), TS),
+            good(None, "count", V::UInt32(7), TS),
+            good(None, "label", V::String("a".into()), TS),
+            good(None, "on", V::Boolean(false), TS),
+            // DBIRTH
+            good(pump, "rpm", V::Int16(-5), TS),
+            good(pump, "ratio", V::Float(0.25), TS),
+            // EdgeNode.update / update_device: names, aliases and data types
+            good(None, "temp", V::Double(21.5), TS + 1),
+            good(pump, "rpm", V::Int16(-300), TS + 2),
+            // by alias only, without data types: resolved through the births
+            good(None, "count", V::UInt32(8), TS + 3),
+            good(None, "label", V::String("b".into()), TS + 3),
+            good(None, "on", V::Boolean(true), TS + 3),
+            good(pump, "ratio", V::Float(0.5), TS + 4),
+        ]
+    );
+    // DDEATH: the device's metrics turn stale with their last values, the node's stay good.
+    let stale = Quality::Bad("stale: DDEATH".into());
+    let strip = |u: Option<Seen>| u.map(|(d, m, v, _, q)| (d, m, v, q));
+    assert_eq!(
+        strip(stale_ratio),
+        Some((
+            pump.map(str::to_owned),
+            "ratio".into(),
+            Some(V::Float(0.5)),
+            stale.clone()
+        ))
+    );
+    assert_eq!(
+        strip(stale_rpm),
+        Some((
+            pump.map(str::to_owned),
+            "rpm".into(),
+            Some(V::Int16(-300)),
+            stale
+        ))
+    );
+    let node = NodeId::new("G", "pyedge");
+    assert_eq!(
+        h.metric(&node, None, "label")
+            .map(|m| (&m.value, m.quality.is_good())),
+        Some((&Some(V::String("b".into())), true))
+    );
+
+    // pysparkplug 0.6 prepares the next session's bdSeq right after its births, so the NDEATH
+    // of its clean disconnect carries bdSeq 1 while the NBIRTH said 0: to a host that is an older
+    // (or newer) session's will, and the session it knows goes on.
+    let ndeath = publishes[7];
+    let a = h.step(HostEvent::Message {
+        topic: ndeath.topic.clone(),
+        payload: ndeath.payload.clone(),
+        now: 4,
+    });
+    assert_eq!(a, vec![]);
+    assert_eq!(h.node_state(&node), Some(NodeState::Online));
+    // The will in force for the connection (bdSeq 0) ends it: every node metric turns stale.
+    let a = h.step(HostEvent::Message {
+        topic: will.topic.clone(),
+        payload: will.payload.clone(),
+        now: 5,
+    });
+    let stale: Vec<(String, Option<V>)> = a
+        .into_iter()
+        .filter_map(|a| match a {
+            HostAction::Update {
+                metric,
+                value,
+                quality: Quality::Bad(r),
+                device: None,
+                ..
+            } if r == "stale: NDEATH" => Some((metric, value)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stale,
+        vec![
+            ("count".into(), Some(V::UInt32(8))),
+            ("label".into(), Some(V::String("b".into()))),
+            ("on".into(), Some(V::Boolean(true))),
+            ("temp".into(), Some(V::Double(21.5))),
+        ]
+    );
+    assert_eq!(h.node_state(&node), Some(NodeState::Dead));
 }

@@ -1,0 +1,779 @@
+//! One client connection: CONNECT (version, authentication, session), then the packet loop —
+//! publishes in (topic aliases, ACL, QoS 1/2 acknowledgements, rate limit), deliveries out
+//! (in-flight window, packet ids, DUP on resume, message expiry, the client's maximum packet
+//! size), keep-alive (1.5 × the client's interval), takeover and shutdown.
+//!
+//! A protocol violation closes the connection (MQTT 5: DISCONNECT with its reason code first)
+//! and publishes the will; a clean DISCONNECT discards it (MQTT 5 reason 0x04 keeps it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::broker::{Broker, Ctl, Delivery, Detached, Message, Pending, Queue, Sub};
+use crate::topic;
+use crate::wire::{
+    self, ConnAckProps, Connect, In, Out, OutPublish, Publish, Version, WireError, reason,
+};
+
+/// How a connection ended, for the will.
+enum End {
+    /// DISCONNECT (0x00): the will is discarded.
+    Normal,
+    /// Anything else: network error, keep-alive, protocol error, takeover, DISCONNECT 0x04.
+    WithWill,
+}
+
+const DRAIN_BUDGET: usize = 256;
+
+struct ConnGuard<'a>(&'a Broker);
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        let n = self
+            .0
+            .inner
+            .stats
+            .connections
+            .fetch_sub(1, Ordering::Relaxed)
+            - 1;
+        metrics::gauge!("mw_mqtt_connections").set(n as f64);
+    }
+}
+
+/// Serves one accepted connection until it ends.
+pub async fn serve<S>(broker: Broker, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let stats = &broker.inner.stats;
+    let n = stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    metrics::gauge!("mw_mqtt_connections").set(n as f64);
+    let _guard = ConnGuard(&broker);
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let cfg = broker.config().clone();
+
+    // CONNECT, within the connect timeout
+    let connect = match tokio::time::timeout(
+        cfg.connect_timeout,
+        read_connect(&mut rd, &mut rbuf, cfg.max_packet_size),
+    )
+    .await
+    {
+        Err(_) => {
+            tracing::debug!(%peer, "mqtt: no CONNECT within {:?}; closed", cfg.connect_timeout);
+            return;
+        }
+        Ok(Err((version, e))) => {
+            stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, error = %e, "mqtt: connection refused");
+            if let Some(v) = version
+                .or((e.code == reason::UNSUPPORTED_PROTOCOL_VERSION).then_some(Version::V311))
+            {
+                let mut b = BytesMut::new();
+                wire::encode(&connack(false, e.code, ConnAckProps::default()), v, &mut b);
+                let _ = wr.write_all(&b).await;
+            }
+            return;
+        }
+        Ok(Ok(c)) => c,
+    };
+    let version = connect.version;
+    let refuse = |code: u8, why: &str| {
+        stats.refused_connects.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mw_mqtt_refused_connects_total").increment(1);
+        tracing::info!(%peer, client = %connect.client_id, user = ?connect.username, "mqtt: connection refused: {why}");
+        let mut b = BytesMut::new();
+        wire::encode(
+            &connack(
+                false,
+                code,
+                ConnAckProps {
+                    reason_string: Some(why.to_string()),
+                    ..Default::default()
+                },
+            ),
+            version,
+            &mut b,
+        );
+        b
+    };
+    if n > cfg.max_connections || *broker.inner.shutdown.borrow() {
+        let b = refuse(reason::SERVER_BUSY, "too many connections");
+        let _ = wr.write_all(&b).await;
+        return;
+    }
+    // client id
+    let mut client_id = connect.client_id.clone();
+    let mut assigned = None;
+    if client_id.starts_with("$mw/") {
+        let b = refuse(
+            reason::CLIENT_ID_NOT_VALID,
+            "client ids starting with $mw/ are reserved",
+        );
+        let _ = wr.write_all(&b).await;
+        return;
+    }
+    if client_id.is_empty() {
+        if version == Version::V311 && !connect.clean_start {
+            let b = refuse(
+                reason::CLIENT_ID_NOT_VALID,
+                "an empty client id needs a clean session",
+            );
+            let _ = wr.write_all(&b).await;
+            return;
+        }
+        client_id = format!("mw-{:016x}", rand_u64());
+        assigned = Some(client_id.clone());
+    }
+    // authentication
+    if let Err((code, why)) = authenticate(&broker, &connect, peer).await {
+        let b = refuse(code, &why);
+        let _ = wr.write_all(&b).await;
+        return;
+    }
+    let username = connect.username.clone();
+    let acl = &broker.inner.acl;
+    let mut will = connect.will.clone();
+    if let Some(w) = &will
+        && (topic::valid_filter(&w.topic).is_err()
+            || w.topic.contains(['+', '#'])
+            || w.topic.is_empty())
+    {
+        let b = refuse(reason::TOPIC_NAME_INVALID, "invalid will topic");
+        let _ = wr.write_all(&b).await;
+        return;
+    }
+    if let Some(w) = &will
+        && !acl.may_publish(username.as_deref(), &client_id, &w.topic)
+    {
+        tracing::info!(%peer, client = %client_id, topic = %w.topic, "mqtt: will topic not allowed by the ACL; the will is dropped");
+        will = None;
+    }
+    // session
+    let max_expiry = cfg.max_session_expiry.as_secs().min(u32::MAX as u64 - 1) as u32;
+    let mut expiry = match connect.session_expiry {
+        Some(u32::MAX) | None => None,
+        Some(e) => Some(e.min(max_expiry)),
+    };
+    let announced_expiry = match (version, connect.session_expiry) {
+        (Version::V5, Some(e)) if e > max_expiry => Some(max_expiry),
+        _ => None,
+    };
+    let (ctl_tx, mut ctl_rx) = mpsc::channel(4);
+    let attached = broker.attach(&client_id, connect.clean_start, expiry, ctl_tx);
+    let mut wbuf = BytesMut::with_capacity(4096);
+    wire::encode(
+        &connack(
+            attached.session_present,
+            reason::SUCCESS,
+            ConnAckProps {
+                session_expiry: announced_expiry,
+                receive_maximum: Some(cfg.receive_maximum),
+                max_qos: None,
+                max_packet_size: Some(cfg.max_packet_size as u32),
+                assigned_client_id: assigned,
+                topic_alias_max: Some(cfg.topic_alias_max),
+                reason_string: None,
+                server_keep_alive: None,
+            },
+        ),
+        version,
+        &mut wbuf,
+    );
+    tracing::debug!(%peer, client = %client_id, ?version, present = attached.session_present, "mqtt: connected");
+
+    let mut c = Conn {
+        broker: &broker,
+        version,
+        client_id: &client_id,
+        username: username.as_deref(),
+        queue: attached.queue.clone(),
+        inflight: attached.unacked,
+        out_max: (cfg.max_inflight.min(connect.receive_maximum).max(1)) as usize,
+        out_max_packet: connect.max_packet_size.map(|m| m as usize),
+        next_pkid: 1,
+        aliases: HashMap::new(),
+        wbuf,
+        more: false,
+        tokens: cfg.max_publish_rate.map(|r| r as f64),
+        tokens_at: Instant::now(),
+        expiry_was_zero: connect.session_expiry == Some(0) && version == Version::V5,
+        expiry: &mut expiry,
+    };
+    // resume: what was in flight goes again, same packet ids
+    let resend: Vec<(u16, Pending)> = c.inflight.iter().map(|(k, v)| (*k, v.clone())).collect();
+    for (pkid, p) in resend {
+        match p {
+            Pending::Publish(d) => c.write_publish(&d, pkid, true),
+            Pending::Release => c.write(&Out::PubRel { pkid, code: 0 }),
+        }
+    }
+
+    let keep_alive =
+        (connect.keep_alive > 0).then(|| Duration::from_millis(connect.keep_alive as u64 * 1500));
+    let mut last_rx = Instant::now();
+    let mut shutdown = broker.inner.shutdown.subscribe();
+    let end = 'conn: loop {
+        c.drain();
+        if !c.wbuf.is_empty() {
+            if wr.write_all(&c.wbuf).await.is_err() {
+                break End::WithWill;
+            }
+            c.wbuf.clear();
+        }
+        let ka_deadline = keep_alive.map(|k| tokio::time::Instant::from_std(last_rx + k));
+        tokio::select! {
+            r = rd.read_buf(&mut rbuf) => {
+                match r {
+                    Ok(0) | Err(_) => break End::WithWill,
+                    Ok(_) => {}
+                }
+                last_rx = Instant::now();
+                loop {
+                    match wire::decode(&mut rbuf, version, cfg.max_packet_size) {
+                        Ok(None) => break,
+                        Ok(Some(p)) => match c.handle(p) {
+                            Ok(None) => {}
+                            Ok(Some(end)) => break 'conn end,
+                            Err(e) => {
+                                c.protocol_error(&e, peer);
+                                break 'conn End::WithWill;
+                            }
+                        },
+                        Err(e) => {
+                            c.protocol_error(&e, peer);
+                            break 'conn End::WithWill;
+                        }
+                    }
+                }
+                if rbuf.capacity() > 64 * 1024 && rbuf.is_empty() {
+                    rbuf = BytesMut::with_capacity(4096);
+                }
+            }
+            _ = c.queue.notify.notified() => {}
+            _ = async {}, if c.more => {}
+            ctl = ctl_rx.recv() => {
+                let code = match ctl {
+                    Some(Ctl::TakenOver) => reason::SESSION_TAKEN_OVER,
+                    Some(Ctl::Shutdown) | None => reason::SERVER_SHUTTING_DOWN,
+                };
+                c.write(&Out::Disconnect { code, reason: None });
+                break End::WithWill;
+            }
+            _ = shutdown.changed() => {
+                c.write(&Out::Disconnect { code: reason::SERVER_SHUTTING_DOWN, reason: None });
+                break End::WithWill;
+            }
+            _ = async { tokio::time::sleep_until(ka_deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if ka_deadline.is_some() => {
+                tracing::info!(%peer, client = %client_id, "mqtt: keep-alive timeout");
+                c.write(&Out::Disconnect { code: reason::KEEP_ALIVE_TIMEOUT, reason: None });
+                break End::WithWill;
+            }
+        }
+    };
+    if !c.wbuf.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&c.wbuf)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+    let inflight = std::mem::take(&mut c.inflight);
+    let expiry = *c.expiry;
+    drop(c);
+    tracing::debug!(%peer, client = %client_id, "mqtt: disconnected");
+    broker.detach(
+        &client_id,
+        Detached {
+            generation: attached.generation,
+            will: match end {
+                End::Normal => None,
+                End::WithWill => will,
+            },
+            expiry,
+            unacked: inflight,
+        },
+    );
+}
+
+fn connack(session_present: bool, code: u8, props: ConnAckProps) -> Out {
+    Out::ConnAck {
+        session_present,
+        code,
+        props: Box::new(props),
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+type ConnectError = (Option<Version>, WireError);
+
+async fn read_connect<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    rbuf: &mut BytesMut,
+    max: usize,
+) -> Result<Box<Connect>, ConnectError> {
+    let mut version = None;
+    loop {
+        if version.is_none() {
+            version = wire::sniff_version(rbuf).map_err(|e| (None, e))?;
+        }
+        if let Some(v) = version {
+            match wire::decode(rbuf, v, max) {
+                Ok(Some(In::Connect(c))) => return Ok(c),
+                Ok(Some(_)) => {
+                    return Err((
+                        Some(v),
+                        WireError::new(reason::PROTOCOL_ERROR, "the first packet must be CONNECT"),
+                    ));
+                }
+                Ok(None) => {}
+                Err(e) => return Err((Some(v), e)),
+            }
+        }
+        match rd.read_buf(rbuf).await {
+            Ok(0) | Err(_) => {
+                return Err((
+                    version,
+                    WireError::new(reason::UNSPECIFIED, "connection closed before CONNECT"),
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn authenticate(broker: &Broker, c: &Connect, peer: SocketAddr) -> Result<(), (u8, String)> {
+    let inner = &broker.inner;
+    let Some(user) = c.username.clone() else {
+        if inner.cfg.allow_anonymous {
+            return Ok(());
+        }
+        return Err((
+            reason::NOT_AUTHORIZED,
+            "a username and password are required".into(),
+        ));
+    };
+    let Some(auth) = inner.auth.clone() else {
+        return Err((
+            reason::BAD_USERNAME_OR_PASSWORD,
+            "this listener has no users".into(),
+        ));
+    };
+    let password = c.password.clone().unwrap_or_default();
+    let b = broker.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        mw_security::login(
+            &*auth,
+            &b.inner.throttle,
+            &user,
+            &password,
+            Some(peer.ip()),
+            Instant::now(),
+        )
+    })
+    .await;
+    match r {
+        Ok(Ok(_principal)) => Ok(()),
+        Ok(Err(e)) => Err((reason::BAD_USERNAME_OR_PASSWORD, e.to_string())),
+        Err(_) => Err((reason::UNSPECIFIED, "authentication failed".into())),
+    }
+}
+
+struct Conn<'a> {
+    broker: &'a Broker,
+    version: Version,
+    client_id: &'a str,
+    username: Option<&'a str>,
+    queue: Arc<Queue>,
+    inflight: BTreeMap<u16, Pending>,
+    out_max: usize,
+    out_max_packet: Option<usize>,
+    next_pkid: u16,
+    aliases: HashMap<u16, String>,
+    wbuf: BytesMut,
+    /// The drain budget ran out with deliveries left.
+    more: bool,
+    /// Publish rate limit: tokens left, refilled at the configured rate.
+    tokens: Option<f64>,
+    tokens_at: Instant,
+    expiry_was_zero: bool,
+    expiry: &'a mut Option<u32>,
+}
+
+impl Conn<'_> {
+    fn write(&mut self, out: &Out) {
+        wire::encode(out, self.version, &mut self.wbuf);
+    }
+
+    fn protocol_error(&mut self, e: &WireError, peer: SocketAddr) {
+        self.broker
+            .inner
+            .stats
+            .protocol_errors
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mw_mqtt_protocol_errors_total").increment(1);
+        tracing::info!(%peer, client = %self.client_id, error = %e, "mqtt: protocol error; disconnected");
+        self.write(&Out::Disconnect {
+            code: e.code,
+            reason: Some(e.what.clone()),
+        });
+    }
+
+    fn alloc_pkid(&mut self) -> u16 {
+        loop {
+            let id = self.next_pkid;
+            self.next_pkid = if self.next_pkid == u16::MAX {
+                1
+            } else {
+                self.next_pkid + 1
+            };
+            if !self.inflight.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn out_publish(&self, d: &Delivery, pkid: u16, dup: bool) -> Out {
+        let mut props = d.msg.props.clone();
+        if let Some(at) = d.msg.expires_at {
+            let left = at.saturating_duration_since(Instant::now());
+            props.message_expiry_interval = Some(left.as_secs_f64().ceil() as u32);
+        }
+        Out::Publish(Box::new(OutPublish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: d.msg.topic.clone(),
+            pkid,
+            payload: d.msg.payload.clone(),
+            props,
+            subscription_ids: d.sub_ids.clone(),
+        }))
+    }
+
+    fn write_publish(&mut self, d: &Delivery, pkid: u16, dup: bool) {
+        let out = self.out_publish(d, pkid, dup);
+        self.write(&out);
+        self.broker.inner.stats.sent.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mw_mqtt_messages_sent_total").increment(1);
+    }
+
+    /// Moves queued deliveries onto the wire while the in-flight window has room.
+    fn drain(&mut self) {
+        let stats = &self.broker.inner.stats;
+        let mut n = 0;
+        self.more = false;
+        while n < DRAIN_BUDGET {
+            match self.queue.front_qos() {
+                None => return,
+                Some(q) if q > 0 && self.inflight.len() >= self.out_max => return,
+                _ => {}
+            }
+            let Some(d) = self.queue.pop(Instant::now(), stats) else {
+                return;
+            };
+            if let Some(max) = self.out_max_packet {
+                let probe = self.out_publish(&d, if d.qos > 0 { 1 } else { 0 }, false);
+                if wire::encoded_len(&probe, self.version) > max {
+                    stats.dropped_too_large.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("mw_mqtt_dropped_total", "reason" => "too_large_for_client")
+                        .increment(1);
+                    continue;
+                }
+            }
+            let pkid = if d.qos > 0 { self.alloc_pkid() } else { 0 };
+            self.write_publish(&d, pkid, false);
+            if d.qos > 0 {
+                self.inflight.insert(pkid, Pending::Publish(d));
+            }
+            n += 1;
+        }
+        self.more = !self.queue.is_empty();
+    }
+
+    fn rate_ok(&mut self) -> bool {
+        let Some(rate) = self.broker.config().max_publish_rate else {
+            return true;
+        };
+        let now = Instant::now();
+        let t = self.tokens.get_or_insert(rate as f64);
+        *t = (*t + now.duration_since(self.tokens_at).as_secs_f64() * rate as f64).min(rate as f64);
+        self.tokens_at = now;
+        if *t >= 1.0 {
+            *t -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn handle(&mut self, p: In) -> Result<Option<End>, WireError> {
+        match p {
+            In::Connect(_) => Err(WireError::new(
+                reason::PROTOCOL_ERROR,
+                "second CONNECT on one connection",
+            )),
+            In::Publish(p) => self.publish(p).map(|()| None),
+            In::PubAck(pkid) => {
+                if matches!(self.inflight.get(&pkid), Some(Pending::Publish(d)) if d.qos == 1) {
+                    self.inflight.remove(&pkid);
+                }
+                Ok(None)
+            }
+            In::PubRec(pkid) => {
+                let known =
+                    matches!(self.inflight.get(&pkid), Some(Pending::Publish(d)) if d.qos == 2);
+                if known {
+                    self.inflight.insert(pkid, Pending::Release);
+                }
+                let code = if known || matches!(self.inflight.get(&pkid), Some(Pending::Release)) {
+                    0
+                } else {
+                    reason::PACKET_ID_NOT_FOUND
+                };
+                self.write(&Out::PubRel { pkid, code });
+                Ok(None)
+            }
+            In::PubRel(pkid) => {
+                let known = self.broker.qos2_released(self.client_id, pkid);
+                self.write(&Out::PubComp {
+                    pkid,
+                    code: if known {
+                        0
+                    } else {
+                        reason::PACKET_ID_NOT_FOUND
+                    },
+                });
+                Ok(None)
+            }
+            In::PubComp(pkid) => {
+                if matches!(self.inflight.get(&pkid), Some(Pending::Release)) {
+                    self.inflight.remove(&pkid);
+                }
+                Ok(None)
+            }
+            In::Subscribe { pkid, filters, id } => {
+                let mut codes = Vec::with_capacity(filters.len());
+                for f in filters {
+                    let code = match topic::parse_subscription(&f.filter) {
+                        Err(_) => reason::TOPIC_FILTER_INVALID,
+                        Ok(s)
+                            if !self.broker.inner.acl.may_subscribe(
+                                self.username,
+                                self.client_id,
+                                s.filter,
+                            ) =>
+                        {
+                            reason::NOT_AUTHORIZED
+                        }
+                        Ok(s) if s.group.is_some() && f.no_local => reason::PROTOCOL_ERROR,
+                        Ok(s) => {
+                            let sub = Sub {
+                                group: s.group.map(str::to_string),
+                                filter: s.filter.to_string(),
+                                qos: f.qos.min(2),
+                                no_local: f.no_local,
+                                retain_as_published: f.retain_as_published,
+                                id,
+                            };
+                            self.broker.subscribe(
+                                self.client_id,
+                                &f.filter,
+                                sub,
+                                f.retain_handling,
+                            );
+                            f.qos.min(2)
+                        }
+                    };
+                    if code == reason::PROTOCOL_ERROR {
+                        return Err(WireError::new(
+                            reason::PROTOCOL_ERROR,
+                            "no local on a shared subscription",
+                        ));
+                    }
+                    codes.push(code);
+                }
+                self.write(&Out::SubAck { pkid, codes });
+                Ok(None)
+            }
+            In::Unsubscribe { pkid, filters } => {
+                let codes = filters
+                    .iter()
+                    .map(|f| {
+                        if self.broker.unsubscribe(self.client_id, f) {
+                            reason::SUCCESS
+                        } else {
+                            reason::NO_SUBSCRIPTION_EXISTED
+                        }
+                    })
+                    .collect();
+                self.write(&Out::UnsubAck { pkid, codes });
+                Ok(None)
+            }
+            In::PingReq => {
+                self.write(&Out::PingResp);
+                Ok(None)
+            }
+            In::Disconnect {
+                reason: r,
+                session_expiry,
+            } => {
+                if let Some(e) = session_expiry {
+                    if self.expiry_was_zero && e != 0 {
+                        return Err(WireError::new(
+                            reason::PROTOCOL_ERROR,
+                            "session expiry set on DISCONNECT after 0 on CONNECT",
+                        ));
+                    }
+                    let max = self
+                        .broker
+                        .config()
+                        .max_session_expiry
+                        .as_secs()
+                        .min(u32::MAX as u64 - 1) as u32;
+                    *self.expiry = if e == u32::MAX {
+                        None
+                    } else {
+                        Some(e.min(max))
+                    };
+                }
+                Ok(Some(if r == 0x04 {
+                    End::WithWill
+                } else {
+                    End::Normal
+                }))
+            }
+            In::Auth => Err(WireError::new(
+                reason::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+            )),
+        }
+    }
+
+    fn publish(&mut self, mut p: Publish) -> Result<(), WireError> {
+        if !self.rate_ok() {
+            return Err(WireError::new(
+                reason::MESSAGE_RATE_TOO_HIGH,
+                "publish rate limit exceeded",
+            ));
+        }
+        if let Some(a) = p.topic_alias {
+            if a == 0 || a > self.broker.config().topic_alias_max {
+                return Err(WireError::new(
+                    reason::TOPIC_ALIAS_INVALID,
+                    format!(
+                        "topic alias {a} outside 1..={}",
+                        self.broker.config().topic_alias_max
+                    ),
+                ));
+            }
+            if p.topic.is_empty() {
+                p.topic = self.aliases.get(&a).cloned().ok_or_else(|| {
+                    WireError::new(
+                        reason::PROTOCOL_ERROR,
+                        format!("topic alias {a} was never set"),
+                    )
+                })?;
+            } else {
+                self.aliases.insert(a, p.topic.clone());
+            }
+        }
+        if p.topic.is_empty() {
+            return Err(WireError::new(
+                reason::TOPIC_NAME_INVALID,
+                "PUBLISH with an empty topic",
+            ));
+        }
+        if p.topic.split('/').count() > topic::MAX_LEVELS {
+            return Err(WireError::new(
+                reason::TOPIC_NAME_INVALID,
+                format!("PUBLISH topic has more than {} levels", topic::MAX_LEVELS),
+            ));
+        }
+        let allowed = self
+            .broker
+            .inner
+            .acl
+            .may_publish(self.username, self.client_id, &p.topic);
+        if !allowed {
+            metrics::counter!("mw_mqtt_dropped_total", "reason" => "acl").increment(1);
+            tracing::debug!(client = %self.client_id, topic = %p.topic, "mqtt: publish denied by the ACL");
+        }
+        let denied_code = if self.version == Version::V5 {
+            reason::NOT_AUTHORIZED
+        } else {
+            0
+        };
+        let msg = || {
+            Arc::new(Message {
+                expires_at: p
+                    .props
+                    .message_expiry_interval
+                    .map(|s| Instant::now() + Duration::from_secs(s as u64)),
+                topic: p.topic.clone(),
+                payload: p.payload.clone(),
+                qos: p.qos,
+                retain: p.retain,
+                props: p.props.clone(),
+                from: Some(self.client_id.to_string()),
+            })
+        };
+        match p.qos {
+            0 => {
+                if allowed {
+                    self.broker.route(msg());
+                }
+            }
+            1 => {
+                if allowed {
+                    self.broker.route(msg());
+                }
+                self.write(&Out::PubAck {
+                    pkid: p.pkid,
+                    code: if allowed { 0 } else { denied_code },
+                });
+            }
+            _ => {
+                if !allowed {
+                    self.write(&Out::PubRec {
+                        pkid: p.pkid,
+                        code: denied_code,
+                    });
+                    return Ok(());
+                }
+                match self.broker.qos2_received(self.client_id, p.pkid) {
+                    None => {
+                        return Err(WireError::new(
+                            reason::RECEIVE_MAXIMUM_EXCEEDED,
+                            "more unreleased QoS 2 publishes than the receive maximum",
+                        ));
+                    }
+                    Some(true) => {
+                        self.broker.route(msg());
+                    }
+                    Some(false) => {} // a resend: routed already
+                }
+                self.write(&Out::PubRec {
+                    pkid: p.pkid,
+                    code: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+}
