@@ -782,6 +782,12 @@ impl AlarmControl {
             .collect()
     }
 
+    /// How many journal records [`AlarmControl::history`] and [`AlarmControl::kpis`] read
+    /// (at most [`HISTORY_RECORDS`]).
+    pub fn history_len(&self) -> usize {
+        lock(&self.engine).history.len()
+    }
+
     /// The KPIs over the `window` (ns) ending now, from the newest [`HISTORY_RECORDS`] journal
     /// records; `standing` counts the alarms not in `normal` now.
     pub fn kpis(&self, window: i64) -> crate::kpi::Kpis {
