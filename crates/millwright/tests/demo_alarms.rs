@@ -251,6 +251,12 @@ fn gas_release_raises_a_critical_alarm_on_the_stream_and_an_ack_is_seen_everywhe
         overview.contains("unacknowledged critical alarm"),
         "{overview}"
     );
+    assert!(
+        overview.contains(
+            "<section class='asset critical unack' data-asset='acme/plant1/utilities/compressor_house/gd1'>"
+        ),
+        "gd1 not coloured critical: {overview}"
+    );
     let console = get(&http, "/alarms").expect("GET /alarms").text();
     assert!(console.contains(&format!("data-id='{hihi}'")), "{console}");
 

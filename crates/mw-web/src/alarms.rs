@@ -627,6 +627,73 @@ pub(crate) async fn console(
     Html(h)
 }
 
+/// Whether an alarm in `state` colours its asset: annunciated ones (active, or returned but not
+/// yet acknowledged); shelved, suppressed and out-of-service alarms are set aside on purpose.
+fn colours(state: AlarmState) -> bool {
+    matches!(
+        state,
+        AlarmState::UnackActive | AlarmState::AckActive | AlarmState::RtnUnack
+    )
+}
+
+/// Per asset (full path) the most urgent priority of its annunciated alarms and whether any of
+/// them waits for an acknowledgement. Assets with none are absent.
+pub(crate) fn asset_alarms(
+    st: &AppState,
+) -> std::collections::HashMap<String, (AlarmPriority, bool)> {
+    let mut out: std::collections::HashMap<String, (AlarmPriority, bool)> =
+        std::collections::HashMap::new();
+    let Some(api) = &st.alarms else {
+        return out;
+    };
+    for a in api.active().into_iter().filter(|a| colours(a.state)) {
+        let e = out.entry(a.asset.clone()).or_insert((a.priority, false));
+        e.0 = e.0.min(a.priority);
+        e.1 |= a.state.is_unacknowledged();
+    }
+    out
+}
+
+/// Whether an input's latest sample leaves its value unknown: bad quality, or no value yet. An
+/// `uncertain` one (an analytics output warming up) is a value, held the way the alarm engine
+/// holds it, and raises nothing.
+pub(crate) fn input_unknown(latest: Option<&mw_model::Sample>) -> bool {
+    latest.is_none_or(|s| matches!(s.quality, mw_model::Quality::Bad(_)))
+}
+
+/// The overview's status of one asset, as the class suffix of its section and the text of its
+/// badge: the alarm part from [`asset_alarms`], then ` unknown` when `unknown` of its inputs are
+/// [`input_unknown`] (a failed input must never read as normal, even while its quality alarm is
+/// shelved or the tag has none), and ` ok` only when neither applies. (`assets/app.js` builds
+/// the same from `/api/v1/alarms` on every stream change and from the rows' quality on every
+/// refresh.)
+pub(crate) fn asset_status(
+    alarm: Option<(AlarmPriority, bool)>,
+    unknown: usize,
+) -> (String, String) {
+    let mut class = String::new();
+    let mut label = Vec::new();
+    if let Some((p, unack)) = alarm {
+        class = format!(" {}{}", p.as_str(), if unack { " unack" } else { "" });
+        label.push(format!(
+            "{} alarm{}",
+            p.as_str(),
+            if unack { ", unacknowledged" } else { "" }
+        ));
+    }
+    if unknown > 0 {
+        class.push_str(" unknown");
+        label.push(format!(
+            "{unknown} input{} bad or without a value",
+            if unknown == 1 { "" } else { "s" }
+        ));
+    }
+    if class.is_empty() {
+        class.push_str(" ok");
+    }
+    (class, label.join(" · "))
+}
+
 /// The overview's banner of unacknowledged critical alarms (kept up to date by the page script
 /// from the stream); empty when the process has no alarms.
 pub(crate) fn banner(st: &AppState) -> String {

@@ -1,8 +1,10 @@
 //! The server-rendered overview page. No JavaScript bundle: the table is rendered here, and a
 //! short script (`/assets/app.js`, embedded in the binary) refreshes values and sparklines from
 //! `/api/v1/tags?history=120` every second (the page is fully readable without JavaScript) and,
-//! when alarms are configured, keeps the banner of unacknowledged critical alarms current from
-//! the alarm stream (`/api/v1/alarms/stream`, re-reading the list on each change). The
+//! when alarms are configured, keeps the banner of unacknowledged critical alarms and each
+//! asset's status colour ([`crate::alarms::asset_status`]: its most urgent annunciated alarm,
+//! `unknown` while an input is not good, else `ok`) current from the alarm stream
+//! (`/api/v1/alarms/stream`, re-reading the list on each change) and the rows' quality. The
 //! page has no inline script, handler or style, so it runs under the strict
 //! [`crate::CONTENT_SECURITY_POLICY`].
 
@@ -85,6 +87,7 @@ pub(crate) async fn index(
         .as_ref()
         .map(|d| d.list().into_iter().map(|i| i.asset).collect())
         .unwrap_or_default();
+    let alarms = crate::alarms::asset_alarms(&st);
     for asset in st.tree.assets().filter(|a| !a.tags.is_empty()) {
         let button = if detector_assets.iter().any(|a| a == asset.path.as_str()) {
             format!(
@@ -95,9 +98,23 @@ pub(crate) async fn index(
         } else {
             String::new()
         };
+        let latest: Vec<Option<mw_model::Sample>> =
+            asset.tags.iter().map(|d| st.tags.latest(&d.path)).collect();
+        // Without alarms the page judges no asset (no colour, no badge); the rows still show
+        // each input's quality.
+        let (class, label) = if st.alarms.is_some() {
+            let unknown = latest
+                .iter()
+                .filter(|s| crate::alarms::input_unknown(s.as_ref()))
+                .count();
+            crate::alarms::asset_status(alarms.get(asset.path.as_str()).copied(), unknown)
+        } else {
+            (String::new(), String::new())
+        };
         let _ = write!(
             h,
-            "<section><h2>{button}{} <small>{} · {}</small></h2><table>\
+            "<section class='asset{class}' data-asset='{path}'><h2>{button}{} <small>{} · {}</small>\
+             <span class='astat{class}'>{label}</span></h2><table>\
              <colgroup><col class=n><col class=v><col class=u><col class=q><col class=s><col class=t></colgroup>",
             esc(asset.path.rsplit('/').next().unwrap_or(&asset.path)),
             esc(asset.kind.as_str()),
@@ -106,10 +123,13 @@ pub(crate) async fn index(
             } else {
                 &asset.description
             }),
+            path = esc(asset.path.as_str()),
+            label = esc(&label),
         );
-        for def in &asset.tags {
-            let latest = st.tags.latest(&def.path);
-            let (value, quality, reason, ts) = match &latest {
+        for (def, latest) in asset.tags.iter().zip(latest) {
+            // a row without a value is marked `nodata` too, so the script can tell it from an
+            // uncertain value when it recomputes the asset's status
+            let (value, quality, qclass, reason, ts) = match &latest {
                 Some(s) => (
                     match &s.value {
                         mw_model::Value::F64(f) if !f.is_finite() => "—".to_owned(),
@@ -118,6 +138,7 @@ pub(crate) async fn index(
                         mw_model::Value::F32(f) => format!("{f:.2}"),
                         v => v.to_string(),
                     },
+                    s.quality.status(),
                     s.quality.status(),
                     s.quality.reason().unwrap_or(""),
                     mw_model::format_rfc3339_ns(s.source_ts)
@@ -128,6 +149,7 @@ pub(crate) async fn index(
                 None => (
                     "—".to_owned(),
                     "uncertain",
+                    "uncertain nodata",
                     "no data received yet",
                     String::new(),
                 ),
@@ -141,7 +163,7 @@ pub(crate) async fn index(
             let _ = write!(
                 h,
                 "<tr id='t:{path}' title='{desc}'><td>{name}</td><td class='v{on}'>{value}</td><td class=u>{unit}</td>\
-                 <td class=q><span class={quality} title='{reason}'>{quality}</span></td>\
+                 <td class=q><span class='{qclass}' title='{reason}'>{quality}</span></td>\
                  <td><svg class=spark viewBox='0 0 120 22' preserveAspectRatio=none><polyline points=''/></svg></td>\
                  <td class=ts>{ts}</td></tr>",
                 path = esc(def.path.as_str()),

@@ -724,3 +724,167 @@ async fn the_console_lists_by_priority_and_the_overview_shows_unacked_criticals(
     let (_, overview) = call(&st, "GET", "/", None).await;
     assert!(overview.contains("class='banner hidden'"), "{overview}");
 }
+
+/// The latest sample of each tag, as the overview reads them.
+struct Latest(Vec<Sample>);
+
+impl TagStore for Latest {
+    fn latest(&self, tag: &TagPath) -> Option<Sample> {
+        self.0.iter().find(|s| &s.tag == tag).cloned()
+    }
+    fn latest_all(&self) -> Vec<Sample> {
+        self.0.clone()
+    }
+    fn recent(&self, tag: &TagPath, _: usize) -> Option<Vec<Sample>> {
+        self.latest(tag).map(|s| vec![s])
+    }
+    fn window(&self) -> usize {
+        10
+    }
+}
+
+/// The overview with a tree of four assets: gd1 and pump1 have alarms, pump2 and pump3 have
+/// none; pump1's vibration input is bad, pump2's anomaly score is uncertain (warming up),
+/// pump3's flow is bad and its speed never came.
+fn state_with_tree(fake: Arc<Fake>) -> AppState {
+    use mw_model::{AssetKind, DataType, Quality, TagDef, Value};
+    let mut tree = AssetTree::new();
+    let mut latest = Vec::new();
+    for (asset, kind, tags) in [
+        (
+            "acme/p1/north/gd1",
+            AssetKind::parse("gas-detector"),
+            &[("gas", Some(Quality::Good))][..],
+        ),
+        (
+            "acme/p1/south/pump1",
+            AssetKind::Pump,
+            &[
+                ("temp", Some(Quality::Good)),
+                ("vibration", Some(Quality::Bad("timeout after 1000 ms".into()))),
+            ][..],
+        ),
+        (
+            "acme/p1/south/pump2",
+            AssetKind::Pump,
+            &[
+                ("flow", Some(Quality::Good)),
+                ("anomaly_score", Some(Quality::Uncertain("warming up".into()))),
+            ][..],
+        ),
+        (
+            "acme/p1/south/pump3",
+            AssetKind::Pump,
+            &[
+                ("flow", Some(Quality::Bad("modbus exception 2".into()))),
+                ("speed", None),
+            ][..],
+        ),
+    ] {
+        tree.add_asset(asset, kind, "").unwrap();
+        for (tag, quality) in tags {
+            let path = TagPath::new(&format!("{asset}/{tag}")).unwrap();
+            tree.add_tag(TagDef::new(path.clone(), DataType::F64))
+                .unwrap();
+            if let Some(q) = quality {
+                let mut s = Sample::good(path, Value::F64(1.0), 1_764_000_000_000_000_000);
+                s.quality = q.clone();
+                latest.push(s);
+            }
+        }
+    }
+    let mut st = state(Some(fake));
+    st.tree = Arc::new(tree);
+    st.tags = Arc::new(Latest(latest));
+    st
+}
+
+/// The class of the overview section of `asset`, and the text of its status badge.
+fn section_status(page: &str, asset: &str) -> (String, String) {
+    let at = page
+        .find(&format!("data-asset='{asset}'>"))
+        .unwrap_or_else(|| panic!("no section for {asset} in {page}"));
+    let open = page[..at].rfind("<section class='").expect("section") + "<section class='".len();
+    let class = page[open..at].trim_end_matches("' ").to_owned();
+    let badge = &page[at..];
+    let badge = &badge[badge.find("<span class='astat").expect("badge")..];
+    let text = &badge[badge.find('>').unwrap() + 1..badge.find("</span>").unwrap()];
+    (class, text.to_owned())
+}
+
+fn status(class: &str, badge: &str) -> (String, String) {
+    (class.to_owned(), badge.to_owned())
+}
+
+#[tokio::test]
+async fn the_overview_colours_each_asset_by_its_most_urgent_alarm_and_marks_unknown_inputs() {
+    let fake = Fake::new(4);
+    let st = state_with_tree(fake.clone());
+    let (s, page) = call(&st, "GET", "/", None).await;
+    assert_eq!(s, StatusCode::OK);
+    // gd1: critical hihi (unacked) beats the acked high hi
+    assert_eq!(
+        section_status(&page, "acme/p1/north/gd1"),
+        status("asset critical unack", "critical alarm, unacknowledged")
+    );
+    // pump1: high, unacked, and its bad vibration input is not hidden by the alarm
+    assert_eq!(
+        section_status(&page, "acme/p1/south/pump1"),
+        status(
+            "asset high unack unknown",
+            "high alarm, unacknowledged · 1 input bad or without a value"
+        )
+    );
+    // pump2: no alarm, every input good or uncertain (a value, like the engine holds it)
+    assert_eq!(
+        section_status(&page, "acme/p1/south/pump2"),
+        status("asset ok", "")
+    );
+    // pump3: no alarm, but a bad input and one without a value never look normal
+    assert_eq!(
+        section_status(&page, "acme/p1/south/pump3"),
+        status("asset unknown", "2 inputs bad or without a value")
+    );
+    assert!(
+        page.contains("<span class='uncertain nodata' title='no data received yet'>uncertain</span>"),
+        "the script tells a missing value from an uncertain one: {page}"
+    );
+    // acknowledged: still coloured, no longer marked unacknowledged
+    let (s, b) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/alarms/{PUMP_HI}/ack"),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // out of service: set aside, so gd1 falls back to its (acknowledged) high alarm
+    let (s, b) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/alarms/{GAS_HIHI}/oos"),
+        Some(r#"{"reason":"sensor swap"}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, page) = call(&st, "GET", "/", None).await;
+    assert_eq!(
+        section_status(&page, "acme/p1/south/pump1"),
+        status("asset high unknown", "high alarm · 1 input bad or without a value")
+    );
+    assert_eq!(
+        section_status(&page, "acme/p1/north/gd1"),
+        status("asset high", "high alarm")
+    );
+    // the script keeps them current from the stream and the rows' quality
+    let (_, js) = call(&st, "GET", "/assets/app.js", None).await;
+    assert!(js.contains("section[data-asset]"), "{js}");
+    assert!(js.contains("' bad or without a value'"), "{js}");
+    // without alarms the page judges no asset
+    let mut bare = state_with_tree(Fake::new(4));
+    bare.alarms = None;
+    let (_, page) = call(&bare, "GET", "/", None).await;
+    for asset in ["acme/p1/south/pump2", "acme/p1/south/pump3"] {
+        assert_eq!(section_status(&page, asset), status("asset", ""));
+    }
+}
