@@ -648,6 +648,7 @@ async fn mqtt5_against_millwrights_own_broker() {
 name = "v5"
 url = "mqtt://127.0.0.1:{port}"
 protocol = "5"
+clean_start = false
 [[mqtt.client.subscribe]]
 topic = "dev/+/speed"
 qos = 1
