@@ -300,6 +300,11 @@ topic = "json/#"
 payload = "json"
 field = "data.value"
 tag = "acme/j/{{2}}"
+
+[[mqtt.client.subscribe]]
+topic = "spBv1.0/g1/DDATA/+/+"
+payload = "sparkplug"
+tag = "acme/sp/{{5}}/{{metric}}"
 "#
     )
 }
@@ -355,6 +360,36 @@ async fn plain_and_json_payloads_from_mosquitto_become_tags() {
     })
     .await;
     assert!(bad_reason(&rig.samples_of("acme/j/pump3")[0]).contains("no field \"data.value\""));
+    // a Sparkplug B payload, sent as a file by mosquitto_pub
+    let spb = mw_sparkplug::encode(&mw_sparkplug::Payload {
+        timestamp: Some(1_764_842_400_000),
+        metrics: vec![
+            mw_sparkplug::Metric::new("Motor/Speed", mw_sparkplug::MetricValue::Float(1450.5)),
+            mw_sparkplug::Metric::new("Running", mw_sparkplug::MetricValue::Boolean(true)),
+        ],
+        seq: Some(1),
+        uuid: None,
+        body: None,
+    })
+    .unwrap();
+    let spb_file = dir.join("ddata.bin");
+    std::fs::write(&spb_file, &spb).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rig.samples_of("acme/sp/pump1/Running").is_empty() {
+        assert!(Instant::now() < deadline, "the Sparkplug metrics did not arrive");
+        let st = tokio::process::Command::new("mosquitto_pub")
+            .args(pub_args(port, &["-q", "1", "-t", "spBv1.0/g1/DDATA/edge1/pump1", "-f"]))
+            .arg(&spb_file)
+            .status()
+            .await
+            .unwrap();
+        assert!(st.success());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let speed = &rig.samples_of("acme/sp/pump1/Motor/Speed")[0];
+    assert_eq!(speed.value, Value::F32(1450.5));
+    assert_eq!(speed.source_ts, 1_764_842_400_000_000_000, "the payload's timestamp");
+    assert_eq!(rig.samples_of("acme/sp/pump1/Running")[0].value, Value::Bool(true));
     // still fine after them
     publish_until(port, &[], "plant/line1/temp", "22", || {
         rig.samples_of("acme/p1/line1/temp")
