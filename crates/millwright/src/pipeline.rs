@@ -119,6 +119,9 @@ pub async fn run(
     let detector_control = parts.take::<Arc<mw_analytics_live::Control>>().map(|c| {
         Arc::new(crate::web_adapters::DetectorsApi(c)) as Arc<dyn mw_web::DetectorControl>
     });
+    let alarm_control = parts
+        .take::<mw_alarms::AlarmControl>()
+        .map(|c| Arc::new(crate::web_adapters::AlarmsApi(c)) as Arc<dyn mw_web::AlarmApi>);
     let source_count = parts.source_count();
     let mut bus = BusBuilder::new(BusConfig::from_config(&cfg.pipeline));
     bus.parts(parts);
@@ -187,6 +190,7 @@ pub async fn run(
             }) as Arc<dyn mw_web::FaultControl>
         }),
         detectors: detector_control,
+        alarms: alarm_control,
         ingest,
         auth: Arc::new(auth),
         audit: Some(Arc::new(crate::web_adapters::AuditFile(

@@ -1,7 +1,8 @@
 //! The web layer's seams (`mw_web::TagStore`, `mw_web::Ingest`, `mw_web::FaultControl`,
-//! `mw_web::DetectorControl`) over this process's live store and historian, its bus, in-process
-//! simulator and live detectors. Thin delegation: the behaviour is in `mw-live`, `mw-historian`,
-//! `mw-bus`, `millwright::ingest`, `mw-sim` and `mw-analytics-live`, the JSON shapes in `mw-web`.
+//! `mw_web::DetectorControl`, `mw_web::AlarmApi`) over this process's live store and historian,
+//! its bus, in-process simulator, live detectors and alarm engine. Thin delegation: the
+//! behaviour is in `mw-live`, `mw-historian`, `mw-bus`, `millwright::ingest`, `mw-sim`,
+//! `mw-analytics-live` and `mw-alarms`, the JSON shapes in `mw-web`.
 
 use std::sync::{Arc, Mutex};
 
@@ -282,6 +283,160 @@ impl mw_web::DetectorControl for DetectorsApi {
 
     fn relearn(&self, asset: &str) -> usize {
         self.0.relearn(asset)
+    }
+}
+
+/// The HTTP API's view of the alarm engine: a plain translation of `mw-alarms`' types into the
+/// seam's (mw-web names no `mw-alarms` type).
+pub struct AlarmsApi(pub mw_alarms::AlarmControl);
+
+fn web_state(s: mw_alarms::State) -> mw_web::AlarmState {
+    use mw_alarms::State as S;
+    use mw_web::AlarmState as W;
+    match s {
+        S::Normal => W::Normal,
+        S::UnackActive => W::UnackActive,
+        S::AckActive => W::AckActive,
+        S::RtnUnack => W::RtnUnack,
+        S::Shelved => W::Shelved,
+        S::Suppressed => W::Suppressed,
+        S::OutOfService => W::OutOfService,
+    }
+}
+
+fn web_priority(p: mw_alarms::Priority) -> mw_web::AlarmPriority {
+    use mw_alarms::Priority as P;
+    use mw_web::AlarmPriority as W;
+    match p {
+        P::Critical => W::Critical,
+        P::High => W::High,
+        P::Medium => W::Medium,
+        P::Low => W::Low,
+    }
+}
+
+fn web_view(a: mw_alarms::AlarmInfo) -> mw_web::AlarmView {
+    mw_web::AlarmView {
+        id: a.id,
+        tag: a.tag,
+        asset: a.asset,
+        area: a.area,
+        kind: a.kind.to_owned(),
+        priority: web_priority(a.priority),
+        state: web_state(a.state),
+        condition: a.condition,
+        value: a.value,
+        message: a.message,
+        raised_at_ns: a.raised_at,
+        shelved_until_ns: a.shelved_until,
+    }
+}
+
+fn web_change(t: mw_alarms::Transition) -> mw_web::AlarmChange {
+    mw_web::AlarmChange {
+        seq: t.seq,
+        alarm: t.alarm,
+        ts_ns: t.ts,
+        from: web_state(t.from),
+        to: web_state(t.to),
+        value: t.value,
+        message: t.message,
+        priority: web_priority(t.priority),
+        tag: t.tag,
+        asset: t.asset,
+        area: t.area,
+        kind: t.kind.to_owned(),
+        action: t.action.to_owned(),
+        user: t.user,
+        comment: t.comment,
+    }
+}
+
+impl mw_web::AlarmApi for AlarmsApi {
+    fn active(&self) -> Vec<mw_web::AlarmView> {
+        self.0.active().into_iter().map(web_view).collect()
+    }
+
+    fn all(&self) -> Vec<mw_web::AlarmView> {
+        self.0.all().into_iter().map(web_view).collect()
+    }
+
+    fn history(
+        &self,
+        limit: usize,
+        since_ns: Option<i64>,
+        alarm: Option<&str>,
+    ) -> Vec<mw_web::AlarmRecordView> {
+        self.0
+            .history(limit, since_ns, alarm)
+            .into_iter()
+            .map(|r| mw_web::AlarmRecordView {
+                ts_ns: r.ts,
+                alarm: r.alarm,
+                area: r.area,
+                priority: r.priority,
+                from: web_state(r.from),
+                to: web_state(r.to),
+                value: r.value,
+                action: r.action,
+                user: r.user,
+                comment: r.comment,
+            })
+            .collect()
+    }
+
+    fn act(
+        &self,
+        id: &str,
+        action: mw_web::AlarmAction,
+        user: &str,
+        comment: &str,
+    ) -> Result<mw_web::AlarmChange, mw_web::AlarmActionError> {
+        use mw_alarms::{Action as A, ActionError as E};
+        use mw_web::{AlarmAction as W, AlarmActionError as R};
+        let action = match action {
+            W::Acknowledge => A::Acknowledge,
+            W::Shelve(d) => A::Shelve(d),
+            W::Unshelve => A::Unshelve,
+            W::OutOfService => A::OutOfService,
+            W::ReturnToService => A::ReturnToService,
+            W::ResetLatched => A::ResetLatched,
+        };
+        self.0
+            .perform(id, action, user, comment)
+            .map(web_change)
+            .map_err(|e| {
+                let m = e.to_string();
+                match e {
+                    E::UnknownAlarm { .. } => R::UnknownAlarm(m),
+                    E::Refused { .. } => R::Refused(m),
+                    E::Invalid { .. } => R::Invalid(m),
+                    E::Journal { .. } => R::Failed(m),
+                }
+            })
+    }
+
+    fn kpis(&self, window_ns: i64) -> mw_web::AlarmKpis {
+        let k = self.0.kpis(window_ns);
+        mw_web::AlarmKpis {
+            per_area_per_10min: k.per_area_per_10min.into_iter().collect(),
+            standing: k.standing,
+            chattering: k.chattering,
+            top10: k.top10,
+            records: self.0.history_len(),
+        }
+    }
+
+    fn subscribe(&self) -> mw_web::AlarmFeed {
+        use tokio::sync::broadcast::error::RecvError;
+        let rx = self.0.subscribe();
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            match rx.recv().await {
+                Ok(t) => Some((mw_web::AlarmFeedItem::Change(Box::new(web_change(t))), rx)),
+                Err(RecvError::Lagged(n)) => Some((mw_web::AlarmFeedItem::Lagged(n), rx)),
+                Err(RecvError::Closed) => None,
+            }
+        }))
     }
 }
 

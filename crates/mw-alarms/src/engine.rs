@@ -9,6 +9,13 @@
 //! if the journal fails they are still emitted (an alarm must reach the operator), and the
 //! failure is logged and counted.
 //!
+//! Observers: [`AlarmControl::subscribe`] hands out a receiver of every transition (process and
+//! operator), sent once the transition is journaled, on a bounded broadcast channel
+//! ([`TRANSITION_CHANNEL`]): a receiver that falls behind loses the oldest and is told how many
+//! (`RecvError::Lagged`), the engine never waits for it. [`AlarmControl::history`] reads the
+//! newest journal records, kept in memory as a bounded ring ([`HISTORY_RECORDS`], filled from the
+//! journal at start), and [`AlarmControl::kpis`] computes the KPIs over it.
+//!
 //! Fail-safe inputs: every input tag gets its own `TAG:bad_quality` alarm (unless the config
 //! defines one): a sample of bad quality raises it, and every other alarm on that tag keeps its
 //! condition (a failed input never reads as normal) and shows its value as unknown. An
@@ -44,19 +51,59 @@ pub fn system_clock() -> Clock {
 /// has them all regardless.
 pub const PENDING_EVENTS: usize = 1024;
 
+/// Transitions a [`AlarmControl::subscribe`] receiver may fall behind by before it loses the
+/// oldest (and is told how many it lost).
+pub const TRANSITION_CHANNEL: usize = 1024;
+
+/// Newest journal records kept in memory for [`AlarmControl::history`] and
+/// [`AlarmControl::kpis`] (the journal on disk keeps them all).
+pub const HISTORY_RECORDS: usize = 10_000;
+
 /// Event `source` of everything the engine emits.
 pub const SOURCE: &str = "alarms/engine";
 
-/// One state change, as returned to the caller of an action and as emitted on the bus.
+/// One state change, as returned to the caller of an action, emitted on the bus and sent to
+/// every [`AlarmControl::subscribe`] receiver.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transition {
     pub alarm: String,
+    /// Ns since the epoch: the causing sample's receive time, or when the action was done.
     pub ts: i64,
     pub from: State,
     pub to: State,
     pub value: Option<f64>,
     pub message: String,
+    pub priority: Priority,
+    pub tag: String,
+    pub asset: String,
+    pub area: String,
+    pub kind: &'static str,
+    /// The operator action that caused it (`acknowledge`, `shelve`, …), empty for the process.
+    pub action: &'static str,
+    /// Who did the action (empty for the process).
+    pub user: String,
+    /// The operator's comment or reason (empty for the process).
+    pub comment: String,
+    /// Sequence number of this transition since the process started (1, 2, …), so an observer
+    /// can see that it missed some.
+    pub seq: u64,
 }
+
+/// An operator action, for [`AlarmControl::perform`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Acknowledge,
+    /// For this long (more than zero, at most 30 days); the comment is the reason (required).
+    Shelve(Duration),
+    Unshelve,
+    /// The comment is the reason (required).
+    OutOfService,
+    ReturnToService,
+    ResetLatched,
+}
+
+/// Longest shelve.
+pub const MAX_SHELVE: Duration = Duration::from_secs(30 * 86_400);
 
 /// One alarm as the console lists it.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +144,9 @@ pub enum ActionError {
 /// What a step produced: the next machine, its journal record, its events and the transition.
 type Applied = (Machine, Record, Vec<Event>, Transition);
 
+/// What a batch produced: journal records, events, transitions.
+type Out = (Vec<Record>, Vec<Event>, Vec<Transition>);
+
 #[derive(Default)]
 struct Eval {
     /// The condition as evaluated (deadband applied, delays not).
@@ -128,6 +178,10 @@ struct Engine {
     journal: Journal,
     pending: VecDeque<Event>,
     journal_failed: bool,
+    /// The newest journal records (at most [`HISTORY_RECORDS`]), oldest first.
+    history: VecDeque<Record>,
+    observers: tokio::sync::broadcast::Sender<Transition>,
+    seq: u64,
 }
 
 /// The alarm evaluator on the bus.
@@ -213,7 +267,12 @@ pub fn open(
         journal,
         pending: VecDeque::new(),
         journal_failed: false,
+        history: VecDeque::with_capacity(opened.records.len().min(HISTORY_RECORDS)),
+        observers: tokio::sync::broadcast::channel(TRANSITION_CHANNEL).0,
+        seq: 0,
     };
+    let skip = opened.records.len().saturating_sub(HISTORY_RECORDS);
+    e.history.extend(opened.records.iter().skip(skip).cloned());
     for def in defs {
         let i = e.slots.len();
         let mut machine = restored
@@ -335,6 +394,15 @@ impl Engine {
             to: next.state,
             value: slot.value,
             message,
+            priority: d.priority,
+            tag: d.tag.as_str().to_owned(),
+            asset: d.asset.clone(),
+            area: d.area.clone(),
+            kind: d.kind,
+            action,
+            user: user.to_owned(),
+            comment: comment.to_owned(),
+            seq: 0,
         };
         Ok(Some((next, record, events, t)))
     }
@@ -359,12 +427,13 @@ impl Engine {
     }
 
     /// A process input: applied at once (journaled with the batch).
-    fn feed(&mut self, i: usize, input: Input, ts: i64, out: &mut (Vec<Record>, Vec<Event>)) {
+    fn feed(&mut self, i: usize, input: Input, ts: i64, out: &mut Out) {
         match self.apply(i, input, ts, None) {
             Ok(Some((next, rec, ev, t))) => {
                 self.commit(i, next, &t);
                 out.0.push(rec);
                 out.1.extend(ev);
+                out.2.push(t);
             }
             // The state stays, but the condition may have changed (latched, suppressed, …).
             Ok(None) => {
@@ -448,7 +517,7 @@ impl Engine {
     }
 
     fn process(&mut self, batch: &mut Batch, now: i64) {
-        let mut out = (Vec::new(), Vec::new());
+        let mut out: Out = (Vec::new(), Vec::new(), Vec::new());
         for s in &batch.samples {
             let good = s.quality.is_good();
             if let Some(sp) = self.setpoints.get_mut(&s.tag) {
@@ -479,7 +548,7 @@ impl Engine {
             }
         }
         self.tick(now, &mut out);
-        let (records, events) = out;
+        let (records, events, transitions) = out;
         if !records.is_empty() {
             metrics::counter!("mw_alarm_transitions_total", "component" => "alarms", "instance" => "engine")
                 .increment(records.len() as u64);
@@ -495,13 +564,17 @@ impl Engine {
                     .increment(1);
                 }
             }
+            self.remember(records);
+        }
+        for t in transitions {
+            self.announce(t);
         }
         batch.events.extend(self.pending.drain(..));
         batch.events.extend(events);
     }
 
     /// Time-driven inputs: stale inputs and shelve expiry.
-    fn tick(&mut self, now: i64, out: &mut (Vec<Record>, Vec<Event>)) {
+    fn tick(&mut self, now: i64, out: &mut Out) {
         for k in 0..self.stale.len() {
             let i = self.stale[k];
             let Condition::Stale(after) = self.slots[i].def.condition else {
@@ -526,6 +599,26 @@ impl Engine {
                 self.feed(i, Input::Tick { now }, now, out);
             }
         }
+    }
+
+    /// Keeps journaled records for [`AlarmControl::history`] (the newest [`HISTORY_RECORDS`]).
+    fn remember(&mut self, records: impl IntoIterator<Item = Record>) {
+        for r in records {
+            if self.history.len() >= HISTORY_RECORDS {
+                self.history.pop_front();
+            }
+            self.history.push_back(r);
+        }
+    }
+
+    /// Numbers a journaled transition and sends it to the observers (never waits: a receiver
+    /// that fell behind loses the oldest). Returns it numbered.
+    fn announce(&mut self, mut t: Transition) -> Transition {
+        self.seq += 1;
+        t.seq = self.seq;
+        // no receiver is not an error
+        let _ = self.observers.send(t.clone());
+        t
     }
 
     fn push_pending(&mut self, events: Vec<Event>) {
@@ -597,7 +690,7 @@ impl AlarmControl {
         comment: &str,
         user: &str,
     ) -> Result<Transition, ActionError> {
-        self.act(id, Input::Acknowledge, user, comment)
+        self.perform(id, Action::Acknowledge, user, comment)
     }
 
     /// Shelves for `duration` (more than zero, at most 30 days) with a reason.
@@ -608,21 +701,11 @@ impl AlarmControl {
         reason: &str,
         user: &str,
     ) -> Result<Transition, ActionError> {
-        if duration.is_zero() || duration > Duration::from_secs(30 * 86_400) {
-            return Err(ActionError::Invalid {
-                alarm: id.to_owned(),
-                what: format!(
-                    "shelve duration must be more than 0 and at most 30 days, got {duration:?}"
-                ),
-            });
-        }
-        self.need_reason(id, reason, "shelve")?;
-        let until = (self.clock)().saturating_add(duration.as_nanos() as i64);
-        self.act(id, Input::Shelve { until }, user, reason)
+        self.perform(id, Action::Shelve(duration), user, reason)
     }
 
     pub fn unshelve(&self, id: &str, user: &str) -> Result<Transition, ActionError> {
-        self.act(id, Input::Unshelve, user, "")
+        self.perform(id, Action::Unshelve, user, "")
     }
 
     pub fn out_of_service(
@@ -631,16 +714,93 @@ impl AlarmControl {
         reason: &str,
         user: &str,
     ) -> Result<Transition, ActionError> {
-        self.need_reason(id, reason, "put out of service")?;
-        self.act(id, Input::RemoveFromService, user, reason)
+        self.perform(id, Action::OutOfService, user, reason)
     }
 
     pub fn return_to_service(&self, id: &str, user: &str) -> Result<Transition, ActionError> {
-        self.act(id, Input::ReturnToService, user, "")
+        self.perform(id, Action::ReturnToService, user, "")
     }
 
     pub fn reset_latched(&self, id: &str, user: &str) -> Result<Transition, ActionError> {
-        self.act(id, Input::ResetLatched, user, "")
+        self.perform(id, Action::ResetLatched, user, "")
+    }
+
+    /// Does `action` on alarm `id` for `user`, with a comment (the reason of a shelve or an
+    /// out of service, which need one). Journaled before it takes effect; refused when it does
+    /// not apply in the alarm's state (nothing is journaled then).
+    pub fn perform(
+        &self,
+        id: &str,
+        action: Action,
+        user: &str,
+        comment: &str,
+    ) -> Result<Transition, ActionError> {
+        let input = match action {
+            Action::Acknowledge => Input::Acknowledge,
+            Action::Shelve(duration) => {
+                if duration.is_zero() || duration > MAX_SHELVE {
+                    return Err(ActionError::Invalid {
+                        alarm: id.to_owned(),
+                        what: format!(
+                            "shelve duration must be more than 0 and at most 30 days, got {duration:?}"
+                        ),
+                    });
+                }
+                self.need_reason(id, comment, "shelve")?;
+                let until = (self.clock)().saturating_add(duration.as_nanos() as i64);
+                Input::Shelve { until }
+            }
+            Action::Unshelve => Input::Unshelve,
+            Action::OutOfService => {
+                self.need_reason(id, comment, "put out of service")?;
+                Input::RemoveFromService
+            }
+            Action::ReturnToService => Input::ReturnToService,
+            Action::ResetLatched => Input::ResetLatched,
+        };
+        self.act(id, input, user, comment)
+    }
+
+    /// A receiver of every transition from now on (process and operator), each sent once it is
+    /// journaled. Bounded ([`TRANSITION_CHANNEL`]): a receiver that falls behind gets
+    /// `RecvError::Lagged(n)` and continues with the oldest still kept; the engine never waits.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Transition> {
+        lock(&self.engine).observers.subscribe()
+    }
+
+    /// Up to `limit` of the newest journal records (of the last [`HISTORY_RECORDS`]) with
+    /// `ts >= since` and, if given, of alarm `alarm`, newest first.
+    pub fn history(&self, limit: usize, since: Option<i64>, alarm: Option<&str>) -> Vec<Record> {
+        let e = lock(&self.engine);
+        e.history
+            .iter()
+            .rev()
+            .filter(|r| since.is_none_or(|s| r.ts >= s))
+            .filter(|r| alarm.is_none_or(|a| r.alarm == a))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// How many journal records [`AlarmControl::history`] and [`AlarmControl::kpis`] read
+    /// (at most [`HISTORY_RECORDS`]).
+    pub fn history_len(&self) -> usize {
+        lock(&self.engine).history.len()
+    }
+
+    /// The KPIs over the `window` (ns) ending now, from the newest [`HISTORY_RECORDS`] journal
+    /// records; `standing` counts the alarms not in `normal` now.
+    pub fn kpis(&self, window: i64) -> crate::kpi::Kpis {
+        let now = (self.clock)();
+        let e = lock(&self.engine);
+        let records: Vec<Record> = e.history.iter().cloned().collect();
+        let mut k = crate::kpi::kpis(&records, now, window);
+        k.standing = e
+            .slots
+            .iter()
+            .filter(|s| s.machine.state != State::Normal)
+            .count();
+        k
     }
 
     fn need_reason(&self, id: &str, reason: &str, what: &str) -> Result<(), ActionError> {
@@ -696,8 +856,9 @@ impl AlarmControl {
                 alarm: id.to_owned(),
                 source,
             })?;
+        e.remember([record]);
         e.commit(i, next, &t);
         e.push_pending(events);
-        Ok(t)
+        Ok(e.announce(t))
     }
 }

@@ -671,3 +671,114 @@ fn uncertain_input_is_held_without_a_quality_alarm() {
     );
     assert_eq!(r.c.get(id).unwrap().value, None);
 }
+
+// --- observers, history, KPIs through the handle ---
+
+#[test]
+fn subscribers_get_every_journaled_transition_in_order_with_who_and_why() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    let hihi = "plant/north/gd1/lel:hihi";
+    let mut rx = r.c.subscribe();
+    r.feed(vec![good(LEL, 25.0, 3 * S)]);
+    let a = rx.try_recv().unwrap();
+    let b = rx.try_recv().unwrap();
+    assert_eq!((a.alarm.as_str(), a.to, a.seq), (hi, State::UnackActive, 1));
+    assert_eq!(
+        (b.alarm.as_str(), b.priority, b.seq),
+        (hihi, Priority::Critical, 2)
+    );
+    assert_eq!((b.ts, b.value, b.action), (3 * S, Some(25.0), ""));
+    assert_eq!((b.asset.as_str(), b.tag.as_str()), ("plant/north/gd1", LEL));
+    assert_eq!(b.kind, "hihi");
+    // an action is announced as soon as it is journaled, not with the next batch
+    r.clock.store(4 * S, Ordering::SeqCst);
+    let done = r.c.acknowledge(hihi, "on my way", "olga").unwrap();
+    let c = rx.try_recv().unwrap();
+    assert_eq!(c, done);
+    assert_eq!(
+        (c.action, c.user.as_str(), c.comment.as_str()),
+        ("acknowledge", "olga", "on my way")
+    );
+    assert_eq!(
+        (c.from, c.to, c.seq),
+        (State::UnackActive, State::AckActive, 3)
+    );
+    // a refused action announces nothing
+    assert!(r.c.acknowledge(hihi, "", "olga").is_err());
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn a_slow_subscriber_lags_and_never_blocks_the_engine() {
+    let mut r = rig(&defs(GAS));
+    let mut rx = r.c.subscribe();
+    let n = engine::TRANSITION_CHANNEL as i64 + 10;
+    for i in 0..n {
+        // hi raises at 12 and returns at 1: two transitions per pair of samples
+        r.feed(vec![good(LEL, 12.0, (2 * i + 1) * S)]);
+        r.feed(vec![good(LEL, 1.0, (2 * i + 2) * S)]);
+    }
+    match rx.try_recv() {
+        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(k)) => assert!(k > 0),
+        other => panic!("expected a lag, got {other:?}"),
+    }
+    // it continues with the oldest still kept, numbered so the gap shows
+    let next = rx.try_recv().unwrap();
+    assert!(next.seq > 1, "{next:?}");
+}
+
+#[test]
+fn history_is_newest_first_bounded_and_filtered() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    r.feed(vec![good(LEL, 12.0, S)]);
+    r.clock.store(2 * S, Ordering::SeqCst);
+    r.c.acknowledge(hi, "checked", "olga").unwrap();
+    r.feed(vec![good(LEL, 1.0, 3 * S)]);
+    let h = r.c.history(10, None, None);
+    let got: Vec<(i64, State, &str)> = h.iter().map(|x| (x.ts, x.to, x.action.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (3 * S, State::Normal, ""),
+            (2 * S, State::AckActive, "acknowledge"),
+            (S, State::UnackActive, ""),
+        ]
+    );
+    assert_eq!(r.c.history(1, None, None).len(), 1);
+    assert_eq!(r.c.history(10, Some(2 * S), None).len(), 2);
+    assert_eq!(r.c.history(10, None, Some("nope")).len(), 0);
+    assert_eq!(r.c.history(10, None, Some(hi)).len(), 3);
+    // the history survives a restart (read back from the journal)
+    let d = defs(GAS);
+    let r = r.reopen(&d);
+    assert_eq!(r.c.history(10, None, None), h);
+}
+
+#[test]
+fn perform_journals_comments_of_every_action_and_kpis_count_standing_now() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    r.feed(vec![good(LEL, 12.0, S)]);
+    r.c.perform(hi, Action::OutOfService, "ben", "detector swap")
+        .unwrap();
+    r.c.perform(hi, Action::ReturnToService, "ben", "swapped")
+        .unwrap();
+    let h = r.c.history(2, None, None);
+    assert_eq!(
+        (h[0].action.as_str(), h[0].comment.as_str()),
+        ("return_to_service", "swapped")
+    );
+    assert_eq!(h[1].comment, "detector swap");
+    let e = r.c.perform(
+        hi,
+        Action::Shelve(Duration::from_secs(31 * 86_400)),
+        "ben",
+        "x",
+    );
+    assert!(e.unwrap_err().to_string().contains("at most 30 days"));
+    let k = r.c.kpis(600 * S);
+    assert_eq!(k.standing, 1, "{k:?}");
+    assert_eq!(k.top10, vec![(hi.to_owned(), 1)]);
+}

@@ -30,3 +30,10 @@ const CSRF=(document.querySelector('meta[name=csrf-token]')||{}).content||'';
 function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
 for(const b of document.querySelectorAll('button.relearn'))b.addEventListener('click',()=>relearn(b));
 setInterval(refresh,1000);refresh();setInterval(faults,2000);faults();
+// The banner of unacknowledged critical alarms: re-read on every change the alarm stream
+// announces (and when it (re)connects), so it follows within a second.
+const BANNER=document.getElementById('alarmbanner');
+async function banner(){try{const r=await fetch('/api/v1/alarms?priority=critical&state=unack_active,rtn_unack');if(!r.ok)return;
+const a=(await r.json()).alarms;BANNER.textContent=a.length===0?'':a.length===1?'1 unacknowledged critical alarm: '+a[0].message:
+a.length+' unacknowledged critical alarms, first: '+a[0].message;BANNER.classList.toggle('hidden',a.length===0);}catch(e){}}
+if(BANNER){const es=new EventSource('/api/v1/alarms/stream');for(const k of ['transition','lagged','open'])es.addEventListener(k,banner);}

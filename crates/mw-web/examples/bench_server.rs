@@ -68,6 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: None,
+        alarms: None,
         ingest: None,
         // `GET /health` is public; `/api/v1/whoami` with `Authorization: Bearer bench` (the
         // process's login token) or with `DIR/token` (a stored API token) measures an

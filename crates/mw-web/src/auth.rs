@@ -161,6 +161,14 @@ pub fn access(method: &Method, path: &str) -> Access {
         ("POST", "/api/v1/sim/faults") => Access::Needs(InjectFault),
         ("POST", "/api/v1/detectors/relearn") => Access::Needs(ChangeDetectors),
         ("GET", "/api/v1/audit") => Access::Needs(ReadAudit),
+        // alarm actions: POST /api/v1/alarms/{id}/{verb} (ids contain slashes)
+        ("POST", p) if p.starts_with("/api/v1/alarms/") => {
+            if p.ends_with("/ack") {
+                Access::Needs(AcknowledgeAlarm)
+            } else {
+                Access::Needs(ShelveAlarm)
+            }
+        }
         ("POST", "/api/v1/write" | "/write" | "/api/v2/write") => Access::Needs(WriteData),
         // everything else — reading, logging out, unknown routes — needs a signed-in principal
         _ => Access::Needs(Read),

@@ -47,7 +47,7 @@ pub(crate) struct HistoryQuery {
 }
 
 /// A query time: ns since the epoch, or RFC 3339.
-fn query_time(key: &str, v: &str) -> Result<i64, String> {
+pub(crate) fn query_time(key: &str, v: &str) -> Result<i64, String> {
     if let Ok(ns) = v.parse::<i64>() {
         return Ok(ns);
     }

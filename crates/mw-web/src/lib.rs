@@ -2,7 +2,8 @@
 //!
 //! This is the only crate that knows HTTP and the JSON shapes of the API; domain crates expose
 //! plain Rust types and this layer converts them. It reads and controls the rest of the process
-//! only through the traits it defines ([`TagStore`], [`FaultControl`], [`DetectorControl`]),
+//! only through the traits it defines ([`TagStore`], [`FaultControl`], [`DetectorControl`],
+//! [`AlarmApi`]),
 //! which the binary implements. Routes:
 //!
 //! | route | what |
@@ -18,6 +19,8 @@
 //! | `GET /api/v1/sources` | status of each source (device) |
 //! | `POST /api/v1/sim/faults`, `GET /api/v1/sim/faults` | inject / list simulator faults (demo only) |
 //! | `GET /api/v1/detectors`, `POST /api/v1/detectors/relearn` | list the live detectors / ask an asset's to learn again |
+//! | `GET /api/v1/alarms[?priority=&area=&state=]`, `GET /api/v1/alarms/history`, `GET /api/v1/alarms/kpi`, `GET /api/v1/alarms/stream` (SSE), `POST /api/v1/alarms/{id}/ack\|shelve\|unshelve\|oos\|return\|reset` | alarms over [`AlarmApi`] (see the `alarms` module) |
+//! | `GET /alarms`, `GET /assets/alarms.js` | the alarm console and its script |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /` | server-rendered overview of assets and live values, auto-updating |
 //! | `GET /assets/app.js`, `GET /assets/app.css` | the page's script and style sheet (embedded) |
@@ -27,6 +30,7 @@
 //! Every route: JSON bodies only (`Content-Type: application/json`, 415 otherwise), explicit body
 //! limits (413), JSON error bodies, `nosniff` and, on HTML, a strict CSP — see `hardening`.
 
+mod alarms;
 mod api;
 pub mod auth;
 mod hardening;
@@ -43,12 +47,15 @@ use axum::routing::{get, post};
 use mw_bus::SourceRegistry;
 use mw_model::AssetTree;
 
+pub use alarms::{MAX_ALARM_STREAMS, MAX_COMMENT, MAX_SHELVE_S};
 pub use auth::{Access, Auth, access};
 pub use hardening::{CONTENT_SECURITY_POLICY, CONTROL_BODY_LIMIT};
 pub use history::WRITE_BODY_LIMIT;
 pub use seams::{
-    Aggregate, AggregatePoint, AuditLog, DetectorControl, DetectorInfo, FaultControl, FaultInfo,
-    FaultSpec, Ingest, IngestError, IngestFuture, IngestReceipt, QueryError, TagStore,
+    Aggregate, AggregatePoint, AlarmAction, AlarmActionError, AlarmApi, AlarmChange, AlarmFeed,
+    AlarmFeedItem, AlarmKpis, AlarmPriority, AlarmRecordView, AlarmState, AlarmView, AuditLog,
+    DetectorControl, DetectorInfo, FaultControl, FaultInfo, FaultSpec, Ingest, IngestError,
+    IngestFuture, IngestReceipt, QueryError, TagStore,
 };
 pub use serve::{ClientCert, ServeOptions, TlsConfigError, serve_with, server_tls_config};
 
@@ -68,6 +75,8 @@ pub struct AppState {
     pub faults: Option<Arc<dyn FaultControl>>,
     /// The live anomaly detectors, when any are configured.
     pub detectors: Option<Arc<dyn DetectorControl>>,
+    /// The alarm engine, when alarms are configured (else the alarm routes answer 404).
+    pub alarms: Option<Arc<dyn AlarmApi>>,
     /// Where line-protocol writes go, when the process stores history (else the write routes
     /// answer 501).
     pub ingest: Option<Arc<dyn Ingest>>,
@@ -164,6 +173,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/detectors/relearn",
             post(api::relearn_detector).layer(control),
         )
+        .route("/alarms", get(alarms::console))
+        .route("/assets/alarms.js", get(alarms::console_script))
+        .route("/api/v1/alarms", get(alarms::list))
+        .route("/api/v1/alarms/history", get(alarms::history))
+        .route("/api/v1/alarms/kpi", get(alarms::kpi))
+        .route("/api/v1/alarms/stream", get(alarms::stream))
+        .route("/api/v1/alarms/{*rest}", post(alarms::act).layer(control))
+        .layer(axum::Extension(alarms::AlarmStreams::new()))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(hardening::require_json))
         .layer(axum::middleware::from_fn_with_state(

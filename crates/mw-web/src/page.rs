@@ -1,6 +1,8 @@
 //! The server-rendered overview page. No JavaScript bundle: the table is rendered here, and a
 //! short script (`/assets/app.js`, embedded in the binary) refreshes values and sparklines from
-//! `/api/v1/tags?history=120` every second (the page is fully readable without JavaScript). The
+//! `/api/v1/tags?history=120` every second (the page is fully readable without JavaScript) and,
+//! when alarms are configured, keeps the banner of unacknowledged critical alarms current from
+//! the alarm stream (`/api/v1/alarms/stream`, re-reading the list on each change). The
 //! page has no inline script, handler or style, so it runs under the strict
 //! [`crate::CONTENT_SECURITY_POLICY`].
 
@@ -59,9 +61,15 @@ pub(crate) async fn index(
          <meta name=csrf-token content='{csrf}'>\
          <title>{name} — Millwright</title><link rel=icon href='data:,'><link rel=stylesheet href='/assets/app.css'></head><body>\
          <header><h1>{name}</h1><span>Millwright {ver}</span><span id=status>live</span>\
-         <span><a href='/api/v1/tags'>API</a> · <a href='/metrics'>metrics</a></span></header><main>",
+         <span>{alarms}<a href='/api/v1/tags'>API</a> · <a href='/metrics'>metrics</a></span></header>{banner}<main>",
         name = esc(&st.site_name),
         ver = env!("CARGO_PKG_VERSION"),
+        alarms = if st.alarms.is_some() {
+            "<a href='/alarms'>alarms</a> · "
+        } else {
+            ""
+        },
+        banner = crate::alarms::banner(&st),
     );
     if st.faults.is_some() {
         h.push_str(
@@ -178,7 +186,7 @@ pub(crate) async fn index(
     Html(h)
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse;
     (

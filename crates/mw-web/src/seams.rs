@@ -245,3 +245,243 @@ pub trait AuditLog: Send + Sync {
     /// The newest `limit` records, oldest first.
     fn recent(&self, limit: usize) -> Result<Vec<mw_security::audit::AuditRecord>, String>;
 }
+
+/// An alarm's priority, most urgent first (`Ord` sorts critical first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlarmPriority {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+impl AlarmPriority {
+    pub const ALL: [AlarmPriority; 4] = [
+        AlarmPriority::Critical,
+        AlarmPriority::High,
+        AlarmPriority::Medium,
+        AlarmPriority::Low,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmPriority::Critical => "critical",
+            AlarmPriority::High => "high",
+            AlarmPriority::Medium => "medium",
+            AlarmPriority::Low => "low",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AlarmPriority> {
+        AlarmPriority::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// An alarm's lifecycle state (ISA-18.2; docs/alarms.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlarmState {
+    Normal,
+    UnackActive,
+    AckActive,
+    RtnUnack,
+    Shelved,
+    Suppressed,
+    OutOfService,
+}
+
+impl AlarmState {
+    pub const ALL: [AlarmState; 7] = [
+        AlarmState::Normal,
+        AlarmState::UnackActive,
+        AlarmState::AckActive,
+        AlarmState::RtnUnack,
+        AlarmState::Shelved,
+        AlarmState::Suppressed,
+        AlarmState::OutOfService,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Normal => "normal",
+            AlarmState::UnackActive => "unack_active",
+            AlarmState::AckActive => "ack_active",
+            AlarmState::RtnUnack => "rtn_unack",
+            AlarmState::Shelved => "shelved",
+            AlarmState::Suppressed => "suppressed",
+            AlarmState::OutOfService => "out_of_service",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AlarmState> {
+        AlarmState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Waiting for an operator's acknowledgement.
+    pub fn is_unacknowledged(self) -> bool {
+        matches!(self, AlarmState::UnackActive | AlarmState::RtnUnack)
+    }
+}
+
+/// One configured alarm and where it stands, as the API lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmView {
+    pub id: String,
+    /// The input tag's full path.
+    pub tag: String,
+    /// The asset's full path.
+    pub asset: String,
+    /// The operator area (routing, KPIs).
+    pub area: String,
+    /// `hi`, `hihi`, `lo`, `bad_quality`, … (docs/alarms.md).
+    pub kind: String,
+    pub priority: AlarmPriority,
+    pub state: AlarmState,
+    /// The process condition (true: in alarm), whatever the state.
+    pub condition: bool,
+    /// The input's last usable value; `None` when unknown (a bad sample, no sample yet).
+    pub value: Option<f64>,
+    pub message: String,
+    /// When it last went from normal to active, ns since the epoch.
+    pub raised_at_ns: Option<i64>,
+    /// While shelved: until when, ns since the epoch.
+    pub shelved_until_ns: Option<i64>,
+}
+
+/// One state change of an alarm (caused by the process, or by an operator's action).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmChange {
+    /// Numbers every change since the process started (1, 2, …): a gap means some were missed.
+    pub seq: u64,
+    pub alarm: String,
+    /// The causing sample's receive time, or when the action was done; ns since the epoch.
+    pub ts_ns: i64,
+    pub from: AlarmState,
+    pub to: AlarmState,
+    pub value: Option<f64>,
+    pub message: String,
+    pub priority: AlarmPriority,
+    pub tag: String,
+    pub asset: String,
+    pub area: String,
+    pub kind: String,
+    /// The operator action (`acknowledge`, `shelve`, …); empty for the process.
+    pub action: String,
+    pub user: String,
+    pub comment: String,
+}
+
+/// One journal record, as the history lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmRecordView {
+    pub ts_ns: i64,
+    pub alarm: String,
+    pub area: String,
+    pub priority: String,
+    pub from: AlarmState,
+    pub to: AlarmState,
+    pub value: Option<f64>,
+    /// Empty for a change the process caused.
+    pub action: String,
+    pub user: String,
+    pub comment: String,
+}
+
+/// An operator action on an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmAction {
+    Acknowledge,
+    /// For this long (more than zero, at most 30 days); the comment is the reason (required).
+    Shelve(std::time::Duration),
+    Unshelve,
+    /// The comment is the reason (required).
+    OutOfService,
+    ReturnToService,
+    ResetLatched,
+}
+
+impl AlarmAction {
+    /// The name the audit trail records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmAction::Acknowledge => "acknowledge",
+            AlarmAction::Shelve(_) => "shelve",
+            AlarmAction::Unshelve => "unshelve",
+            AlarmAction::OutOfService => "out_of_service",
+            AlarmAction::ReturnToService => "return_to_service",
+            AlarmAction::ResetLatched => "reset_latched",
+        }
+    }
+}
+
+/// Why an [`AlarmApi::act`] was not done; each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlarmActionError {
+    /// No alarm has this id (404).
+    #[error("{0}")]
+    UnknownAlarm(String),
+    /// The action does not apply in the alarm's state, e.g. a second acknowledge (409).
+    #[error("{0}")]
+    Refused(String),
+    /// A bad argument: duration out of range, a missing reason (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The action could not be recorded (the journal failed) and was not done (503).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Alarm KPIs (ISA-18.2) over a window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlarmKpis {
+    /// (area, activations per 10 minutes), sorted by area.
+    pub per_area_per_10min: Vec<(String, f64)>,
+    /// Alarms not in `normal` now.
+    pub standing: usize,
+    /// Alarms with ≥ 3 transitions within 60 s in the window.
+    pub chattering: Vec<String>,
+    /// (alarm, activations), most first; at most 10.
+    pub top10: Vec<(String, usize)>,
+    /// Journal records the figures were computed from (the newest the engine keeps).
+    pub records: usize,
+}
+
+/// What an alarm subscription yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlarmFeedItem {
+    Change(Box<AlarmChange>),
+    /// The subscriber fell behind and this many changes were dropped for it (re-read the list).
+    Lagged(u64),
+}
+
+/// A live feed of alarm changes; ends when the alarm engine stops.
+pub type AlarmFeed = std::pin::Pin<Box<dyn futures_util::Stream<Item = AlarmFeedItem> + Send>>;
+
+/// The alarm engine as the API sees it (implemented by the binary over `mw-alarms`).
+pub trait AlarmApi: Send + Sync {
+    /// Every alarm not in `normal` (active, returned unacknowledged, shelved, suppressed, out of
+    /// service), most urgent first: priority, then oldest raised.
+    fn active(&self) -> Vec<AlarmView>;
+    /// Every configured alarm, in config order.
+    fn all(&self) -> Vec<AlarmView>;
+    /// Up to `limit` of the newest journal records with `ts >= since_ns` (and of `alarm`, if
+    /// given), newest first.
+    fn history(
+        &self,
+        limit: usize,
+        since_ns: Option<i64>,
+        alarm: Option<&str>,
+    ) -> Vec<AlarmRecordView>;
+    /// Does `action` on alarm `id` as `user`, journaled before it is answered.
+    fn act(
+        &self,
+        id: &str,
+        action: AlarmAction,
+        user: &str,
+        comment: &str,
+    ) -> Result<AlarmChange, AlarmActionError>;
+    /// The KPIs over the `window_ns` ending now.
+    fn kpis(&self, window_ns: i64) -> AlarmKpis;
+    /// Every change from now on; bounded: a subscriber that falls behind gets
+    /// [`AlarmFeedItem::Lagged`], the engine never waits for it.
+    fn subscribe(&self) -> AlarmFeed;
+}

@@ -43,6 +43,7 @@ fn fixture(with_sim: bool) -> (AppState, LiveStore) {
         metrics: Arc::new(|| "mw_test_total 1\n".to_owned()),
         faults,
         detectors: None,
+        alarms: None,
         ingest: None,
         auth: Arc::new(crate::Auth::token_only(TOKEN.into(), admin())),
         audit: None,

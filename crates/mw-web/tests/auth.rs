@@ -95,6 +95,7 @@ fn fixture(name: &str) -> Fixture {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: None,
+        alarms: None,
         ingest: None,
         auth: Arc::new(mw_web::Auth::new(Arc::new(auth))),
         audit: None,

@@ -141,6 +141,7 @@ fn state(tags: Arc<MemTags>, ingest: Option<Arc<Recorder>>) -> AppState {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: None,
+        alarms: None,
         ingest: ingest.map(|i| i as Arc<dyn Ingest>),
         auth: Arc::new(mw_web::Auth::token_only(
             TOKEN.into(),

@@ -81,6 +81,7 @@ fn app(relearns: Arc<Relearns>) -> Router {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: Some(relearns),
+        alarms: None,
         ingest: None,
         auth: Arc::new(mw_web::Auth::token_only(
             "t".into(),
@@ -923,6 +924,7 @@ async fn mutual_tls_signs_in_the_user_the_certificate_names() {
         metrics: Arc::new(String::new),
         faults: None,
         detectors: None,
+        alarms: None,
         ingest: None,
         auth: Arc::new(mw_web::Auth::new(Arc::new(auth))),
         audit: None,
