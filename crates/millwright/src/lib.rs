@@ -23,6 +23,7 @@ pub fn components() -> Vec<&'static dyn Component> {
         &mw_security::audit::AuditComponent,
         &mw_uplink::UplinkComponent,
         &mw_mqtt::MqttBrokerComponent,
+        &mw_mqtt::MqttClientComponent,
     ]
 }
 

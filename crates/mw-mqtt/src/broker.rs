@@ -3,14 +3,22 @@
 //!
 //! One mutex guards the state; it is held only to route (match filters, push onto queues) and
 //! to change sessions, never across I/O. Each session owns a bounded [`Queue`] that its
-//! connection task drains; a queue that is full drops the new delivery and counts it
-//! (`mw_mqtt_dropped_total{reason="queue_full"}`), so one stalled subscriber never blocks the
-//! others or the publishers. A disconnected persistent session keeps its queue (bounded the
-//! same way), its subscriptions, the QoS 2 packet ids it has received but not released, and its
-//! unacknowledged outgoing publishes, which are sent again (DUP) when it resumes.
+//! connection task drains.
 //!
-//! Matching walks every subscription (O(subscriptions) per publish). Sessions, subscriptions and
-//! retained messages live in memory: a broker restart forgets them (not yet persisted).
+//! Flow control, so that a subscriber that keeps up loses nothing and memory stays bounded:
+//! a delivery to an online session whose queue holds `max_queued` or more is still queued, and
+//! the publisher's connection stops reading (TCP backpressure reaches the publishing client)
+//! until that queue has drained to three quarters, for at most `max_publish_wait`. A queue that
+//! made a publisher wait that long is marked slow: until it drains, deliveries beyond
+//! `max_queued` are dropped and counted (`mw_mqtt_dropped_total{reason="slow_consumer"}`)
+//! instead of holding the publishers, so one stalled subscriber costs the others one wait, not
+//! their throughput. No online queue holds more than twice `max_queued`. A disconnected
+//! persistent session keeps its queue (new deliveries beyond `max_queued` dropped and counted,
+//! `reason="queue_full"`), its subscriptions, the QoS 2 packet ids it has received but not
+//! released, and its unacknowledged outgoing publishes, which are sent again (DUP) when it
+//! resumes; [`crate::persist`] saves all of that across a restart.
+//!
+//! Matching walks every subscription (O(subscriptions) per publish).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -40,8 +48,12 @@ pub struct BrokerConfig {
     pub max_inflight: u16,
     /// QoS 2 publishes a client may have unreleased at once (the broker's receive maximum).
     pub receive_maximum: u16,
-    /// Deliveries queued per session (online or offline) before new ones are dropped.
+    /// Deliveries queued per session: beyond, a publisher towards an online session waits
+    /// (see the module's flow control); towards an offline one, new deliveries are dropped.
     pub max_queued: usize,
+    /// Longest a publisher waits for a full subscriber queue before that subscriber is
+    /// treated as slow (its excess deliveries dropped).
+    pub max_publish_wait: Duration,
     /// Longest a disconnected session is kept (caps MQTT 5 session expiry and 3.1.1 persistent
     /// sessions).
     pub max_session_expiry: Duration,
@@ -66,6 +78,7 @@ impl Default for BrokerConfig {
             max_inflight: 32,
             receive_maximum: 1024,
             max_queued: 10_000,
+            max_publish_wait: Duration::from_secs(5),
             max_session_expiry: Duration::from_secs(86_400),
             topic_alias_max: 64,
             connect_timeout: Duration::from_secs(10),
@@ -129,7 +142,20 @@ pub struct Delivery {
 pub struct Queue {
     q: Mutex<VecDeque<Delivery>>,
     pub(crate) notify: Notify,
+    /// Woken when the queue drains to [`Queue::low`] (publishers waiting for room).
+    space: Notify,
     cap: usize,
+    /// Set when a publisher gave up waiting for this queue; cleared when it drains.
+    slow: std::sync::atomic::AtomicBool,
+}
+
+/// What [`Queue::push`] did with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// Queued, and the queue is at or above its capacity: the publisher should wait.
+    Full,
+    Dropped,
 }
 
 impl Queue {
@@ -137,29 +163,82 @@ impl Queue {
         Arc::new(Queue {
             q: Mutex::new(VecDeque::new()),
             notify: Notify::new(),
+            space: Notify::new(),
             cap: cap.max(1),
+            slow: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Queues `d`, or returns false (and counts it) when full.
-    fn push(&self, d: Delivery, stats: &Stats) -> bool {
+    /// The length a full queue must drain to before waiting publishers go on.
+    fn low(&self) -> usize {
+        self.cap * 3 / 4
+    }
+
+    /// Queues `d` under the flow-control rules of the module header (`online`: a connection
+    /// or the process drains this queue).
+    pub(crate) fn push(&self, d: Delivery, stats: &Stats, online: bool) -> Pushed {
         let mut q = self.q.lock().unwrap_or_else(|e| e.into_inner());
-        if q.len() >= self.cap {
+        let len = q.len();
+        let limit = if !online || self.slow.load(Ordering::Relaxed) {
+            self.cap
+        } else {
+            2 * self.cap
+        };
+        if len >= limit {
             drop(q);
-            stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("mw_mqtt_dropped_total", "reason" => "queue_full").increment(1);
-            return false;
+            let reason = if online {
+                stats.dropped_slow_consumer.fetch_add(1, Ordering::Relaxed);
+                "slow_consumer"
+            } else {
+                stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                "queue_full"
+            };
+            metrics::counter!("mw_mqtt_dropped_total", "reason" => reason).increment(1);
+            return Pushed::Dropped;
         }
         q.push_back(d);
         drop(q);
         self.notify.notify_one();
-        true
+        if online && len + 1 >= self.cap {
+            Pushed::Full
+        } else {
+            Pushed::Queued
+        }
+    }
+
+    /// Whether a waiting publisher may go on.
+    pub(crate) fn has_room(&self) -> bool {
+        self.len() <= self.low()
+    }
+
+    /// Waits until [`Queue::has_room`].
+    pub(crate) async fn room(&self) {
+        loop {
+            let n = self.space.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.has_room() {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    /// Marks the queue slow (a publisher gave up waiting for it).
+    pub(crate) fn mark_slow(&self) {
+        if !self.slow.swap(true, Ordering::Relaxed) {
+            metrics::counter!("mw_mqtt_slow_consumers_total").increment(1);
+        }
     }
 
     /// The next delivery that has not expired.
     pub(crate) fn pop(&self, now: Instant, stats: &Stats) -> Option<Delivery> {
         let mut q = self.q.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(d) = q.pop_front() {
+            if q.len() == self.low() {
+                self.slow.store(false, Ordering::Relaxed);
+                self.space.notify_waiters();
+            }
             if d.msg.expired(now) {
                 stats.expired.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("mw_mqtt_dropped_total", "reason" => "expired").increment(1);
@@ -214,7 +293,10 @@ pub struct Stats {
     pub connections: AtomicUsize,
     pub received: AtomicU64,
     pub sent: AtomicU64,
+    /// Deliveries to an offline session beyond its `max_queued`.
     pub dropped_queue_full: AtomicU64,
+    /// Deliveries to an online session marked slow, beyond its `max_queued`.
+    pub dropped_slow_consumer: AtomicU64,
     pub dropped_too_large: AtomicU64,
     pub dropped_retained_full: AtomicU64,
     pub expired: AtomicU64,
@@ -487,7 +569,7 @@ impl Broker {
             }
             let queue = Queue::new(self.inner.cfg.max_queued);
             for d in s.queue {
-                if queue.push(load_delivery(d, now)?, &self.inner.stats) {
+                if queue.push(load_delivery(d, now)?, &self.inner.stats, false) != Pushed::Dropped {
                     queued += 1;
                 }
             }
@@ -616,14 +698,17 @@ impl Broker {
         })
     }
 
-    /// Publishes a message of the process itself (no ACL applies).
+    /// Publishes a message of the process itself (no ACL applies); how many sessions it was
+    /// queued for. The process does not wait for full queues (its publishers are bounded
+    /// sinks with their own overload policy).
     pub fn publish(&self, msg: Message) -> usize {
-        self.route(Arc::new(msg))
+        self.route(Arc::new(msg), &mut Vec::new())
     }
 
     /// Routes `msg` to every matching session and stores it if retained; returns how many
-    /// sessions it was queued for.
-    pub(crate) fn route(&self, msg: Arc<Message>) -> usize {
+    /// sessions it was queued for, and adds to `full` the online queues the publisher should
+    /// wait for (see the module header).
+    pub(crate) fn route(&self, msg: Arc<Message>, full: &mut Vec<Arc<Queue>>) -> usize {
         let stats = &self.inner.stats;
         stats.received.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("mw_mqtt_messages_received_total").increment(1);
@@ -715,7 +800,16 @@ impl Broker {
         let mut queued = 0;
         for (id, d) in targets {
             if let Some(s) = st.sessions.get(&id) {
-                queued += s.queue.push(d, stats) as usize;
+                match s.queue.push(d, stats, s.online.is_some() || s.internal) {
+                    Pushed::Queued => queued += 1,
+                    Pushed::Full => {
+                        queued += 1;
+                        if !full.iter().any(|q| Arc::ptr_eq(q, &s.queue)) {
+                            full.push(s.queue.clone());
+                        }
+                    }
+                    Pushed::Dropped => {}
+                }
             }
         }
         queued
@@ -845,15 +939,18 @@ impl Broker {
             .message_expiry_interval
             .map(|s| Instant::now() + Duration::from_secs(s as u64));
         tracing::debug!(client = client_id, topic = %w.topic, "mqtt: publishing will");
-        self.route(Arc::new(Message {
-            topic: w.topic,
-            payload: w.payload,
-            qos: w.qos,
-            retain: w.retain,
-            props: w.props,
-            expires_at,
-            from: Some(client_id.to_string()),
-        }));
+        self.route(
+            Arc::new(Message {
+                topic: w.topic,
+                payload: w.payload,
+                qos: w.qos,
+                retain: w.retain,
+                props: w.props,
+                expires_at,
+                from: Some(client_id.to_string()),
+            }),
+            &mut Vec::new(),
+        );
     }
 
     /// Publishes wills whose delay ran out and ends sessions whose expiry ran out.
@@ -921,6 +1018,7 @@ impl Broker {
                     sub_ids: sub.id.into_iter().collect(),
                 },
                 stats,
+                true,
             );
         }
     }

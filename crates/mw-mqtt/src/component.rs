@@ -9,7 +9,8 @@
 //! uns_prefix = "millwright/demo" # publish the plant's samples (retained)
 //! max_connections = 10000
 //! max_packet_size = 1048576
-//! max_queued = 10000             # per session; beyond, new deliveries are dropped and counted
+//! max_queued = 10000             # per session; beyond, publishers wait (online) or drop (offline)
+//! max_publish_wait_ms = 5000     # longest a publisher waits for a full subscriber queue
 //! session_expiry_max_s = 86400
 //! [[mqtt.broker.acl]]
 //! user = "line1"                 # leave out for every client
@@ -46,6 +47,7 @@ pub struct MqttBrokerConfig {
     pub max_connections: usize,
     pub max_packet_size: usize,
     pub max_queued: usize,
+    pub max_publish_wait: Duration,
     pub session_expiry_max: Duration,
 }
 
@@ -65,6 +67,7 @@ impl Default for MqttBrokerConfig {
             max_connections: b.max_connections,
             max_packet_size: b.max_packet_size,
             max_queued: b.max_queued,
+            max_publish_wait: b.max_publish_wait,
             session_expiry_max: b.max_session_expiry,
         }
     }
@@ -80,6 +83,7 @@ const KEYS: &[&str] = &[
     "max_connections",
     "max_packet_size",
     "max_queued",
+    "max_publish_wait_ms",
     "session_expiry_max_s",
 ];
 
@@ -137,6 +141,9 @@ impl Section for BrokerSection {
         }
         if let Some(f) = cx.integer(t, "max_queued", false, 1..=10_000_000) {
             out.max_queued = f.v as usize;
+        }
+        if let Some(f) = cx.integer(t, "max_publish_wait_ms", false, 0..=600_000) {
+            out.max_publish_wait = Duration::from_millis(f.v as u64);
         }
         if let Some(f) = cx.integer(t, "session_expiry_max_s", false, 0..=(u32::MAX as i128 - 1)) {
             out.session_expiry_max = Duration::from_secs(f.v as u64);
@@ -223,6 +230,7 @@ impl Component for MqttBrokerComponent {
             max_connections: mc.max_connections,
             max_packet_size: mc.max_packet_size,
             max_queued: mc.max_queued,
+            max_publish_wait: mc.max_publish_wait,
             max_session_expiry: mc.session_expiry_max,
             allow_anonymous: mc.anonymous,
             ..BrokerConfig::default()

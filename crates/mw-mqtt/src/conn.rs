@@ -56,7 +56,7 @@ where
     metrics::gauge!("mw_mqtt_connections").set(n as f64);
     let _guard = ConnGuard(&broker);
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut rbuf = BytesMut::with_capacity(512);
     let cfg = broker.config().clone();
 
     // CONNECT, within the connect timeout
@@ -168,7 +168,7 @@ where
     };
     let (ctl_tx, mut ctl_rx) = mpsc::channel(4);
     let attached = broker.attach(&client_id, connect.clean_start, expiry, ctl_tx);
-    let mut wbuf = BytesMut::with_capacity(4096);
+    let mut wbuf = BytesMut::new();
     wire::encode(
         &connack(
             attached.session_present,
@@ -206,6 +206,7 @@ where
         tokens_at: Instant::now(),
         expiry_was_zero: connect.session_expiry == Some(0) && version == Version::V5,
         expiry: &mut expiry,
+        blocked: Vec::new(),
     };
     // resume: what was in flight goes again, same packet ids
     let resend: Vec<(u16, Pending)> = c.inflight.iter().map(|(k, v)| (*k, v.clone())).collect();
@@ -220,6 +221,8 @@ where
         (connect.keep_alive > 0).then(|| Duration::from_millis(connect.keep_alive as u64 * 1500));
     let mut last_rx = Instant::now();
     let mut shutdown = broker.inner.shutdown.subscribe();
+    let mut blocked_until = None;
+    let mut read_full = false;
     let end = 'conn: loop {
         c.drain();
         if !c.wbuf.is_empty() {
@@ -227,13 +230,29 @@ where
                 break End::WithWill;
             }
             c.wbuf.clear();
+            // an idle connection keeps no buffer (10k idle clients at < 1 KB each)
+            if !c.more {
+                c.wbuf = BytesMut::new();
+            }
         }
+        // a busy reader (its last read filled the buffer) gets 64 KiB, a quiet one 512 B,
+        // allocated only when it is about to read
+        let want = if read_full { 64 * 1024 } else { 512 };
+        if rbuf.capacity() - rbuf.len() < want / 2 {
+            rbuf.reserve(want);
+        }
+        let spare = rbuf.capacity() - rbuf.len();
         let ka_deadline = keep_alive.map(|k| tokio::time::Instant::from_std(last_rx + k));
+        if c.blocked.is_empty() {
+            blocked_until = None;
+        }
+        let wait_until = *blocked_until
+            .get_or_insert_with(|| tokio::time::Instant::now() + cfg.max_publish_wait);
         tokio::select! {
-            r = rd.read_buf(&mut rbuf) => {
+            r = rd.read_buf(&mut rbuf), if c.blocked.is_empty() => {
                 match r {
                     Ok(0) | Err(_) => break End::WithWill,
-                    Ok(_) => {}
+                    Ok(n) => read_full = n >= spare,
                 }
                 last_rx = Instant::now();
                 loop {
@@ -253,12 +272,23 @@ where
                         }
                     }
                 }
-                if rbuf.capacity() > 64 * 1024 && rbuf.is_empty() {
-                    rbuf = BytesMut::with_capacity(4096);
+                if rbuf.is_empty() && !read_full {
+                    rbuf = BytesMut::new();
                 }
             }
             _ = c.queue.notify.notified() => {}
             _ = async {}, if c.more => {}
+            // flow control: a subscriber queue this connection published into is full
+            r = tokio::time::timeout_at(wait_until, wait_room(&c.blocked)), if !c.blocked.is_empty() => {
+                if r.is_err() {
+                    for q in c.blocked.iter().filter(|q| !q.has_room()) {
+                        q.mark_slow();
+                    }
+                    tracing::warn!(client = %client_id, "mqtt: a subscriber did not keep up for {:?}; its excess deliveries are dropped until it drains", cfg.max_publish_wait);
+                }
+                c.blocked.clear();
+                last_rx = Instant::now();
+            }
             ctl = ctl_rx.recv() => {
                 let code = match ctl {
                     Some(Ctl::TakenOver) => reason::SESSION_TAKEN_OVER,
@@ -298,6 +328,13 @@ where
             unacked: inflight,
         },
     );
+}
+
+/// Until every queue in `qs` has room again.
+async fn wait_room(qs: &[Arc<Queue>]) {
+    for q in qs {
+        q.room().await;
+    }
 }
 
 fn connack(session_present: bool, code: u8, props: ConnAckProps) -> Out {
@@ -413,6 +450,9 @@ struct Conn<'a> {
     tokens_at: Instant,
     expiry_was_zero: bool,
     expiry: &'a mut Option<u32>,
+    /// Subscriber queues this connection's publishes filled: it reads no more until they
+    /// have room (flow control, see [`crate::broker`]).
+    blocked: Vec<Arc<Queue>>,
 }
 
 impl Conn<'_> {
@@ -736,12 +776,12 @@ impl Conn<'_> {
         match p.qos {
             0 => {
                 if allowed {
-                    self.broker.route(msg());
+                    self.broker.route(msg(), &mut self.blocked);
                 }
             }
             1 => {
                 if allowed {
-                    self.broker.route(msg());
+                    self.broker.route(msg(), &mut self.blocked);
                 }
                 self.write(&Out::PubAck {
                     pkid: p.pkid,
@@ -764,7 +804,7 @@ impl Conn<'_> {
                         ));
                     }
                     Some(true) => {
-                        self.broker.route(msg());
+                        self.broker.route(msg(), &mut self.blocked);
                     }
                     Some(false) => {} // a resend: routed already
                 }

@@ -11,9 +11,12 @@
 //! - [`conn`]: one connection's protocol loop; [`listen`] accepts connections (plain TCP or TLS).
 //! - [`persist`]: persistent sessions and retained messages saved as one snapshot.
 //! - [`component`]: `[mqtt.broker]`, the listener as a bus source, the UNS publisher sink.
+//! - [`client`]: `[[mqtt.client]]`, connections to external brokers (rumqttc) as a bus source
+//!   (subscriptions → samples) and sink (samples → UNS JSON publishes).
 
 pub mod auth;
 pub mod broker;
+pub mod client;
 pub mod component;
 pub mod conn;
 pub mod persist;
@@ -22,6 +25,7 @@ pub mod wire;
 
 pub use auth::{Access, Acl, AclRule};
 pub use broker::{Broker, BrokerConfig, Delivery, Message, Stats, Tap};
+pub use client::MqttClientComponent;
 pub use component::{MqttBrokerComponent, MqttBrokerConfig};
 
 use std::sync::Arc;

@@ -406,8 +406,18 @@ pub fn decode(buf: &mut BytesMut, version: Version, max: usize) -> Result<Option
         Version::V311 => decode4(buf, max)?,
         Version::V5 => decode5(buf, max)?,
     };
-    if let In::Publish(p) = &packet {
-        check_topic(&p.topic)?;
+    let zero_id = match &packet {
+        In::Publish(p) => {
+            check_topic(&p.topic)?;
+            p.qos > 0 && p.pkid == 0
+        }
+        In::Subscribe { pkid, .. } | In::Unsubscribe { pkid, .. } => *pkid == 0,
+        _ => false,
+    };
+    if zero_id {
+        return Err(WireError::malformed(
+            "packet identifier 0 (SUBSCRIBE, UNSUBSCRIBE and QoS 1/2 PUBLISH need a non-zero one, MQTT-2.3.1-1)",
+        ));
     }
     Ok(Some(packet))
 }

@@ -55,6 +55,9 @@ fn refusals_carry_the_reason_code() {
         (b"\x20\x02\x00\x00", reason::PROTOCOL_ERROR),          // CONNACK from a client
         (b"\x30\xff\xff\xff\xff\x01", reason::MALFORMED_PACKET), // 5-byte remaining length
         (b"\x30\xff\xff\x7f", reason::PACKET_TOO_LARGE),
+        (b"\x82\x06\x00\x00\x00\x01a\x00", reason::MALFORMED_PACKET), // SUBSCRIBE id 0
+        (b"\xa2\x05\x00\x00\x00\x01a", reason::MALFORMED_PACKET),     // UNSUBSCRIBE id 0
+        (b"\x32\x05\x00\x01a\x00\x00", reason::MALFORMED_PACKET),     // QoS 1 PUBLISH id 0
     ];
     for (i, (bytes, code)) in cases.iter().enumerate() {
         let mut b = BytesMut::from(*bytes);

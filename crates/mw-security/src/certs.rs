@@ -484,6 +484,39 @@ pub fn server_config_files(
         .map_err(|e| CertError::Tls(format!("{}: {e}", key.display())))
 }
 
+/// A rustls client configuration (ring provider, TLS 1.2 and 1.3) trusting the CAs of the PEM
+/// file `ca`, presenting the certificate chain and key of `client` when given (mutual TLS). The
+/// caller sets ALPN as its protocol needs.
+pub fn client_config_files(
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, CertError> {
+    let mut roots = RootCertStore::empty();
+    for der in read_pem_certs(ca)? {
+        roots.add(der).map_err(|e| CertError::Pem {
+            path: ca.to_owned(),
+            message: e.to_string(),
+        })?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CertError::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+    match client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = read_pem_certs(cert)?;
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| CertError::Pem {
+                path: key.to_owned(),
+                message: e.to_string(),
+            })?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| CertError::Tls(format!("{}: {e}", key.display())))
+        }
+    }
+}
+
 /// The first common name (CN) of a certificate's subject, if it parses and has one as text
 /// (any text: [`client_cert_user`] also checks it is a valid user name). Never panics.
 pub fn subject_common_name(der: &[u8]) -> Option<String> {
