@@ -761,7 +761,10 @@ fn state_with_tree(fake: Arc<Fake>) -> AppState {
             AssetKind::Pump,
             &[
                 ("temp", Some(Quality::Good)),
-                ("vibration", Some(Quality::Bad("timeout after 1000 ms".into()))),
+                (
+                    "vibration",
+                    Some(Quality::Bad("timeout after 1000 ms".into())),
+                ),
             ][..],
         ),
         (
@@ -769,7 +772,10 @@ fn state_with_tree(fake: Arc<Fake>) -> AppState {
             AssetKind::Pump,
             &[
                 ("flow", Some(Quality::Good)),
-                ("anomaly_score", Some(Quality::Uncertain("warming up".into()))),
+                (
+                    "anomaly_score",
+                    Some(Quality::Uncertain("warming up".into())),
+                ),
             ][..],
         ),
         (
@@ -846,7 +852,9 @@ async fn the_overview_colours_each_asset_by_its_most_urgent_alarm_and_marks_unkn
         status("asset unknown", "2 inputs bad or without a value")
     );
     assert!(
-        page.contains("<span class='uncertain nodata' title='no data received yet'>uncertain</span>"),
+        page.contains(
+            "<span class='uncertain nodata' title='no data received yet'>uncertain</span>"
+        ),
         "the script tells a missing value from an uncertain one: {page}"
     );
     // acknowledged: still coloured, no longer marked unacknowledged
@@ -870,7 +878,10 @@ async fn the_overview_colours_each_asset_by_its_most_urgent_alarm_and_marks_unkn
     let (_, page) = call(&st, "GET", "/", None).await;
     assert_eq!(
         section_status(&page, "acme/p1/south/pump1"),
-        status("asset high unknown", "high alarm · 1 input bad or without a value")
+        status(
+            "asset high unknown",
+            "high alarm · 1 input bad or without a value"
+        )
     );
     assert_eq!(
         section_status(&page, "acme/p1/north/gd1"),
