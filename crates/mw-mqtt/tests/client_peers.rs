@@ -376,9 +376,15 @@ async fn plain_and_json_payloads_from_mosquitto_become_tags() {
     std::fs::write(&spb_file, &spb).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while rig.samples_of("acme/sp/pump1/Running").is_empty() {
-        assert!(Instant::now() < deadline, "the Sparkplug metrics did not arrive");
+        assert!(
+            Instant::now() < deadline,
+            "the Sparkplug metrics did not arrive"
+        );
         let st = tokio::process::Command::new("mosquitto_pub")
-            .args(pub_args(port, &["-q", "1", "-t", "spBv1.0/g1/DDATA/edge1/pump1", "-f"]))
+            .args(pub_args(
+                port,
+                &["-q", "1", "-t", "spBv1.0/g1/DDATA/edge1/pump1", "-f"],
+            ))
             .arg(&spb_file)
             .status()
             .await
@@ -388,8 +394,14 @@ async fn plain_and_json_payloads_from_mosquitto_become_tags() {
     }
     let speed = &rig.samples_of("acme/sp/pump1/Motor/Speed")[0];
     assert_eq!(speed.value, Value::F32(1450.5));
-    assert_eq!(speed.source_ts, 1_764_842_400_000_000_000, "the payload's timestamp");
-    assert_eq!(rig.samples_of("acme/sp/pump1/Running")[0].value, Value::Bool(true));
+    assert_eq!(
+        speed.source_ts, 1_764_842_400_000_000_000,
+        "the payload's timestamp"
+    );
+    assert_eq!(
+        rig.samples_of("acme/sp/pump1/Running")[0].value,
+        Value::Bool(true)
+    );
     // still fine after them
     publish_until(port, &[], "plant/line1/temp", "22", || {
         rig.samples_of("acme/p1/line1/temp")
