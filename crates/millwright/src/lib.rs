@@ -24,6 +24,8 @@ pub fn components() -> Vec<&'static dyn Component> {
         &mw_uplink::UplinkComponent,
         &mw_mqtt::MqttBrokerComponent,
         &mw_mqtt::MqttClientComponent,
+        &mw_sparkplug_node::SparkplugEdgeComponent,
+        &mw_sparkplug_node::SparkplugHostComponent,
     ]
 }
 

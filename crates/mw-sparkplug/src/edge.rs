@@ -46,6 +46,8 @@ pub struct Reading {
     pub name: String,
     pub value: Option<MetricValue>,
     pub quality: Quality,
+    /// When the value was true (ms since the Unix epoch); `None`: the event's time.
+    pub timestamp: Option<u64>,
 }
 
 impl From<(String, Option<MetricValue>)> for Reading {
@@ -55,6 +57,7 @@ impl From<(String, Option<MetricValue>)> for Reading {
             name,
             value,
             quality: Quality::Good,
+            timestamp: None,
         }
     }
 }
@@ -67,6 +70,8 @@ struct Entry {
     def: MetricDef,
     alias: u64,
     current: Wire,
+    /// The time of the current value (`None`: the birth's).
+    ts: Option<u64>,
     /// What the last birth or data message said (`None`: never published).
     published: Option<Wire>,
 }
@@ -75,6 +80,7 @@ impl Entry {
     fn new(def: MetricDef, alias: u64) -> Entry {
         Entry {
             current: (def.value.clone(), quality::GOOD),
+            ts: None,
             published: None,
             alias,
             def,
@@ -425,6 +431,7 @@ impl EdgeNode {
             name,
             value,
             quality: q,
+            timestamp,
         } in values
         {
             let Some(e) = es.iter_mut().find(|e| e.def.name == name) else {
@@ -455,13 +462,14 @@ impl EdgeNode {
                 },
                 code,
             );
+            e.ts = timestamp;
             if online && Some(&e.current) != e.published.as_ref() {
                 let was_good = e.published.as_ref().is_none_or(|p| p.1 == quality::GOOD);
                 e.published = Some(e.current.clone());
                 changed.push(Metric {
                     name: None,
                     alias: Some(e.alias),
-                    timestamp: Some(now),
+                    timestamp: Some(timestamp.unwrap_or(now)),
                     datatype: e.def.datatype,
                     is_historical: false,
                     is_transient: false,
@@ -565,7 +573,7 @@ fn birth_metric(e: &mut Entry, now: u64) -> Metric {
     Metric {
         name: Some(e.def.name.clone()),
         alias: Some(e.alias),
-        timestamp: Some(now),
+        timestamp: Some(e.ts.unwrap_or(now)),
         datatype: e.def.datatype,
         is_historical: false,
         is_transient: false,

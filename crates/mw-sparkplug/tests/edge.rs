@@ -292,6 +292,7 @@ fn reading(name: &str, v: V, q: Quality) -> Reading {
         name: name.into(),
         value: Some(v),
         quality: q,
+        timestamp: None,
     }
 }
 

@@ -200,21 +200,7 @@ pub(crate) struct ClientChecker;
 const ENTRY: EntryKeys = EntryKeys {
     id: "name",
     required: &["name", "url"],
-    allowed: &[
-        "name",
-        "url",
-        "client_id",
-        "protocol",
-        "user",
-        "password_file",
-        "password_env",
-        "tls",
-        "keep_alive_s",
-        "clean_start",
-        "backoff_max_ms",
-        "subscribe",
-        "publish",
-    ],
+    allowed: &["name", "subscribe", "publish"],
 };
 
 /// The keys of one broker connection ([`check_connection`]), for every section that opens one
@@ -327,7 +313,13 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         .map_or_else(|| anon.clone(), |f| format!("mqtt client {:?}", f.v));
     let t = item.table(&label);
     cx.require(t, ENTRY.required);
-    cx.unknown_keys_but(t, ENTRY.allowed, &["password"]);
+    let allowed: Vec<&str> = ENTRY
+        .allowed
+        .iter()
+        .chain(CONNECTION_KEYS)
+        .copied()
+        .collect();
+    cx.unknown_keys_but(t, &allowed, &["password"]);
     let mut c = ClientConfig::new("", "", 1883);
     if let Some(n) = name_field {
         if n.v.is_empty()
