@@ -165,6 +165,24 @@ pub struct SimArgs {
     /// Default: now.
     #[arg(long, value_name = "TIME", value_parser = parse_start, requires = "export")]
     pub start: Option<i64>,
+    /// Also run as a Sparkplug B edge node publishing the plant's tags to the MQTT broker at URL
+    /// (mqtt://HOST[:PORT]): one device per asset, births, report by exception (docs/sparkplug.md).
+    #[arg(long, value_name = "URL", conflicts_with = "export")]
+    pub sparkplug: Option<String>,
+    /// Sparkplug group id of `--sparkplug`.
+    #[arg(
+        long,
+        value_name = "ID",
+        default_value = "millwright",
+        requires = "sparkplug"
+    )]
+    pub sparkplug_group: String,
+    /// Sparkplug edge node id of `--sparkplug`.
+    #[arg(long, value_name = "ID", default_value = "sim", requires = "sparkplug")]
+    pub sparkplug_node: String,
+    /// Where `--sparkplug` keeps its bdSeq (in `DIR/sparkplug/GROUP/NODE/bdseq`).
+    #[arg(long, value_name = "DIR", default_value = "millwright-data")]
+    pub data_dir: PathBuf,
     #[command(flatten)]
     pub sim: SimOptions,
 }

@@ -6,6 +6,7 @@
 use mw_bus::Component;
 
 pub mod ingest;
+pub mod sim_sparkplug;
 
 /// Every shipped component. Processors run in this order: analytics before deadband, so the
 /// detectors see every sample; alarms after analytics (their outputs are evaluated in the same
@@ -24,6 +25,8 @@ pub fn components() -> Vec<&'static dyn Component> {
         &mw_uplink::UplinkComponent,
         &mw_mqtt::MqttBrokerComponent,
         &mw_mqtt::MqttClientComponent,
+        &mw_sparkplug_node::SparkplugEdgeComponent,
+        &mw_sparkplug_node::SparkplugHostComponent,
     ]
 }
 

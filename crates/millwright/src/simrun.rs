@@ -230,6 +230,13 @@ pub fn export(
 /// `millwright sim`: only the simulator and its Modbus server, until Ctrl-C / SIGTERM.
 pub async fn run_standalone(a: SimArgs) -> Result<()> {
     crate::cli::guard_listener("Modbus TCP", a.modbus, a.insecure, false)?;
+    let edge_cfg = match &a.sparkplug {
+        Some(url) => Some(
+            millwright::sim_sparkplug::edge_config(url, &a.sparkplug_group, &a.sparkplug_node)
+                .map_err(|e| anyhow::anyhow!("--sparkplug: {e}"))?,
+        ),
+        None => None,
+    };
     let sim = start(&a.sim, a.modbus, a.labels.clone()).await?;
     println!(
         "Millwright simulator: Modbus TCP on {} (unit 1, seed {}, speed {}x); register map in docs/simulator.md{}",
@@ -241,8 +248,25 @@ pub async fn run_standalone(a: SimArgs) -> Result<()> {
             .map(|p| format!("; labels in {}", p.display()))
             .unwrap_or_default()
     );
+    let edge = match (edge_cfg, &a.sparkplug) {
+        (Some(cfg), Some(url)) => {
+            let e = millwright::sim_sparkplug::SimEdge::start(cfg, &a.data_dir, sim.plant.clone())
+                .map_err(|e| anyhow::anyhow!("--sparkplug: {e}"))?;
+            println!(
+                "Sparkplug B edge node spBv1.0/{}/…/{} publishing to {url} (bdSeq in {})",
+                a.sparkplug_group,
+                a.sparkplug_node,
+                a.data_dir.join("sparkplug").display()
+            );
+            Some(e)
+        }
+        _ => None,
+    };
     crate::pipeline::shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(e) = edge {
+        e.stop().await;
+    }
     sim.stop().await;
     Ok(())
 }

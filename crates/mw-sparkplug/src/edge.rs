@@ -12,12 +12,22 @@
 //! - `Node Control/Rebirth = true` in an NCMD republishes every birth (seq restarts at 0, same
 //!   bdSeq: the session and its will are unchanged). Other command metrics become
 //!   [`EdgeAction::Write`] when the metric is writable, [`EdgeAction::Refused`] otherwise.
+//! - Each [`Reading`] carries a quality, sent as the `Quality` property ([`crate::quality`]);
+//!   a bad reading is published as null (`is_null`), never as a value. A change of quality
+//!   alone is reported like a change of value.
+//! - [`EdgeEvent::Define`] adds metrics (or changes a metric's data type) while the node runs:
+//!   a device's new metrics are announced by a new DBIRTH of that device (not by DDATA a host
+//!   could not resolve), node metrics by a rebirth of everything (NBIRTH defines them).
+//! - [`EdgeEvent::Stopping`] is an intentional disconnect: the node publishes its NDEATH
+//!   itself before the runtime sends DISCONNECT (the broker drops the will then).
 
 use std::collections::BTreeMap;
 
+use mw_model::Quality;
+
 use crate::payload::{Metric, MetricValue, Payload, decode, encode};
 use crate::topic::{MessageType, Topic};
-use crate::{BD_SEQ, DataType, REBIRTH};
+use crate::{BD_SEQ, DataType, REBIRTH, quality};
 
 /// A metric the node (or one of its devices) publishes.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +40,52 @@ pub struct MetricDef {
     pub writable: bool,
 }
 
+/// A new value (`None`: null) and quality of one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub name: String,
+    pub value: Option<MetricValue>,
+    pub quality: Quality,
+    /// When the value was true (ms since the Unix epoch); `None`: the event's time.
+    pub timestamp: Option<u64>,
+}
+
+impl From<(String, Option<MetricValue>)> for Reading {
+    /// A reading of good quality.
+    fn from((name, value): (String, Option<MetricValue>)) -> Reading {
+        Reading {
+            name,
+            value,
+            quality: Quality::Good,
+            timestamp: None,
+        }
+    }
+}
+
+/// What a metric holds on the wire: its value (null when bad) and quality code.
+type Wire = (Option<MetricValue>, i32);
+
 #[derive(Debug, Clone, PartialEq)]
 struct Entry {
     def: MetricDef,
     alias: u64,
-    current: Option<MetricValue>,
-    published: Option<MetricValue>,
+    current: Wire,
+    /// The time of the current value (`None`: the birth's).
+    ts: Option<u64>,
+    /// What the last birth or data message said (`None`: never published).
+    published: Option<Wire>,
+}
+
+impl Entry {
+    fn new(def: MetricDef, alias: u64) -> Entry {
+        Entry {
+            current: (def.value.clone(), quality::GOOD),
+            ts: None,
+            published: None,
+            alias,
+            def,
+        }
+    }
 }
 
 /// Where the session is.
@@ -55,10 +105,20 @@ pub enum EdgeEvent {
     Connected { now: u64 },
     /// The connection is gone.
     ConnectionLost,
+    /// The runtime is about to disconnect on purpose: publish the NDEATH first.
+    Stopping,
     /// New values for the node's (`device: None`) or a device's metrics.
     Update {
         device: Option<String>,
-        values: Vec<(String, Option<MetricValue>)>,
+        values: Vec<Reading>,
+        now: u64,
+    },
+    /// Adds metrics to the node (`device: None`) or a device (created if new); a known name
+    /// with another data type is redefined. Online, whatever changed is born again: the
+    /// device's DBIRTH, or every birth for node metrics.
+    Define {
+        device: Option<String>,
+        metrics: Vec<MetricDef>,
         now: u64,
     },
     /// A message arrived on a subscribed topic (NCMD/DCMD).
@@ -105,6 +165,8 @@ pub struct EdgeNode {
     state: EdgeState,
     bd_seq: u8,
     seq: u8,
+    /// The last alias handed out.
+    alias: u64,
     node: Vec<Entry>,
     devices: BTreeMap<String, Vec<Entry>>,
 }
@@ -113,12 +175,7 @@ fn entries(defs: Vec<MetricDef>, next_alias: &mut u64) -> Vec<Entry> {
     defs.into_iter()
         .map(|def| {
             *next_alias += 1;
-            Entry {
-                current: def.value.clone(),
-                published: None,
-                alias: *next_alias,
-                def,
-            }
+            Entry::new(def, *next_alias)
         })
         .collect()
 }
@@ -145,9 +202,27 @@ impl EdgeNode {
             state: EdgeState::Offline,
             bd_seq,
             seq: 0,
+            alias,
             node,
             devices,
         }
+    }
+
+    /// Whether the node or device (`device: None`: the node) has a metric of that name, and
+    /// its data type.
+    pub fn datatype(&self, device: Option<&str>, name: &str) -> Option<DataType> {
+        let es = match device {
+            None => &self.node,
+            Some(d) => self.devices.get(d)?,
+        };
+        es.iter()
+            .find(|e| e.def.name == name)
+            .map(|e| e.def.datatype)
+    }
+
+    /// The number of metrics of the node and all its devices.
+    pub fn metric_count(&self) -> usize {
+        self.node.len() + self.devices.values().map(Vec::len).sum::<usize>()
     }
 
     pub fn state(&self) -> EdgeState {
@@ -201,13 +276,57 @@ impl EdgeNode {
         let mut out = vec![self.publish(MessageType::NBirth, None, metrics, now)];
         let names: Vec<String> = self.devices.keys().cloned().collect();
         for d in names {
-            let metrics = match self.devices.get_mut(&d) {
-                Some(es) => es.iter_mut().map(|e| birth_metric(e, now)).collect(),
-                None => continue,
-            };
-            out.push(self.publish(MessageType::DBirth, Some(&d), metrics, now));
+            out.extend(self.device_birth(&d, now));
         }
         out
+    }
+
+    fn device_birth(&mut self, d: &str, now: u64) -> Option<EdgeAction> {
+        let metrics = self
+            .devices
+            .get_mut(d)?
+            .iter_mut()
+            .map(|e| birth_metric(e, now))
+            .collect();
+        Some(self.publish(MessageType::DBirth, Some(d), metrics, now))
+    }
+
+    fn define(
+        &mut self,
+        device: Option<String>,
+        defs: Vec<MetricDef>,
+        now: u64,
+    ) -> Vec<EdgeAction> {
+        let mut alias = self.alias;
+        let es = match &device {
+            None => &mut self.node,
+            Some(d) => self.devices.entry(d.clone()).or_default(),
+        };
+        let mut changed = es.is_empty();
+        for def in defs {
+            match es.iter_mut().find(|e| e.def.name == def.name) {
+                Some(e) if e.def.datatype == def.datatype && e.def.writable == def.writable => {}
+                Some(e) => {
+                    // a new data type: the old value means nothing any more
+                    e.current = (def.value.clone(), quality::GOOD);
+                    e.def = def;
+                    changed = true;
+                }
+                None => {
+                    alias += 1;
+                    es.push(Entry::new(def, alias));
+                    changed = true;
+                }
+            }
+        }
+        self.alias = alias;
+        if !changed || self.state != EdgeState::Online {
+            return vec![];
+        }
+        match device {
+            None => self.births(now),
+            Some(d) => self.device_birth(&d, now).into_iter().collect(),
+        }
     }
 
     fn death(&self) -> Vec<u8> {
@@ -250,6 +369,24 @@ impl EdgeNode {
                 out.extend(self.births(now));
                 out
             }
+            EdgeEvent::Stopping => {
+                if self.state != EdgeState::Online {
+                    return vec![];
+                }
+                let death = EdgeAction::Publish {
+                    topic: self.topic(MessageType::NDeath, None),
+                    payload: self.death(),
+                    qos: 1,
+                };
+                self.state = EdgeState::Offline;
+                self.bd_seq = self.bd_seq.wrapping_add(1);
+                vec![death]
+            }
+            EdgeEvent::Define {
+                device,
+                metrics,
+                now,
+            } => self.define(device, metrics, now),
             EdgeEvent::ConnectionLost => {
                 if self.state != EdgeState::Offline {
                     self.state = EdgeState::Offline;
@@ -273,7 +410,7 @@ impl EdgeNode {
     fn update(
         &mut self,
         device: Option<String>,
-        values: Vec<(String, Option<MetricValue>)>,
+        values: Vec<Reading>,
         now: u64,
     ) -> Vec<EdgeAction> {
         let online = self.state == EdgeState::Online;
@@ -290,7 +427,13 @@ impl EdgeNode {
         };
         let mut refused = Vec::new();
         let mut changed = Vec::new();
-        for (name, value) in values {
+        for Reading {
+            name,
+            value,
+            quality: q,
+            timestamp,
+        } in values
+        {
             let Some(e) = es.iter_mut().find(|e| e.def.name == name) else {
                 refused.push(EdgeAction::Refused {
                     reason: format!("update for unknown metric {name:?}"),
@@ -309,19 +452,31 @@ impl EdgeNode {
                 });
                 continue;
             }
-            e.current = value;
-            if online && e.current != e.published {
-                e.published = e.current.clone();
+            let code = quality::code(&q);
+            // a bad reading has no value that could be taken for a good one
+            e.current = (
+                if code == quality::BAD || code == quality::STALE {
+                    None
+                } else {
+                    value
+                },
+                code,
+            );
+            e.ts = timestamp;
+            if online && Some(&e.current) != e.published.as_ref() {
+                let was_good = e.published.as_ref().is_none_or(|p| p.1 == quality::GOOD);
+                e.published = Some(e.current.clone());
                 changed.push(Metric {
                     name: None,
                     alias: Some(e.alias),
-                    timestamp: Some(now),
+                    timestamp: Some(timestamp.unwrap_or(now)),
                     datatype: e.def.datatype,
                     is_historical: false,
                     is_transient: false,
                     metadata: None,
-                    properties: None,
-                    value: e.current.clone(),
+                    properties: (code != quality::GOOD || !was_good)
+                        .then(|| quality::property(code)),
+                    value: e.current.0.clone(),
                 });
             }
         }
@@ -413,17 +568,18 @@ impl EdgeNode {
 }
 
 fn birth_metric(e: &mut Entry, now: u64) -> Metric {
-    e.published = e.current.clone();
+    e.published = Some(e.current.clone());
+    let code = e.current.1;
     Metric {
         name: Some(e.def.name.clone()),
         alias: Some(e.alias),
-        timestamp: Some(now),
+        timestamp: Some(e.ts.unwrap_or(now)),
         datatype: e.def.datatype,
         is_historical: false,
         is_transient: false,
         metadata: None,
-        properties: None,
-        value: e.current.clone(),
+        properties: (code != quality::GOOD).then(|| quality::property(code)),
+        value: e.current.0.clone(),
     }
 }
 

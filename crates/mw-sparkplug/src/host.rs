@@ -11,7 +11,8 @@
 //!   the online one again.
 //! - NBIRTH and DBIRTH build the model: per edge node and device, metrics by name with their data
 //!   type and alias. NDATA and DDATA are resolved by alias (or name) into
-//!   [`HostAction::Update`]s of good quality; a metric without a data type takes the birth's.
+//!   [`HostAction::Update`]s, of the quality their `Quality` property gives (good without one,
+//!   [`crate::quality`]); a metric without a data type takes the birth's.
 //! - Every metric of a node turns stale ([`Quality::Bad`] `"stale: …"`) on an NDEATH whose
 //!   `bdSeq` matches the NBIRTH's (another `bdSeq` is an older session's will and is ignored),
 //!   every metric of a device on its DDEATH, and every metric of every node when the host itself
@@ -24,6 +25,8 @@
 //!   [`HostConfig::rebirth_interval_ms`]. Data that arrives after a gap is still applied (its
 //!   aliases are the current birth's); the rebirth resynchronises what was lost. On (re)connect
 //!   the host asks every node it knows for a rebirth, since it missed whatever they published.
+//! - [`HostEvent::Stopping`] (an intentional disconnect) publishes the offline `STATE` with the
+//!   session's timestamp before the runtime sends DISCONNECT.
 //! - [`HostApp::write`] builds the NCMD/DCMD that writes one metric (by alias when the birth gave
 //!   one), refused with a [`WriteError`] when the node, device or metric is unknown or offline.
 
@@ -156,6 +159,8 @@ pub enum HostEvent {
     Connected { now: u64 },
     /// The connection is gone.
     ConnectionLost { now: u64 },
+    /// The runtime is about to disconnect on purpose: publish the offline `STATE` first.
+    Stopping,
     /// A message arrived on a subscribed topic.
     Message {
         topic: String,
@@ -457,6 +462,18 @@ impl HostApp {
                     self.request_rebirth(&id, now, &mut out);
                 }
                 out
+            }
+            HostEvent::Stopping => {
+                let (HostState::Online, Some(ts)) = (self.state, self.state_ts) else {
+                    return vec![];
+                };
+                self.state = HostState::Offline;
+                vec![HostAction::Publish {
+                    topic: self.state_topic(),
+                    payload: self.state_payload(false, ts),
+                    qos: 1,
+                    retain: true,
+                }]
             }
             HostEvent::ConnectionLost { now } => {
                 self.state = HostState::Offline;
@@ -830,16 +847,16 @@ impl HostApp {
                 ok = false;
                 continue;
             }
+            hm.quality = crate::quality::quality_of(&m);
             hm.value = m.value;
             hm.timestamp = m.timestamp.or(p.timestamp).unwrap_or(t.now);
-            hm.quality = Quality::Good;
             out.push(HostAction::Update {
                 node: t.id.clone(),
                 device: t.device.map(str::to_owned),
                 metric: name,
                 value: hm.value.clone(),
                 timestamp: hm.timestamp,
-                quality: Quality::Good,
+                quality: hm.quality.clone(),
             });
         }
         ok
@@ -1009,7 +1026,7 @@ fn birth_scope(t: &Msg, p: &Payload, out: &mut Vec<HostAction>) -> (Scope, bool)
                 alias: m.alias,
                 value: m.value.clone(),
                 timestamp: m.timestamp.or(p.timestamp).unwrap_or(t.now),
-                quality: Quality::Good,
+                quality: crate::quality::quality_of(m),
             },
         );
     }
@@ -1035,7 +1052,7 @@ fn birth_updates(
             metric: name.clone(),
             value: hm.value.clone(),
             timestamp: hm.timestamp,
-            quality: Quality::Good,
+            quality: hm.quality.clone(),
         });
     }
 }

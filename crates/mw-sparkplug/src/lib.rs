@@ -13,6 +13,7 @@
 //!   and CMD metrics without a data type take the birth's) and [`encode`].
 //! - [`DataType`]: every Sparkplug data type, including DataSet, Template and the arrays.
 //! - [`topic`]: `spBv1.0/{group}/{type}/{edge}[/{device}]` and `spBv1.0/STATE/{host_id}`.
+//! - [`quality`]: data quality as the `Quality` metric property (OPC DA codes).
 //! - [`edge`]: the edge node session (`EdgeNode::step(EdgeEvent) -> Vec<EdgeAction>`).
 //! - [`host`]: the host application (`HostApp::step(HostEvent) -> Vec<HostAction>`): its `STATE`
 //!   will and birth, the model of every node and device from their births, data by alias, stale
@@ -23,6 +24,7 @@ pub mod datatype;
 pub mod edge;
 pub mod host;
 pub mod payload;
+pub mod quality;
 pub mod topic;
 
 /// The generated protobuf types (package `org.eclipse.tahu.protobuf`).

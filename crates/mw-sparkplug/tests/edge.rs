@@ -1,7 +1,8 @@
 //! The edge node state machine, table-tested: each row is (event, state after, actions), the
 //! actions written as short strings (publishes decoded: topic, seq, metrics).
 
-use mw_sparkplug::edge::{EdgeAction, EdgeEvent, EdgeNode, EdgeState, MetricDef};
+use mw_model::Quality;
+use mw_sparkplug::edge::{EdgeAction, EdgeEvent, EdgeNode, EdgeState, MetricDef, Reading};
 use mw_sparkplug::{Metric, MetricValue as V, Payload, decode, encode};
 
 fn def(name: &str, v: V, writable: bool) -> MetricDef {
@@ -48,7 +49,10 @@ fn show_payload(bytes: &[u8]) -> String {
                 (None, Some(a)) => format!("#{a}"),
                 (None, None) => "?".into(),
             };
-            format!("{id}={}", show_value(&m.value))
+            match mw_sparkplug::quality::of_metric(m) {
+                Some(q) => format!("{id}={}@{q}", show_value(&m.value)),
+                None => format!("{id}={}", show_value(&m.value)),
+            }
         })
         .collect();
     match p.seq {
@@ -93,7 +97,7 @@ fn upd(device: Option<&str>, values: &[(&str, V)]) -> EdgeEvent {
         device: device.map(str::to_owned),
         values: values
             .iter()
-            .map(|(n, v)| (n.to_string(), Some(v.clone())))
+            .map(|(n, v)| (n.to_string(), Some(v.clone())).into())
             .collect(),
         now: 5,
     }
@@ -281,4 +285,205 @@ fn connected_without_connecting_is_refused() {
     let a = n.step(EdgeEvent::Connected { now: 0 });
     assert!(matches!(&a[..], [EdgeAction::Refused { .. }]), "{a:?}");
     assert_eq!(n.state(), EdgeState::Offline);
+}
+
+fn reading(name: &str, v: V, q: Quality) -> Reading {
+    Reading {
+        name: name.into(),
+        value: Some(v),
+        quality: q,
+        timestamp: None,
+    }
+}
+
+#[test]
+fn bad_readings_go_out_as_null_with_their_quality_and_good_ones_say_so_once() {
+    use EdgeState::*;
+    let mut n = node(0);
+    n.step(EdgeEvent::Connecting);
+    n.step(EdgeEvent::Connected { now: 1 });
+    let q = |name: &str, v: V, q: Quality| EdgeEvent::Update {
+        device: None,
+        values: vec![reading(name, v, q)],
+        now: 5,
+    };
+    run(
+        &mut n,
+        vec![
+            // a bad sample's value (NaN, or a stale last value) is never published
+            (
+                q("temp", V::Double(f64::NAN), Quality::Bad("timeout".into())),
+                Online,
+                vec!["pub spBv1.0/G/NDATA/E seq=2 [#1=null@0]"],
+            ),
+            // still bad, another value: nothing changed on the wire
+            (
+                q("temp", V::Double(3.0), Quality::Bad("timeout".into())),
+                Online,
+                vec![],
+            ),
+            (
+                q("temp", V::Double(3.0), Quality::Bad("stale: NDEATH".into())),
+                Online,
+                vec!["pub spBv1.0/G/NDATA/E seq=3 [#1=null@500]"],
+            ),
+            // good again: the value, and Quality=192 once so a consumer clears the bad state
+            (
+                q("temp", V::Double(22.0), Quality::Good),
+                Online,
+                vec!["pub spBv1.0/G/NDATA/E seq=4 [#1=22@192]"],
+            ),
+            (
+                q("temp", V::Double(23.0), Quality::Good),
+                Online,
+                vec!["pub spBv1.0/G/NDATA/E seq=5 [#1=23]"],
+            ),
+            // uncertain keeps its value
+            (
+                q(
+                    "temp",
+                    V::Double(23.0),
+                    Quality::Uncertain("warm-up".into()),
+                ),
+                Online,
+                vec!["pub spBv1.0/G/NDATA/E seq=6 [#1=23@64]"],
+            ),
+            // a rebirth carries the quality of what is not good
+            (
+                cmd(
+                    "spBv1.0/G/NCMD/E",
+                    vec![Metric::new("Node Control/Rebirth", V::Boolean(true))],
+                ),
+                Online,
+                vec![
+                    "pub spBv1.0/G/NBIRTH/E seq=0 [bdSeq=0 Node Control/Rebirth=false temp#1=23@64 setpoint#2=50]",
+                    "pub spBv1.0/G/DBIRTH/E/pump seq=1 [run#3=false]",
+                ],
+            ),
+        ],
+    );
+}
+
+fn define(device: Option<&str>, defs: Vec<MetricDef>) -> EdgeEvent {
+    EdgeEvent::Define {
+        device: device.map(str::to_owned),
+        metrics: defs,
+        now: 7,
+    }
+}
+
+#[test]
+fn new_metrics_are_born_not_sent_as_data() {
+    use EdgeState::*;
+    let mut n = node(0);
+    run(
+        &mut n,
+        vec![
+            // offline: remembered for the first birth
+            (
+                define(Some("tank"), vec![def("level", V::Float(1.5), false)]),
+                Offline,
+                vec![],
+            ),
+            (
+                EdgeEvent::Connecting,
+                Connecting,
+                vec!["persist bdSeq=1", "will spBv1.0/G/NDEATH/E [bdSeq=0]"],
+            ),
+            (
+                EdgeEvent::Connected { now: 1 },
+                Online,
+                vec![
+                    "sub spBv1.0/G/NCMD/E",
+                    "sub spBv1.0/G/DCMD/E/+",
+                    "pub spBv1.0/G/NBIRTH/E seq=0 [bdSeq=0 Node Control/Rebirth=false temp#1=20 setpoint#2=50]",
+                    "pub spBv1.0/G/DBIRTH/E/pump seq=1 [run#3=false]",
+                    "pub spBv1.0/G/DBIRTH/E/tank seq=2 [level#4=Float(1.5)]",
+                ],
+            ),
+            // a new metric of a device: that device's DBIRTH with every metric
+            (
+                define(Some("pump"), vec![def("speed", V::Double(900.0), false)]),
+                Online,
+                vec!["pub spBv1.0/G/DBIRTH/E/pump seq=3 [run#3=false speed#5=900]"],
+            ),
+            // a known metric, same type: nothing to announce
+            (
+                define(Some("pump"), vec![def("speed", V::Double(1.0), false)]),
+                Online,
+                vec![],
+            ),
+            // a new device
+            (
+                define(Some("fan"), vec![def("on", V::Boolean(true), false)]),
+                Online,
+                vec!["pub spBv1.0/G/DBIRTH/E/fan seq=4 [on#6=true]"],
+            ),
+            // another data type: reborn with it, same alias
+            (
+                define(Some("fan"), vec![def("on", V::Int64(2), false)]),
+                Online,
+                vec!["pub spBv1.0/G/DBIRTH/E/fan seq=5 [on#6=2]"],
+            ),
+            (
+                upd(Some("pump"), &[("speed", V::Double(950.0))]),
+                Online,
+                vec!["pub spBv1.0/G/DDATA/E/pump seq=6 [#5=950]"],
+            ),
+            // a node metric: NBIRTH defines those, so everything is born again
+            (
+                define(None, vec![def("uptime", V::Int64(0), false)]),
+                Online,
+                vec![
+                    "pub spBv1.0/G/NBIRTH/E seq=0 [bdSeq=0 Node Control/Rebirth=false temp#1=20 setpoint#2=50 uptime#7=0]",
+                    "pub spBv1.0/G/DBIRTH/E/fan seq=1 [on#6=2]",
+                    "pub spBv1.0/G/DBIRTH/E/pump seq=2 [run#3=false speed#5=950]",
+                    "pub spBv1.0/G/DBIRTH/E/tank seq=3 [level#4=Float(1.5)]",
+                ],
+            ),
+        ],
+    );
+    assert_eq!(n.metric_count(), 7);
+    assert_eq!(
+        n.datatype(Some("fan"), "on"),
+        Some(mw_sparkplug::DataType::Int64)
+    );
+}
+
+#[test]
+fn stopping_publishes_the_sessions_ndeath_and_the_next_session_takes_the_next_bdseq() {
+    use EdgeState::*;
+    let mut n = node(7);
+    run(
+        &mut n,
+        vec![
+            (EdgeEvent::Stopping, Offline, vec![]),
+            (
+                EdgeEvent::Connecting,
+                Connecting,
+                vec!["persist bdSeq=8", "will spBv1.0/G/NDEATH/E [bdSeq=7]"],
+            ),
+            (
+                EdgeEvent::Connected { now: 1 },
+                Online,
+                vec![
+                    "sub spBv1.0/G/NCMD/E",
+                    "sub spBv1.0/G/DCMD/E/+",
+                    "pub spBv1.0/G/NBIRTH/E seq=0 [bdSeq=7 Node Control/Rebirth=false temp#1=20 setpoint#2=50]",
+                    DBIRTH,
+                ],
+            ),
+            (
+                EdgeEvent::Stopping,
+                Offline,
+                vec!["pub spBv1.0/G/NDEATH/E [bdSeq=7]"],
+            ),
+            (EdgeEvent::ConnectionLost, Offline, vec![]),
+            (
+                EdgeEvent::Connecting,
+                Connecting,
+                vec!["persist bdSeq=9", "will spBv1.0/G/NDEATH/E [bdSeq=8]"],
+            ),
+        ],
+    );
 }

@@ -1159,7 +1159,7 @@ fn edge_to_host_round_trip_every_published_value_arrives() {
             device: device.map(str::to_owned),
             values: values
                 .into_iter()
-                .map(|(n, v)| (n.to_owned(), Some(v)))
+                .map(|(n, v)| (n.to_owned(), Some(v)).into())
                 .collect(),
             now: 200 + i,
         };
@@ -1234,7 +1234,7 @@ fn host_started_after_the_edge_gets_everything_through_a_rebirth() {
     let mut h = host();
     let upd = |v: f64, now| EdgeEvent::Update {
         device: None,
-        values: vec![("temp".into(), Some(V::Double(v)))],
+        values: vec![("temp".to_owned(), Some(V::Double(v))).into()],
         now,
     };
     let a = pass(n.step(upd(1.0, 200)), &mut h, 200);
@@ -1266,4 +1266,57 @@ fn host_started_after_the_edge_gets_everything_through_a_rebirth() {
         updates(&a),
         vec![(None, "temp".into(), Some(V::Double(2.0)))]
     );
+}
+
+#[test]
+fn quality_property_of_data_becomes_the_updates_quality_and_stopping_publishes_offline_state() {
+    let mut h = host();
+    let with_q = |mut m: Metric, code: i32| {
+        m.properties = Some(mw_sparkplug::quality::property(code));
+        m
+    };
+    let mut null = am(1, V::Double(0.0));
+    null.value = None;
+    let mut b = bm("temp", 1, V::Double(1.0));
+    b.value = None;
+    run(
+        &mut h,
+        vec![
+            (
+                msg(
+                    "spBv1.0/G/NBIRTH/E",
+                    Some(0),
+                    vec![
+                        Metric::new("bdSeq", V::Int64(0)),
+                        with_q(b, 0),
+                        bm("on", 2, V::Boolean(false)),
+                    ],
+                    10,
+                ),
+                vec![
+                    "online G/E",
+                    "G/E temp=null @10 bad(quality code 0)",
+                    "G/E on=false @10 good",
+                ],
+            ),
+            (
+                ndata("E", 1, vec![with_q(am(1, V::Double(4.0)), 64)], 11),
+                vec!["G/E temp=4 @11 uncertain(quality code 64)"],
+            ),
+            (
+                ndata("E", 2, vec![with_q(null, 500)], 12),
+                vec!["G/E temp=null @12 bad(stale)"],
+            ),
+            (
+                ndata("E", 3, vec![with_q(am(1, V::Double(5.0)), 192)], 13),
+                vec!["G/E temp=5 @13 good"],
+            ),
+            (
+                HostEvent::Stopping,
+                vec![r#"pub spBv1.0/STATE/scada {"online":false,"timestamp":1} q1 retained"#],
+            ),
+            (HostEvent::Stopping, vec![]),
+        ],
+    );
+    assert_eq!(h.state(), HostState::Offline);
 }

@@ -200,22 +200,23 @@ pub(crate) struct ClientChecker;
 const ENTRY: EntryKeys = EntryKeys {
     id: "name",
     required: &["name", "url"],
-    allowed: &[
-        "name",
-        "url",
-        "client_id",
-        "protocol",
-        "user",
-        "password_file",
-        "password_env",
-        "tls",
-        "keep_alive_s",
-        "clean_start",
-        "backoff_max_ms",
-        "subscribe",
-        "publish",
-    ],
+    allowed: &["name", "subscribe", "publish"],
 };
+
+/// The keys of one broker connection ([`check_connection`]), for every section that opens one
+/// (`[[mqtt.client]]`, `[sparkplug.edge]`, `[sparkplug.host]`); `url` is required.
+pub const CONNECTION_KEYS: &[&str] = &[
+    "url",
+    "client_id",
+    "protocol",
+    "user",
+    "password_file",
+    "password_env",
+    "tls",
+    "keep_alive_s",
+    "clean_start",
+    "backoff_max_ms",
+];
 
 const SUB_KEYS: &[&str] = &[
     "topic", "qos", "payload", "type", "field", "ts_field", "tag", "unit",
@@ -312,7 +313,13 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         .map_or_else(|| anon.clone(), |f| format!("mqtt client {:?}", f.v));
     let t = item.table(&label);
     cx.require(t, ENTRY.required);
-    cx.unknown_keys_but(t, ENTRY.allowed, &["password"]);
+    let allowed: Vec<&str> = ENTRY
+        .allowed
+        .iter()
+        .chain(CONNECTION_KEYS)
+        .copied()
+        .collect();
+    cx.unknown_keys_but(t, &allowed, &["password"]);
     let mut c = ClientConfig::new("", "", 1883);
     if let Some(n) = name_field {
         if n.v.is_empty()
@@ -335,64 +342,7 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         c.name = n.v.to_owned();
         c.client_id = format!("millwright-{}", n.v);
     }
-    let mut url_tls = None;
-    if let Some(f) = cx.string(t, "url", false) {
-        match parse_url(f.v.trim()) {
-            Ok((h, p, tls)) => {
-                c.host = h;
-                c.port = p;
-                url_tls = Some((tls, f.span.start));
-            }
-            Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {label}: {why}")),
-        }
-    }
-    if let Some(f) = cx.string(t, "client_id", false) {
-        if f.v.is_empty() || f.v.len() > 128 {
-            cx.err(
-                f.span.start,
-                format!("\"client_id\" in {label} must have 1 to 128 characters"),
-            );
-        } else {
-            c.client_id = f.v.to_owned();
-        }
-    }
-    if let Some(f) = cx.choice(
-        t,
-        "protocol",
-        "MQTT protocol",
-        &[
-            ("3.1.1", Protocol::V311),
-            ("5", Protocol::V5),
-            ("5.0", Protocol::V5),
-        ],
-    ) {
-        c.protocol = f.v;
-    }
-    c.user = user(t, cx, &label);
-    if let Some(f) = cx.integer(t, "keep_alive_s", false, 5..=65_535) {
-        c.keep_alive = Duration::from_secs(f.v as u64);
-    }
-    if let Some(f) = cx.boolean(t, "clean_start", false) {
-        c.clean_start = f.v;
-    }
-    if let Some(f) = cx.integer(t, "backoff_max_ms", false, 100..=600_000) {
-        c.backoff_max = Duration::from_millis(f.v as u64);
-    }
-    let tls_at = t.key_start("tls");
-    if let Some(f) = cx.table(t, "tls", false, "tls") {
-        c.tls = tls(f, cx, &label);
-    }
-    match (url_tls, tls_at) {
-        (Some((true, at)), None) => cx.err(
-            at,
-            format!("{label} uses mqtts:// but has no \"tls\": add tls = {{ ca = \"ca.pem\" }} (the CA that signed the broker's certificate)"),
-        ),
-        (Some((false, _)), Some(at)) => cx.err(
-            at,
-            format!("{label} has \"tls\" but its url is mqtt://; use mqtts://HOST:PORT"),
-        ),
-        _ => {}
-    }
+    check_connection(t, cx, &label, &mut c);
     for (i, s) in cx
         .array_of_tables(t, "subscribe", "mqtt.client.subscribe")
         .into_iter()
@@ -435,6 +385,71 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         );
     }
     c
+}
+
+/// Checks the connection keys ([`CONNECTION_KEYS`]) of table `t` (named `label` in messages)
+/// into `c`: url (host, port, TLS or not), client_id, protocol, user and where the password is,
+/// tls files, keep_alive_s, clean_start, backoff_max_ms. Unknown keys and `url` being required
+/// are the caller's to check; every problem is reported at its span.
+pub fn check_connection(t: Table<'_, '_>, cx: &mut Cx<'_>, label: &str, c: &mut ClientConfig) {
+    let mut url_tls = None;
+    if let Some(f) = cx.string(t, "url", false) {
+        match parse_url(f.v.trim()) {
+            Ok((h, p, tls)) => {
+                c.host = h;
+                c.port = p;
+                url_tls = Some((tls, f.span.start));
+            }
+            Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {label}: {why}")),
+        }
+    }
+    if let Some(f) = cx.string(t, "client_id", false) {
+        if f.v.is_empty() || f.v.len() > 128 {
+            cx.err(
+                f.span.start,
+                format!("\"client_id\" in {label} must have 1 to 128 characters"),
+            );
+        } else {
+            c.client_id = f.v.to_owned();
+        }
+    }
+    if let Some(f) = cx.choice(
+        t,
+        "protocol",
+        "MQTT protocol",
+        &[
+            ("3.1.1", Protocol::V311),
+            ("5", Protocol::V5),
+            ("5.0", Protocol::V5),
+        ],
+    ) {
+        c.protocol = f.v;
+    }
+    c.user = user(t, cx, label);
+    if let Some(f) = cx.integer(t, "keep_alive_s", false, 5..=65_535) {
+        c.keep_alive = Duration::from_secs(f.v as u64);
+    }
+    if let Some(f) = cx.boolean(t, "clean_start", false) {
+        c.clean_start = f.v;
+    }
+    if let Some(f) = cx.integer(t, "backoff_max_ms", false, 100..=600_000) {
+        c.backoff_max = Duration::from_millis(f.v as u64);
+    }
+    let tls_at = t.key_start("tls");
+    if let Some(f) = cx.table(t, "tls", false, "tls") {
+        c.tls = tls(f, cx, label);
+    }
+    match (url_tls, tls_at) {
+        (Some((true, at)), None) => cx.err(
+            at,
+            format!("{label} uses mqtts:// but has no \"tls\": add tls = {{ ca = \"ca.pem\" }} (the CA that signed the broker's certificate)"),
+        ),
+        (Some((false, _)), Some(at)) => cx.err(
+            at,
+            format!("{label} has \"tls\" but its url is mqtt://; use mqtts://HOST:PORT"),
+        ),
+        _ => {}
+    }
 }
 
 fn user(t: Table<'_, '_>, cx: &mut Cx<'_>, label: &str) -> Option<(String, PasswordSource)> {

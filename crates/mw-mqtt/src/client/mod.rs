@@ -37,6 +37,7 @@
 //! subscriptions and the QoS 1 messages queued meanwhile).
 
 pub mod config;
+pub mod conn;
 pub mod map;
 
 use std::collections::{HashMap, VecDeque};
@@ -54,6 +55,7 @@ use mw_model::{Event, EventKind, TagPath, now_ns};
 use tokio::sync::mpsc;
 
 pub use config::{ClientConfig, MqttClientSection, PasswordSource, Protocol};
+use conn::{Client, Ev, poll_owned};
 
 /// Publishes sent and not yet settled (acknowledged, or written at QoS 0) that a connection
 /// keeps at most before it stops taking deliveries.
@@ -110,35 +112,7 @@ pub fn build_client(
     default_queue: usize,
 ) -> Result<(ClientSource, Option<ClientSink>), String> {
     let label = format!("[[mqtt.client]] {:?}", cfg.name);
-    let password = match &cfg.user {
-        None => None,
-        Some((_, PasswordSource::File(p))) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| {
-                    format!(
-                        "cannot read the password file {} of {label}: {e}",
-                        p.display()
-                    )
-                })?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
-        ),
-        Some((_, PasswordSource::Env(v))) => Some(std::env::var(v).map_err(|_| {
-            format!(
-                "the environment variable {v:?} (password_env of {label}) is not set or not UTF-8"
-            )
-        })?),
-    };
-    let tls = match &cfg.tls {
-        None => None,
-        Some(t) => Some(Arc::new(
-            mw_security::certs::client_config_files(
-                &t.ca,
-                t.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
-            )
-            .map_err(|e| format!("cannot load the TLS files of {label}: {e}"))?,
-        )),
-    };
+    let (password, tls) = conn::load_secrets(&cfg, &label)?;
     let (sink, rx) = match &cfg.publish {
         None => (None, None),
         Some(p) => {
@@ -210,188 +184,6 @@ impl Source for ClientSource {
     fn run(self: Box<Self>, cx: SourceContext) -> BoxFuture<()> {
         Box::pin(run(*self, cx))
     }
-}
-
-// ---- rumqttc, both versions behind one shape --------------------------------------------------
-
-enum Client {
-    V4(rumqttc::AsyncClient),
-    V5(rumqttc::v5::AsyncClient),
-}
-
-enum Loop {
-    V4(Box<rumqttc::EventLoop>),
-    V5(Box<rumqttc::v5::EventLoop>),
-}
-
-/// What the event loop reported, version-neutral.
-enum Ev {
-    Connected {
-        session_present: bool,
-    },
-    Message {
-        topic: String,
-        payload: Bytes,
-    },
-    SubAck {
-        refused: usize,
-    },
-    /// A PUBLISH was written (its packet id; 0 at QoS 0).
-    Sent(u16),
-    PubAck(u16),
-    Other,
-}
-
-fn qos4(q: u8) -> rumqttc::QoS {
-    match q {
-        0 => rumqttc::QoS::AtMostOnce,
-        1 => rumqttc::QoS::AtLeastOnce,
-        _ => rumqttc::QoS::ExactlyOnce,
-    }
-}
-
-fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
-    use rumqttc::v5::mqttbytes::QoS;
-    match q {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
-}
-
-fn connect(
-    c: &ClientConfig,
-    password: Option<&str>,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-) -> (Client, Loop) {
-    let cap = MAX_UNSETTLED + CHANNEL_SPARE + c.subscribe.len();
-    let transport = match tls {
-        None => rumqttc::Transport::Tcp,
-        Some(t) => rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(t.clone())),
-    };
-    match c.protocol {
-        Protocol::V311 => {
-            let mut o = rumqttc::MqttOptions::new(c.client_id.clone(), c.host.clone(), c.port);
-            o.set_keep_alive(c.keep_alive)
-                .set_clean_session(c.clean_start)
-                .set_transport(transport)
-                .set_request_channel_capacity(cap)
-                .set_max_packet_size(1 << 20, 1 << 20);
-            if let (Some((u, _)), Some(p)) = (&c.user, password) {
-                o.set_credentials(u.clone(), p.to_owned());
-            }
-            let (client, lp) = rumqttc::AsyncClient::new(o, cap);
-            (Client::V4(client), Loop::V4(Box::new(lp)))
-        }
-        Protocol::V5 => {
-            let mut o = rumqttc::v5::MqttOptions::new(c.client_id.clone(), c.host.clone(), c.port);
-            o.set_keep_alive(c.keep_alive)
-                .set_clean_start(c.clean_start)
-                .set_transport(transport)
-                .set_request_channel_capacity(cap)
-                .set_max_packet_size(Some(1 << 20));
-            if !c.clean_start {
-                o.set_session_expiry_interval(Some(86_400));
-            }
-            if let (Some((u, _)), Some(p)) = (&c.user, password) {
-                o.set_credentials(u.clone(), p.to_owned());
-            }
-            let (client, lp) = rumqttc::v5::AsyncClient::new(o, cap);
-            (Client::V5(client), Loop::V5(Box::new(lp)))
-        }
-    }
-}
-
-impl Client {
-    fn try_publish(
-        &self,
-        topic: &str,
-        qos: u8,
-        retain: bool,
-        payload: Bytes,
-    ) -> Result<(), String> {
-        match self {
-            Client::V4(c) => c
-                .try_publish(topic, qos4(qos), retain, payload)
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => c
-                .try_publish(topic, qos5(qos), retain, payload)
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    fn try_subscribe(&self, filter: &str, qos: u8) -> Result<(), String> {
-        match self {
-            Client::V4(c) => c
-                .try_subscribe(filter, qos4(qos))
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => c
-                .try_subscribe(filter, qos5(qos))
-                .map_err(|e| e.to_string()),
-        }
-    }
-}
-
-impl Loop {
-    async fn poll(&mut self) -> Result<Ev, String> {
-        match self {
-            Loop::V4(lp) => {
-                use rumqttc::{Event, Outgoing, Packet};
-                Ok(match lp.poll().await.map_err(|e| e.to_string())? {
-                    Event::Incoming(Packet::ConnAck(a)) => Ev::Connected {
-                        session_present: a.session_present,
-                    },
-                    Event::Incoming(Packet::Publish(p)) => Ev::Message {
-                        topic: p.topic,
-                        payload: p.payload,
-                    },
-                    Event::Incoming(Packet::SubAck(a)) => Ev::SubAck {
-                        refused: a
-                            .return_codes
-                            .iter()
-                            .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                            .count(),
-                    },
-                    Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
-                    Event::Outgoing(Outgoing::Publish(id)) => Ev::Sent(id),
-                    _ => Ev::Other,
-                })
-            }
-            Loop::V5(lp) => {
-                use rumqttc::v5::Event;
-                use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
-                Ok(match lp.poll().await.map_err(|e| e.to_string())? {
-                    Event::Incoming(Packet::ConnAck(a)) => Ev::Connected {
-                        session_present: a.session_present,
-                    },
-                    Event::Incoming(Packet::Publish(p)) => Ev::Message {
-                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                        payload: p.payload,
-                    },
-                    Event::Incoming(Packet::SubAck(a)) => Ev::SubAck {
-                        refused: a
-                            .return_codes
-                            .iter()
-                            .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                            .count(),
-                    },
-                    Event::Incoming(Packet::PubAck(a)) => Ev::PubAck(a.pkid),
-                    Event::Outgoing(rumqttc::Outgoing::Publish(id)) => Ev::Sent(id),
-                    _ => Ev::Other,
-                })
-            }
-        }
-    }
-}
-
-/// Owns the event loop across `select!` iterations, so a poll is never cancelled half-way
-/// (rumqttc's poll is not cancel safe): the future is kept and polled again.
-async fn poll_owned(mut lp: Loop, delay: Duration) -> (Loop, Result<Ev, String>) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let r = lp.poll().await;
-    (lp, r)
 }
 
 // ---- the publish window ---------------------------------------------------------------------
@@ -572,7 +364,8 @@ async fn run(src: ClientSource, cx: SourceContext) {
     let conn_errors = metrics::counter!("mw_errors_total", "component" => "mqtt-client",
         "instance" => name.clone(), "stage" => "receiving", "error_type" => "connection");
     let connected_gauge = metrics::gauge!("mw_mqtt_client_connected", "instance" => name.clone());
-    let (client, lp) = connect(&cfg, password.as_deref(), tls.as_ref());
+    let cap = MAX_UNSETTLED + CHANNEL_SPARE + cfg.subscribe.len();
+    let (client, lp) = conn::connect(&cfg, password.as_deref(), tls.as_ref(), None, cap);
     let mut window = cfg.publish.as_ref().map(|p| Window {
         qos: p.qos,
         retain: p.retain,

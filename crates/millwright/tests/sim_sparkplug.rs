@@ -1,0 +1,148 @@
+//! `millwright sim --sparkplug URL` against Mosquitto (started here on an ephemeral loopback
+//! port, stopped by pid): a subscriber (`mosquitto_sub`, hex payloads decoded here with
+//! mw-sparkplug) sees the NBIRTH of `spBv1.0/millwright/NBIRTH/sim` with bdSeq 0 and one DBIRTH
+//! per asset carrying every point of that asset as a metric, and the NDEATH when the simulator
+//! is stopped. Skips with "SKIP: …" without mosquitto and its clients.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use mw_sparkplug::MetricValue;
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+const GUARD: Duration = Duration::from_secs(30);
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The payload of a `TOPIC HEX` line of `mosquitto_sub -F "%t %x"`.
+fn payload(line: &str) -> mw_sparkplug::Payload {
+    let hex = line.split_once(' ').map_or("", |(_, h)| h.trim());
+    mw_sparkplug::decode(&unhex(hex)).expect("a Sparkplug payload")
+}
+
+#[test]
+fn sim_publishes_the_plant_as_a_sparkplug_edge_node() {
+    let tools = Path::new(MOSQUITTO).exists()
+        && ["mosquitto_sub", "stdbuf"]
+            .iter()
+            .all(|t| std::process::Command::new(t).arg("--help").output().is_ok());
+    if !tools {
+        eprintln!(
+            "SKIP: mosquitto, mosquitto_sub or stdbuf is not installed (apt-get install mosquitto mosquitto-clients coreutils)"
+        );
+        return;
+    }
+    let dir = TempDir::new("sim-spb");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.path.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("user root\npersistence false\nallow_anonymous true\nlistener {port} 127.0.0.1\n"),
+    )
+    .unwrap();
+    let _broker = Proc::spawn(MOSQUITTO, &["-c", conf.to_str().unwrap()]);
+    wait_for("mosquitto listening", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    let p = port.to_string();
+    // stdbuf: mosquitto_sub does not flush a piped stdout line by line
+    let mut sub = Proc::spawn(
+        "stdbuf",
+        &[
+            "-oL",
+            "mosquitto_sub",
+            "-d",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-t",
+            "spBv1.0/millwright/#",
+            "-F",
+            "%t %x",
+        ],
+    );
+    sub.wait_line("SUBACK", GUARD);
+
+    let data = dir.path.join("data");
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let mut sim = Proc::millwright(&[
+        "sim",
+        "--modbus",
+        "127.0.0.1:0",
+        "--fault-interval",
+        "0",
+        "--sparkplug",
+        &url,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    sim.wait_line("Sparkplug B edge node", GUARD);
+
+    let nbirth = payload(&sub.wait_line("spBv1.0/millwright/NBIRTH/sim ", GUARD));
+    let bd_seq = nbirth
+        .metrics
+        .iter()
+        .find(|m| m.name.as_deref() == Some("bdSeq"))
+        .and_then(|m| m.value.clone());
+    assert_eq!(bd_seq, Some(MetricValue::Int64(0)));
+
+    // every point of the register map, grouped by device (the asset's last segment)
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in mw_sim::register_map() {
+        let device = r.asset.rsplit('/').next().unwrap().to_owned();
+        want.entry(device).or_default().push(r.name.to_owned());
+    }
+    assert!(want.len() >= 3, "the plant has several assets: {want:?}");
+    for (device, names) in &want {
+        let line = sub.wait_line(&format!("spBv1.0/millwright/DBIRTH/sim/{device} "), GUARD);
+        let birth = payload(&line);
+        let mut got: Vec<String> = birth
+            .metrics
+            .iter()
+            .filter_map(|m| m.name.clone())
+            .collect();
+        got.sort();
+        let mut names = names.clone();
+        names.sort();
+        assert_eq!(got, names, "DBIRTH of {device}");
+        assert!(
+            birth
+                .metrics
+                .iter()
+                .all(|m| m.alias.is_some() && m.timestamp.is_some()),
+            "aliases and timestamps in the birth of {device}"
+        );
+    }
+
+    sim.sigterm();
+    let death = payload(&sub.wait_line("spBv1.0/millwright/NDEATH/sim ", GUARD));
+    assert_eq!(
+        death.metrics.first().and_then(|m| m.value.clone()),
+        Some(MetricValue::Int64(0)),
+        "the NDEATH of the stop carries the session's bdSeq"
+    );
+    assert!(
+        sim.wait_exit(GUARD).is_some_and(|s| s.success()),
+        "{}",
+        sim.report()
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("sparkplug/millwright/sim/bdseq")).unwrap(),
+        "1\n"
+    );
+}
