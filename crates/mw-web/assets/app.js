@@ -61,4 +61,6 @@ const st={};for(const x of all){if(!COLOURS.has(x.state))continue;const s=st[x.a
 s.p=Math.min(s.p,PRI.indexOf(x.priority));s.u=s.u||x.state!=='ack_active';}
 AST=st;paint();}
 catch(e){}}
-if(BANNER){const es=new EventSource('/api/v1/alarms/stream');for(const k of ['transition','lagged','open'])es.addEventListener(k,alarms);}
+// the stream opens once the page has loaded and settled (its 'open' event refreshes): a request held open
+// from the start keeps a page 'loading' for tools that wait for the network to go quiet
+if(BANNER){alarms();setTimeout(()=>{const es=new EventSource('/api/v1/alarms/stream');for(const k of ['transition','lagged','open'])es.addEventListener(k,alarms);},5000);}
