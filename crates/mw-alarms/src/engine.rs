@@ -379,6 +379,9 @@ impl Engine {
                 SOURCE,
                 EventKind::AlarmTransition {
                     alarm: d.id.clone(),
+                    tag: d.tag.as_str().to_owned(),
+                    priority: d.priority.as_str().to_owned(),
+                    area: d.area.clone(),
                     from: slot.machine.state.as_str().to_owned(),
                     to: next.state.as_str().to_owned(),
                     value: slot.value.map(Value::F64),

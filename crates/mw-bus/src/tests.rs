@@ -171,6 +171,9 @@ impl Processor for Threshold {
                     "test/threshold",
                     EventKind::AlarmTransition {
                         alarm: format!("{}/HI", x.tag),
+                        tag: x.tag.as_str().to_owned(),
+                        priority: "high".into(),
+                        area: "test".into(),
                         from: "normal".into(),
                         to: "unack_active".into(),
                         value: Some(x.value.clone()),

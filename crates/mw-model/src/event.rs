@@ -27,9 +27,15 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// An alarm moved from one lifecycle state to another (ISA-18.2 states, named by the alarm
-    /// engine), with the value that caused it and the rendered message.
+    /// engine), with the value that caused it and the rendered message. `tag` is the input it
+    /// watches, `priority` its priority name (`critical`, `high`, `medium`, `low`) and `area` its
+    /// routing area, so that consumers (notifications, the uplink) can route without the alarm
+    /// configuration.
     AlarmTransition {
         alarm: String,
+        tag: String,
+        priority: String,
+        area: String,
         from: String,
         to: String,
         value: Option<Value>,
