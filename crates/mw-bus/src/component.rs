@@ -6,7 +6,7 @@ use std::any::Any;
 
 use mw_config::{Config, Registry, Section};
 
-use crate::{Processor, Sink, Source};
+use crate::{Processor, Sink, Source, WriteRegistry};
 
 /// A component could not be built from a valid config (a file it needs is unreadable, …).
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +43,15 @@ pub fn config_registry(components: &[&dyn Component]) -> Registry {
 }
 
 /// What components built: parts for the bus and handles for other layers (the HTTP API's
-/// detector control, …), found by type.
+/// detector control, …), found by type; and the process's [`WriteRegistry`], where a source
+/// registers the tags it can write and a consumer (the Sparkplug edge, the HTTP API) sends writes.
 #[derive(Default)]
 pub struct Parts {
     pub(crate) sources: Vec<Box<dyn Source>>,
     pub(crate) processors: Vec<Box<dyn Processor>>,
     pub(crate) sinks: Vec<Box<dyn Sink>>,
     handles: Vec<Box<dyn Any + Send>>,
+    writes: WriteRegistry,
 }
 
 impl Parts {
@@ -79,6 +81,11 @@ impl Parts {
     pub fn take<T: Any + Send>(&mut self) -> Option<T> {
         let i = self.handles.iter().position(|h| h.is::<T>())?;
         self.handles.remove(i).downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// The tag-write registry every component of this process shares (a clone).
+    pub fn writes(&self) -> WriteRegistry {
+        self.writes.clone()
     }
 
     pub fn source_count(&self) -> usize {

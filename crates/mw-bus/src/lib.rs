@@ -23,6 +23,9 @@
 //! [`Publisher`] is dropped the fan-out drains the ingress queue, then closes the sink queues;
 //! each [`SinkInput::recv`] returns `None` after the last batch and the sinks finish.
 //!
+//! Tag writes go the other way, from a consumer back to the source that owns the tag, through
+//! the [`WriteRegistry`] ([`writes`]): bounded per owner, answered by the owner.
+//!
 //! The contracts ([`Source`], [`Processor`], [`Sink`]) say what an implementation must do on
 //! disconnect, overload and shutdown; [`Component`] is how a component crate registers its
 //! config sections and builds its parts; [`testkit`] checks an implementation against its
@@ -36,6 +39,7 @@ mod processor;
 mod queue;
 mod sources;
 pub mod testkit;
+pub mod writes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +54,7 @@ pub use component::{BuildError, Component, Parts, config_registry};
 pub use contract::{BoxFuture, Shutdown, Sink, SinkOptions, Source, SourceContext};
 pub use processor::{DeadbandComponent, DeadbandProcessor, Processor};
 pub use sources::{SourceHandle, SourceRegistry, SourceState, SourceStatus};
+pub use writes::{WriteError, WriteReceiver, WriteRegistry, WriteRequest};
 
 use ack::AckInner;
 use queue::{Pushed, Queue};

@@ -47,6 +47,19 @@ pub struct ModbusTag {
     pub address: u16,
     /// Effective word order (the tag's own, else the device's).
     pub word_order: WordOrder,
+    /// `Some` when the tag accepts writes (`writable = true`; holding registers and coils only),
+    /// with the limits a written value must keep.
+    pub write: Option<WriteLimits>,
+}
+
+/// What a write to a tag may set, in engineering units (after scaling). A write outside the
+/// limits is refused before anything is sent to the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WriteLimits {
+    /// `write_min`: the lowest value a write may set.
+    pub min: Option<f64>,
+    /// `write_max`: the highest value a write may set.
+    pub max: Option<f64>,
 }
 
 impl ModbusTag {
@@ -211,6 +224,9 @@ const TAG_ENTRY: EntryKeys = EntryKeys {
         "scale",
         "deadband",
         "description",
+        "writable",
+        "write_min",
+        "write_max",
     ],
 };
 
@@ -406,6 +422,14 @@ fn tag(
         .string(t, "description", false)
         .map_or_else(String::new, |f| f.v.to_owned());
 
+    let write = write_limits(
+        &label,
+        t,
+        cx,
+        data_type.as_ref().map(|f| f.v),
+        reg_table.as_ref().map(|f| f.v),
+    );
+
     let def = TagDef {
         path: defined?.0,
         data_type: data_type?.v,
@@ -419,9 +443,68 @@ fn tag(
         table: reg_table?.v,
         address: address?.v,
         word_order,
+        write,
     };
     cx.add_tag(tag.def.clone());
     Some(tag)
+}
+
+/// The `writable`, `write_min` and `write_max` keys of a tag.
+fn write_limits(
+    label: &str,
+    t: Table<'_, '_>,
+    cx: &mut Cx<'_>,
+    data_type: Option<DataType>,
+    table: Option<RegisterTable>,
+) -> Option<WriteLimits> {
+    let writable = cx.boolean(t, "writable", false);
+    let min = cx.finite(t, "write_min", false);
+    let max = cx.finite(t, "write_max", false);
+    let on = writable.as_ref().is_some_and(|f| f.v);
+    if !on {
+        for f in [&min, &max].into_iter().flatten() {
+            cx.err(
+                f.span.start,
+                format!("{label} has a write limit but is not writable (add writable = true, or remove the limit)"),
+            );
+        }
+        return None;
+    }
+    if let (Some(f), Some(rt)) = (&writable, table)
+        && matches!(
+            rt,
+            RegisterTable::InputRegister | RegisterTable::DiscreteInput
+        )
+    {
+        let msg = format!(
+            "{label} cannot be writable: table {:?} is read-only in Modbus (only \"holding\" registers and \"coil\"s can be written)",
+            rt.name()
+        );
+        cx.err(f.span.start, msg);
+        return None;
+    }
+    if data_type == Some(DataType::Bool) {
+        for f in [&min, &max].into_iter().flatten() {
+            cx.err(
+                f.span.start,
+                format!("{label} is a bool: write_min and write_max do not apply"),
+            );
+        }
+        return Some(WriteLimits::default());
+    }
+    if let (Some(lo), Some(hi)) = (&min, &max)
+        && lo.v > hi.v
+    {
+        let msg = format!(
+            "{label}: write_min {} is above write_max {} (no value could be written)",
+            lo.v, hi.v
+        );
+        cx.err(hi.span.start, msg);
+    }
+    Some(WriteLimits {
+        min: min.map(|f| f.v),
+        max: max.map(|f| f.v),
+    })
 }
 
 /// Reports every tag whose registers overlap those of an earlier tag (in address order) of the
@@ -531,6 +614,7 @@ mod tests {
             table: RegisterTable::HoldingRegister,
             address: 0,
             word_order: WordOrder::Abcd,
+            write: None,
         };
         let counts: Vec<u16> = MODBUS_TYPES
             .iter()

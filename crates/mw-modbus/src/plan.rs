@@ -138,6 +138,7 @@ mod tests {
             table,
             address,
             word_order: WordOrder::Abcd,
+            write: None,
         }
     }
 

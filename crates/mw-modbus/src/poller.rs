@@ -50,21 +50,39 @@
 //! another one. When the shutdown watch turns `true` (or its sender is dropped) the task drops
 //! its connection and returns within one scheduler turn, even in the middle of a request.
 //!
+//! # Writes
+//! Tags configured `writable = true` (holding registers and coils) are registered in the
+//! [`mw_bus::WriteRegistry`]; their requests arrive on the device's [`WriteReceiver`] and are
+//! carried out **between poll cycles**, one at a time, on the poll connection (a cycle in progress
+//! is never cut short for a write). A value is checked first by [`write_request`] — type,
+//! `write_min`/`write_max` in engineering units, scaling inverted, the register type's range,
+//! the word order — and refused with the reason before anything is sent. Then fc 5 (coil), fc 6
+//! (one register) or fc 16 (two registers) is sent, bounded by `timeout`; the answer must echo
+//! the request. `Ok` is answered only after the device confirmed; a timeout, I/O or protocol
+//! error fails the write **and drops the connection** as a failed read does; an exception fails
+//! it and keeps the connection. A write while disconnected fails at once with the reason (it is
+//! never kept for later). After a confirmed write the device is read at once, so the new value is
+//! published by the poller itself — what the bus carries stays what the device reports. One log
+//! line per write (`tag written` / `write refused` / `write failed`, with value and origin).
+//!
 //! # Metrics
 //! Labelled `component="modbus"`, `instance=<device name>`, counted per cycle or request, not per
 //! sample: `mw_received_samples_total` (good samples), `mw_received_bytes_total` (data bytes of
 //! read responses: 2 per register, 1 per 8 bits), `mw_errors_total{stage="receiving",
 //! error_type="timeout|exception|io|protocol|connect"}` (one per failed request or connect),
 //! `mw_poll_duration_seconds` (histogram, every cycle), `mw_connected` (0/1) and
-//! `mw_reconnects_total` (connections established after the first one).
+//! `mw_reconnects_total` (connections established after the first one), `mw_written_values_total`
+//! (confirmed writes) and `mw_errors_total{stage="writing",error_type="write"}` (failed writes;
+//! refusals are counted by the registry's `mw_tag_writes_total{outcome="refused"}`).
 
 use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
-use crate::config::{DeviceConfig, RegisterTable};
+use crate::codec::RawValue;
+use crate::config::{DeviceConfig, ModbusTag, RegisterTable};
 use metrics::{Counter, Gauge, Histogram};
-use mw_bus::{Batch, Publisher, SourceHandle, SourceState};
+use mw_bus::{Batch, Publisher, SourceHandle, SourceState, WriteReceiver, WriteRequest};
 use mw_model::{DataType, Event, EventKind, Quality, Sample, TagDef, Value, now_ns};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -86,12 +104,14 @@ pub enum Stopped {
     BusClosed,
 }
 
-/// Polls one device until shutdown (see the module docs for the full behaviour).
+/// Polls one device until shutdown (see the module docs for the full behaviour), carrying out
+/// the writes that arrive on `writes` between poll cycles.
 pub async fn run_device(
     cfg: DeviceConfig,
     publisher: Publisher,
     status: SourceHandle,
     mut shutdown: watch::Receiver<bool>,
+    mut writes: Option<WriteReceiver>,
 ) -> Stopped {
     let period = cfg.poll_interval.max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval(period);
@@ -99,15 +119,31 @@ pub async fn run_device(
     let mut dev = DevicePoller::new(cfg, status);
     tracing::debug!(device = %dev.cfg.name, endpoint = %dev.cfg.endpoint, requests = dev.requests.len(), "modbus poller started");
     let stopped = loop {
+        // Writes are taken only between cycles: a cycle is never cut short, so a request in
+        // flight is never abandoned on a connection that stays open.
         tokio::select! {
             biased;
             () = signalled(&mut shutdown) => break Stopped::Shutdown,
-            published = async {
-                ticker.tick().await;
-                let samples = dev.cycle().await;
-                let events = std::mem::take(&mut dev.events);
-                publisher.send(Batch { samples, events }).await
-            } => {
+            Some(req) = next_write(&mut writes) => {
+                tokio::select! {
+                    biased;
+                    () = signalled(&mut shutdown) => break Stopped::Shutdown,
+                    written = dev.write(req) => if written {
+                        // Read the device at once, so the written value is published now.
+                        ticker.reset_immediately();
+                    },
+                }
+            }
+            _ = ticker.tick() => {
+                let published = tokio::select! {
+                    biased;
+                    () = signalled(&mut shutdown) => break Stopped::Shutdown,
+                    published = async {
+                        let samples = dev.cycle().await;
+                        let events = std::mem::take(&mut dev.events);
+                        publisher.send(Batch { samples, events }).await
+                    } => published,
+                };
                 if published.is_err() {
                     break Stopped::BusClosed;
                 }
@@ -117,6 +153,14 @@ pub async fn run_device(
     dev.close();
     tracing::debug!(device = %dev.cfg.name, ?stopped, "modbus poller stopped");
     stopped
+}
+
+/// The next write request, or never when the device takes no writes.
+async fn next_write(writes: &mut Option<WriteReceiver>) -> Option<WriteRequest> {
+    match writes {
+        Some(w) => w.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves once the watch holds `true` or its sender is gone.
@@ -135,6 +179,8 @@ struct Metrics {
     duration: Histogram,
     connected: Gauge,
     reconnects: Counter,
+    writes: Counter,
+    err_write: Counter,
 }
 
 impl Metrics {
@@ -155,6 +201,9 @@ impl Metrics {
             duration: metrics::histogram!("mw_poll_duration_seconds", "component" => "modbus", "instance" => instance.to_owned()),
             connected: metrics::gauge!("mw_connected", "component" => "modbus", "instance" => instance.to_owned()),
             reconnects: l("mw_reconnects_total"),
+            writes: l("mw_written_values_total"),
+            err_write: metrics::counter!("mw_errors_total", "component" => "modbus", "instance" => instance.to_owned(),
+                "stage" => "writing", "error_type" => "write"),
         }
     }
 }
@@ -491,6 +540,66 @@ impl DevicePoller {
         self.backoff = self.backoff.saturating_mul(2).min(self.cfg.backoff_max);
     }
 
+    /// Carries out one write request and answers it; true when the device took the value.
+    /// Bounded by the device's `timeout`. A timeout, I/O or protocol error drops the connection,
+    /// as a failed read does; an exception keeps it.
+    async fn write(&mut self, req: WriteRequest) -> bool {
+        let Some(i) = self
+            .cfg
+            .tags
+            .iter()
+            .position(|t| t.def.path == req.tag && t.write.is_some())
+        else {
+            req.refuse("the tag is not writable on this device");
+            return false;
+        };
+        let tag = &self.cfg.tags[i];
+        let request = match write_request(tag, &req.value) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::warn!(device = %self.cfg.name, tag = %req.tag, value = %req.value, origin = %req.origin, "write refused: {why}");
+                req.refuse(why);
+                return false;
+            }
+        };
+        let Some(ctx) = self.conn.as_mut() else {
+            let why = self.down_reason.clone();
+            tracing::warn!(device = %self.cfg.name, tag = %req.tag, origin = %req.origin, "write failed: {why}");
+            req.fail(why);
+            return false;
+        };
+        let expected = request.clone();
+        let result = tokio::time::timeout(self.cfg.timeout, ctx.call(request)).await;
+        let outcome = match result {
+            Err(_) => Err(ReadError::Timeout),
+            Ok(Err(tokio_modbus::Error::Transport(e))) => Err(ReadError::Io(e)),
+            Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(ReadError::Protocol(e.to_string())),
+            Ok(Ok(Err(code))) => Err(ReadError::Exception(code)),
+            Ok(Ok(Ok(response))) => check_write_echo(&expected, &response),
+        };
+        match outcome {
+            Ok(()) => {
+                self.answered();
+                self.metrics.writes.increment(1);
+                tracing::info!(device = %self.cfg.name, tag = %req.tag, value = %req.value, origin = %req.origin, "tag written");
+                req.reply(Ok(()));
+                true
+            }
+            Err(e) => {
+                let why = e.reason(self.cfg.timeout);
+                self.metrics.err_write.increment(1);
+                tracing::warn!(device = %self.cfg.name, tag = %req.tag, value = %req.value, origin = %req.origin, "write failed: {why}");
+                if matches!(e, ReadError::Exception(_)) {
+                    self.answered();
+                } else {
+                    self.connection_lost(why.clone());
+                }
+                req.fail(why);
+                false
+            }
+        }
+    }
+
     async fn read(&mut self, req: &ReadRequest) -> Result<Data, ReadError> {
         let Some(ctx) = self.conn.as_mut() else {
             return Err(ReadError::Io(io::Error::from(io::ErrorKind::NotConnected)));
@@ -537,6 +646,103 @@ impl DevicePoller {
                 other.function_code()
             ))),
         }
+    }
+}
+
+/// The Modbus request that writes `value` (engineering units) to `tag`, or why it cannot:
+/// wrong type, outside the tag's write limits, not representable in its register type after
+/// scaling. Pure.
+pub fn write_request(tag: &ModbusTag, value: &Value) -> Result<Request<'static>, String> {
+    let limits = tag.write.unwrap_or_default();
+    let dt = tag.def.data_type;
+    if dt == DataType::Bool {
+        let b = match value {
+            Value::Bool(b) => *b,
+            Value::I64(0) | Value::U64(0) => false,
+            Value::I64(1) | Value::U64(1) => true,
+            other => return Err(format!("a bool tag takes true or false, not {other}")),
+        };
+        return match tag.table {
+            RegisterTable::Coil => Ok(Request::WriteSingleCoil(tag.address, b)),
+            t => Err(format!("table {t} cannot be written")),
+        };
+    }
+    let eu = match value {
+        Value::Str(_) | Value::Bool(_) => {
+            return Err(format!("a {dt} tag takes a number, not {value}"));
+        }
+        v => v.as_f64().unwrap_or(f64::NAN),
+    };
+    if !eu.is_finite() {
+        return Err(format!("{eu} is not a finite number"));
+    }
+    if let Some(lo) = limits.min.filter(|lo| eu < *lo) {
+        return Err(format!("{eu} is below the tag's write_min {lo}"));
+    }
+    if let Some(hi) = limits.max.filter(|hi| eu > *hi) {
+        return Err(format!("{eu} is above the tag's write_max {hi}"));
+    }
+    let scaled = tag.def.scaling.is_some();
+    let raw = tag.def.scaling.as_ref().map_or(eu, |s| s.invert(eu));
+    let whole = |lo: f64, hi: f64| -> Result<f64, String> {
+        let r = if scaled { raw.round() } else { raw };
+        if r.fract() != 0.0 {
+            return Err(format!("a {dt} tag takes whole numbers, not {eu}"));
+        }
+        if !(lo..=hi).contains(&r) {
+            let shown = if scaled {
+                format!(" (raw {r} after scaling)")
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "{eu}{shown} does not fit a {dt} register ({lo}..={hi})"
+            ));
+        }
+        Ok(r)
+    };
+    let rv = match dt {
+        DataType::U16 => RawValue::U16(whole(0.0, f64::from(u16::MAX))? as u16),
+        DataType::I16 => RawValue::I16(whole(f64::from(i16::MIN), f64::from(i16::MAX))? as i16),
+        DataType::U32 => RawValue::U32(whole(0.0, f64::from(u32::MAX))? as u32),
+        DataType::I32 => RawValue::I32(whole(f64::from(i32::MIN), f64::from(i32::MAX))? as i32),
+        DataType::F32 => {
+            let f = raw as f32;
+            if !f.is_finite() {
+                return Err(format!("{eu} does not fit an f32 register"));
+            }
+            RawValue::F32(f)
+        }
+        other => return Err(format!("type {other} cannot be written over Modbus")),
+    };
+    if tag.table != RegisterTable::HoldingRegister {
+        return Err(format!("table {} cannot be written", tag.table));
+    }
+    let regs = codec::encode_registers(rv, tag.word_order).map_err(|e| e.to_string())?;
+    Ok(match regs.as_slice() {
+        [one] => Request::WriteSingleRegister(tag.address, *one),
+        _ => Request::WriteMultipleRegisters(tag.address, regs.into()),
+    })
+}
+
+/// A write response must echo what was written (fc 5, 6) or its range (fc 15, 16).
+fn check_write_echo(req: &Request<'_>, resp: &Response) -> Result<(), ReadError> {
+    let ok = match (req, resp) {
+        (Request::WriteSingleCoil(a, v), Response::WriteSingleCoil(ra, rv)) => a == ra && v == rv,
+        (Request::WriteSingleRegister(a, v), Response::WriteSingleRegister(ra, rv)) => {
+            a == ra && v == rv
+        }
+        (Request::WriteMultipleRegisters(a, v), Response::WriteMultipleRegisters(ra, rn)) => {
+            a == ra && v.len() == usize::from(*rn)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ReadError::Protocol(format!(
+            "the write response {resp:?} does not match the request"
+        )))
     }
 }
 

@@ -533,3 +533,51 @@ bogus = 1
         "{e:#?}"
     );
 }
+
+#[test]
+fn writable_tags_and_their_limits() {
+    let c = valid(&one_tag(&format!(
+        "{TAG}\nscale = {{ raw = [0, 1000], eu = [0, 100] }}\nwritable = true\nwrite_min = 5\nwrite_max = 95"
+    )));
+    let w = devices(&c)[0].tags[0].write.expect("writable");
+    assert_eq!((w.min, w.max), (Some(5.0), Some(95.0)));
+    let c = valid(&one_tag(TAG));
+    assert_eq!(devices(&c)[0].tags[0].write, None, "read-only by default");
+    let c = valid(&one_tag(&format!("{TAG}\nwritable = false")));
+    assert_eq!(devices(&c)[0].tags[0].write, None);
+
+    let cases = [
+        (
+            format!("{TAG}\nwrite_max = 3"),
+            "9:13: tag acme/p1/flow has a write limit but is not writable (add writable = true, or remove the limit)",
+        ),
+        (
+            format!(
+                "{}\nwritable = true",
+                TAG.replace("\"holding\"", "\"input\"")
+            ),
+            "9:12: tag acme/p1/flow cannot be writable: table \"input\" is read-only in Modbus (only \"holding\" registers and \"coil\"s can be written)",
+        ),
+        (
+            format!("{TAG}\nwritable = true\nwrite_min = 9\nwrite_max = 3"),
+            "11:13: tag acme/p1/flow: write_min 9 is above write_max 3 (no value could be written)",
+        ),
+        (
+            format!(
+                "{}\nwritable = true\nwrite_max = 1",
+                TAG.replace("\"holding\"", "\"coil\"")
+                    .replace("\"u16\"", "\"bool\"")
+            ),
+            "10:13: tag acme/p1/flow is a bool: write_min and write_max do not apply",
+        ),
+        (
+            format!("{TAG}\nwritable = \"yes\""),
+            "9:12: wrong type for \"writable\" in tag acme/p1/flow: expected boolean, found string",
+        ),
+    ];
+    for (body, want) in cases {
+        let e = errors(&one_tag(&body));
+        assert_eq!(e.len(), 1, "{body}: {e:?}");
+        assert!(e[0].starts_with(want), "{body}:\n{}\nwant: {want}", e[0]);
+    }
+}

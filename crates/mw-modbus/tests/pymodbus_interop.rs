@@ -268,3 +268,140 @@ async fn pymodbus_client_reads_our_server() {
     ]);
     assert_eq!(got, want);
 }
+
+/// Our writes land in pymodbus's registers, checked with pymodbus's own client (so a word-order
+/// or scaling mistake shared by our encoder and decoder cannot hide), and the poller publishes
+/// the written value; refusals say why and send nothing; a write to a gone device fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_reach_pymodbus_server_and_refusals_send_nothing() {
+    use mw_bus::WriteRegistry;
+    use mw_modbus::config::WriteLimits;
+    use mw_model::TagPath;
+
+    let (server, port, version) = start_pymodbus_server();
+    let writable = |mut t: mw_modbus::config::ModbusTag, max: Option<f64>| {
+        t.write = Some(WriteLimits { min: None, max });
+        t
+    };
+    let tags = vec![
+        writable(tag("py/u16", HoldingRegister, 0, U16, Abcd), None),
+        tag("py/i16", HoldingRegister, 1, I16, Abcd),
+        writable(tag("py/f32_cdab", HoldingRegister, 8, F32, Cdab), None),
+        writable(
+            scaled(
+                tag("py/level", HoldingRegister, 18, U16, Abcd),
+                (0.0, 10000.0),
+                (0.0, 100.0),
+                "%",
+            ),
+            Some(80.0),
+        ),
+        writable(tag("py/coil1", Coil, 1, Bool, Abcd), None),
+    ];
+    let paths: Vec<TagPath> = tags
+        .iter()
+        .filter(|t| t.write.is_some())
+        .map(|t| t.def.path.clone())
+        .collect();
+    let registry = WriteRegistry::new();
+    let rx = registry.register("modbus/pymodbus", paths, 4).unwrap();
+    let mut dev = device("pymodbus", format!("127.0.0.1:{port}"), tags);
+    dev.timeout = Duration::from_millis(2000);
+    dev.poll_interval = Duration::from_millis(200);
+    let mut hs = spawn_with_writes(dev, rx);
+    hs.wait_until(WAIT, "first good cycle", |m| {
+        m.get("py/level").is_some_and(|s| s.quality.is_good())
+    })
+    .await;
+
+    let t = |s: &str| TagPath::new(s).unwrap();
+    let w = |tag: &str, v: Value| {
+        let registry = registry.clone();
+        let tag = t(tag);
+        async move {
+            registry
+                .write(&tag, v, "test", Duration::from_secs(5))
+                .await
+        }
+    };
+    assert_eq!(w("py/u16", Value::U64(1234)).await, Ok(()));
+    assert_eq!(w("py/f32_cdab", Value::F64(42.5)).await, Ok(()));
+    assert_eq!(w("py/level", Value::F64(60.0)).await, Ok(()));
+    assert_eq!(w("py/coil1", Value::Bool(true)).await, Ok(()));
+
+    let refused = [
+        (
+            "py/level",
+            Value::F64(90.0),
+            "90 is above the tag's write_max 80",
+        ),
+        (
+            "py/u16",
+            Value::U64(70000),
+            "70000 does not fit a u16 register (0..=65535)",
+        ),
+        (
+            "py/u16",
+            Value::F64(1.5),
+            "a u16 tag takes whole numbers, not 1.5",
+        ),
+        (
+            "py/coil1",
+            Value::F64(0.5),
+            "a bool tag takes true or false, not 0.5",
+        ),
+        (
+            "py/f32_cdab",
+            Value::string("hot"),
+            "a f32 tag takes a number, not hot",
+        ),
+    ];
+    for (tag, v, why) in refused {
+        let e = w(tag, v.clone()).await.unwrap_err();
+        assert_eq!(e.kind(), "refused", "{tag} {v}: {e}");
+        assert!(e.to_string().ends_with(why), "{tag} {v}: {e}");
+    }
+    let e = w("py/i16", Value::I64(1)).await.unwrap_err();
+    assert_eq!(e.kind(), "not_writable", "{e}");
+
+    // What pymodbus holds now, read by its own client.
+    let spec = r#"[["holding",0,2],["holding",8,2],["holding",18,1],["coil",0,2]]"#;
+    let mut cmd = Command::new(python());
+    cmd.arg(peer("modbus_read.py"))
+        .args(["127.0.0.1", &port.to_string(), spec]);
+    let stdout =
+        tokio::task::spawn_blocking(move || run_bounded(&mut cmd, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    let got: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    // 42.5f32 = 0x422A_0000; cdab puts the low word first. i16 at 1 is untouched (-1234).
+    let want = serde_json::json!([
+        {"table": "holding", "address": 0, "values": [1234, 0xFB2E]},
+        {"table": "holding", "address": 8, "values": [0x0000, 0x422A]},
+        {"table": "holding", "address": 18, "values": [6000]},
+        {"table": "coil", "address": 0, "values": [true, true]},
+    ]);
+    assert_eq!(got, want, "pymodbus {version}");
+
+    hs.wait_until(WAIT, "the written values published", |m| {
+        m.get("py/level")
+            .is_some_and(|s| s.value == Value::F64(60.0))
+            && m.get("py/f32_cdab")
+                .is_some_and(|s| s.value == Value::F32(42.5))
+            && m.get("py/u16").is_some_and(|s| s.value == Value::U64(1234))
+            && m.get("py/coil1")
+                .is_some_and(|s| s.value == Value::Bool(true))
+    })
+    .await;
+
+    // The device goes away: a write fails with the reason, at once or within the timeout.
+    drop(server);
+    hs.wait_until(WAIT, "tags bad after the server is gone", |m| {
+        m.get("py/level").is_some_and(|s| !s.quality.is_good())
+    })
+    .await;
+    let e = w("py/level", Value::F64(10.0)).await.unwrap_err();
+    assert_eq!(e.kind(), "failed", "{e}");
+    assert!(e.to_string().contains("disconnected"), "{e}");
+    hs.stop(Duration::from_millis(500)).await;
+}

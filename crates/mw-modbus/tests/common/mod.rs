@@ -27,6 +27,7 @@ pub fn tag(
         table,
         address,
         word_order: order,
+        write: None,
     }
 }
 
@@ -101,8 +102,35 @@ pub fn spawn_with(devices: Vec<DeviceConfig>, capacity: usize, sink_capacity: us
             b.publisher(),
             status,
             rx.clone(),
+            None,
         )));
     }
+    let bus = b.start(&SourceRegistry::new());
+    Harness {
+        sub,
+        bus,
+        registry,
+        shutdown,
+        tasks,
+        latest: HashMap::new(),
+        all: Vec::new(),
+    }
+}
+
+/// One poller that also carries out the writes arriving on `writes`.
+pub fn spawn_with_writes(d: DeviceConfig, writes: mw_bus::WriteReceiver) -> Harness {
+    let mut b = BusBuilder::new(BusConfig::default());
+    let sub = b.subscribe(SinkOptions::new("test", 256));
+    let registry = SourceRegistry::new();
+    let (shutdown, rx) = watch::channel(false);
+    let status = registry.register("modbus", &d.name);
+    let tasks = vec![tokio::spawn(mw_modbus::run_device(
+        d,
+        b.publisher(),
+        status,
+        rx,
+        Some(writes),
+    ))];
     let bus = b.start(&SourceRegistry::new());
     Harness {
         sub,
