@@ -8,7 +8,10 @@
       "quality"}]} ("quality": the Int32 "Quality" property, read from the raw protobuf since
       pysparkplug's Metric has no properties; null without one). Prints {"ready": true} once
       subscribed. Reads commands on stdin: "rebirth EDGE" publishes an NCMD
-      Node Control/Rebirth = true to EDGE (built with pysparkplug's NCmd); "quit" exits.
+      Node Control/Rebirth = true to EDGE (built with pysparkplug's NCmd); "dcmd EDGE DEVICE
+      METRIC TYPE VALUE" publishes a DCMD (pysparkplug's DCmd) writing METRIC of DEVICE, TYPE one
+      of pysparkplug's DataType names (DOUBLE, UINT64, BOOLEAN, …), VALUE parsed for it;
+      "quit" exits.
 
   sparkplug_peer.py edge PORT HOST_ID
       pysparkplug's EdgeNode (group "PG", node "pyedge", metrics temp: Double 21.5 and
@@ -130,6 +133,34 @@ def listen(port, group):
                 include_dtypes=True,
             )
             out({"sent": "rebirth"})
+        elif words[0] == "dcmd":
+            _, edge_id, device, name, tname, raw = words
+            dt = DT[tname]
+            if dt == DT.BOOLEAN:
+                value = raw.lower() == "true"
+            elif dt in (DT.FLOAT, DT.DOUBLE):
+                value = float(raw)
+            else:
+                value = int(raw)
+            cmd = psp.DCmd(
+                timestamp=psp.get_current_timestamp(),
+                metrics=(psp.Metric(timestamp=psp.get_current_timestamp(), name=name, datatype=dt, value=value),),
+            )
+            client.publish(
+                psp.Message(
+                    topic=psp.Topic(
+                        group_id=group,
+                        message_type=psp.MessageType.DCMD,
+                        edge_node_id=edge_id,
+                        device_id=device,
+                    ),
+                    payload=cmd,
+                    qos=psp.QoS.AT_MOST_ONCE,
+                    retain=False,
+                ),
+                include_dtypes=True,
+            )
+            out({"sent": "dcmd"})
         elif words[0] == "quit":
             break
     client.disconnect()

@@ -8,9 +8,19 @@
 //!   out as null with its `Quality` property ([`mw_sparkplug::quality`]).
 //! - Each connection is a new rumqttc client whose last will is the NDEATH of that session's
 //!   bdSeq; the next bdSeq is persisted ([`crate::bdseq`]) before connecting.
-//! - NCMD `Node Control/Rebirth = true` republishes every birth. Other NCMD/DCMD writes are
-//!   refused (Millwright has no tag-write path to the sources yet): each is logged and counted in
-//!   `mw_errors_total{component="sparkplug-edge",stage="processing",error_type="write_refused"}`.
+//! - NCMD `Node Control/Rebirth = true` republishes every birth.
+//! - **Writes**: a metric whose tag has an owner in the process's [`mw_bus::WriteRegistry`] (a
+//!   Modbus tag configured `writable = true`) is defined writable (`MetricDef::writable`), so the
+//!   state machine accepts commands for it. A DCMD (or NCMD) for it is handed to that owner
+//!   ([`WRITE_TIMEOUT`], at most [`MAX_WRITES_IN_FLIGHT`] at once, each in its own task so the
+//!   session never waits for a device); the new value comes back as DDATA once the owner's next
+//!   reading shows it — Sparkplug has no command acknowledgement, so the data is the answer.
+//!   Every write is logged and audited (`Audit` event, actor `sparkplug`, action `tag.write`,
+//!   outcome `ok` / `refused` / `failed` / `busy` / `timeout` …, detail with the topic and value).
+//!   Commands for metrics that are not writable, of the wrong type, or for unknown devices or
+//!   metrics are refused by the state machine; refusals and failed writes are counted in
+//!   `mw_errors_total{component="sparkplug-edge",stage="processing",error_type="write_refused"}`
+//!   and `…error_type="write_failed"`.
 //!
 //! # Disconnect
 //! The source goes `Down(reason)`, a `ConnectionChange` event (`source = "sparkplug-edge/EDGE"`)
@@ -34,10 +44,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mw_bus::{
-    BoxFuture, Delivery, Overload, Sink, SinkInput, SinkOptions, Source, SourceContext,
-    SourceState, Wants,
+    BoxFuture, Delivery, Overload, Publisher, Sink, SinkInput, SinkOptions, Source, SourceContext,
+    SourceState, Wants, WriteRegistry,
 };
-use mw_model::{Event, EventKind, Quality, Sample, now_ns};
+use mw_model::{Event, EventKind, Quality, Sample, TagPath, now_ns};
 use mw_mqtt::client::conn::{self, Client, Ev, Will};
 use mw_sparkplug::MetricValue;
 use mw_sparkplug::edge::{EdgeAction, EdgeEvent, EdgeNode, MetricDef, Reading};
@@ -47,6 +57,12 @@ use crate::bdseq::BdSeqFile;
 use crate::config::EdgeConfig;
 use crate::mapping::EdgeMapping;
 use crate::session::{self, BACKOFF_MIN, CHANNEL, now_ms};
+
+/// How long a write may take before the command is reported as timed out (the device's own
+/// timeout is usually far shorter).
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Writes carried out at once; a command beyond that is refused (`busy`).
+pub const MAX_WRITES_IN_FLIGHT: usize = 32;
 
 /// The sink half: hands each delivery to the connection task.
 pub struct EdgeSink {
@@ -77,6 +93,7 @@ pub struct EdgeSource {
     tls: Option<Arc<rustls::ClientConfig>>,
     bdseq: BdSeqFile,
     deliveries: mpsc::Receiver<Delivery>,
+    writes: WriteRegistry,
 }
 
 /// Makes the two halves of an edge node: reads the password and TLS files, the bdSeq file is
@@ -85,6 +102,7 @@ pub fn build(
     cfg: EdgeConfig,
     bdseq: BdSeqFile,
     default_queue: usize,
+    writes: WriteRegistry,
 ) -> Result<(EdgeSource, EdgeSink), String> {
     let (password, tls) = conn::load_secrets(&cfg.connection, "[sparkplug.edge]")?;
     let (tx, rx) = mpsc::channel(1);
@@ -101,6 +119,7 @@ pub fn build(
             tls,
             bdseq,
             deliveries: rx,
+            writes,
         },
         EdgeSink { tx, opts },
     ))
@@ -125,6 +144,7 @@ struct Counters {
     unmapped: metrics::Counter,
     too_many: metrics::Counter,
     refused: metrics::Counter,
+    write_failed: metrics::Counter,
     conn_errors: metrics::Counter,
     publish_errors: metrics::Counter,
 }
@@ -136,6 +156,9 @@ struct Feeder {
     mapping: EdgeMapping,
     max_metrics: usize,
     warned: std::collections::HashSet<String>,
+    writes: WriteRegistry,
+    /// (device, metric) → tag, for commands.
+    tags: std::collections::HashMap<(String, String), TagPath>,
 }
 
 impl Feeder {
@@ -163,6 +186,9 @@ impl Feeder {
                     continue;
                 }
             };
+            self.tags
+                .entry((device.clone(), metric.clone()))
+                .or_insert_with(|| s.tag.clone());
             let bad = matches!(s.quality, Quality::Bad(_));
             let value = MetricValue::from_model(&s.value);
             let known = node.datatype(Some(&device), &metric);
@@ -190,7 +216,7 @@ impl Feeder {
                     name: metric.clone(),
                     datatype: value.datatype(),
                     value: (!bad).then(|| value.clone()),
-                    writable: false,
+                    writable: self.writes.owner(s.tag.as_str()).is_some(),
                 });
             }
             // a bad sample of a metric of another type: its value means nothing anyway
@@ -240,6 +266,112 @@ impl Outbox {
     }
 }
 
+/// What carrying out a command's writes needs.
+struct Writer<'a> {
+    feeder: &'a Feeder,
+    publisher: &'a Publisher,
+    in_flight: &'a Arc<tokio::sync::Semaphore>,
+    source: &'a str,
+}
+
+impl Writer<'_> {
+    /// Starts one write in its own task; its outcome is logged, counted and audited there.
+    fn start(
+        &self,
+        device: Option<String>,
+        name: String,
+        value: Option<MetricValue>,
+        c: &Counters,
+    ) {
+        let edge = self.source.to_owned();
+        let key = (device.clone().unwrap_or_default(), name.clone());
+        let what = match &device {
+            Some(d) => format!("DCMD {d}/{name}"),
+            None => format!("NCMD {name}"),
+        };
+        let Some(tag) = self.feeder.tags.get(&key).cloned() else {
+            c.refused.increment(1);
+            tracing::warn!(
+                edge,
+                "sparkplug edge: {what}: refused: no tag behind this metric"
+            );
+            return;
+        };
+        let Some(value) = value.as_ref().and_then(MetricValue::to_model) else {
+            c.refused.increment(1);
+            tracing::warn!(edge, tag = %tag, "sparkplug edge: {what}: refused: the command carries no scalar value");
+            return;
+        };
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            c.write_failed.increment(1);
+            tracing::warn!(edge, tag = %tag, "sparkplug edge: {what}: refused: {MAX_WRITES_IN_FLIGHT} writes already in progress");
+            let publisher = self.publisher.clone();
+            let ev = audit(
+                &edge,
+                &tag,
+                "busy",
+                format!("tag={tag} value={value} via {what}: too many writes in progress"),
+            );
+            tokio::spawn(async move { publisher.publish_events(vec![ev]).await });
+            return;
+        };
+        let registry = self.feeder.writes.clone();
+        let publisher = self.publisher.clone();
+        let (refused, failed) = (c.refused.clone(), c.write_failed.clone());
+        tokio::spawn(async move {
+            let origin = format!("sparkplug {what}");
+            let result = registry
+                .write(&tag, value.clone(), origin, WRITE_TIMEOUT)
+                .await;
+            drop(permit);
+            let ev = match &result {
+                Ok(()) => {
+                    tracing::info!(edge, tag = %tag, value = %value, "sparkplug edge: {what}: written");
+                    audit(
+                        &edge,
+                        &tag,
+                        "ok",
+                        format!("tag={tag} value={value} via {what}"),
+                    )
+                }
+                Err(e) => {
+                    if matches!(
+                        e,
+                        mw_bus::WriteError::Refused { .. } | mw_bus::WriteError::NotWritable(_)
+                    ) {
+                        refused.increment(1);
+                    } else {
+                        failed.increment(1);
+                    }
+                    tracing::warn!(edge, tag = %tag, value = %value, "sparkplug edge: {what}: {e}");
+                    audit(
+                        &edge,
+                        &tag,
+                        e.kind(),
+                        format!("tag={tag} value={value} via {what}: {e}"),
+                    )
+                }
+            };
+            let _ = publisher.publish_events(vec![ev]).await;
+        });
+    }
+}
+
+/// The audit record of one commanded write (its target is the tag).
+fn audit(source: &str, tag: &TagPath, outcome: &str, detail: String) -> Event {
+    Event::new(
+        now_ns(),
+        source.to_owned(),
+        EventKind::Audit {
+            actor: "sparkplug".to_owned(),
+            action: "tag.write".to_owned(),
+            outcome: outcome.to_owned(),
+            detail,
+        },
+    )
+    .for_asset(tag.as_str())
+}
+
 /// Executes the actions that need no connection, returns the will and queues the rest.
 async fn execute(
     actions: Vec<EdgeAction>,
@@ -248,6 +380,7 @@ async fn execute(
     outbox: &mut Outbox,
     c: &Counters,
     edge: &str,
+    writer: Option<&Writer<'_>>,
 ) -> Option<Will> {
     let mut will = None;
     for a in actions {
@@ -287,11 +420,18 @@ async fn execute(
                 payload,
                 qos,
             } => outbox.queue.push_back((topic, Bytes::from(payload), qos)),
-            EdgeAction::Write { device, name, .. } => {
-                c.refused.increment(1);
-                tracing::warn!(edge, device = ?device, metric = %name,
-                    "sparkplug edge: write refused: Millwright has no tag-write path to its sources yet");
-            }
+            EdgeAction::Write {
+                device,
+                name,
+                value,
+            } => match writer {
+                Some(w) => w.start(device, name, value, c),
+                None => {
+                    c.refused.increment(1);
+                    tracing::warn!(edge, device = ?device, metric = %name,
+                        "sparkplug edge: write refused: the node is not online");
+                }
+            },
             EdgeAction::Refused { reason } => {
                 c.refused.increment(1);
                 tracing::warn!(edge, "sparkplug edge: command refused: {reason}");
@@ -325,6 +465,7 @@ async fn run(src: EdgeSource, cx: SourceContext) {
         tls,
         bdseq,
         mut deliveries,
+        writes,
     } = src;
     let edge = cfg.edge_node_id.clone();
     let event_source = format!("sparkplug-edge/{edge}");
@@ -342,6 +483,7 @@ async fn run(src: EdgeSource, cx: SourceContext) {
         unmapped: discarded("unmapped"),
         too_many: discarded("too_many_metrics"),
         refused: err("write_refused", "processing"),
+        write_failed: err("write_failed", "processing"),
         conn_errors: err("connection", "sending"),
         publish_errors: err("bdseq_persist", "processing"),
     };
@@ -361,7 +503,10 @@ async fn run(src: EdgeSource, cx: SourceContext) {
         mapping: EdgeMapping::new(cfg.devices.clone()),
         max_metrics: cfg.max_metrics,
         warned: Default::default(),
+        writes,
+        tags: Default::default(),
     };
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_WRITES_IN_FLIGHT));
     let mut shutdown = cx.shutdown.clone();
     let mut backoff = BACKOFF_MIN;
     let mut reported: Option<bool> = None;
@@ -369,7 +514,7 @@ async fn run(src: EdgeSource, cx: SourceContext) {
     'session: loop {
         let mut outbox = Outbox::default();
         let actions = node.step(EdgeEvent::Connecting);
-        let will = execute(actions, &bdseq, None, &mut outbox, &c, &edge).await;
+        let will = execute(actions, &bdseq, None, &mut outbox, &c, &edge, None).await;
         outbox.queue.clear();
         let (client, lp) = conn::connect(
             &cfg.connection,
@@ -387,7 +532,7 @@ async fn run(src: EdgeSource, cx: SourceContext) {
                 _ = shutdown.wait() => {
                     let actions = node.step(EdgeEvent::Stopping);
                     if connected {
-                        execute(actions, &bdseq, Some(&client), &mut outbox, &c, &edge).await;
+                        execute(actions, &bdseq, Some(&client), &mut outbox, &c, &edge, None).await;
                         session::finish(&client, poll).await;
                     }
                     break 'session;
@@ -418,7 +563,7 @@ async fn run(src: EdgeSource, cx: SourceContext) {
                             connected = true;
                             backoff = BACKOFF_MIN;
                             let actions = node.step(EdgeEvent::Connected { now: now_ms() });
-                            execute(actions, &bdseq, Some(&client), &mut outbox, &c, &edge).await;
+                            execute(actions, &bdseq, Some(&client), &mut outbox, &c, &edge, None).await;
                             cx.status.set_state(SourceState::Up);
                             tracing::info!(edge = %edge, bd_seq = node.bd_seq(), "sparkplug edge: online");
                             if reported != Some(true) {
@@ -434,7 +579,13 @@ async fn run(src: EdgeSource, cx: SourceContext) {
                                 payload: payload.to_vec(),
                                 now: now_ms(),
                             });
-                            execute(actions, &bdseq, Some(&client), &mut outbox, &c, &edge).await;
+                            let writer = Writer {
+                                feeder: &feeder,
+                                publisher: &cx.publisher,
+                                in_flight: &in_flight,
+                                source: &event_source,
+                            };
+                            execute(actions, &bdseq, Some(&client), &mut outbox, &c, &edge, Some(&writer)).await;
                         }
                         Ok(_) => outbox.flush(&client, &c),
                     }
@@ -446,7 +597,7 @@ async fn run(src: EdgeSource, cx: SourceContext) {
                     for ev in feeder.events(&node, &d.batch.samples, now, &c) {
                         let actions = node.step(ev);
                         let cl = connected.then_some(&client);
-                        execute(actions, &bdseq, cl, &mut outbox, &c, &edge).await;
+                        execute(actions, &bdseq, cl, &mut outbox, &c, &edge, None).await;
                     }
                     if !connected {
                         outbox.queue.clear();

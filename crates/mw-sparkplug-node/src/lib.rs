@@ -67,7 +67,7 @@ pub fn add_edge(
         &cfg.group_id,
         &cfg.edge_node_id,
     );
-    let (source, sink) = edge::build(cfg, file, default_queue)?;
+    let (source, sink) = edge::build(cfg, file, default_queue, parts.writes())?;
     parts.add_source(Box::new(source));
     parts.add_sink(Box::new(sink));
     Ok(())

@@ -217,11 +217,15 @@ struct Rig {
 }
 
 fn rig(component: &dyn Component, toml: &str) -> Rig {
+    rig_on(component, toml, Parts::new())
+}
+
+/// [`rig`] on parts prepared by the test (writable tags registered, …).
+fn rig_on(component: &dyn Component, toml: &str, mut parts: Parts) -> Rig {
     let cfg = match mw_bus::config_registry(&[component]).parse(toml, "test.toml") {
         Ok(c) => c,
         Err(d) => panic!("config:\n{d}\n{toml}"),
     };
-    let mut parts = Parts::new();
     component
         .build(&cfg, &mut parts)
         .expect("the component builds");
@@ -466,4 +470,121 @@ fn pysparkplug_edge_node_becomes_samples_of_our_host_and_goes_stale_on_its_death
         "an offline event for the node"
     );
     rt.block_on(r.stop());
+}
+
+/// A DCMD from pysparkplug reaches the owner of the tag through the write registry; the value
+/// the owner then reports goes back out as DDATA; refusals (by the owner, for a metric that is
+/// not writable, of the wrong type) write nothing else, and every write the owner saw is audited.
+#[test]
+fn a_dcmd_from_pysparkplug_writes_the_tag_through_its_owner_and_comes_back_as_ddata() {
+    let Some(py) = python() else { return };
+    let dir = temp_dir("edge-write");
+    let broker = Mosquitto::start(&dir);
+    let port = broker.port.to_string();
+    let mut peer = Peer::start(&py, &["listen", &port, "G1"]);
+    let rt = runtime();
+
+    let sp = TagPath::new("acme/plant/pump1/speed_sp").unwrap();
+    let parts = Parts::new();
+    let mut owner = parts
+        .writes()
+        .register("test/plc", [sp.clone()], 4)
+        .unwrap();
+    let rig = rt.block_on(async {
+        rig_on(
+            &SparkplugEdgeComponent,
+            &edge_toml(&dir, broker.port),
+            parts,
+        )
+    });
+    let publisher = rig.publisher.clone().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    // The owner: takes values up to 3000 and then reports them, as a device poller would.
+    let owner_task = rt.spawn(async move {
+        while let Some(req) = owner.recv().await {
+            seen2.lock().unwrap().push(req.value.clone());
+            match req.value {
+                Value::U64(v) if v <= 3000 => {
+                    let tag = req.tag.clone();
+                    req.reply(Ok(()));
+                    let _ = publisher
+                        .publish(vec![sample(tag.as_str(), Value::U64(v), Quality::Good)])
+                        .await;
+                }
+                _ => req.refuse("above 3000"),
+            }
+        }
+    });
+    peer.expect("NBIRTH", |j| is(j, "NBIRTH", "/E1"));
+    rt.block_on(rig.publish(vec![
+        sample(sp.as_str(), Value::U64(1000), Quality::Good),
+        sample("acme/plant/pump1/flow", Value::F64(12.5), Quality::Good),
+    ]));
+    let birth = peer.expect("DBIRTH of pump1", |j| is(j, "DBIRTH", "/E1/pump1"));
+    assert_eq!(
+        metric(&birth, "speed_sp").unwrap()["value"],
+        1000,
+        "{birth}"
+    );
+
+    peer.send("dcmd E1 pump1 speed_sp UINT64 1500");
+    let d = peer.expect("DDATA with the written value", |j| {
+        is(j, "DDATA", "/E1/pump1")
+    });
+    assert_eq!(metric(&d, "speed_sp").unwrap()["value"], 1500, "{d}");
+
+    // Refused by the owner, not writable, wrong type: nothing comes back as data.
+    peer.send("dcmd E1 pump1 speed_sp UINT64 5000");
+    peer.send("dcmd E1 pump1 flow DOUBLE 3.0");
+    peer.send("dcmd E1 pump1 speed_sp DOUBLE 1.0");
+    peer.send("dcmd E1 pump1 speed_sp UINT64 2000");
+    let d = peer.expect("DDATA of the last write", |j| is(j, "DDATA", "/E1/pump1"));
+    assert_eq!(
+        d["metrics"].as_array().unwrap().len(),
+        1,
+        "only the written metric: {d}"
+    );
+    assert_eq!(metric(&d, "speed_sp").unwrap()["value"], 2000, "{d}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Value::U64(1500), Value::U64(5000), Value::U64(2000)],
+        "the owner saw the writable, well-typed commands only"
+    );
+
+    let audits = || {
+        rig.recorded
+            .events()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Audit {
+                    action,
+                    outcome,
+                    detail,
+                    ..
+                } if action == "tag.write" => Some((outcome, detail, e.asset)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while audits().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a = audits();
+    let outcomes: Vec<&str> = a.iter().map(|(o, ..)| o.as_str()).collect();
+    assert_eq!(outcomes, ["ok", "refused", "ok"], "{a:?}");
+    assert!(
+        a[1].1.contains("above 3000") && a[1].1.contains("DCMD pump1/speed_sp"),
+        "{a:?}"
+    );
+    assert_eq!(
+        a[0].2.as_deref(),
+        Some(sp.as_str()),
+        "the audit's target is the tag"
+    );
+    owner_task.abort(); // it holds a publisher: the bus stops once every publisher is gone
+    let _ = rt.block_on(owner_task);
+    rt.block_on(rig.stop());
+    peer.send("quit");
 }
