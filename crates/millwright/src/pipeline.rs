@@ -123,6 +123,7 @@ pub async fn run(
         .take::<mw_alarms::AlarmControl>()
         .map(|c| Arc::new(crate::web_adapters::AlarmsApi(c)) as Arc<dyn mw_web::AlarmApi>);
     let source_count = parts.source_count();
+    let writes = parts.writes();
     let mut bus = BusBuilder::new(BusConfig::from_config(&cfg.pipeline));
     bus.parts(parts);
     let startup = bus.publisher();
@@ -192,6 +193,7 @@ pub async fn run(
         detectors: detector_control,
         alarms: alarm_control,
         ingest,
+        writes: Some(writes),
         auth: Arc::new(auth),
         audit: Some(Arc::new(crate::web_adapters::AuditFile(
             cfg.site.data_dir.clone(),

@@ -70,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         detectors: None,
         alarms: None,
         ingest: None,
+        writes: None,
         // `GET /health` is public; `/api/v1/whoami` with `Authorization: Bearer bench` (the
         // process's login token) or with `DIR/token` (a stored API token) measures an
         // authenticated request

@@ -167,6 +167,22 @@ pub(crate) struct RecentQuery {
 
 /// `/api/v1/tags/{path}/recent`: the path itself contains slashes, so it is matched as a
 /// wildcard and the suffix is split off here.
+/// `POST /api/v1/tags/{path}/write` (see [`crate::writes`]); any other POST under a tag is 404.
+pub(crate) async fn tag_post(
+    State(st): State<AppState>,
+    who: Option<axum::Extension<mw_security::Principal>>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    match rest.strip_suffix("/write") {
+        Some(path) => crate::writes::write(&st, who.map(|w| w.0), path, &body).await,
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no such route: POST /api/v1/tags/TAG_PATH/write is the only POST under a tag",
+        ),
+    }
+}
+
 pub(crate) async fn tag_sub(
     State(st): State<AppState>,
     axum::extract::Path(rest): axum::extract::Path<String>,

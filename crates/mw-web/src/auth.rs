@@ -170,6 +170,9 @@ pub fn access(method: &Method, path: &str) -> Access {
             }
         }
         ("POST", "/api/v1/write" | "/write" | "/api/v2/write") => Access::Needs(WriteData),
+        ("POST", p) if p.starts_with("/api/v1/tags/") && p.ends_with("/write") => {
+            Access::Needs(WriteEquipment)
+        }
         // everything else — reading, logging out, unknown routes — needs a signed-in principal
         _ => Access::Needs(Read),
     }

@@ -38,6 +38,7 @@ mod history;
 mod page;
 mod seams;
 mod serve;
+mod writes;
 
 use std::sync::Arc;
 
@@ -80,6 +81,9 @@ pub struct AppState {
     /// Where line-protocol writes go, when the process stores history (else the write routes
     /// answer 501).
     pub ingest: Option<Arc<dyn Ingest>>,
+    /// Where tag writes go (`POST /api/v1/tags/{path}/write`), when the process has a write
+    /// registry (else that route answers 501).
+    pub writes: Option<mw_bus::WriteRegistry>,
     /// Who may do what (see [`auth`]).
     pub auth: Arc<Auth>,
     /// The audit trail (admins read it), when the process keeps one.
@@ -161,7 +165,10 @@ pub fn router(state: AppState) -> Router {
         .route("/write", post(history::write).layer(write_limit))
         .route("/api/v2/write", post(history::write).layer(write_limit))
         .layer(write_permits)
-        .route("/api/v1/tags/{*rest}", get(api::tag_sub))
+        .route(
+            "/api/v1/tags/{*rest}",
+            get(api::tag_sub).post(api::tag_post).layer(control),
+        )
         .route("/api/v1/assets", get(api::assets))
         .route("/api/v1/sources", get(api::sources))
         .route(
@@ -211,13 +218,14 @@ mod tests;
 pub mod fuzzing {
     use axum::http::{HeaderMap, HeaderValue, header};
 
-    /// Every JSON request body the API reads (login, fault injection, detector re-learn),
-    /// parsed from `body`: whether each accepted it.
-    pub fn json_bodies(body: &[u8]) -> [bool; 3] {
+    /// Every JSON request body the API reads (login, fault injection, detector re-learn, tag
+    /// write), parsed from `body`: whether each accepted it.
+    pub fn json_bodies(body: &[u8]) -> [bool; 4] {
         [
             crate::auth::parse_login_body(body).is_ok(),
             crate::api::parse_fault_body(body).is_ok(),
             crate::api::parse_relearn_body(body).is_ok(),
+            crate::writes::parse_write_body(body).is_ok(),
         ]
     }
 

@@ -45,6 +45,7 @@ fn fixture(with_sim: bool) -> (AppState, LiveStore) {
         detectors: None,
         alarms: None,
         ingest: None,
+        writes: None,
         auth: Arc::new(crate::Auth::token_only(TOKEN.into(), admin())),
         audit: None,
         warnings: Vec::new(),

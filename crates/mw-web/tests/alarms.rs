@@ -249,6 +249,7 @@ fn state(fake: Option<Arc<Fake>>) -> AppState {
         detectors: None,
         alarms: fake.map(|f| f as Arc<dyn AlarmApi>),
         ingest: None,
+        writes: None,
         auth: Arc::new(mw_web::Auth::token_only(
             TOKEN.into(),
             Principal {

@@ -97,6 +97,7 @@ fn fixture(name: &str) -> Fixture {
         detectors: None,
         alarms: None,
         ingest: None,
+        writes: None,
         auth: Arc::new(mw_web::Auth::new(Arc::new(auth))),
         audit: None,
         warnings: Vec::new(),

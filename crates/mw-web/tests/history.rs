@@ -143,6 +143,7 @@ fn state(tags: Arc<MemTags>, ingest: Option<Arc<Recorder>>) -> AppState {
         detectors: None,
         alarms: None,
         ingest: ingest.map(|i| i as Arc<dyn Ingest>),
+        writes: None,
         auth: Arc::new(mw_web::Auth::token_only(
             TOKEN.into(),
             mw_security::Principal {

@@ -83,6 +83,7 @@ fn app(relearns: Arc<Relearns>) -> Router {
         detectors: Some(relearns),
         alarms: None,
         ingest: None,
+        writes: None,
         auth: Arc::new(mw_web::Auth::token_only(
             "t".into(),
             mw_security::Principal {
@@ -926,6 +927,7 @@ async fn mutual_tls_signs_in_the_user_the_certificate_names() {
         detectors: None,
         alarms: None,
         ingest: None,
+        writes: None,
         auth: Arc::new(mw_web::Auth::new(Arc::new(auth))),
         audit: None,
         warnings: Vec::new(),
