@@ -36,6 +36,12 @@ pub enum Command {
     Sim(SimArgs),
     /// Replay a CSV file through an anomaly detector; writes scores and flags, and metrics against labels.
     Backtest(crate::backtest::BacktestArgs),
+    /// Read stored history of a tag or a glob of tags (offline: not while a server has the historian open).
+    Query(crate::history::QueryArgs),
+    /// Export stored history to CSV or line protocol, with a progress bar (offline).
+    Export(crate::history::ExportArgs),
+    /// Import CSV or line-protocol files of any size into the historian, streamed, with a progress bar (offline).
+    Import(crate::history::ImportArgs),
     /// Predictive maintenance: train and apply remaining-useful-life models.
     #[command(subcommand)]
     Pdm(crate::pdm::PdmCommand),
@@ -266,6 +272,9 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backtest(a) => crate::backtest::run(a),
+        Command::Query(a) => crate::history::query(a),
+        Command::Export(a) => crate::history::export(a),
+        Command::Import(a) => crate::history::import(a),
         Command::Sim(a) => {
             if let (Some(path), Some(duration)) = (&a.export, a.duration) {
                 let start_ns = a.start.unwrap_or_else(mw_model::now_ns);

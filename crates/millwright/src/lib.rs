@@ -7,6 +7,7 @@ use mw_bus::Component;
 
 pub mod ingest;
 pub mod sim_sparkplug;
+pub mod transfer;
 
 /// Every shipped component. Processors run in this order: analytics before deadband, so the
 /// detectors see every sample; alarms after analytics (their outputs are evaluated in the same

@@ -4,6 +4,7 @@
 
 mod backtest;
 mod cli;
+mod history;
 mod pdm;
 mod pipeline;
 mod progress;
@@ -17,7 +18,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(cli.log.as_deref());
+    // Offline history commands print their own summary: only warnings from the libraries.
+    let quiet = matches!(
+        cli.command,
+        cli::Command::Query(_) | cli::Command::Export(_) | cli::Command::Import(_)
+    );
+    init_logging(cli.log.as_deref(), if quiet { "warn" } else { "info" });
     match cli::dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -27,12 +33,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: Option<&str>) {
+fn init_logging(level: Option<&str>, default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::new(l),
         None => {
-            EnvFilter::try_from_env("MILLWRIGHT_LOG").unwrap_or_else(|_| EnvFilter::new("info"))
+            EnvFilter::try_from_env("MILLWRIGHT_LOG").unwrap_or_else(|_| EnvFilter::new(default))
         }
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

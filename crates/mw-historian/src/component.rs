@@ -19,7 +19,7 @@
 //! raw = "7d"
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -281,6 +281,82 @@ impl Section for HistorianSection {
 /// The component: `[historian]`, its sink and the [`Historian`] handle.
 pub struct HistorianComponent;
 
+/// The store's directory for a `[historian]` section: its `dir`, else `<data_dir>/historian`.
+pub fn store_dir(hc: &HistorianConfig, data_dir: &Path) -> PathBuf {
+    hc.dir.clone().unwrap_or_else(|| data_dir.join("historian"))
+}
+
+/// An exclusive lock on a historian directory (`LOCK` in it, an OS file lock), held while the
+/// store is open, so that two processes — a running server and an offline `millwright query`,
+/// `export` or `import` — never open the same store. The OS releases it when the process ends,
+/// however it ends, so a crash leaves no stale lock.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    /// Takes the lock of `dir` (created if missing) or says who may hold it.
+    pub fn acquire(dir: &Path) -> Result<DirLock, String> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create the historian directory {}: {e}",
+                dir.display()
+            )
+        })?;
+        let path = dir.join("LOCK");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "the historian in {} is in use by another Millwright process (a running server, or \
+                 another import, export or query); stop it first, or read the running server's \
+                 history over HTTP (GET /api/v1/query)",
+                dir.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(format!("cannot lock {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// Opens (or creates) the store a `[historian]` section describes, locked, logging what the
+/// open found (a torn WAL tail cut off, damaged records skipped).
+pub fn open_store(
+    hc: &HistorianConfig,
+    data_dir: &Path,
+) -> Result<(Historian, crate::engine::OpenReport, DirLock), String> {
+    let dir = store_dir(hc, data_dir);
+    let lock = DirLock::acquire(&dir)?;
+    let mut opts = Options::new(&dir);
+    opts.sync = hc.sync;
+    opts.flush_points = hc.flush_points;
+    opts.partition = hc.partition;
+    opts.retention = hc.retention.clone();
+    opts.max_bytes = hc.max_bytes;
+    let (h, report) = Historian::open(Arc::new(FsStorage), opts).map_err(|e| e.to_string())?;
+    if let Some(t) = &report.wal_truncated {
+        tracing::warn!(segment = %t.segment.display(), dropped_bytes = t.dropped_bytes,
+            reason = t.reason, "historian WAL had a torn tail (a crash mid-write); cut off");
+    }
+    for c in &report.wal_corrupt {
+        tracing::error!(segment = %c.segment.display(), at = c.at, skipped_bytes = c.skipped_bytes,
+            reason = c.reason, "historian WAL damaged inside; the rest of that segment is skipped");
+    }
+    for b in &report.bad_records {
+        tracing::error!(record = %b, "historian WAL record unreadable; skipped");
+    }
+    tracing::info!(dir = %dir.display(), segments = report.segments,
+        replayed_points = report.replayed_points, "historian open");
+    Ok((h, report, lock))
+}
+
 impl Component for HistorianComponent {
     fn name(&self) -> &'static str {
         "historian"
@@ -298,35 +374,14 @@ impl Component for HistorianComponent {
         if !hc.enabled {
             return Ok(());
         }
-        let dir = hc
-            .dir
-            .clone()
-            .unwrap_or_else(|| cfg.site.data_dir.join("historian"));
-        let mut opts = Options::new(&dir);
-        opts.sync = hc.sync;
-        opts.flush_points = hc.flush_points;
-        opts.partition = hc.partition;
-        opts.retention = hc.retention.clone();
-        opts.max_bytes = hc.max_bytes;
-        let (h, report) = Historian::open(Arc::new(FsStorage), opts).map_err(|e| BuildError {
-            component: "historian",
-            message: e.to_string(),
-        })?;
-        if let Some(t) = &report.wal_truncated {
-            tracing::warn!(segment = %t.segment.display(), dropped_bytes = t.dropped_bytes,
-                reason = t.reason, "historian WAL had a torn tail (a crash mid-write); cut off");
-        }
-        for c in &report.wal_corrupt {
-            tracing::error!(segment = %c.segment.display(), at = c.at, skipped_bytes = c.skipped_bytes,
-                reason = c.reason, "historian WAL damaged inside; the rest of that segment is skipped");
-        }
-        for b in &report.bad_records {
-            tracing::error!(record = %b, "historian WAL record unreadable; skipped");
-        }
-        tracing::info!(dir = %dir.display(), segments = report.segments,
-            replayed_points = report.replayed_points, "historian open");
+        let (h, _report, lock) =
+            open_store(&hc, &cfg.site.data_dir).map_err(|message| BuildError {
+                component: "historian",
+                message,
+            })?;
         parts.add_sink(Box::new(HistorianSink {
             store: h.clone(),
+            _lock: lock,
             opts: SinkOptions::new("historian", cfg.pipeline.sink_capacity)
                 .wants(Wants::Samples)
                 .durable(),
@@ -343,6 +398,8 @@ impl Component for HistorianComponent {
 /// compacts, beside the writes, the flushed files an earlier run left.
 pub struct HistorianSink {
     store: Historian,
+    /// Held while the sink runs: no other process opens the store meanwhile.
+    _lock: DirLock,
     opts: SinkOptions,
 }
 
@@ -396,5 +453,22 @@ impl Sink for HistorianSink {
             let store = self.store.clone();
             let _ = tokio::task::spawn_blocking(move || store.close()).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_store_directory_is_opened_by_one_holder_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("mw-dirlock-{}", std::process::id()));
+        let first = DirLock::acquire(&dir).expect("the first lock");
+        let e = DirLock::acquire(&dir).expect_err("a second holder is refused");
+        assert!(e.contains("is in use by another Millwright process"), "{e}");
+        drop(first);
+        let again = DirLock::acquire(&dir).expect("free again once released");
+        drop(again);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
