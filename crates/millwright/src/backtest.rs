@@ -16,8 +16,25 @@ use crate::progress::Progress;
 #[derive(Args, Debug)]
 pub struct BacktestArgs {
     /// Input CSV (`,`, `;` or tab separated, detected). Timestamps: RFC 3339, `YYYY-MM-DD HH:MM:SS`, epoch s or ms (detected).
-    #[arg(long, value_name = "FILE")]
-    pub input: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "tags",
+        conflicts_with = "tags"
+    )]
+    pub input: Option<PathBuf>,
+    /// Replay stored history instead of a file: a tag (repeat for a multivariate detector; the
+    /// first tag's points are the rows, the others sample-and-hold). Offline, as `query`.
+    #[arg(long = "tag", value_name = "PATH")]
+    pub tags: Vec<String>,
+    /// With --tag: start, as for `query` (RFC 3339, ns, or an age such as 7d).
+    #[arg(long, value_name = "T", requires = "tags", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// With --tag: end (exclusive), default now.
+    #[arg(long, value_name = "T", requires = "tags", allow_hyphen_values = true)]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub store: crate::history::StoreArgs,
     /// Output CSV, one row per input row: `timestamp`, the value columns, `anomaly_score`, `is_anomaly` (input cells kept exactly; unusable rows get an empty score).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
@@ -62,7 +79,8 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
             // is looked up by the input's file name.
             let input_name = a
                 .input
-                .file_name()
+                .as_ref()
+                .and_then(|i| i.file_name())
                 .map(|n| n.to_string_lossy().into_owned());
             let w = match (
                 LabelWindows::parse(&text, a.label_key.as_deref()),
@@ -95,11 +113,32 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         pass_missing: false,
     };
     let mut bar = Progress::new("backtest", "row");
-    let summary =
-        mw_analytics::backtest::run_path(&a.input, &a.output, &opts, &mut |done, total| {
-            bar.set(done, total.unwrap_or(done))
-        });
-    bar.finish();
+    let summary = match &a.input {
+        Some(input) => {
+            mw_analytics::backtest::run_path(input, &a.output, &opts, &mut |done, total| {
+                bar.set(done, total.unwrap_or(done))
+            })
+        }
+        None => {
+            let output = std::fs::File::create(&a.output)
+                .with_context(|| format!("cannot create {}", a.output.display()))?;
+            let (reader, rows) =
+                crate::history::history_csv(&a.store, &a.tags, a.from.as_deref(), a.to.as_deref())?;
+            let r = mw_analytics::backtest::run(
+                reader,
+                std::io::BufWriter::new(output),
+                &opts,
+                &mut |done, _| bar.set(done, done),
+            );
+            // A backtest that stopped early closed the pipe: its own error is the one to tell.
+            match (rows.join(), &r) {
+                (Ok(Err(e)), Ok(_)) => anyhow::bail!("cannot read the stored history: {e}"),
+                (Err(_), Ok(_)) => anyhow::bail!("the history reader failed"),
+                _ => {}
+            }
+            r
+        }
+    };
     let s = match summary {
         Ok(s) => s,
         Err(e) => {
@@ -112,13 +151,21 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
                 // Names its own file (the input or the output).
                 BacktestError::File { .. } => anyhow::bail!("{e}"),
                 BacktestError::Write(_) => anyhow::bail!("{}: {e}", a.output.display()),
-                _ => anyhow::bail!("{}: {e}", a.input.display()),
+                _ => anyhow::bail!("{}: {e}", input_label(&a)),
             }
         }
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{} -> {}", a.input.display(), a.output.display());
+    let _ = writeln!(out, "{} -> {}", input_label(&a), a.output.display());
     let _ = write!(out, "{s}");
     crate::cli::write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What was replayed, for messages: the input file, or the stored tags.
+fn input_label(a: &BacktestArgs) -> String {
+    match &a.input {
+        Some(p) => p.display().to_string(),
+        None => format!("history of {}", a.tags.join(", ")),
+    }
 }

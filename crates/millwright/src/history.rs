@@ -372,6 +372,41 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The stored history of `tags` as the wide CSV `backtest` reads
+/// ([`millwright::transfer::wide_csv`]), produced by a thread into a pipe while the backtest
+/// reads it (memory stays bounded by a day of the tags). The thread holds the store's lock and
+/// returns the rows written.
+pub fn history_csv(
+    store: &StoreArgs,
+    tags: &[String],
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(
+    std::io::PipeReader,
+    std::thread::JoinHandle<std::io::Result<u64>>,
+)> {
+    let now = mw_model::now_ns();
+    let from = parse_time(from.unwrap_or("7d"), now)?;
+    let to = to.map_or(Ok(now), |t| parse_time(t, now))?;
+    let (h, lock) = open(store, false)?;
+    let paths: Vec<TagPath> = tags
+        .iter()
+        .map(|t| TagPath::new(t).map_err(|e| anyhow::anyhow!("invalid tag {t:?}: {e}")))
+        .collect::<Result<_>>()?;
+    let stored = h.tags();
+    if let Some(missing) = paths.iter().find(|p| !stored.contains(p)) {
+        bail!("no stored history for {missing}");
+    }
+    let (reader, writer) = std::io::pipe().context("cannot make a pipe")?;
+    let rows = std::thread::spawn(move || {
+        let _lock = lock;
+        let r = transfer::wide_csv(&h, &paths, from, to, BufWriter::new(writer));
+        h.close();
+        r
+    });
+    Ok((reader, rows))
+}
+
 /// Counts the bytes read, for the progress bar.
 struct Counting<R> {
     inner: R,

@@ -153,6 +153,70 @@ fn import_query_export_round_trip_and_the_store_lock() {
         flow["points"]
     );
 
+    // backtest from history = backtest of the same rows from a file
+    let mut file = String::from("timestamp,plant/p1/flow,plant/p1/running\n");
+    for i in 0..N {
+        let ts = end - (N - i) * SECOND;
+        let running = f64::from(u8::from(i % 7 == 0));
+        let _ = writeln!(
+            file,
+            "{},{},{running}",
+            mw_model::format_rfc3339_ns(ts),
+            i as f64 * 0.25
+        );
+    }
+    std::fs::write(p("wide.csv"), file).unwrap();
+    ok(&[
+        "backtest",
+        "--input",
+        &p("wide.csv"),
+        "--output",
+        &p("bt_file.csv"),
+        "--detector",
+        "ewma",
+    ]);
+    let (out, _) = ok(&[
+        "backtest",
+        "--tag",
+        "plant/p1/flow",
+        "--tag",
+        "plant/p1/running",
+        "--from",
+        "12h",
+        "--output",
+        &p("bt_hist.csv"),
+        "--detector",
+        "ewma",
+        "--data-dir",
+        &d1,
+    ]);
+    assert!(
+        out.contains("history of plant/p1/flow, plant/p1/running"),
+        "{out}"
+    );
+    let (f, h) = (
+        std::fs::read_to_string(p("bt_file.csv")).unwrap(),
+        std::fs::read_to_string(p("bt_hist.csv")).unwrap(),
+    );
+    assert_eq!(h.lines().count(), N as usize + 1);
+    assert!(
+        f == h,
+        "the replay of stored history differs from the file's"
+    );
+    let (good, _, err) = mw(&[
+        "backtest",
+        "--tag",
+        "plant/p9/none",
+        "--output",
+        &p("x.csv"),
+        "--data-dir",
+        &d1,
+    ]);
+    assert!(
+        !good && err.contains("no stored history for plant/p9/none"),
+        "{err}"
+    );
+
     // a bad row: stops with its line, what came before is stored
     let bad = format!(
         "time,tag,value\n{},plant/p2/level,1.5\n{},plant/p2/level\n",
