@@ -223,7 +223,7 @@ type = "u16"
     );
     assert!(
         writes[0].1.contains(&format!("target={SP}"))
-            && writes[0].1.contains("value=60")
+            && writes[0].1.contains("old=25 value=60")
             && writes[0].1.contains("raise flow for CIP"),
         "{writes:?}"
     );

@@ -157,8 +157,8 @@ struct Feeder {
     max_metrics: usize,
     warned: std::collections::HashSet<String>,
     writes: WriteRegistry,
-    /// (device, metric) → tag, for commands.
-    tags: std::collections::HashMap<(String, String), TagPath>,
+    /// (device, metric) → tag and its latest value, for commands and their audit records.
+    tags: std::collections::HashMap<(String, String), (TagPath, mw_model::Value)>,
 }
 
 impl Feeder {
@@ -186,9 +186,10 @@ impl Feeder {
                     continue;
                 }
             };
-            self.tags
-                .entry((device.clone(), metric.clone()))
-                .or_insert_with(|| s.tag.clone());
+            self.tags.insert(
+                (device.clone(), metric.clone()),
+                (s.tag.clone(), s.value.clone()),
+            );
             let bad = matches!(s.quality, Quality::Bad(_));
             let value = MetricValue::from_model(&s.value);
             let known = node.datatype(Some(&device), &metric);
@@ -289,7 +290,7 @@ impl Writer<'_> {
             Some(d) => format!("DCMD {d}/{name}"),
             None => format!("NCMD {name}"),
         };
-        let Some(tag) = self.feeder.tags.get(&key).cloned() else {
+        let Some((tag, old)) = self.feeder.tags.get(&key).cloned() else {
             c.refused.increment(1);
             tracing::warn!(
                 edge,

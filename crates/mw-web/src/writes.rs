@@ -1,7 +1,8 @@
 //! `POST /api/v1/tags/{path}/write`: an operator writes a value to the equipment behind a tag
 //! (a Modbus holding register or coil configured `writable = true`), through the process's
 //! [`mw_bus::WriteRegistry`]. Needs `WriteEquipment` (operator); every attempt is audited
-//! (`tag.write`, outcome `ok` or why not), refusals included.
+//! (`tag.write`, outcome `ok` or why not, refusals included; who, the tag, the value it had
+//! (`old=`, the latest known) and the value asked for, the comment).
 //!
 //! Body: `{"value": NUMBER | BOOL | STRING, "comment": TEXT}` (`comment` optional). Answers:
 //! | outcome | status |
@@ -113,15 +114,19 @@ pub(crate) async fn write(
     let Some(p) = who else {
         return error(StatusCode::UNAUTHORIZED, "sign in first");
     };
+    let old = st
+        .tags
+        .latest(&path)
+        .map_or_else(|| "none".to_owned(), |s| s.value.to_string());
     let origin = format!("http user {}", p.name);
     let result = registry
         .write(&path, value.clone(), origin, WRITE_TIMEOUT)
         .await;
     let (outcome, detail) = match &result {
-        Ok(()) => ("ok", format!("value={value} comment={comment:?}")),
+        Ok(()) => ("ok", format!("old={old} value={value} comment={comment:?}")),
         Err(e) => (
             e.kind(),
-            format!("value={value} comment={comment:?} reason={e}"),
+            format!("old={old} value={value} comment={comment:?} reason={e}"),
         ),
     };
     st.auth
