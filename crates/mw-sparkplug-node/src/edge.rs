@@ -311,7 +311,9 @@ impl Writer<'_> {
                 &edge,
                 &tag,
                 "busy",
-                format!("tag={tag} value={value} via {what}: too many writes in progress"),
+                format!(
+                    "tag={tag} old={old} value={value} via {what}: too many writes in progress"
+                ),
             );
             tokio::spawn(async move { publisher.publish_events(vec![ev]).await });
             return;
@@ -332,7 +334,7 @@ impl Writer<'_> {
                         &edge,
                         &tag,
                         "ok",
-                        format!("tag={tag} value={value} via {what}"),
+                        format!("tag={tag} old={old} value={value} via {what}"),
                     )
                 }
                 Err(e) => {
@@ -349,7 +351,7 @@ impl Writer<'_> {
                         &edge,
                         &tag,
                         e.kind(),
-                        format!("tag={tag} value={value} via {what}: {e}"),
+                        format!("tag={tag} old={old} value={value} via {what}: {e}"),
                     )
                 }
             };

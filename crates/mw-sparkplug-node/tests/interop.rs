@@ -583,6 +583,10 @@ fn a_dcmd_from_pysparkplug_writes_the_tag_through_its_owner_and_comes_back_as_dd
         Some(sp.as_str()),
         "the audit's target is the tag"
     );
+    assert!(
+        a[0].1.contains("old=1000 value=1500"),
+        "old and new value: {a:?}"
+    );
     owner_task.abort(); // it holds a publisher: the bus stops once every publisher is gone
     let _ = rt.block_on(owner_task);
     rt.block_on(rig.stop());
