@@ -87,6 +87,23 @@ pub fn spawn(devices: Vec<DeviceConfig>) -> Harness {
 /// Pollers on a bus of `capacity` batches, with one subscriber (a blocking sink queue of
 /// `sink_capacity` batches).
 pub fn spawn_with(devices: Vec<DeviceConfig>, capacity: usize, sink_capacity: usize) -> Harness {
+    spawn_devices(
+        devices.into_iter().map(|d| (d, None)).collect(),
+        capacity,
+        sink_capacity,
+    )
+}
+
+/// One poller that also carries out the writes arriving on `writes`.
+pub fn spawn_with_writes(d: DeviceConfig, writes: mw_bus::WriteReceiver) -> Harness {
+    spawn_devices(vec![(d, Some(writes))], 256, 256)
+}
+
+fn spawn_devices(
+    devices: Vec<(DeviceConfig, Option<mw_bus::WriteReceiver>)>,
+    capacity: usize,
+    sink_capacity: usize,
+) -> Harness {
     let mut b = BusBuilder::new(BusConfig {
         capacity,
         ..BusConfig::default()
@@ -95,42 +112,16 @@ pub fn spawn_with(devices: Vec<DeviceConfig>, capacity: usize, sink_capacity: us
     let registry = SourceRegistry::new();
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    for d in devices {
+    for (d, writes) in devices {
         let status = registry.register("modbus", &d.name);
         tasks.push(tokio::spawn(mw_modbus::run_device(
             d,
             b.publisher(),
             status,
             rx.clone(),
-            None,
+            writes,
         )));
     }
-    let bus = b.start(&SourceRegistry::new());
-    Harness {
-        sub,
-        bus,
-        registry,
-        shutdown,
-        tasks,
-        latest: HashMap::new(),
-        all: Vec::new(),
-    }
-}
-
-/// One poller that also carries out the writes arriving on `writes`.
-pub fn spawn_with_writes(d: DeviceConfig, writes: mw_bus::WriteReceiver) -> Harness {
-    let mut b = BusBuilder::new(BusConfig::default());
-    let sub = b.subscribe(SinkOptions::new("test", 256));
-    let registry = SourceRegistry::new();
-    let (shutdown, rx) = watch::channel(false);
-    let status = registry.register("modbus", &d.name);
-    let tasks = vec![tokio::spawn(mw_modbus::run_device(
-        d,
-        b.publisher(),
-        status,
-        rx,
-        Some(writes),
-    ))];
     let bus = b.start(&SourceRegistry::new());
     Harness {
         sub,
