@@ -7,13 +7,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use mw_sparkplug::MetricValue;
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 const GUARD: Duration = Duration::from_secs(30);
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -30,34 +28,10 @@ fn payload(line: &str) -> mw_sparkplug::Payload {
 
 #[test]
 fn sim_publishes_the_plant_as_a_sparkplug_edge_node() {
-    let tools = Path::new(MOSQUITTO).exists()
-        && ["mosquitto_sub", "stdbuf"]
-            .iter()
-            .all(|t| std::process::Command::new(t).arg("--help").output().is_ok());
-    if !tools {
-        eprintln!(
-            "SKIP: mosquitto, mosquitto_sub or stdbuf is not installed (apt-get install mosquitto mosquitto-clients coreutils)"
-        );
-        return;
-    }
     let dir = TempDir::new("sim-spb");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.path.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("user root\npersistence false\nallow_anonymous true\nlistener {port} 127.0.0.1\n"),
-    )
-    .unwrap();
-    let _broker = Proc::spawn(MOSQUITTO, &["-c", conf.to_str().unwrap()]);
-    wait_for("mosquitto listening", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
+    let Some((_broker, port)) = start_mosquitto(&dir.path) else {
+        return;
+    };
     let p = port.to_string();
     // stdbuf: mosquitto_sub does not flush a piped stdout line by line
     let mut sub = Proc::spawn(

@@ -1,4 +1,4 @@
-//! Writing a setpoint end to end: an operator's `POST /api/v1/tags/{path}/write` to the real
+//! Writing a setpoint end to end, from HTTP and from Sparkplug: an operator's `POST /api/v1/tags/{path}/write` to the real
 //! binary reaches a real Modbus device (pymodbus's server, `tests/peers/modbus_server.py`),
 //! whose register then holds the scaled value (read back with pymodbus's own client), and the
 //! tag shows the new value. Refusals (limits, a tag that is not writable, a viewer, a malformed
@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Proc, TempDir, get_json, http_addr_from, python, register_token, request, root, run_to_end,
-    wait_for,
+    Proc, TempDir, get_json, http_addr_from, pymodbus_read, register_token, request, run_to_end,
+    start_mosquitto, start_pymodbus, wait_for,
 };
 use serde_json::Value as J;
 
@@ -57,20 +57,7 @@ fn value_of(addr: &str, tag: &str) -> J {
 
 #[test]
 fn an_operator_writes_a_setpoint_to_a_real_modbus_device() {
-    let py = python();
-    let peers = root().join("tests/peers");
-    let mut server = Proc::spawn(
-        &py,
-        &[peers.join("modbus_server.py").to_str().unwrap(), "0"],
-    );
-    let ready = server.wait_line("READY port=", T);
-    let port: u16 = ready
-        .split("port=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {ready:?}"));
-
+    let (_server, port) = start_pymodbus();
     let data = TempDir::new("tag-write");
     let dir = data.path.to_str().unwrap().to_owned();
     let (operator, viewer, admin) = (
@@ -142,20 +129,7 @@ type = "u16"
     });
 
     // The device's own register, read by pymodbus's client: 60 % of 10000.
-    let spec = r#"[["holding",18,1]]"#;
-    let (st, out, err) = {
-        let mut cmd = std::process::Command::new(&py);
-        cmd.arg(peers.join("modbus_read.py"))
-            .args(["127.0.0.1", &port.to_string(), spec]);
-        let o = cmd.output().expect("modbus_read.py");
-        (
-            o.status,
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
-    assert!(st.success(), "{out}{err}");
-    let regs: J = serde_json::from_str(out.trim()).unwrap();
+    let regs = pymodbus_read(port, r#"[["holding",18,1]]"#);
     assert_eq!(regs[0]["values"], serde_json::json!([6000]), "{regs}");
 
     let refusals = [
@@ -229,4 +203,157 @@ type = "u16"
     );
     mw.sigterm();
     mw.wait_exit(T);
+}
+
+/// The same write from the other side: a Sparkplug host's DCMD (published with
+/// `mosquitto_pub` to a real Mosquitto, payload encoded with mw-sparkplug) reaches the
+/// Modbus device through the binary's edge node and the tag-write registry; the new value
+/// comes back as DDATA, a DCMD beyond the tag's `write_max` leaves the register alone, and both
+/// are in the audit trail.
+#[test]
+fn a_sparkplug_dcmd_writes_a_setpoint_to_a_real_modbus_device() {
+    use mw_sparkplug::{Metric, MetricValue, Payload};
+
+    let data = TempDir::new("spb-write");
+    let Some((_broker, mqtt)) = start_mosquitto(&data.path) else {
+        return;
+    };
+    let (_server, port) = start_pymodbus();
+    let dir = data.path.to_str().unwrap().to_owned();
+    let config = data.path.join("millwright.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[site]
+name = "spb write test"
+data_dir = "{dir}"
+
+[http]
+address = "127.0.0.1:0"
+
+[[devices]]
+name = "py"
+endpoint = "127.0.0.1:{port}"
+poll_interval_ms = 200
+timeout_ms = 2000
+
+[[devices.tags]]
+path = "{SP}"
+table = "holding"
+address = 18
+type = "u16"
+unit = "%"
+scale = {{ raw = [0, 10000], eu = [0, 100] }}
+writable = true
+write_max = 80
+
+[[devices.tags]]
+path = "acme/p1/water/pump1/count"
+table = "holding"
+address = 0
+type = "u16"
+
+[sparkplug.edge]
+url = "mqtt://127.0.0.1:{mqtt}"
+group_id = "G1"
+edge_node_id = "E1"
+"#
+        ),
+    )
+    .unwrap();
+    let p = mqtt.to_string();
+    let mut sub = Proc::spawn(
+        "stdbuf",
+        &[
+            "-oL",
+            "mosquitto_sub",
+            "-d",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-t",
+            "spBv1.0/G1/#",
+            "-F",
+            "%t %x",
+        ],
+    );
+    sub.wait_line("SUBACK", T);
+    let mut mw = Proc::millwright(&["run", "--config", config.to_str().unwrap()]);
+    mw.wait_line("web UI at http://", T);
+
+    let decode = |line: &str| {
+        let hex = line.split_once(' ').map_or("", |(_, h)| h.trim());
+        let bytes: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        mw_sparkplug::decode(&bytes).expect("a Sparkplug payload")
+    };
+    let metric = |p: &Payload, name: &str| {
+        p.metrics
+            .iter()
+            .find(|m| m.name.as_deref() == Some(name))
+            .cloned()
+    };
+    let birth = decode(&sub.wait_line("spBv1.0/G1/DBIRTH/E1/pump1 ", T));
+    let (sp, count) = (
+        metric(&birth, "speed_sp").expect("speed_sp in the birth"),
+        metric(&birth, "count").expect("count in the birth"),
+    );
+    assert_eq!(sp.value, Some(MetricValue::Double(25.0)), "{birth:?}");
+    assert!(count.value.is_some());
+
+    let dcmd = |value: f64| {
+        let payload = mw_sparkplug::encode(&Payload {
+            timestamp: Some(0),
+            metrics: vec![Metric::new("speed_sp", MetricValue::Double(value))],
+            ..Payload::default()
+        })
+        .unwrap();
+        let file = data.path.join("dcmd.bin");
+        std::fs::write(&file, payload).unwrap();
+        let st = std::process::Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &p,
+                "-t",
+                "spBv1.0/G1/DCMD/E1/pump1",
+                "-f",
+            ])
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    dcmd(60.0);
+    wait_for("the DDATA with the written setpoint", T, || {
+        let line = sub.wait_line("spBv1.0/G1/DDATA/E1/pump1 ", T);
+        let d = decode(&line);
+        match d.metrics.iter().find(|m| m.alias == sp.alias) {
+            Some(m) if m.value == Some(MetricValue::Double(60.0)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(
+        pymodbus_read(port, r#"[["holding",18,1]]"#)[0]["values"],
+        serde_json::json!([6000])
+    );
+    dcmd(95.0); // above write_max: refused by the Modbus owner, nothing sent to the device
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        pymodbus_read(port, r#"[["holding",18,1]]"#)[0]["values"],
+        serde_json::json!([6000]),
+        "a refused write leaves the register alone"
+    );
+    mw.sigterm();
+    mw.wait_exit(T);
+    let audit = std::fs::read_to_string(data.path.join("audit/audit.jsonl")).unwrap_or_default();
+    let writes: Vec<&str> = audit.lines().filter(|l| l.contains("tag.write")).collect();
+    assert_eq!(writes.len(), 2, "both DCMDs are audited: {audit}");
+    assert!(
+        writes[0].contains("\"outcome\":\"ok\"") && writes[1].contains("\"outcome\":\"refused\""),
+        "{writes:?}"
+    );
 }

@@ -881,3 +881,78 @@ pub fn wait_all_good(
         }
     })
 }
+
+/// A free loopback TCP port (bound and released; the caller binds it right after).
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts Mosquitto (Debian's `/usr/sbin/mosquitto`, anonymous, no persistence) on a free
+/// loopback port with its config in `dir`; `None` (after printing `SKIP: …`) when it or
+/// `mosquitto_sub`/`mosquitto_pub`/`stdbuf` is not installed. Stopped when the `Proc` drops.
+#[allow(dead_code)]
+pub fn start_mosquitto(dir: &Path) -> Option<(Proc, u16)> {
+    const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+    let tools = Path::new(MOSQUITTO).exists()
+        && ["mosquitto_sub", "mosquitto_pub", "stdbuf"]
+            .iter()
+            .all(|t| Command::new(t).arg("--help").output().is_ok());
+    if !tools {
+        eprintln!(
+            "SKIP: mosquitto, mosquitto_sub/pub or stdbuf is not installed (apt-get install mosquitto mosquitto-clients coreutils)"
+        );
+        return None;
+    }
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("user root\npersistence false\nallow_anonymous true\nlistener {port} 127.0.0.1\n"),
+    )
+    .expect("write mosquitto.conf");
+    let broker = Proc::spawn(MOSQUITTO, &["-c", conf.to_str().expect("utf-8 path")]);
+    wait_for("mosquitto listening", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    Some((broker, port))
+}
+
+/// Starts pymodbus's server (`tests/peers/modbus_server.py`, its registers documented there)
+/// on a free port; returns it and the port. Stopped when the `Proc` drops.
+#[allow(dead_code)]
+pub fn start_pymodbus() -> (Proc, u16) {
+    let script = root().join("tests/peers/modbus_server.py");
+    let mut server = Proc::spawn(python(), &[script.to_str().expect("utf-8 path"), "0"]);
+    let ready = server.wait_line("READY port=", Duration::from_secs(30));
+    let port = ready
+        .split("port=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {ready:?}"));
+    (server, port)
+}
+
+/// pymodbus's client (`tests/peers/modbus_read.py`) reading `spec` from 127.0.0.1:`port`: its
+/// JSON answer.
+#[allow(dead_code)]
+pub fn pymodbus_read(port: u16, spec: &str) -> J {
+    let o = Command::new(python())
+        .arg(root().join("tests/peers/modbus_read.py"))
+        .args(["127.0.0.1", &port.to_string(), spec])
+        .output()
+        .expect("modbus_read.py");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "modbus_read.py: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
