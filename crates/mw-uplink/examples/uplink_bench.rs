@@ -168,6 +168,7 @@ async fn main() {
         stream: "MW_BENCH".into(),
         batch: window, // per flow; only the backlog drains here
         duplicate_window: Duration::from_secs(120),
+        replicas: 1,
         credentials: Credentials::None,
         tls: None,
         ack_timeout: Duration::from_secs(10),

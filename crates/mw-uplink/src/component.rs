@@ -122,6 +122,7 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
             site,
             batch: u.batch,
             duplicate_window: u.duplicate_window,
+            replicas: u.replicas,
             credentials,
             tls: u.tls.as_ref().map(|t| (t.ca.clone(), t.client.clone())),
             ack_timeout: Duration::from_secs(5),

@@ -9,6 +9,7 @@
 //! edge_id = "plant1-gw1"                  # default: generated once, kept in <buffer dir>/edge-id
 //! batch = 256                             # messages awaiting a PubAck per flow (live, backlog)
 //! duplicate_window_s = 120                # the stream's dedup window, when the uplink creates it
+//! replicas = 1                            # the stream's replicas, when the uplink creates it (3 on a cluster)
 //! user = "edge1"                          # with password_file; or token_file instead
 //! password_file = "/etc/millwright/nats-password"
 //! tls = { ca = "ca.pem" }                 # optional: TLS, trusting this CA (cert + key: client auth)
@@ -50,6 +51,8 @@ pub struct UplinkConfig {
     /// Messages awaiting a PubAck per flow.
     pub batch: usize,
     pub duplicate_window: Duration,
+    /// Replicas of the stream when the uplink creates it (1, or 3/5 on a JetStream cluster).
+    pub replicas: usize,
     pub auth: Auth,
     pub tls: Option<TlsFiles>,
     /// `dir` empty: `<site.data_dir>/uplink/<name>`.
@@ -103,6 +106,7 @@ impl UplinkConfig {
             edge_id: None,
             batch: 256,
             duplicate_window: Duration::from_secs(120),
+            replicas: 1,
             auth: Auth::None,
             tls: None,
             buffer: BufferConfig {
@@ -210,6 +214,7 @@ const ENTRY: EntryKeys = EntryKeys {
         "edge_id",
         "batch",
         "duplicate_window_s",
+        "replicas",
         "user",
         "password_file",
         "token_file",
@@ -301,6 +306,9 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     }
     if let Some(f) = cx.integer(t, "duplicate_window_s", false, 1..=86_400) {
         u.duplicate_window = Duration::from_secs(f.v as u64);
+    }
+    if let Some(f) = cx.integer(t, "replicas", false, 1..=5) {
+        u.replicas = f.v as usize;
     }
     u.auth = auth(t, cx);
     if let Some(f) = cx.table(t, "tls", false, "tls") {
@@ -492,6 +500,7 @@ stream = "MW_P1"
 edge_id = "gw-1"
 batch = 64
 duplicate_window_s = 600
+replicas = 3
 user = "edge1"
 password_file = "/etc/mw/pw"
 tls = { ca = "ca.pem", cert = "c.pem", key = "k.pem" }
@@ -517,6 +526,7 @@ fsync_interval_ms = 200
         assert_eq!(u.edge_id.as_deref(), Some("gw-1"));
         assert_eq!(u.batch, 64);
         assert_eq!(u.duplicate_window, Duration::from_secs(600));
+        assert_eq!(u.replicas, 3);
         assert_eq!(
             u.auth,
             Auth::UserPassword {

@@ -60,6 +60,8 @@ pub struct ForwarderConfig {
     pub stream: String,
     pub batch: usize,
     pub duplicate_window: Duration,
+    /// Replicas of the stream when it is created here.
+    pub replicas: usize,
     pub credentials: Credentials,
     /// CA file and optional client certificate + key.
     pub tls: Option<(
@@ -387,6 +389,7 @@ async fn ensure_stream(js: &jetstream::Context, cfg: &ForwarderConfig) -> Result
         subjects: vec![subject.clone()],
         storage: stream::StorageType::File,
         duplicate_window: cfg.duplicate_window,
+        num_replicas: cfg.replicas,
         ..Default::default()
     })
     .await
