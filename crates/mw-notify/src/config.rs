@@ -333,7 +333,7 @@ impl Section for Checker {
         }
         let mut esc_names = HashMap::new();
         for item in cx.array_of_tables(n, "escalation", "notify.escalation") {
-            if let Some(e) = escalation(item, cx, &mut esc_names, &out.targets) {
+            if let Some(e) = escalation(item, cx, &mut esc_names, &names, &out.targets) {
                 out.escalations.push(e);
             }
         }
@@ -426,12 +426,12 @@ fn common(cx: &mut Cx<'_>, t: Table<'_, '_>) -> (Filter, u32, Duration, usize) {
                 Some(s) if STATES.contains(&s) => states.push(s.to_owned()),
                 Some(s) => {
                     let hint = did_you_mean(s, STATES)
-                        .map(|c| format!("did you mean {c:?}? "))
+                        .map(|c| format!("; did you mean {c:?}?"))
                         .unwrap_or_default();
                     cx.err(
                         el.start(),
                         format!(
-                            "unknown alarm state {s:?} in \"states\" of {}: {hint}(expected one of: {})",
+                            "unknown alarm state {s:?} in \"states\" of {}{hint} (expected one of: {})",
                             t.name(),
                             STATES.join(", ")
                         ),
@@ -791,6 +791,7 @@ fn escalation(
     item: Item<'_, '_>,
     cx: &mut Cx<'_>,
     names: &mut HashMap<String, usize>,
+    defined: &HashMap<String, usize>,
     targets: &[TargetConfig],
 ) -> Option<EscalationConfig> {
     let anon = format!("[[notify.escalation]] #{}", item.index);
@@ -813,23 +814,27 @@ fn escalation(
         if f.v.is_empty() {
             cx.err(f.span.start, format!("\"targets\" in {label} is empty"));
         }
-        let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        // every defined name counts, also of a target with a mistake (reported already)
+        let mut known: Vec<&str> = defined.keys().map(String::as_str).collect();
+        known.sort_unstable();
         for el in f.v {
             match el.as_str() {
-                Some(s) => match known.iter().position(|k| *k == s) {
-                    Some(i) => idx.push(i),
-                    None => {
-                        let hint = did_you_mean(s, &known)
-                            .map(|c| format!(" (did you mean {c:?}?)"))
-                            .unwrap_or_default();
-                        cx.err(
+                Some(s) if known.contains(&s) => {
+                    if let Some(i) = targets.iter().position(|t| t.name == s) {
+                        idx.push(i);
+                    }
+                }
+                Some(s) => {
+                    let hint = did_you_mean(s, &known)
+                        .map(|c| format!(" (did you mean {c:?}?)"))
+                        .unwrap_or_default();
+                    cx.err(
                             el.start(),
                             format!(
                                 "unknown notification target {s:?} in \"targets\" of {label}{hint}; targets are the names of [[notify.webhook]] and [[notify.mqtt]] entries"
                             ),
                         );
-                    }
-                },
+                }
                 None => cx.wrong_elem_type("\"targets\"", &label, "string", el),
             }
         }

@@ -125,6 +125,7 @@ pub struct NotifySink {
     engine: Engine,
     targets: Vec<Target>,
     clock: Box<dyn Clock>,
+    tick: Duration,
 }
 
 /// The host name reported in notifications.
@@ -169,7 +170,16 @@ impl NotifySink {
             engine: Engine::new(section, site, &host_name(), now),
             targets,
             clock,
+            tick: TICK,
         })
+    }
+
+    /// Ticks the engine every `d` instead of [`TICK`] (it is also ticked after every delivery
+    /// with events: a test with a [`ManualClock`] sets a long period and drives time by
+    /// publishing).
+    pub fn tick_every(mut self, d: Duration) -> NotifySink {
+        self.tick = d.max(Duration::from_millis(1));
+        self
     }
 
     fn dispatch(&self, step: Step) {
@@ -213,7 +223,7 @@ impl Sink for NotifySink {
                     None => {}
                 }
             }
-            let mut tick = tokio::time::interval(TICK);
+            let mut tick = tokio::time::interval(me.tick);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -222,6 +232,10 @@ impl Sink for NotifySink {
                             let now = me.clock.now_ns();
                             for e in &d.batch.events {
                                 let step = me.engine.on_event(e, now);
+                                me.dispatch(step);
+                            }
+                            if !d.batch.events.is_empty() {
+                                let step = me.engine.tick(now);
                                 me.dispatch(step);
                             }
                             d.commit();
