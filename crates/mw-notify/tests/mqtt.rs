@@ -18,7 +18,9 @@ fn tools_present() -> bool {
     let ok = Path::new(MOSQUITTO).exists()
         && Command::new("mosquitto_sub").arg("--help").output().is_ok();
     if !ok {
-        eprintln!("SKIP: mosquitto or mosquitto_sub is not installed (apt-get install mosquitto mosquitto-clients)");
+        eprintln!(
+            "SKIP: mosquitto or mosquitto_sub is not installed (apt-get install mosquitto mosquitto-clients)"
+        );
     }
     ok
 }
@@ -61,7 +63,10 @@ impl Mosquitto {
             .expect("mosquitto starts");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Mosquitto(child)
@@ -130,7 +135,19 @@ backoff_max_ms = 200
     let out = tokio::time::timeout(
         Duration::from_secs(20),
         tokio::process::Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "alarms/#", "-v", "-C", "1", "-q", "1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "alarms/#",
+                "-v",
+                "-C",
+                "1",
+                "-q",
+                "1",
+            ])
             .output(),
     )
     .await
