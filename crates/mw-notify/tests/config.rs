@@ -95,3 +95,36 @@ fn mistakes_are_reported_with_line_and_column() {
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(got, want, "diagnostics differ from {}", path.display());
 }
+
+/// The commented-out block in `examples/plant.toml` is a valid `[notify]` once uncommented.
+#[test]
+fn the_example_block_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plant.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let begin = src.find("# notify-example-begin").expect("the example block");
+    let end = src.find("# notify-example-end").expect("its end");
+    let block: String = src[begin..end]
+        .lines()
+        .skip(1)
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#'))))
+        .collect();
+    let c = registry()
+        .parse(&block, "plant.toml")
+        .unwrap_or_else(|d| panic!("{d}\n{block}"));
+    let n = c.section::<NotifySection>().unwrap();
+    assert_eq!((n.targets.len(), n.escalations.len()), (2, 1));
+}
+
+proptest::proptest! {
+    /// Arbitrary edits of the test files never make the checker panic.
+    #[test]
+    fn never_panics(cut in 0usize..2000, insert in ".{0,8}", which in 0usize..2) {
+        let src = std::fs::read_to_string(data(["good.toml", "bad.toml"][which])).unwrap();
+        let mut at = cut.min(src.len());
+        while !src.is_char_boundary(at) {
+            at -= 1;
+        }
+        let edited = format!("{}{insert}{}", &src[..at], &src[at..]);
+        let _ = registry().parse(&edited, "t.toml");
+    }
+}
