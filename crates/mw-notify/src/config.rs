@@ -211,6 +211,33 @@ pub struct TargetConfig {
     pub queue: usize,
 }
 
+impl TargetConfig {
+    /// A webhook target with every default posting to `url` (`millwright demo --webhook`).
+    pub fn webhook(name: &str, url: &str) -> Result<TargetConfig, String> {
+        Ok(TargetConfig {
+            name: name.to_owned(),
+            kind: TargetKind::Webhook(WebhookConfig {
+                endpoint: parse_url(url)?,
+                ca: None,
+                headers: Vec::new(),
+                header_files: Vec::new(),
+                secret_file: None,
+                signature_header: DEFAULT_SIGNATURE_HEADER.to_owned(),
+                timeout: DEFAULT_TIMEOUT,
+                retry: Retry {
+                    retries: DEFAULT_RETRIES,
+                    backoff: DEFAULT_BACKOFF,
+                    backoff_max: DEFAULT_BACKOFF_MAX,
+                },
+            }),
+            filter: Filter::default(),
+            max_per_minute: DEFAULT_MAX_PER_MINUTE,
+            dedup: DEFAULT_DEDUP,
+            queue: DEFAULT_QUEUE,
+        })
+    }
+}
+
 /// One `[[notify.escalation]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EscalationConfig {

@@ -101,12 +101,19 @@ fn mistakes_are_reported_with_line_and_column() {
 fn the_example_block_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plant.toml");
     let src = std::fs::read_to_string(&path).unwrap();
-    let begin = src.find("# notify-example-begin").expect("the example block");
+    let begin = src
+        .find("# notify-example-begin")
+        .expect("the example block");
     let end = src.find("# notify-example-end").expect("its end");
     let block: String = src[begin..end]
         .lines()
         .skip(1)
-        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#'))))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#'))
+            )
+        })
         .collect();
     let c = registry()
         .parse(&block, "plant.toml")
