@@ -87,6 +87,13 @@ impl Webhook {
         for (h, path) in &c.header_files {
             headers.push((h.clone(), read_secret(path, &format!("header {h}"), name)?));
         }
+        for (h, v) in &headers {
+            if hyper::header::HeaderValue::from_str(v).is_err() {
+                return Err(format!(
+                    "notify target {name:?}: the value of header {h} is not a valid HTTP header value (visible ASCII)"
+                ));
+            }
+        }
         let signature = match &c.secret_file {
             None => None,
             Some(p) => {

@@ -80,7 +80,7 @@ async fn https_with_the_configured_ca() {
     let ok = webhook(port, &server_dir.join(mw_security::certs::CA_CERT));
     let body = Bytes::from_static(br#"{"type":"alarm","alarm":"a"}"#);
     assert_eq!(ok.attempt(&body, "id-1").await, Ok(200));
-    assert_eq!(got.lock().unwrap().as_slice(), [body.clone()]);
+    assert_eq!(got.lock().unwrap().as_slice(), std::slice::from_ref(&body));
 
     let wrong = webhook(port, &other_dir.join(mw_security::certs::CA_CERT));
     let e = wrong.attempt(&body, "id-2").await.unwrap_err();
