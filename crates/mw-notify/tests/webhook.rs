@@ -24,10 +24,12 @@ const T0: i64 = 1_800_000_000 * S;
 
 /// The receiver: answers each request with the next scripted status (200 when none is left)
 /// and records the bodies it answered 2xx, with their headers.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Receiver {
     script: Arc<Mutex<VecDeque<u16>>>,
     hits: Arc<Mutex<usize>>,
+    /// `/hook` answers only once it gets a permit here (`open` gives plenty).
+    gate: Arc<tokio::sync::Semaphore>,
     got: Arc<Mutex<Vec<(HeaderMap, serde_json::Value, Bytes)>>>,
     /// Bodies posted to `/probe` (a second target, used to know what the sink has processed).
     probe: Arc<Mutex<Vec<serde_json::Value>>>,
@@ -41,6 +43,9 @@ async fn probe(State(r): State<Receiver>, body: Bytes) -> StatusCode {
 
 async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
     *r.hits.lock().unwrap() += 1;
+    if let Ok(p) = r.gate.acquire().await {
+        p.forget();
+    }
     let status = r.script.lock().unwrap().pop_front().unwrap_or(200);
     if status == 200 {
         let j = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
@@ -51,7 +56,20 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
 
 impl Receiver {
     async fn start(script: &[u16]) -> (Receiver, u16) {
-        let r = Receiver::default();
+        let r = Receiver::start_gated(script).await;
+        r.0.open();
+        r
+    }
+
+    /// A receiver whose `/hook` holds every request until [`Receiver::open`].
+    async fn start_gated(script: &[u16]) -> (Receiver, u16) {
+        let r = Receiver {
+            script: Arc::default(),
+            hits: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            got: Arc::default(),
+            probe: Arc::default(),
+        };
         r.script.lock().unwrap().extend(script);
         let app = Router::new()
             .route("/hook", post(hook))
@@ -61,6 +79,21 @@ impl Receiver {
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(l, app).await });
         (r, port)
+    }
+
+    fn open(&self) {
+        self.gate.add_permits(1 << 20);
+    }
+
+    /// Waits (bounded) until `/hook` was hit `n` times.
+    async fn wait_hits(&self, n: usize) {
+        for _ in 0..500 {
+            if self.hits() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{n} hits expected, got {}", self.hits());
     }
 
     fn bodies(&self) -> Vec<serde_json::Value> {
@@ -372,4 +405,40 @@ targets = ["ops"]
     drop(p);
     assert!(running.stop(Duration::from_secs(10)).await);
     assert_eq!(rx.bodies().len(), 4);
+}
+
+#[tokio::test]
+async fn a_stuck_receiver_never_holds_the_bus_and_critical_goes_first() {
+    let (rx, port) = Receiver::start_gated(&[]).await;
+    let sec = section(&format!(
+        "[[notify.webhook]]\nname = \"ops\"\nurl = \"http://127.0.0.1:{port}/hook\"\ntimeout = \"60s\"\nqueue = 4\nmax_per_minute = 0\n{}",
+        probe_target(port)
+    ));
+    let clock = Arc::new(ManualClock::new(T0));
+    let (p, running) = start(&sec, &clock);
+    // the first one is in flight, held by the receiver
+    send(&p, transition(T0, "low0", "low", "normal", "unack_active")).await;
+    rx.wait_hits(1).await;
+    // far more than the target's queue: every publish goes through at once
+    for i in 1..=50 {
+        send(
+            &p,
+            transition(T0, &format!("low{i}"), "low", "normal", "unack_active"),
+        )
+        .await;
+    }
+    send(
+        &p,
+        transition(T0, "gas", "critical", "normal", "unack_active"),
+    )
+    .await;
+    sync(&p, &rx, 1, T0).await;
+    rx.open();
+    let got = rx.wait_for(5).await;
+    let alarms: Vec<&str> = got.iter().map(|j| j["alarm"].as_str().unwrap()).collect();
+    // the queue (4) kept the critical one and the newest others; the critical one went first
+    assert_eq!(alarms, ["low0", "gas", "low48", "low49", "low50"]);
+    drop(p);
+    assert!(running.stop(Duration::from_secs(10)).await);
+    assert_eq!(rx.bodies().len(), 5);
 }
