@@ -106,6 +106,16 @@ fn demo_posts_the_critical_gas_alarm_to_the_webhook() {
             "{o}"
         );
     }
+    // the delivery is counted (the counter moves once the 2xx answer is in: wait, bounded)
+    let sent = wait_for("mw_notify_sent_total", Duration::from_secs(10), || {
+        let m = get(&demo.http, "/metrics")?.text();
+        m.lines()
+            .find(|l| l.starts_with("mw_notify_sent_total{") && l.contains("target=\"demo\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .filter(|n| *n >= 1.0)
+            .ok_or_else(|| "not yet".to_owned())
+    });
+    assert!(sent >= 1.0);
     let ts = parse_rfc3339_ns(j["ts"].as_str().unwrap()).expect("RFC 3339 ts");
     println!(
         "transition → webhook POST arrival: {:.1} ms",
