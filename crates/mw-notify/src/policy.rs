@@ -186,6 +186,12 @@ pub struct Engine {
     seq: u64,
     /// Episodes not opened because [`MAX_EPISODES`] were open.
     pub episodes_refused: u64,
+    /// No escalation is due before this (ns): ticks before it skip the episode scan.
+    wake: i64,
+}
+
+fn matches(ep: &Episode, esc: &EscalationConfig) -> bool {
+    ep.priority >= esc.min_priority && (esc.areas.is_empty() || esc.areas.contains(&ep.area))
 }
 
 fn ns(d: Duration) -> i64 {
@@ -217,6 +223,7 @@ impl Engine {
             host: host.to_owned(),
             seq: 0,
             episodes_refused: 0,
+            wake: i64::MAX,
         }
     }
 
@@ -274,18 +281,23 @@ impl Engine {
                 ep.fields = fields.clone();
                 ep.message = message.clone();
             } else if self.episodes.len() < MAX_EPISODES {
-                self.episodes.insert(
-                    alarm.clone(),
-                    Episode {
-                        since: e.ts,
-                        priority: rank,
-                        area: area.clone(),
-                        fields: fields.clone(),
-                        message: message.clone(),
-                        fired: vec![0; self.escalations.len()],
-                        level: 0,
-                    },
-                );
+                let ep = Episode {
+                    since: e.ts,
+                    priority: rank,
+                    area: area.clone(),
+                    fields: fields.clone(),
+                    message: message.clone(),
+                    fired: vec![0; self.escalations.len()],
+                    level: 0,
+                };
+                for (k, esc) in self.escalations.iter().enumerate() {
+                    if matches(&ep, esc)
+                        && let Some(at) = next_due(&ep, k, esc)
+                    {
+                        self.wake = self.wake.min(at);
+                    }
+                }
+                self.episodes.insert(alarm.clone(), ep);
             } else {
                 self.episodes_refused += 1;
             }
@@ -347,13 +359,48 @@ impl Engine {
     /// Time passing: due escalations, rate-limit summaries, dedup memory pruned.
     pub fn tick(&mut self, now: i64) -> Step {
         let mut step = Step::default();
-        // escalations, oldest episode first (deterministic order)
+        if now >= self.wake {
+            self.escalate(now, &mut step);
+        }
+        // rate-limit summaries
+        for i in 0..self.targets.len() {
+            let t = &mut self.targets[i];
+            if t.suppressed > 0 && t.bucket.take(now) {
+                let n = std::mem::take(&mut t.suppressed);
+                let id = self.next_id(now);
+                step.out.push(Outgoing {
+                    target: i,
+                    note: Notification {
+                        kind: NoteKind::Suppressed,
+                        id,
+                        alarm: None,
+                        message: format!("{n} more notifications suppressed by the rate limit"),
+                        ts: mw_model::format_rfc3339_ns(now),
+                        site: self.site.clone(),
+                        host: self.host.clone(),
+                        escalation: 0,
+                        escalation_name: None,
+                        suppressed: Some(n),
+                        rank: Priority::Low,
+                    },
+                });
+            }
+            let t = &mut self.targets[i];
+            if t.dedup_ns > 0 && !t.sent.is_empty() {
+                let cut = now.saturating_sub(t.dedup_ns);
+                t.sent.retain(|_, at| *at >= cut);
+            }
+        }
+        step
+    }
+
+    /// Fires the escalations due at `now`, oldest episode first (a deterministic order), and
+    /// sets when the next one is due.
+    fn escalate(&mut self, now: i64, step: &mut Step) {
         let mut due: Vec<(i64, String)> = Vec::new();
         for (alarm, ep) in &self.episodes {
             for (k, esc) in self.escalations.iter().enumerate() {
-                if ep.priority < esc.min_priority
-                    || (!esc.areas.is_empty() && !esc.areas.contains(&ep.area))
-                {
+                if !matches(ep, esc) {
                     continue;
                 }
                 if let Some(at) = next_due(ep, k, esc)
@@ -371,9 +418,7 @@ impl Engine {
                 continue;
             };
             for (k, esc) in self.escalations.iter().enumerate() {
-                if ep.priority < esc.min_priority
-                    || (!esc.areas.is_empty() && !esc.areas.contains(&ep.area))
-                {
+                if !matches(ep, esc) {
                     continue;
                 }
                 let Some(at) = next_due(ep, k, esc) else {
@@ -416,40 +461,21 @@ impl Engine {
                         suppressed: None,
                         rank,
                     };
-                    self.offer(ti, note, now, &mut step);
+                    self.offer(ti, note, now, step);
                 }
             }
         }
-        // rate-limit summaries
-        for i in 0..self.targets.len() {
-            let t = &mut self.targets[i];
-            if t.suppressed > 0 && t.bucket.take(now) {
-                let n = std::mem::take(&mut t.suppressed);
-                let id = self.next_id(now);
-                step.out.push(Outgoing {
-                    target: i,
-                    note: Notification {
-                        kind: NoteKind::Suppressed,
-                        id,
-                        alarm: None,
-                        message: format!("{n} more notifications suppressed by the rate limit"),
-                        ts: mw_model::format_rfc3339_ns(now),
-                        site: self.site.clone(),
-                        host: self.host.clone(),
-                        escalation: 0,
-                        escalation_name: None,
-                        suppressed: Some(n),
-                        rank: Priority::Low,
-                    },
-                });
-            }
-            let t = &mut self.targets[i];
-            if t.dedup_ns > 0 && !t.sent.is_empty() {
-                let cut = now.saturating_sub(t.dedup_ns);
-                t.sent.retain(|_, at| *at >= cut);
+        let mut wake = i64::MAX;
+        for ep in self.episodes.values() {
+            for (k, esc) in self.escalations.iter().enumerate() {
+                if matches(ep, esc)
+                    && let Some(at) = next_due(ep, k, esc)
+                {
+                    wake = wake.min(at);
+                }
             }
         }
-        step
+        self.wake = wake;
     }
 }
 
@@ -802,5 +828,60 @@ mod tests {
         assert_eq!(s.dropped, vec![(0, DropReason::RateLimited)]);
         let s = e.tick(T0 + 61 * S);
         assert_eq!(s.out[0].note.suppressed, Some(1));
+    }
+
+    #[test]
+    fn a_later_episode_with_a_shorter_delay_is_not_missed() {
+        let mut slow = esc(300, None, vec![0]);
+        slow.name = "slow".into();
+        let mut fast = esc(60, None, vec![0]);
+        fast.name = "fast".into();
+        fast.areas = vec!["gas".into()];
+        let mut e = engine(vec![target("t", 0, 0)], vec![slow, fast]);
+        // water: only the slow rule matches; a tick learns "nothing before T0 + 300 s"
+        e.on_event(
+            &tr(T0, "w", "critical", "water", "normal", "unack_active"),
+            T0,
+        );
+        assert!(e.tick(T0 + 10 * S).out.is_empty());
+        // gas, opened later, is due at T0 + 80 s under the fast rule
+        e.on_event(
+            &tr(
+                T0 + 20 * S,
+                "g",
+                "critical",
+                "gas",
+                "normal",
+                "unack_active",
+            ),
+            T0 + 20 * S,
+        );
+        assert!(e.tick(T0 + 79 * S).out.is_empty());
+        let s = e.tick(T0 + 80 * S);
+        let names: Vec<_> = s
+            .out
+            .iter()
+            .map(|o| {
+                (
+                    o.note.alarm.as_ref().unwrap().alarm.as_str(),
+                    o.note.escalation_name.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(names, [("g", Some("fast"))]);
+        let s = e.tick(T0 + 320 * S);
+        let names: Vec<_> = s
+            .out
+            .iter()
+            .map(|o| {
+                (
+                    o.note.alarm.as_ref().unwrap().alarm.as_str(),
+                    o.note.escalation,
+                    o.note.escalation_name.as_deref(),
+                )
+            })
+            .collect();
+        // oldest episode first; g's second escalation is level 2
+        assert_eq!(names, [("w", 1, Some("slow")), ("g", 2, Some("slow"))]);
     }
 }
