@@ -126,6 +126,8 @@ pub struct NotifySink {
     targets: Vec<Target>,
     clock: Box<dyn Clock>,
     tick: Duration,
+    /// Episodes the engine could not open (counted so far).
+    untracked: u64,
 }
 
 /// The host name reported in notifications.
@@ -171,6 +173,7 @@ impl NotifySink {
             targets,
             clock,
             tick: TICK,
+            untracked: 0,
         })
     }
 
@@ -180,6 +183,21 @@ impl NotifySink {
     pub fn tick_every(mut self, d: Duration) -> NotifySink {
         self.tick = d.max(Duration::from_millis(1));
         self
+    }
+
+    /// Counts the escalation episodes the engine could not open (its bound was reached).
+    fn count_untracked(&mut self) {
+        let n = self.engine.episodes_refused;
+        if n > self.untracked {
+            if self.untracked == 0 {
+                tracing::warn!(
+                    max = crate::policy::MAX_EPISODES,
+                    "notify: too many unacknowledged alarms at once; newer ones are not escalated"
+                );
+            }
+            metrics::counter!("mw_notify_escalation_untracked_total").increment(n - self.untracked);
+            self.untracked = n;
+        }
     }
 
     fn dispatch(&self, step: Step) {
@@ -237,6 +255,7 @@ impl Sink for NotifySink {
                             if !d.batch.events.is_empty() {
                                 let step = me.engine.tick(now);
                                 me.dispatch(step);
+                                me.count_untracked();
                             }
                             d.commit();
                         }
