@@ -56,13 +56,22 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
 
 impl Receiver {
     async fn start(script: &[u16]) -> (Receiver, u16) {
-        let r = Receiver::start_gated(script).await;
+        Receiver::start_on(script, 0).await
+    }
+
+    /// [`Receiver::start`] on a given port (0: any).
+    async fn start_on(script: &[u16], port: u16) -> (Receiver, u16) {
+        let r = Receiver::start_gated_on(script, port).await;
         r.0.open();
         r
     }
 
     /// A receiver whose `/hook` holds every request until [`Receiver::open`].
     async fn start_gated(script: &[u16]) -> (Receiver, u16) {
+        Receiver::start_gated_on(script, 0).await
+    }
+
+    async fn start_gated_on(script: &[u16], port: u16) -> (Receiver, u16) {
         let r = Receiver {
             script: Arc::default(),
             hits: Arc::default(),
@@ -75,7 +84,9 @@ impl Receiver {
             .route("/hook", post(hook))
             .route("/probe", post(probe))
             .with_state(r.clone());
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(l, app).await });
         (r, port)
@@ -441,4 +452,31 @@ async fn a_stuck_receiver_never_holds_the_bus_and_critical_goes_first() {
     drop(p);
     assert!(running.stop(Duration::from_secs(10)).await);
     assert_eq!(rx.bodies().len(), 5);
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_gets_the_notification_once_it_listens() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sec = section(&format!(
+        "[[notify.webhook]]\nname = \"ops\"\nurl = \"http://127.0.0.1:{port}/hook\"\nretries = 50\nbackoff = \"20ms\"\nbackoff_max = \"100ms\"\n"
+    ));
+    let clock = Arc::new(ManualClock::new(T0));
+    let (p, running) = start(&sec, &clock);
+    send(
+        &p,
+        transition(T0, "g", "critical", "normal", "unack_active"),
+    )
+    .await;
+    // connection refused for a while (the sink retries with backoff), then the receiver is up
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rx, _) = Receiver::start_on(&[], port).await;
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0]["alarm"], "g");
+    assert_eq!(rx.hits(), 1, "delivered once");
+    drop(p);
+    assert!(running.stop(Duration::from_secs(10)).await);
 }
