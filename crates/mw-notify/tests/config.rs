@@ -135,3 +135,50 @@ proptest::proptest! {
         let _ = registry().parse(&edited, "t.toml");
     }
 }
+
+/// Secret files are read when the component is built: a missing one is named, a bad one is
+/// refused without its content in the message.
+#[test]
+fn build_errors_name_the_file_never_the_secret() {
+    let dir = std::env::temp_dir().join(format!("mw-notify-build-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let build = |extra: &str| {
+        let toml =
+            format!("[[notify.webhook]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/\"\n{extra}\n");
+        let cfg = registry().parse(&toml, "t.toml").unwrap();
+        let mut parts = mw_bus::Parts::new();
+        NotifyComponent
+            .build(&cfg, &mut parts)
+            .map(|()| parts.sink_count())
+    };
+    let missing = dir.join("missing-key");
+    let e = build(&format!("secret_file = \"{}\"", missing.display())).unwrap_err();
+    assert!(
+        e.to_string().contains("cannot read the secret file")
+            && e.to_string().contains("missing-key"),
+        "{e}"
+    );
+    let bad = dir.join("two-lines");
+    std::fs::write(&bad, "Bearer top-secret\nsecond line\n").unwrap();
+    let e = build(&format!(
+        "header_files = [{{ name = \"Authorization\", file = \"{}\" }}]",
+        bad.display()
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("two-lines"), "{e}");
+    assert!(!e.to_string().contains("top-secret"), "{e}");
+    let ok = dir.join("token");
+    std::fs::write(&ok, "Bearer top-secret\n").unwrap();
+    let n = build(&format!(
+        "header_files = [{{ name = \"Authorization\", file = \"{}\" }}]",
+        ok.display()
+    ))
+    .unwrap();
+    assert_eq!(n, 1);
+    // no target, no sink
+    let cfg = registry().parse("", "t.toml").unwrap();
+    let mut parts = mw_bus::Parts::new();
+    NotifyComponent.build(&cfg, &mut parts).unwrap();
+    assert_eq!(parts.sink_count(), 0);
+}
