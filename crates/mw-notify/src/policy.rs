@@ -57,6 +57,18 @@ pub struct AlarmFields {
     pub from: String,
     pub to: String,
     pub value: Option<Value>,
+    /// Who caused the transition, when an operator did (acknowledge, shelve, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Operator>,
+}
+
+/// The operator action behind a transition (from the `OperatorAction` event the alarm engine
+/// emits just before it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Operator {
+    pub user: String,
+    pub action: String,
+    pub comment: String,
 }
 
 /// One notification, as sent (its JSON is the webhook body and the MQTT payload).
@@ -188,6 +200,8 @@ pub struct Engine {
     pub episodes_refused: u64,
     /// No escalation is due before this (ns): ticks before it skip the episode scan.
     wake: i64,
+    /// The last operator action seen (alarm, ts, who), for the transition that follows it.
+    last_action: Option<(String, i64, Operator)>,
 }
 
 fn matches(ep: &Episode, esc: &EscalationConfig) -> bool {
@@ -224,6 +238,7 @@ impl Engine {
             seq: 0,
             episodes_refused: 0,
             wake: i64::MAX,
+            last_action: None,
         }
     }
 
@@ -251,6 +266,21 @@ impl Engine {
     /// One event from the bus (anything but an alarm transition is ignored).
     pub fn on_event(&mut self, e: &Event, now: i64) -> Step {
         let mut step = Step::default();
+        if let EventKind::OperatorAction {
+            user,
+            action,
+            target,
+            comment,
+        } = &e.kind
+        {
+            let op = Operator {
+                user: user.clone(),
+                action: action.clone(),
+                comment: comment.clone(),
+            };
+            self.last_action = Some((target.clone(), e.ts, op));
+            return step;
+        }
         let EventKind::AlarmTransition {
             alarm,
             tag,
@@ -265,6 +295,10 @@ impl Engine {
             return step;
         };
         let rank = Priority::parse(priority);
+        let operator = match self.last_action.take() {
+            Some((target, ts, op)) if target == *alarm && ts == e.ts => Some(op),
+            _ => None,
+        };
         let fields = AlarmFields {
             alarm: alarm.clone(),
             tag: tag.clone(),
@@ -274,6 +308,7 @@ impl Engine {
             from: from.clone(),
             to: to.clone(),
             value: value.clone(),
+            operator,
         };
         // escalation episodes
         if unacknowledged(to) {
@@ -883,5 +918,45 @@ mod tests {
             .collect();
         // oldest episode first; g's second escalation is level 2
         assert_eq!(names, [("w", 1, Some("slow")), ("g", 2, Some("slow"))]);
+    }
+
+    #[test]
+    fn the_operator_behind_a_transition_is_named() {
+        let mut t = target("t", 0, 0);
+        t.filter.states = vec!["ack_active".into(), "unack_active".into()];
+        let mut e = engine(vec![t], vec![]);
+        let ack = |ts, target: &str| {
+            Event::new(
+                ts,
+                "alarms/engine",
+                EventKind::OperatorAction {
+                    user: "bob".into(),
+                    action: "ack".into(),
+                    target: target.into(),
+                    comment: "crew on the way".into(),
+                },
+            )
+        };
+        e.on_event(
+            &tr(T0, "g", "critical", "gas", "normal", "unack_active"),
+            T0,
+        );
+        assert!(e.on_event(&ack(T0 + S, "g"), T0 + S).out.is_empty());
+        let s = e.on_event(
+            &tr(T0 + S, "g", "critical", "gas", "unack_active", "ack_active"),
+            T0 + S,
+        );
+        let j = serde_json::to_value(&s.out[0].note).unwrap();
+        assert_eq!(j["operator"]["user"], "bob");
+        assert_eq!(j["operator"]["action"], "ack");
+        assert_eq!(j["operator"]["comment"], "crew on the way");
+        // a process transition carries none, nor one after an action on another alarm
+        e.on_event(&ack(T0 + 2 * S, "other"), T0 + 2 * S);
+        let s = e.on_event(
+            &tr(T0 + 2 * S, "h", "high", "gas", "normal", "unack_active"),
+            T0 + 2 * S,
+        );
+        let j = serde_json::to_value(&s.out[0].note).unwrap();
+        assert!(j.get("operator").is_none(), "{j}");
     }
 }
