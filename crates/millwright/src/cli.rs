@@ -108,6 +108,10 @@ pub struct DemoArgs {
     /// an `[[uplink]]` named "demo" with its defaults would (docs/uplink.md).
     #[arg(long, value_name = "URL")]
     pub uplink: Option<String>,
+    /// POST critical and high alarms as JSON to URL (http:// or https://), as a
+    /// `[[notify.webhook]]` named "demo" with `min_priority = "high"` would (docs/notify.md).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
     /// Run the embedded MQTT broker on ADDR (default 127.0.0.1:1883) and publish the plant's
     /// samples there under `millwright/<site>/…` (retained JSON). On loopback it accepts
     /// anonymous clients (`mosquitto_sub -t 'millwright/#' -v`); elsewhere Millwright users.
@@ -414,6 +418,16 @@ async fn demo(a: DemoArgs) -> Result<()> {
             .context("the uplink component is not registered")?
             .uplinks
             .push(u);
+    }
+    if let Some(url) = &a.webhook {
+        let mut t = mw_notify::config::TargetConfig::webhook("demo", url)
+            .map_err(|e| anyhow::anyhow!("--webhook {url:?}: {e}"))?;
+        t.filter.min_priority = mw_notify::config::Priority::High;
+        println!("Notifying critical and high alarms to the webhook at {url}");
+        cfg.section_mut::<mw_notify::NotifySection>()
+            .context("the notify component is not registered")?
+            .targets
+            .push(t);
     }
     if let Some(addr) = a.mqtt {
         // a topic-friendly slug of the site name: "Acme Plant 1 (simulated)" → acme-plant-1-simulated

@@ -13,7 +13,8 @@ pub mod transfer;
 /// detectors see every sample; alarms after analytics (their outputs are evaluated in the same
 /// batch) and before deadband (alarms see every sample); the live store is the sink the HTTP
 /// API reads; the audit trail records the `Audit` and `OperatorAction` events durably; the
-/// uplinks buffer everything and forward it to NATS JetStream.
+/// uplinks buffer everything and forward it to NATS JetStream; notifications send alarm
+/// transitions to webhooks and MQTT topics.
 pub fn components() -> Vec<&'static dyn Component> {
     vec![
         &mw_modbus::ModbusComponent,
@@ -28,6 +29,7 @@ pub fn components() -> Vec<&'static dyn Component> {
         &mw_mqtt::MqttClientComponent,
         &mw_sparkplug_node::SparkplugEdgeComponent,
         &mw_sparkplug_node::SparkplugHostComponent,
+        &mw_notify::NotifyComponent,
     ]
 }
 

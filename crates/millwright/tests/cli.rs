@@ -32,6 +32,7 @@ fn help_of_each_subcommand_lists_its_flags() {
                 "--seed",
                 "--speed",
                 "--fault-interval",
+                "--webhook",
             ],
         ),
         ("run", &["--config"]),
