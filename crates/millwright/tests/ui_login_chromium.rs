@@ -22,10 +22,12 @@ use common::*;
 const USER: &str = "otto";
 const PASSWORD: &str = "Grain silo 7 / night shift";
 
-/// `$MW_CHROMIUM`, else `chromium` on `PATH`.
+/// `$MW_CHROMIUM` (which must exist), else `chromium` on `PATH`.
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("MW_CHROMIUM") {
-        return Some(PathBuf::from(p)).filter(|p| p.exists());
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "MW_CHROMIUM={} does not exist", p.display());
+        return Some(p);
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join("chromium"))
@@ -79,7 +81,7 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 fn operator_signs_in_through_the_login_page_and_uses_it_under_the_strict_csp() {
     let Some(browser) = chromium() else {
         eprintln!(
-            "SKIP: no chromium on PATH (nor MW_CHROMIUM); run scripts/setup-test-env.sh as root"
+            "SKIP: no chromium on PATH (and MW_CHROMIUM is not set); run scripts/setup-test-env.sh as root"
         );
         return;
     };
