@@ -270,33 +270,35 @@ pub(crate) struct HistoryQuery {
     alarm: Option<String>,
 }
 
+/// The `limit` (default 100) and `since` of a history request, checked.
+pub(crate) fn history_args(q: &HistoryQuery) -> Result<(usize, Option<i64>), String> {
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) if (1..=MAX_HISTORY).contains(&n) => n,
+        Some(_) => {
+            return Err(format!(
+                "\"limit\" is {:?}: give a whole number from 1 to {MAX_HISTORY}",
+                q.limit.as_deref().unwrap_or_default()
+            ));
+        }
+    };
+    let since = q
+        .since
+        .as_deref()
+        .map(|v| crate::history::query_time("since", v))
+        .transpose()?;
+    Ok((limit, since))
+}
+
 /// `GET /api/v1/alarms/history`.
 pub(crate) async fn history(State(st): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
     let api = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
-        None => 100,
-        Some(Ok(n)) if (1..=MAX_HISTORY).contains(&n) => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "\"limit\" is {:?}: give a whole number from 1 to {MAX_HISTORY}",
-                    q.limit.unwrap_or_default()
-                ),
-            );
-        }
-    };
-    let since = match q
-        .since
-        .as_deref()
-        .map(|v| crate::history::query_time("since", v))
-    {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(m)) => return error(StatusCode::BAD_REQUEST, m),
+    let (limit, since) = match history_args(&q) {
+        Ok(a) => a,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let records = api.history(limit, since, q.alarm.as_deref());
     Json(json!({ "records": records.iter().map(record_json).collect::<Vec<_>>() })).into_response()
@@ -308,24 +310,27 @@ pub(crate) struct KpiQuery {
     window_s: Option<String>,
 }
 
+/// The `window_s` of a KPI request (default 3600), checked: 1 s to 30 days.
+pub(crate) fn kpi_window(q: &KpiQuery) -> Result<u64, String> {
+    match q.window_s.as_deref().map(str::parse::<u64>) {
+        None => Ok(3600),
+        Some(Ok(n)) if (1..=30 * 86_400).contains(&n) => Ok(n),
+        Some(_) => Err(format!(
+            "\"window_s\" is {:?}: give whole seconds from 1 to 2592000 (30 days)",
+            q.window_s.as_deref().unwrap_or_default()
+        )),
+    }
+}
+
 /// `GET /api/v1/alarms/kpi`.
 pub(crate) async fn kpi(State(st): State<AppState>, Query(q): Query<KpiQuery>) -> Response {
     let api = match api(&st) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let window_s = match q.window_s.as_deref().map(str::parse::<u64>) {
-        None => 3600,
-        Some(Ok(n)) if (1..=30 * 86_400).contains(&n) => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "\"window_s\" is {:?}: give whole seconds from 1 to 2592000 (30 days)",
-                    q.window_s.unwrap_or_default()
-                ),
-            );
-        }
+    let window_s = match kpi_window(&q) {
+        Ok(w) => w,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let k = api.kpis(window_s as i64 * 1_000_000_000);
     let per_area: serde_json::Map<String, J> = k

@@ -39,7 +39,7 @@ pub(crate) const WRITE_PATHS: [&str; 3] = ["/api/v1/write", "/write", "/api/v2/w
 
 #[derive(Deserialize)]
 pub(crate) struct HistoryQuery {
-    tag: Option<String>,
+    pub(crate) tag: Option<String>,
     from: Option<String>,
     to: Option<String>,
     agg: Option<String>,
@@ -85,14 +85,15 @@ fn agg_names() -> String {
         .join(", ")
 }
 
-/// What a query asks for, checked.
-struct Asked {
-    from: i64,
-    to: i64,
-    agg: Option<(Aggregate, i64)>,
+/// What a query asks for, checked: `from < to`; an aggregate's step is positive and cuts the
+/// range into at most [`MAX_QUERY_POINTS`] buckets.
+pub(crate) struct Asked {
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+    pub(crate) agg: Option<(Aggregate, i64)>,
 }
 
-fn check_query(q: &HistoryQuery) -> Result<Asked, String> {
+pub(crate) fn check_query(q: &HistoryQuery) -> Result<Asked, String> {
     let to = match q.to.as_deref() {
         Some(v) => query_time("to", v)?,
         None => mw_model::now_ns(),
@@ -120,8 +121,9 @@ fn check_query(q: &HistoryQuery) -> Result<Asked, String> {
                 Some(s) => parse_step(s)?,
                 None => to.saturating_sub(from).max(1),
             };
-            let buckets = (to.saturating_sub(from) / step).saturating_add(1);
-            if buckets > MAX_QUERY_POINTS as i64 {
+            // in i128: `to - from` may exceed i64::MAX, and a saturated span would undercount
+            let buckets = (i128::from(to) - i128::from(from)) / i128::from(step) + 1;
+            if buckets > MAX_QUERY_POINTS as i128 {
                 return Err(format!(
                     "{buckets} buckets of \"step\" in the range; at most {MAX_QUERY_POINTS}: ask a larger step or a shorter range"
                 ));
@@ -277,7 +279,7 @@ pub(crate) async fn query(State(st): State<AppState>, Query(q): Query<HistoryQue
 
 #[derive(Deserialize)]
 pub(crate) struct LatestQuery {
-    tag: Option<String>,
+    pub(crate) tag: Option<String>,
 }
 
 /// `GET /api/v1/latest[?tag=GLOB]`: the latest sample of every tag (or of those a glob matches).
@@ -332,7 +334,7 @@ pub(crate) async fn latest(State(st): State<AppState>, Query(q): Query<LatestQue
 
 #[derive(Deserialize)]
 pub(crate) struct WriteQuery {
-    precision: Option<String>,
+    pub(crate) precision: Option<String>,
 }
 
 /// An error as InfluxDB clients read it (`code`, `message`) and as our other routes answer it

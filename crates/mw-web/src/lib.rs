@@ -253,4 +253,92 @@ pub mod fuzzing {
         }
         crate::auth::cookie(&h, crate::auth::SESSION_COOKIE)
     }
+
+    /// The areas [`query_strings`] checks `/api/v1/alarms?area=` against (a handler takes them
+    /// from the configured alarms).
+    pub const ALARM_AREAS: [&str; 2] = ["acme/plant1/utilities", "acme/plant1/utilities/water"];
+
+    /// Every query string an API route reads, parsed from `query` (the request target's part
+    /// after `?`) as the route's handler parses it: axum's `Query` extractor into the route's
+    /// query type, then the handler's own checks. `None` when `/?QUERY` is no valid request target
+    /// (hyper refuses that request line before any route). Otherwise, per route, `Ok` or the
+    /// message of its 400. Panics when an accepted value is outside what the handler relies on.
+    pub fn query_strings(query: &[u8]) -> Option<Vec<(&'static str, Result<(), String>)>> {
+        use axum::extract::Query;
+        let mut target = b"/?".to_vec();
+        target.extend_from_slice(query);
+        let uri = axum::http::Uri::try_from(target).ok()?;
+        fn extract<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, String> {
+            Query::<T>::try_from_uri(uri)
+                .map(|q| q.0)
+                .map_err(|e| e.body_text())
+        }
+        // `?tag=` of /api/v1/query and /api/v1/latest: a glob, or else one tag path.
+        fn tag_selector(t: &str) -> Result<(), String> {
+            if mw_model::TagPattern::is_glob(t) {
+                mw_model::TagPattern::new(t)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            } else {
+                mw_model::TagPath::new(t)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }
+        let history = extract::<crate::history::HistoryQuery>(&uri).and_then(|q| {
+            if let Some(t) = q.tag.as_deref() {
+                tag_selector(t)?;
+            }
+            let a = crate::history::check_query(&q)?;
+            assert!(a.from < a.to, "accepted a query range that is empty");
+            if let Some((_, step)) = a.agg {
+                assert!(step > 0, "accepted a step of {step} ns");
+                // exact, in i128: `to - from` may not fit in an i64
+                let buckets = (i128::from(a.to) - i128::from(a.from)) / i128::from(step) + 1;
+                assert!(
+                    buckets <= crate::history::MAX_QUERY_POINTS as i128,
+                    "accepted {buckets} buckets"
+                );
+            }
+            Ok(())
+        });
+        let latest = extract::<crate::history::LatestQuery>(&uri)
+            .and_then(|q| q.tag.as_deref().map_or(Ok(()), tag_selector));
+        let write = extract::<crate::history::WriteQuery>(&uri)
+            .and_then(|q| crate::history::parse_write(b"", q.precision.as_deref(), 0).map(drop));
+        let areas: Vec<String> = ALARM_AREAS.iter().map(|a| a.to_string()).collect();
+        let alarms = extract::<crate::alarms::ListQuery>(&uri)
+            .and_then(|q| crate::alarms::parse_filter(&q, &areas).map(drop));
+        let alarm_history = extract::<crate::alarms::HistoryQuery>(&uri).and_then(|q| {
+            let (limit, _) = crate::alarms::history_args(&q)?;
+            assert!((1..=crate::alarms::MAX_HISTORY).contains(&limit));
+            Ok(())
+        });
+        let kpi = extract::<crate::alarms::KpiQuery>(&uri).and_then(|q| {
+            let w = crate::alarms::kpi_window(&q)?;
+            assert!((1..=30 * 86_400).contains(&w), "accepted window_s={w}");
+            Ok(())
+        });
+        Some(vec![
+            ("/api/v1/query", history),
+            ("/api/v1/latest", latest),
+            ("/api/v1/write", write),
+            ("/api/v1/alarms", alarms),
+            ("/api/v1/alarms/history", alarm_history),
+            ("/api/v1/alarms/kpi", kpi),
+            (
+                "/api/v1/tags",
+                extract::<crate::api::TagsQuery>(&uri).map(drop),
+            ),
+            (
+                "/api/v1/tags/{path}/recent",
+                extract::<crate::api::RecentQuery>(&uri).map(drop),
+            ),
+            (
+                "/api/v1/audit",
+                extract::<crate::api::AuditQuery>(&uri).map(drop),
+            ),
+            ("/login", extract::<crate::auth::LoginQuery>(&uri).map(drop)),
+        ])
+    }
 }
