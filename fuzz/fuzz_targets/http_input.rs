@@ -1,5 +1,5 @@
 //! mw-web's parsers of untrusted request input on arbitrary bytes: every JSON request body the
-//! API deserializes (login, fault injection, detector re-learn), a line-protocol write body with
+//! API deserializes (login, fault injection, detector re-learn, tag write), a line-protocol write body with
 //! its positions, the `Authorization` header's token forms, and the session-cookie lookup in
 //! `Cookie` headers. None may panic; a value found in a cookie must occur in the input.
 #![no_main]
