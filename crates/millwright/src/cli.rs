@@ -243,7 +243,13 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Check(a) => check(a),
         Command::Run(a) => {
-            let cfg = match millwright::config_registry().load(&a.config) {
+            // Read once: what is checked is what the audit trail names by its SHA-256.
+            let text = std::fs::read_to_string(&a.config);
+            let loaded = match &text {
+                Ok(t) => millwright::config_registry().parse(t, &a.config.display().to_string()),
+                Err(_) => millwright::config_registry().load(&a.config),
+            };
+            let cfg = match loaded {
                 Ok(c) => c,
                 Err(diags) => {
                     eprintln!("{diags}");
@@ -256,7 +262,13 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
                 }
             };
             let opts = http_options(&cfg, &a.allow_host);
-            runtime()?.block_on(pipeline::run(cfg, None, None, opts, false))?;
+            // what the audit trail records as the configuration applied
+            let source = format!(
+                "{} sha256={}",
+                a.config.display(),
+                mw_security::audit::digest(text.unwrap_or_default().as_bytes())
+            );
+            runtime()?.block_on(pipeline::run(cfg, None, None, opts, false, source))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(a) => {
@@ -471,5 +483,13 @@ async fn demo(a: DemoArgs) -> Result<()> {
         a.data_dir.join("sim-labels.csv").display()
     );
     let opts = http_options(&cfg, &a.allow_host);
-    pipeline::run(cfg, Some(sim), Some(http), opts, true).await
+    pipeline::run(
+        cfg,
+        Some(sim),
+        Some(http),
+        opts,
+        true,
+        "the demo's built-in configuration (examples/plant.toml)".to_owned(),
+    )
+    .await
 }

@@ -76,6 +76,7 @@ pub async fn run(
     listener: Option<tokio::net::TcpListener>,
     mut http_options: mw_web::ServeOptions,
     demo_login: bool,
+    config_source: String,
 ) -> Result<()> {
     let mut warnings = Vec::new();
     match mw_config::listener_policy("HTTP", &cfg.http.listener, true)? {
@@ -156,7 +157,7 @@ pub async fn run(
     });
     let running = bus.start(&sources);
     let summary = format!(
-        "{} tag(s), {} source(s), sections: {}",
+        "{config_source}: {} tag(s), {} source(s), sections: {}",
         tree.tag_count(),
         source_count,
         cfg.section_keys().collect::<Vec<_>>().join(", ")

@@ -201,6 +201,31 @@ type = "u16"
             && writes[0].1.contains("raise flow for CIP"),
         "{writes:?}"
     );
+    // The configuration this run applied is in the trail too, named by its SHA-256.
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&config)
+        .output()
+        .expect("sha256sum");
+    let sum = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let audit = get_json(&addr, "/api/v1/audit?limit=100");
+    let applied: Vec<&J> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "config.apply")
+        .collect();
+    assert_eq!(applied.len(), 1, "{audit}");
+    assert!(
+        applied[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("sha256={sum}"))),
+        "the applied config is named by its SHA-256 {sum}: {}",
+        applied[0]
+    );
     mw.sigterm();
     mw.wait_exit(T);
 }

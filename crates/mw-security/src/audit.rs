@@ -59,6 +59,11 @@ pub struct AuditRecord {
     pub prev: String,
 }
 
+/// The SHA-256 of `data` in hex: how the audit trail names a configuration file's content.
+pub fn digest(data: &[u8]) -> String {
+    crate::crypto::sha256_hex(data)
+}
+
 /// What a caller records; the writer adds `seq`, `prev` and formats `ts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -90,7 +95,10 @@ impl AuditEntry {
         }
     }
 
-    /// The entry for an `Audit` or `OperatorAction` event; `None` for other kinds.
+    /// The entry for an `Audit` or `OperatorAction` event, or a `ConfigChange` (the
+    /// configuration a process applied: actor `millwright`, action `config.apply`, the event's
+    /// source as target, its summary — which names the file and its SHA-256 — as detail); `None`
+    /// for other kinds.
     pub fn from_event(e: &Event) -> Option<AuditEntry> {
         let target_of = || e.asset.clone().unwrap_or_default();
         let (actor, action, target, outcome, detail) = match &e.kind {
@@ -106,6 +114,16 @@ impl AuditEntry {
                 target,
                 comment,
             } => (user, action, target.clone(), "ok", comment),
+            EventKind::ConfigChange { summary } => {
+                return Some(AuditEntry {
+                    ts_ns: e.ts,
+                    actor: "millwright".to_owned(),
+                    action: "config.apply".to_owned(),
+                    target: e.source.clone(),
+                    outcome: "ok".to_owned(),
+                    detail: summary.clone(),
+                });
+            }
             _ => return None,
         };
         Some(AuditEntry {
@@ -863,12 +881,35 @@ mod tests {
         );
         let c = Event::new(
             9,
-            "modbus/plc1",
+            "millwright/config",
             EventKind::ConfigChange {
-                summary: "x".into(),
+                summary: "plant.toml sha256=ab".into(),
             },
         );
-        assert!(AuditEntry::from_event(&c).is_none());
+        let e = AuditEntry::from_event(&c).unwrap();
+        assert_eq!(
+            (
+                e.actor.as_str(),
+                e.action.as_str(),
+                e.target.as_str(),
+                e.detail.as_str()
+            ),
+            (
+                "millwright",
+                "config.apply",
+                "millwright/config",
+                "plant.toml sha256=ab"
+            )
+        );
+        let d = Event::new(
+            9,
+            "modbus/plc1",
+            EventKind::ConnectionChange {
+                up: false,
+                reason: None,
+            },
+        );
+        assert!(AuditEntry::from_event(&d).is_none());
     }
 
     fn audit_event(actor: &str) -> Event {
