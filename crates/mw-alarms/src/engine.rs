@@ -1062,7 +1062,7 @@ impl AlarmControl {
     }
 
     /// The KPIs over the `window` (ns) ending now, from the newest [`HISTORY_RECORDS`] journal
-    /// records; `standing` counts the alarms not in `normal` now.
+    /// records; `standing`, `stale` and `shelved` are the alarms' states now.
     pub fn kpis(&self, window: i64) -> crate::kpi::Kpis {
         let now = (self.clock)();
         let e = lock(&self.engine);
@@ -1073,6 +1073,25 @@ impl AlarmControl {
             .iter()
             .filter(|s| s.machine.state != State::Normal)
             .count();
+        k.stale = e
+            .slots
+            .iter()
+            .filter(|s| {
+                matches!(s.machine.state, State::UnackActive | State::AckActive)
+                    && s.machine.condition
+            })
+            .filter_map(|s| s.raised_at.map(|t| (s.def.id.clone(), t)))
+            .filter(|(_, t)| now - t > crate::kpi::STALE)
+            .collect();
+        k.stale
+            .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        k.shelved = e
+            .slots
+            .iter()
+            .filter(|s| s.machine.state == State::Shelved)
+            .map(|s| (s.def.id.clone(), s.machine.shelved_until))
+            .collect();
+        k.shelved.sort();
         k
     }
 

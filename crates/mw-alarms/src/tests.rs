@@ -1160,3 +1160,31 @@ priority = "low"
     );
     assert_ne!(rx.try_recv().unwrap().priority, Priority::Critical);
 }
+
+#[test]
+fn engine_kpis_report_stale_and_shelved_alarms_on_the_injected_clock() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    let hihi = "plant/north/gd1/lel:hihi";
+    r.feed(vec![good(LEL, 25.0, S)]);
+    r.c.shelve(
+        hi,
+        Duration::from_secs(7 * 86_400),
+        "sensor cover on",
+        "ben",
+    )
+    .unwrap();
+    let k = r.c.kpis(600 * S);
+    assert_eq!(k.stale, vec![]);
+    assert_eq!(k.shelved, vec![(hi.to_owned(), Some(S + 7 * 86_400 * S))]);
+    // the danger alarm stays active (the value stays) past 24 h
+    r.feed(vec![good(LEL, 25.0, 86_400 * S + 2 * S)]);
+    let k = r.c.kpis(600 * S);
+    assert_eq!(k.stale, vec![(hihi.to_owned(), S)]);
+    assert_eq!(k.shelved.len(), 1);
+    // an acknowledged alarm is still active, so still stale; one that cleared is not
+    r.c.acknowledge(hihi, "", "ben").unwrap();
+    assert_eq!(r.c.kpis(600 * S).stale.len(), 1);
+    r.feed(vec![good(LEL, 1.0, 86_400 * S + 3 * S)]);
+    assert_eq!(r.c.kpis(600 * S).stale, vec![]);
+}

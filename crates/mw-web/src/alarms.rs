@@ -333,11 +333,28 @@ pub(crate) async fn kpi(State(st): State<AppState>, Query(q): Query<KpiQuery>) -
         .iter()
         .map(|(a, r)| (a.clone(), J::from(*r)))
         .collect();
+    let by_area = |v: &[(String, J)]| -> serde_json::Map<String, J> { v.iter().cloned().collect() };
+    let peak: Vec<(String, J)> = k
+        .peak_per_10min
+        .iter()
+        .map(|(a, n)| (a.clone(), J::from(*n)))
+        .collect();
+    let flood: Vec<(String, J)> = k
+        .flood_percent
+        .iter()
+        .map(|(a, p)| (a.clone(), J::from(*p)))
+        .collect();
     Json(json!({
         "window_s": window_s,
         "activations_per_10min_by_area": per_area,
+        "peak_per_10min_by_area": by_area(&peak),
+        "flood_percent_by_area": by_area(&flood),
+        "flood_threshold_per_10min": 10,
         "standing": k.standing,
+        "stale": k.stale.iter().map(|(a, t)| json!({"alarm": a, "raised_at": ts_json(Some(*t))})).collect::<Vec<_>>(),
+        "shelved": k.shelved.iter().map(|(a, t)| json!({"alarm": a, "shelved_until": ts_json(*t)})).collect::<Vec<_>>(),
         "chattering": k.chattering,
+        "fleeting": k.fleeting,
         "top10": k.top10.iter().map(|(a, n)| json!({"alarm": a, "activations": n})).collect::<Vec<_>>(),
         "records": k.records,
     }))

@@ -218,8 +218,13 @@ impl AlarmApi for Fake {
     fn kpis(&self, window_ns: i64) -> AlarmKpis {
         AlarmKpis {
             per_area_per_10min: vec![("acme/p1/north".into(), window_ns as f64 / 1e12)],
+            peak_per_10min: vec![("acme/p1/north".into(), 12)],
+            flood_percent: vec![("acme/p1/north".into(), 25.0)],
             standing: self.active().len(),
+            stale: vec![(PUMP_HI.into(), 1_000_000_000)],
+            shelved: vec![(GAS_HI.into(), Some(2_000_000_000))],
             chattering: vec![GAS_HI.into()],
+            fleeting: vec![PUMP_HI.into()],
             top10: vec![(GAS_HI.into(), 3)],
             records: self.records.lock().unwrap().len(),
         }
@@ -547,6 +552,14 @@ async fn history_and_kpis() {
     assert_eq!(j["activations_per_10min_by_area"]["acme/p1/north"], 0.6);
     assert_eq!(j["standing"], 3);
     assert_eq!(j["chattering"], json!([GAS_HI]));
+    assert_eq!(j["fleeting"], json!([PUMP_HI]));
+    assert_eq!(j["peak_per_10min_by_area"]["acme/p1/north"], 12);
+    assert_eq!(j["flood_percent_by_area"]["acme/p1/north"], 25.0);
+    assert_eq!(j["flood_threshold_per_10min"], 10);
+    assert_eq!(j["stale"][0]["alarm"], PUMP_HI);
+    assert_eq!(j["stale"][0]["raised_at"], "1970-01-01T00:00:01.000Z");
+    assert_eq!(j["shelved"][0]["alarm"], GAS_HI);
+    assert_eq!(j["shelved"][0]["shelved_until"], "1970-01-01T00:00:02.000Z");
     assert_eq!(j["top10"], json!([{"alarm": GAS_HI, "activations": 3}]));
     assert_eq!(j["records"], 2);
     let (s, j) = get_json(&st, "/api/v1/alarms/kpi?window_s=-1").await;
