@@ -900,10 +900,28 @@ async fn the_overview_colours_each_asset_by_its_most_urgent_alarm_and_marks_unkn
         section_status(&page, "acme/p1/north/gd1"),
         status("asset high", "high alarm")
     );
-    // the script keeps them current from the stream and the rows' quality
+    // shelved: shown as shelved, not as nothing (and not as ok)
+    let (s, b) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/alarms/{GAS_HI}/shelve"),
+        Some(r#"{"duration_s":600,"reason":"bump test"}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, page) = call(&st, "GET", "/", None).await;
+    assert_eq!(
+        section_status(&page, "acme/p1/north/gd1"),
+        status("asset shelved", "1 alarm shelved")
+    );
+    // the script keeps them current from the stream and the rows' quality, and marks every
+    // asset unknown while it has lost the server or the stream
     let (_, js) = call(&st, "GET", "/assets/app.js", None).await;
     assert!(js.contains("section[data-asset]"), "{js}");
     assert!(js.contains("' bad or without a value'"), "{js}");
+    assert!(js.contains("' shelved'"), "{js}");
+    assert!(js.contains("'connection lost: status unknown'"), "{js}");
+    assert!(js.contains("es.addEventListener('error'"), "{js}");
     // without alarms the page judges no asset
     let mut bare = state_with_tree(Fake::new(4));
     bare.alarms = None;
