@@ -186,7 +186,8 @@ struct Slot {
 struct Engine {
     slots: Vec<Slot>,
     by_id: HashMap<String, usize>,
-    by_tag: HashMap<TagPath, Vec<usize>>,
+    /// Input tag → its alarms (shared, so the hot path clones a pointer, not a list).
+    by_tag: HashMap<TagPath, Arc<[usize]>>,
     by_suppress: HashMap<TagPath, Vec<usize>>,
     /// Member tag → (vote slot, member index).
     by_member: HashMap<TagPath, Vec<(usize, usize)>>,
@@ -256,17 +257,24 @@ pub fn open(
             .collect::<Vec<_>>(),
         _ => vec![(d.tag.clone(), d.priority, d.area.clone(), d.asset.clone())],
     });
+    // (indexed: linear searches here made opening 100 000 tags take minutes)
+    let mut at: HashMap<TagPath, usize> = HashMap::new();
     for (tag, priority, area, asset) in inputs {
-        match tags.iter_mut().find(|(t, ..)| *t == tag) {
-            Some(t) => t.1 = t.1.min(priority),
-            None => tags.push((tag, priority, area, asset)),
+        match at.get(&tag) {
+            Some(&i) => tags[i].1 = tags[i].1.min(priority),
+            None => {
+                at.insert(tag.clone(), tags.len());
+                tags.push((tag, priority, area, asset));
+            }
         }
     }
+    let configured: std::collections::HashSet<TagPath> = defs
+        .iter()
+        .filter(|d| d.condition == Condition::BadQuality)
+        .map(|d| d.tag.clone())
+        .collect();
     for (tag, priority, area, asset) in tags {
-        let has = defs
-            .iter()
-            .any(|d| d.tag == tag && d.condition == Condition::BadQuality);
-        if !has {
+        if !configured.contains(&tag) {
             defs.push(AlarmDef {
                 id: format!("{}:bad_quality", tag.as_str()),
                 kind: "bad_quality",
@@ -309,6 +317,7 @@ pub fn open(
     };
     let skip = opened.records.len().saturating_sub(HISTORY_RECORDS);
     e.history.extend(opened.records.iter().skip(skip).cloned());
+    let mut by_tag: HashMap<TagPath, Vec<usize>> = HashMap::new();
     for def in defs {
         let i = e.slots.len();
         let mut machine = restored
@@ -325,7 +334,7 @@ pub fn open(
             members = vec![Member::default(); tags.len()];
             e.votes.push(i);
         } else {
-            e.by_tag.entry(def.tag.clone()).or_default().push(i);
+            by_tag.entry(def.tag.clone()).or_default().push(i);
         }
         if let Some(s) = &def.suppress {
             e.by_suppress.entry(s.tag.clone()).or_default().push(i);
@@ -352,6 +361,7 @@ pub fn open(
             value: None,
         });
     }
+    e.by_tag = by_tag.into_iter().map(|(t, v)| (t, v.into())).collect();
     let engine = Arc::new(Mutex::new(e));
     Ok((
         AlarmProcessor {
@@ -721,7 +731,10 @@ impl Engine {
                     self.feed(i, Input::Suppress(on), s.receive_ts, &mut out);
                 }
             }
-            if let Some(ms) = self.by_member.get(&s.tag).cloned() {
+            if let Some(ms) = (!self.by_member.is_empty())
+                .then(|| self.by_member.get(&s.tag).cloned())
+                .flatten()
+            {
                 self.member_sample(&ms, s, good);
                 vote_ts = vote_ts.max(s.receive_ts);
             }
@@ -729,7 +742,7 @@ impl Engine {
                 continue;
             };
             self.last_seen.insert(s.tag.clone(), s.receive_ts);
-            for i in ids {
+            for &i in ids.iter() {
                 let Some(raw) = self.evaluate(i, s, good) else {
                     continue;
                 };
