@@ -614,16 +614,44 @@ fn vote(t: Table<'_, '_>, label: &str, cx: &mut Cx<'_>, c: Common) -> Option<Ala
             key: list.key.clone(),
             span: el.start()..el.start() + name.len(),
         };
-        match input_tag(&f, label, cx) {
-            Some(p) if members.contains(&p) => {
+        // a glob (`*`, `?`, `**`) names every configured tag it matches, in file order
+        let found = if mw_model::TagPattern::is_glob(name) {
+            match mw_model::TagPattern::new(name) {
+                Ok(p) => {
+                    let m = cx.tags_matching(&p);
+                    if m.is_empty() {
+                        cx.err(
+                            el.start(),
+                            format!("{name:?} in \"tags\" of {label} matches no configured tag"),
+                        );
+                        ok = false;
+                    }
+                    m
+                }
+                Err(e) => {
+                    cx.err(
+                        el.start(),
+                        format!("invalid pattern {name:?} in \"tags\" of {label}: {e}"),
+                    );
+                    ok = false;
+                    Vec::new()
+                }
+            }
+        } else {
+            let p = input_tag(&f, label, cx);
+            ok &= p.is_some();
+            p.into_iter().collect()
+        };
+        for p in found {
+            if members.contains(&p) {
                 cx.err(
                     el.start(),
-                    format!("duplicate tag {name:?} in \"tags\" of {label}"),
+                    format!("duplicate tag {:?} in \"tags\" of {label}", p.as_str()),
                 );
                 ok = false;
+            } else {
+                members.push(p);
             }
-            Some(p) => members.push(p),
-            None => ok = false,
         }
     }
     if ok && members.len() < 2 {
@@ -636,7 +664,7 @@ fn vote(t: Table<'_, '_>, label: &str, cx: &mut Cx<'_>, c: Common) -> Option<Ala
         );
         ok = false;
     }
-    let n = list.v.len();
+    let n = members.len();
     let need = match cx.string(t, "vote", true) {
         Some(f) => {
             let parsed =
@@ -645,13 +673,15 @@ fn vote(t: Table<'_, '_>, label: &str, cx: &mut Cx<'_>, c: Common) -> Option<Ala
             match parsed {
                 Some((m, k)) if k == n && (1..=k).contains(&m) => Some(m),
                 Some((_, k)) if k != n => {
-                    cx.err(
-                        f.span.start,
-                        format!(
-                            "\"vote\" {:?} in {label} is out of {k}, but \"tags\" lists {n}",
-                            f.v
-                        ),
-                    );
+                    if ok {
+                        cx.err(
+                            f.span.start,
+                            format!(
+                                "\"vote\" {:?} in {label} is out of {k}, but \"tags\" lists {n} tag(s)",
+                                f.v
+                            ),
+                        );
+                    }
                     None
                 }
                 _ => {

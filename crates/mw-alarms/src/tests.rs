@@ -1009,6 +1009,26 @@ vote = "1oo1"
     ))
     .unwrap_err()
     .to_string();
+    // a glob names the matching configured tags, in file order
+    let d = vote_defs(
+        "[[alarms]]\nkind = \"vote\"\ntags = [\"plant/north/gd*/lel\"]\nvote = \"2oo3\"\n",
+    );
+    let v = d.iter().find(|d| d.kind == "vote").unwrap();
+    let Condition::Vote { members, .. } = &v.condition else {
+        panic!("{v:?}")
+    };
+    let names: Vec<&str> = members.iter().map(|m| m.as_str()).collect();
+    assert_eq!(names, [LEL, GD2, GD3]);
+    let glob_err = parse(&format!(
+        "{VOTE_DEVICE}{GAS}[[alarms]]\nkind = \"vote\"\ntags = [\"plant/south/*/lel\", \"plant/north/gd1/lel\"]\nvote = \"1oo2\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        glob_err.contains("\"plant/south/*/lel\" in \"tags\" of [[alarms]] entry #")
+            && glob_err.contains("matches no configured tag"),
+        "{glob_err}"
+    );
     for want in [
         "\"vote\" \"2oo4\" in [[alarms]] entry #",
         "is out of 4, but \"tags\" lists 3",
