@@ -420,8 +420,13 @@ impl mw_web::AlarmApi for AlarmsApi {
         let k = self.0.kpis(window_ns);
         mw_web::AlarmKpis {
             per_area_per_10min: k.per_area_per_10min.into_iter().collect(),
+            peak_per_10min: k.peak_per_10min.into_iter().collect(),
+            flood_percent: k.flood_percent.into_iter().collect(),
             standing: k.standing,
+            stale: k.stale,
+            shelved: k.shelved,
             chattering: k.chattering,
+            fleeting: k.fleeting,
             top10: k.top10,
             records: self.0.history_len(),
         }

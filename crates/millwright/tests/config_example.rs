@@ -124,7 +124,35 @@ fn demo_config_configures_gas_alarms_on_every_detector() {
         assert_eq!(danger.condition, Condition::High(20.0));
         assert_eq!(danger.priority, Priority::Critical);
         assert!(alarms.iter().any(|a| a.id == format!("{tag}:hi")));
+        for kind in ["rate_of_rise", "stuck", "out_of_range"] {
+            let a = alarms
+                .iter()
+                .find(|a| a.id == format!("{tag}:{kind}"))
+                .unwrap_or_else(|| panic!("no {kind} alarm on {tag}"));
+            assert_eq!(a.priority, Priority::High, "{}", a.id);
+        }
     }
+    let evac = alarms
+        .iter()
+        .find(|a| a.id == "acme/plant1/utilities/compressor_house:evacuation")
+        .expect("the compressor house votes over its three detectors");
+    assert_eq!(evac.priority, Priority::Critical);
+    assert_eq!(evac.area, "acme/plant1/utilities/compressor_house");
+    let Condition::Vote {
+        members,
+        need,
+        limit,
+        ..
+    } = &evac.condition
+    else {
+        panic!("{evac:?}")
+    };
+    let members: Vec<&str> = members.iter().map(|m| m.as_str()).collect();
+    assert_eq!(
+        members,
+        ["gd1", "gd2", "gd3"].map(|g| format!("acme/plant1/utilities/compressor_house/{g}/gas"))
+    );
+    assert_eq!((*need, *limit), (2, 20.0));
     assert!(
         alarms
             .iter()

@@ -385,3 +385,211 @@ fn gas_release_raises_a_critical_alarm_on_the_stream_and_an_ack_is_seen_everywhe
         "{k}"
     );
 }
+
+const VIBRATION: &str = "acme/plant1/utilities/water/pump1/vibration";
+
+/// Bearing wear injected on the pump (the simulator at 120x, so the vibration climbs through
+/// both limits within seconds): the demo's HI (4.5 mm/s, deadband 0.3, on-delay 5 s) is raised
+/// once and before HIHI (7.1 mm/s, on-delay 2 s), neither chatters on the noise, and each was
+/// raised only after its condition had held for its on-delay (checked against the stored samples).
+#[test]
+fn pump_bearing_wear_raises_hi_before_hihi_without_chattering_after_the_on_delays() {
+    let demo = start_demo(
+        "demo-alarms-pump",
+        &[
+            "--seed",
+            "3",
+            "--fault-interval",
+            "0",
+            "--poll-interval",
+            "100",
+            "--speed",
+            "120",
+        ],
+    );
+    let http = demo.http.clone();
+    wait_ready(&http, Duration::from_secs(20));
+    let hi = format!("{VIBRATION}:hi");
+    let hihi = format!("{VIBRATION}:hihi");
+    let stream = open_stream(&http, &demo.token);
+    let r = post_json(
+        &http,
+        "/api/v1/sim/faults",
+        &json!({"asset": "pump1", "kind": "bearing_wear", "duration_s": 36000}),
+    )
+    .expect("POST fault");
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // Every transition of the two vibration alarms until HIHI is raised.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen: Vec<J> = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = stream
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no HIHI within 120 s ({e}); saw {seen:#?}"));
+        if ev.event == "lagged" {
+            panic!("the stream lagged: {}", ev.data);
+        }
+        if ev.event != "transition" {
+            continue;
+        }
+        let j: J = serde_json::from_str(&ev.data).unwrap();
+        if j["alarm"] != hi.as_str() && j["alarm"] != hihi.as_str() {
+            continue;
+        }
+        let done = j["alarm"] == hihi.as_str() && j["to"] == "unack_active";
+        seen.push(j);
+        if done {
+            break;
+        }
+    }
+    let steps: Vec<(String, String, String)> = seen
+        .iter()
+        .map(|j| {
+            let s = |k: &str| j[k].as_str().unwrap_or("").to_owned();
+            (s("alarm"), s("from"), s("to"))
+        })
+        .collect();
+    // HI once, then HIHI; no return (no chattering on the noise), no suppression on the way
+    assert_eq!(
+        steps,
+        vec![
+            (hi.clone(), "normal".into(), "unack_active".into()),
+            (hihi.clone(), "normal".into(), "unack_active".into()),
+        ],
+        "{seen:#?}"
+    );
+    let raised_hi = seen[0]["ts_ns"].as_i64().unwrap();
+    let raised_hihi = seen[1]["ts_ns"].as_i64().unwrap();
+    assert!(raised_hi < raised_hihi, "{seen:#?}");
+    assert!(seen[0]["value"].as_f64().unwrap() >= 4.5, "{seen:#?}");
+    assert!(seen[1]["value"].as_f64().unwrap() >= 7.1, "{seen:#?}");
+
+    // The on-delays: the stored samples of the seconds before each raise were all in alarm
+    // (without the delay the alarm would come with the first sample over the limit, while
+    // the ones just before it were still below). 0.5 s of margin for source vs receive time.
+    let samples = |from: i64, to: i64| -> Vec<f64> {
+        let q = get_json(
+            &http,
+            &format!("/api/v1/query?tag={VIBRATION}&from={from}&to={}", to + 1),
+        );
+        q["points"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{q}"))
+            .iter()
+            .filter_map(|p| p[1].as_f64())
+            .collect()
+    };
+    for (raised, limit, delay_s) in [(raised_hi, 4.5, 5), (raised_hihi, 7.1, 2)] {
+        let held = samples(raised - delay_s * 1_000_000_000 + 500_000_000, raised);
+        assert!(held.len() >= 10, "{delay_s} s at a 100 ms poll: {held:?}");
+        assert!(
+            held.iter().all(|v| *v >= limit),
+            "raised at {raised} before {limit} held for {delay_s} s: {held:?}"
+        );
+    }
+    // and the value went over the HI limit well before HI was raised
+    let before = samples(raised_hi - 10_000_000_000, raised_hi - 5_000_000_000);
+    assert!(before.iter().any(|v| *v < 4.5), "{before:?}");
+}
+
+/// A gas release at gd1 and gd2 together: two of the compressor house's three detectors vote,
+/// and the area's evacuation alarm (critical) comes on the stream; then the demo is killed
+/// (SIGKILL) while it is active and the gd1 warning is shelved, and restarted on the same data:
+/// the evacuation alarm is still unacknowledged, the warning still shelved until the same
+/// time, and the journal has both from before.
+#[test]
+fn evacuation_vote_and_a_kill_during_active_and_shelved_alarms_keep_state_and_journal() {
+    let demo = start_demo(
+        "demo-alarms-vote",
+        &[
+            "--seed",
+            "3",
+            "--fault-interval",
+            "0",
+            "--poll-interval",
+            "100",
+        ],
+    );
+    let http = demo.http.clone();
+    wait_ready(&http, Duration::from_secs(20));
+    let evac = "acme/plant1/utilities/compressor_house:evacuation";
+    let warning = format!("{GD1_GAS}:hi");
+    let stream = open_stream(&http, &demo.token);
+    for gd in ["gd1", "gd2"] {
+        let r = post_json(
+            &http,
+            "/api/v1/sim/faults",
+            &json!({"asset": gd, "kind": "gas_release", "duration_s": 600}),
+        )
+        .expect("POST fault");
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let (t, _) = wait_transition(
+        &stream,
+        "the evacuation alarm",
+        Duration::from_secs(60),
+        |j| j["alarm"] == evac && j["to"] == "unack_active",
+    );
+    assert_eq!(t["priority"], "critical", "{t}");
+    assert!(t["value"].as_f64().unwrap_or(0.0) >= 2.0, "{t}");
+    assert!(
+        t["message"].as_str().unwrap_or("").contains("EVACUATE"),
+        "{t}"
+    );
+
+    let r = post_json(
+        &http,
+        &format!("/api/v1/alarms/{warning}/shelve"),
+        &json!({"duration_s": 3600, "reason": "bump test (e2e)"}),
+    )
+    .expect("shelve");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let until = get_json(&http, "/api/v1/alarms?state=shelved")["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == warning.as_str())
+        .map(|a| a["shelved_until"].clone())
+        .expect("shelved");
+    assert!(until.is_string(), "{until}");
+
+    let common::Demo { mut proc, data, .. } = demo;
+    proc.kill9();
+    let demo = start_demo_in(data, &["--fault-interval", "0", "--poll-interval", "100"]);
+    let http = demo.http;
+    wait_ready(&http, Duration::from_secs(20));
+    let all = get_json(&http, "/api/v1/alarms");
+    let find = |id: &str| {
+        all["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not listed after the restart: {all}"))
+    };
+    // unacknowledged survives (the fresh simulator has clean air, so it may have returned)
+    let e = find(evac);
+    assert!(
+        e["state"] == "unack_active" || e["state"] == "rtn_unack",
+        "{e}"
+    );
+    let w = find(&warning);
+    assert_eq!(w["state"], "shelved", "{w}");
+    assert_eq!(w["shelved_until"], until, "{w}");
+    let h = get_json(&http, "/api/v1/alarms/history?limit=10000");
+    let recs = h["records"].as_array().unwrap();
+    assert!(
+        recs.iter()
+            .any(|r| r["alarm"] == evac && r["from"] == "normal" && r["to"] == "unack_active"),
+        "the evacuation's raise is in the journal: {h}"
+    );
+    let shelves: Vec<&J> = recs
+        .iter()
+        .filter(|r| r["alarm"] == warning.as_str() && r["action"] == "shelve")
+        .collect();
+    assert_eq!(shelves.len(), 1, "{h}");
+    assert_eq!(shelves[0]["comment"], "bump test (e2e)", "{h}");
+}

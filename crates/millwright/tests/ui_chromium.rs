@@ -3,7 +3,8 @@
 //! resulting DOM must show live updates: the status line says "updated …" and the sparklines of
 //! numeric tags have been drawn from `/api/v1/tags?history=…`. The page runs under a strict
 //! Content-Security-Policy: the browser's console (logged to stderr) must show no CSP violation
-//! and no error.
+//! and no error. A second test drives the same Chromium with Playwright (the test venv) through
+//! the overview's per-asset status: shelved, and unknown once the connection is lost.
 
 mod common;
 
@@ -110,4 +111,80 @@ fn browser_page_updates_live_values_and_sparklines() {
     demo.sigterm();
     let st = demo.wait_exit(Duration::from_secs(3)).expect("demo exits");
     assert!(st.success());
+}
+
+/// The overview's per-asset status in a real browser (Playwright in the test venv driving the
+/// same Chromium, `tests/peers/overview_status.py`): a shelved alarm shows its asset as
+/// `shelved` (from the alarm stream); once the server is killed, every asset turns `unknown`
+/// ("connection lost: status unknown") instead of keeping its last colour.
+#[test]
+fn overview_shows_shelved_assets_and_turns_unknown_when_the_connection_is_lost() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let _ = chromium();
+    let Demo {
+        proc: mut demo,
+        http,
+        token,
+        ..
+    } = start_demo(
+        "ui-overview-status",
+        &["--fault-interval", "0", "--poll-interval", "200"],
+    );
+    wait_ready(&http, Duration::from_secs(20));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/peers/overview_status.py");
+    let mut py = Command::new(python())
+        .arg(&script)
+        .args([http.as_str(), token.as_str()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start overview_status.py");
+    let mut stdin = py.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = py.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        if line == "KILL" {
+            demo.kill9();
+            writeln!(stdin, "killed").unwrap();
+        }
+        let done = line.starts_with("OK lost") || line.starts_with("FAIL");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    // bounded: the script has its own timeouts; kill it if it outlived ours
+    let _ = py.kill();
+    let status = py.wait().expect("wait for the script");
+    let mut err = String::new();
+    if let Some(mut e) = py.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    let all = lines.join("\n");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("OK shelved asset") && l.contains("1 alarm shelved")),
+        "gd1 not shown shelved:\n{all}\n{err}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("OK lost")),
+        "assets not unknown after the server was killed (exit {status:?}):\n{all}\n{err}"
+    );
 }

@@ -153,9 +153,27 @@ struct Eval {
     raw: bool,
     /// Since when `raw` has differed from the machine's condition.
     since: Option<i64>,
-    /// Previous (ts, value), for rates.
+    /// Previous (ts, value), for rates; (since, reference value) for `stuck`.
     prev: Option<(i64, f64)>,
+    /// The good samples of a rate-of-rise window, oldest first (at most [`RISE_SAMPLES`]).
+    window: VecDeque<(i64, f64)>,
+    /// A vote's members, in config order.
+    members: Vec<Member>,
 }
+
+/// What a vote knows of one member detector.
+#[derive(Clone, Copy, Default)]
+struct Member {
+    /// Its last good value is at or above the vote's limit (deadband applied).
+    tripped: bool,
+    /// Its last sample had bad quality.
+    bad: bool,
+    /// Receive time of its last sample.
+    last_seen: Option<i64>,
+}
+
+/// Samples a rate-of-rise window keeps at most (older ones are dropped first).
+pub const RISE_SAMPLES: usize = 1024;
 
 struct Slot {
     def: AlarmDef,
@@ -168,8 +186,13 @@ struct Slot {
 struct Engine {
     slots: Vec<Slot>,
     by_id: HashMap<String, usize>,
-    by_tag: HashMap<TagPath, Vec<usize>>,
+    /// Input tag → its alarms (shared, so the hot path clones a pointer, not a list).
+    by_tag: HashMap<TagPath, Arc<[usize]>>,
     by_suppress: HashMap<TagPath, Vec<usize>>,
+    /// Member tag → (vote slot, member index).
+    by_member: HashMap<TagPath, Vec<(usize, usize)>>,
+    /// The vote slots.
+    votes: Vec<usize>,
     stale: Vec<usize>,
     /// Latest good numeric value of every tag some alarm refers to as a setpoint.
     setpoints: HashMap<TagPath, f64>,
@@ -181,6 +204,9 @@ struct Engine {
     /// The newest journal records (at most [`HISTORY_RECORDS`]), oldest first.
     history: VecDeque<Record>,
     observers: tokio::sync::broadcast::Sender<Transition>,
+    /// Critical transitions go on a channel of their own, read first by every
+    /// [`Subscription`]: they never wait behind, or get lost with, lower-priority ones.
+    critical: tokio::sync::broadcast::Sender<Transition>,
     seq: u64,
 }
 
@@ -223,17 +249,32 @@ pub fn open(
     let mut defs = defs.to_vec();
     // Fail-safe: one bad-quality alarm per input tag that has none.
     let mut tags: Vec<(TagPath, Priority, String, String)> = Vec::new();
-    for d in &defs {
-        match tags.iter_mut().find(|(t, ..)| *t == d.tag) {
-            Some(t) => t.1 = t.1.min(d.priority),
-            None => tags.push((d.tag.clone(), d.priority, d.area.clone(), d.asset.clone())),
+    // (a vote's members are inputs too: each gets one, at the vote's priority at least)
+    let inputs = defs.iter().flat_map(|d| match &d.condition {
+        Condition::Vote { members, .. } => members
+            .iter()
+            .map(|m| (m.clone(), d.priority, d.area.clone(), m.asset().to_owned()))
+            .collect::<Vec<_>>(),
+        _ => vec![(d.tag.clone(), d.priority, d.area.clone(), d.asset.clone())],
+    });
+    // (indexed: linear searches here made opening 100 000 tags take minutes)
+    let mut at: HashMap<TagPath, usize> = HashMap::new();
+    for (tag, priority, area, asset) in inputs {
+        match at.get(&tag) {
+            Some(&i) => tags[i].1 = tags[i].1.min(priority),
+            None => {
+                at.insert(tag.clone(), tags.len());
+                tags.push((tag, priority, area, asset));
+            }
         }
     }
+    let configured: std::collections::HashSet<TagPath> = defs
+        .iter()
+        .filter(|d| d.condition == Condition::BadQuality)
+        .map(|d| d.tag.clone())
+        .collect();
     for (tag, priority, area, asset) in tags {
-        let has = defs
-            .iter()
-            .any(|d| d.tag == tag && d.condition == Condition::BadQuality);
-        if !has {
+        if !configured.contains(&tag) {
             defs.push(AlarmDef {
                 id: format!("{}:bad_quality", tag.as_str()),
                 kind: "bad_quality",
@@ -260,6 +301,8 @@ pub fn open(
         by_id: HashMap::new(),
         by_tag: HashMap::new(),
         by_suppress: HashMap::new(),
+        by_member: HashMap::new(),
+        votes: Vec::new(),
         stale: Vec::new(),
         setpoints: HashMap::new(),
         last_seen: HashMap::new(),
@@ -269,10 +312,12 @@ pub fn open(
         journal_failed: false,
         history: VecDeque::with_capacity(opened.records.len().min(HISTORY_RECORDS)),
         observers: tokio::sync::broadcast::channel(TRANSITION_CHANNEL).0,
+        critical: tokio::sync::broadcast::channel(TRANSITION_CHANNEL).0,
         seq: 0,
     };
     let skip = opened.records.len().saturating_sub(HISTORY_RECORDS);
     e.history.extend(opened.records.iter().skip(skip).cloned());
+    let mut by_tag: HashMap<TagPath, Vec<usize>> = HashMap::new();
     for def in defs {
         let i = e.slots.len();
         let mut machine = restored
@@ -281,7 +326,16 @@ pub fn open(
             .unwrap_or(Machine::new(false));
         machine.latching = def.latching;
         e.by_id.insert(def.id.clone(), i);
-        e.by_tag.entry(def.tag.clone()).or_default().push(i);
+        let mut members = Vec::new();
+        if let Condition::Vote { members: tags, .. } = &def.condition {
+            for (m, t) in tags.iter().enumerate() {
+                e.by_member.entry(t.clone()).or_default().push((i, m));
+            }
+            members = vec![Member::default(); tags.len()];
+            e.votes.push(i);
+        } else {
+            by_tag.entry(def.tag.clone()).or_default().push(i);
+        }
         if let Some(s) = &def.suppress {
             e.by_suppress.entry(s.tag.clone()).or_default().push(i);
         }
@@ -299,6 +353,7 @@ pub fn open(
             raised_at,
             eval: Eval {
                 raw: machine.condition,
+                members,
                 ..Eval::default()
             },
             def,
@@ -306,6 +361,7 @@ pub fn open(
             value: None,
         });
     }
+    e.by_tag = by_tag.into_iter().map(|(t, v)| (t, v.into())).collect();
     let engine = Arc::new(Mutex::new(e));
     Ok((
         AlarmProcessor {
@@ -314,6 +370,101 @@ pub fn open(
         },
         AlarmControl { engine, clock },
     ))
+}
+
+/// Sorts a batch's process transitions by priority, most urgent first; stable, so the
+/// transitions of one alarm (one priority) keep their order.
+fn by_priority(out: Out) -> Out {
+    let (records, events, transitions) = out;
+    if transitions.len() != records.len() || events.len() != records.len() {
+        // one record, one event and one transition per process step; keep any other shape as is
+        return (records, events, transitions);
+    }
+    let mut all: Vec<(Record, Event, Transition)> = records
+        .into_iter()
+        .zip(events)
+        .zip(transitions)
+        .map(|((r, e), t)| (r, e, t))
+        .collect();
+    all.sort_by_key(|(_, _, t)| t.priority);
+    let mut out: Out = (Vec::new(), Vec::new(), Vec::new());
+    for (r, e, t) in all {
+        out.0.push(r);
+        out.1.push(e);
+        out.2.push(t);
+    }
+    out
+}
+
+/// The priority of an alarm-transition event.
+fn event_priority(e: &Event) -> Option<Priority> {
+    match &e.kind {
+        EventKind::AlarmTransition { priority, .. } => Priority::ALL
+            .iter()
+            .find(|(n, _)| n == priority)
+            .map(|(_, p)| *p),
+        _ => None,
+    }
+}
+
+/// Least-squares slope of (ns, value) points, in value per second.
+fn slope(w: &VecDeque<(i64, f64)>) -> Option<f64> {
+    let t0 = w.front()?.0;
+    let n = w.len() as f64;
+    let (mut st, mut sv) = (0.0, 0.0);
+    for &(t, v) in w {
+        st += (t - t0) as f64 / 1e9;
+        sv += v;
+    }
+    let (mt, mv) = (st / n, sv / n);
+    let (mut num, mut den) = (0.0, 0.0);
+    for &(t, v) in w {
+        let dt = (t - t0) as f64 / 1e9 - mt;
+        num += dt * (v - mv);
+        den += dt * dt;
+    }
+    (den > 0.0).then(|| num / den)
+}
+
+/// A receiver of every journaled transition ([`AlarmControl::subscribe`]): critical ones
+/// first. Critical transitions ride a channel of their own, so one waiting is handed out before
+/// any waiting lower-priority transition, and a receiver that falls behind on the others does
+/// not lose a critical one (each channel holds [`TRANSITION_CHANNEL`]). Across the two, order
+/// is by priority, then by `seq`; within one alarm it is always `seq` order.
+pub struct Subscription {
+    critical: tokio::sync::broadcast::Receiver<Transition>,
+    rest: tokio::sync::broadcast::Receiver<Transition>,
+    critical_closed: bool,
+}
+
+impl Subscription {
+    /// The next transition, critical first; `Lagged(n)` when this receiver lost `n` of one
+    /// channel; `Closed` once the engine is gone and both channels are drained.
+    pub async fn recv(&mut self) -> Result<Transition, tokio::sync::broadcast::error::RecvError> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if self.critical_closed {
+                return self.rest.recv().await;
+            }
+            tokio::select! {
+                biased;
+                r = self.critical.recv() => match r {
+                    Err(RecvError::Closed) => self.critical_closed = true,
+                    r => return r,
+                },
+                r = self.rest.recv() => return r,
+            }
+        }
+    }
+
+    /// The next transition if one is waiting, critical first.
+    pub fn try_recv(&mut self) -> Result<Transition, tokio::sync::broadcast::error::TryRecvError> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        match self.critical.try_recv() {
+            Err(TryRecvError::Empty | TryRecvError::Closed) => self.rest.try_recv(),
+            r => r,
+        }
+    }
 }
 
 fn numeric(v: &Value) -> Option<f64> {
@@ -493,6 +644,48 @@ impl Engine {
             }
             Condition::Discrete(state) => v? == *state,
             Condition::Anomaly => v? >= 0.5,
+            Condition::RateOfRise { per_s, window_ns } => {
+                let x = v?;
+                let w = &mut slot.eval.window;
+                if w.back().is_some_and(|&(t, _)| s.source_ts <= t) {
+                    return None; // out of order or repeated: no slope from it
+                }
+                w.push_back((s.source_ts, x));
+                while w.len() > RISE_SAMPLES
+                    || w.front()
+                        .is_some_and(|&(t, _)| s.source_ts - t > *window_ns)
+                {
+                    w.pop_front();
+                }
+                let &(t0, _) = w.front()?;
+                if w.len() < 3 || s.source_ts - t0 < window_ns / 2 {
+                    return None;
+                }
+                let slope = slope(w)?;
+                // compared per minute, so a deadband is in units per minute
+                above(slope * 60.0, per_s * 60.0)
+            }
+            Condition::Stuck {
+                tolerance,
+                after_ns,
+            } => {
+                let x = v?;
+                match slot.eval.prev {
+                    Some((since, r)) if (x - r).abs() <= *tolerance => {
+                        s.source_ts - since >= *after_ns
+                    }
+                    _ => {
+                        slot.eval.prev = Some((s.source_ts, x));
+                        false
+                    }
+                }
+            }
+            Condition::OutOfRange { lo, hi } => {
+                let x = v?;
+                x < *lo || x > *hi
+            }
+            // evaluated from its members, never from a sample of its own
+            Condition::Vote { .. } => return None,
         };
         slot.eval.raw = raw;
         Some(raw)
@@ -521,6 +714,7 @@ impl Engine {
 
     fn process(&mut self, batch: &mut Batch, now: i64) {
         let mut out: Out = (Vec::new(), Vec::new(), Vec::new());
+        let mut vote_ts = i64::MIN;
         for s in &batch.samples {
             let good = s.quality.is_good();
             if let Some(sp) = self.setpoints.get_mut(&s.tag) {
@@ -537,11 +731,18 @@ impl Engine {
                     self.feed(i, Input::Suppress(on), s.receive_ts, &mut out);
                 }
             }
+            if let Some(ms) = (!self.by_member.is_empty())
+                .then(|| self.by_member.get(&s.tag).cloned())
+                .flatten()
+            {
+                self.member_sample(&ms, s, good);
+                vote_ts = vote_ts.max(s.receive_ts);
+            }
             let Some(ids) = self.by_tag.get(&s.tag).cloned() else {
                 continue;
             };
             self.last_seen.insert(s.tag.clone(), s.receive_ts);
-            for i in ids {
+            for &i in ids.iter() {
                 let Some(raw) = self.evaluate(i, s, good) else {
                     continue;
                 };
@@ -550,8 +751,13 @@ impl Engine {
                 }
             }
         }
+        // votes after their members' own alarms (a member's stuck / out-of-range counts)
+        if !self.votes.is_empty() {
+            let ts = if vote_ts == i64::MIN { now } else { vote_ts };
+            self.vote(ts, now, &mut out);
+        }
         self.tick(now, &mut out);
-        let (records, events, transitions) = out;
+        let (records, events, transitions) = by_priority(out);
         if !records.is_empty() {
             metrics::counter!("mw_alarm_transitions_total", "component" => "alarms", "instance" => "engine")
                 .increment(records.len() as u64);
@@ -572,8 +778,76 @@ impl Engine {
         for t in transitions {
             self.announce(t);
         }
+        // Critical alarm events go first in the batch, before any other event (from upstream
+        // processors or operator actions); the rest follow in priority order.
+        let split = events.partition_point(|e| event_priority(e) == Some(Priority::Critical));
+        let mut events = events;
+        let rest = events.split_off(split);
+        batch.events.splice(0..0, events);
         batch.events.extend(self.pending.drain(..));
-        batch.events.extend(events);
+        batch.events.extend(rest);
+    }
+
+    /// Updates every vote that `s`'s tag is a member of.
+    fn member_sample(&mut self, ms: &[(usize, usize)], s: &Sample, good: bool) {
+        for &(i, m) in ms {
+            let slot = &mut self.slots[i];
+            let Condition::Vote { limit, .. } = slot.def.condition else {
+                continue;
+            };
+            let db = slot.def.deadband;
+            let member = &mut slot.eval.members[m];
+            member.last_seen = Some(s.receive_ts);
+            member.bad = matches!(s.quality, Quality::Bad(_));
+            // an uncertain sample, or one without a number, holds the member's vote
+            if let Some(x) = numeric(&s.value).filter(|_| good) {
+                member.tripped = if member.tripped {
+                    x > limit - db
+                } else {
+                    x >= limit
+                };
+            }
+        }
+    }
+
+    /// Counts the votes of every vote alarm at `now` (a member without a sample for its stale
+    /// time counts as faulty) and feeds the result at `ts`.
+    fn vote(&mut self, ts: i64, now: i64, out: &mut Out) {
+        for k in 0..self.votes.len() {
+            let i = self.votes[k];
+            let Condition::Vote {
+                members,
+                need,
+                stale_ns,
+                ..
+            } = &self.slots[i].def.condition
+            else {
+                continue;
+            };
+            let mut count = 0usize;
+            for (m, tag) in members.iter().enumerate() {
+                let st = self.slots[i].eval.members[m];
+                let stale = now - st.last_seen.unwrap_or(self.started) > *stale_ns;
+                let fault = self.by_tag.get(tag).is_some_and(|ids| {
+                    ids.iter().any(|&j| {
+                        matches!(
+                            self.slots[j].def.condition,
+                            Condition::Stuck { .. } | Condition::OutOfRange { .. }
+                        ) && self.slots[j].machine.condition
+                    })
+                });
+                if st.tripped || st.bad || stale || fault {
+                    count += 1;
+                }
+            }
+            let raw = count >= *need;
+            let slot = &mut self.slots[i];
+            slot.value = Some(count as f64);
+            slot.eval.raw = raw;
+            if let Some(c) = self.delayed(i, raw, ts) {
+                self.feed(i, Input::Condition(c), ts, out);
+            }
+        }
     }
 
     /// Time-driven inputs: stale inputs and shelve expiry.
@@ -620,7 +894,11 @@ impl Engine {
         self.seq += 1;
         t.seq = self.seq;
         // no receiver is not an error
-        let _ = self.observers.send(t.clone());
+        let _ = if t.priority == Priority::Critical {
+            self.critical.send(t.clone())
+        } else {
+            self.observers.send(t.clone())
+        };
         t
     }
 
@@ -767,8 +1045,13 @@ impl AlarmControl {
     /// A receiver of every transition from now on (process and operator), each sent once it is
     /// journaled. Bounded ([`TRANSITION_CHANNEL`]): a receiver that falls behind gets
     /// `RecvError::Lagged(n)` and continues with the oldest still kept; the engine never waits.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Transition> {
-        lock(&self.engine).observers.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        let e = lock(&self.engine);
+        Subscription {
+            critical: e.critical.subscribe(),
+            rest: e.observers.subscribe(),
+            critical_closed: false,
+        }
     }
 
     /// Up to `limit` of the newest journal records (of the last [`HISTORY_RECORDS`]) with
@@ -792,7 +1075,7 @@ impl AlarmControl {
     }
 
     /// The KPIs over the `window` (ns) ending now, from the newest [`HISTORY_RECORDS`] journal
-    /// records; `standing` counts the alarms not in `normal` now.
+    /// records; `standing`, `stale` and `shelved` are the alarms' states now.
     pub fn kpis(&self, window: i64) -> crate::kpi::Kpis {
         let now = (self.clock)();
         let e = lock(&self.engine);
@@ -803,6 +1086,25 @@ impl AlarmControl {
             .iter()
             .filter(|s| s.machine.state != State::Normal)
             .count();
+        k.stale = e
+            .slots
+            .iter()
+            .filter(|s| {
+                matches!(s.machine.state, State::UnackActive | State::AckActive)
+                    && s.machine.condition
+            })
+            .filter_map(|s| s.raised_at.map(|t| (s.def.id.clone(), t)))
+            .filter(|(_, t)| now - t > crate::kpi::STALE)
+            .collect();
+        k.stale
+            .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        k.shelved = e
+            .slots
+            .iter()
+            .filter(|s| s.machine.state == State::Shelved)
+            .map(|s| (s.def.id.clone(), s.machine.shelved_until))
+            .collect();
+        k.shelved.sort();
         k
     }
 

@@ -20,7 +20,9 @@ use mw_bus::{BuildError, Component, Parts};
 use mw_config::{Config, Section};
 
 pub use config::{AlarmDef, AlarmsConfig, AlarmsSection, Condition, Priority};
-pub use engine::{Action, ActionError, AlarmControl, AlarmInfo, AlarmProcessor, Clock, Transition};
+pub use engine::{
+    Action, ActionError, AlarmControl, AlarmInfo, AlarmProcessor, Clock, Subscription, Transition,
+};
 pub use journal::{Journal, JournalError, Record};
 pub use lifecycle::State;
 

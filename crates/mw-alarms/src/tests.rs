@@ -172,7 +172,8 @@ const LEL: &str = "plant/north/gd1/lel";
 #[test]
 fn gas_template_defaults_to_10_and_20_percent_lel() {
     let d = defs(GAS);
-    assert_eq!(d.len(), 2);
+    // the two limits, rate of rise, and the detector-fault alarms
+    assert_eq!(d.len(), 5);
     assert_eq!(d[0].id, "plant/north/gd1/lel:hi");
     assert_eq!(d[0].condition, Condition::High(10.0));
     assert_eq!(d[0].priority, Priority::High);
@@ -681,12 +682,13 @@ fn subscribers_get_every_journaled_transition_in_order_with_who_and_why() {
     let hihi = "plant/north/gd1/lel:hihi";
     let mut rx = r.c.subscribe();
     r.feed(vec![good(LEL, 25.0, 3 * S)]);
-    let a = rx.try_recv().unwrap();
+    // the critical one of the batch first
     let b = rx.try_recv().unwrap();
-    assert_eq!((a.alarm.as_str(), a.to, a.seq), (hi, State::UnackActive, 1));
+    let a = rx.try_recv().unwrap();
+    assert_eq!((a.alarm.as_str(), a.to, a.seq), (hi, State::UnackActive, 2));
     assert_eq!(
         (b.alarm.as_str(), b.priority, b.seq),
-        (hihi, Priority::Critical, 2)
+        (hihi, Priority::Critical, 1)
     );
     assert_eq!((b.ts, b.value, b.action), (3 * S, Some(25.0), ""));
     assert_eq!((b.asset.as_str(), b.tag.as_str()), ("plant/north/gd1", LEL));
@@ -781,4 +783,428 @@ fn perform_journals_comments_of_every_action_and_kpis_count_standing_now() {
     let k = r.c.kpis(600 * S);
     assert_eq!(k.standing, 1, "{k:?}");
     assert_eq!(k.top10, vec![(hi.to_owned(), 1)]);
+}
+
+// --- 5. hazard detection: rate of rise, detector faults, voting, critical first ---
+
+#[test]
+fn gas_template_adds_rate_of_rise_and_detector_faults_with_configurable_defaults() {
+    let d = defs(GAS);
+    let ids: Vec<&str> = d.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "plant/north/gd1/lel:hi",
+            "plant/north/gd1/lel:hihi",
+            "plant/north/gd1/lel:rate_of_rise",
+            "plant/north/gd1/lel:stuck",
+            "plant/north/gd1/lel:out_of_range",
+        ]
+    );
+    assert_eq!(
+        d[2].condition,
+        Condition::RateOfRise {
+            per_s: 10.0 / 60.0,
+            window_ns: 30 * S
+        }
+    );
+    assert_eq!(
+        d[3].condition,
+        Condition::Stuck {
+            tolerance: 0.0,
+            after_ns: 3600 * S
+        }
+    );
+    assert_eq!(
+        d[4].condition,
+        Condition::OutOfRange {
+            lo: -5.0,
+            hi: 100.0
+        }
+    );
+    assert!(d[2..].iter().all(|d| d.priority == Priority::High));
+    let d = defs(&format!(
+        "{GAS}rate_of_rise = 0\nstuck_after_s = 0\nrange = [-2, 110]\n"
+    ));
+    assert_eq!(d.len(), 3, "rate of rise and stuck are off at 0");
+    assert_eq!(
+        d[2].condition,
+        Condition::OutOfRange {
+            lo: -2.0,
+            hi: 110.0
+        }
+    );
+    let d = defs(&format!(
+        "{GAS}rate_of_rise = 6\nrate_window_s = 20\nstuck_after_s = 600\nstuck_tolerance = 0.2\n"
+    ));
+    assert_eq!(
+        d[2].condition,
+        Condition::RateOfRise {
+            per_s: 0.1,
+            window_ns: 20 * S
+        }
+    );
+    assert_eq!(
+        d[3].condition,
+        Condition::Stuck {
+            tolerance: 0.2,
+            after_ns: 600 * S
+        }
+    );
+}
+
+#[test]
+fn rate_of_rise_warns_before_the_limits_and_ignores_noise() {
+    let mut r = rig(&defs(GAS));
+    let rise = "plant/north/gd1/lel:rate_of_rise";
+    // a minute of clean-air noise (±0.5 % LEL at 1 Hz): no slope alarm
+    let noise = [0.0, 0.5, 0.1, 0.0, 0.4, 0.0, 0.2, 0.5, 0.0, 0.3];
+    for i in 0..60 {
+        let got = r.feed(vec![good(LEL, noise[i as usize % 10], (i + 1) * S)]);
+        assert_eq!(got, vec![], "at {i} s");
+    }
+    // a release rising 0.5 % LEL/s (30 % LEL per minute)
+    let mut first = None;
+    for k in 1..=30 {
+        let got = r.feed(vec![good(LEL, 0.5 * k as f64, (60 + k) * S)]);
+        if let Some(t) = got.first() {
+            first.get_or_insert((k, t.clone()));
+        }
+    }
+    let (k, t) = first.expect("an alarm");
+    assert_eq!(t, tr(rise, "normal", "unack_active"));
+    assert!(
+        0.5 * (k as f64) < 10.0,
+        "raised at {} % LEL, before the warning",
+        0.5 * k as f64
+    );
+    // the rise stops: the slope falls back below the limit within the window
+    let mut cleared = false;
+    for k in 0..40 {
+        for t in r.feed(vec![good(LEL, 15.0, (91 + k) * S)]) {
+            cleared |= t == tr(rise, "unack_active", "rtn_unack");
+        }
+    }
+    assert!(cleared, "{:?}", r.state(rise));
+}
+
+#[test]
+fn stuck_and_out_of_range_detectors_raise_their_own_fault_alarms() {
+    let mut r = rig(&defs(&format!(
+        "{GAS}stuck_after_s = 60\nstuck_tolerance = 0.1\n"
+    )));
+    let stuck = "plant/north/gd1/lel:stuck";
+    let range = "plant/north/gd1/lel:out_of_range";
+    let mut got = Vec::new();
+    for i in 0..=60 {
+        // within the tolerance: no movement
+        got.extend(r.feed(vec![good(LEL, 1.0 + 0.05 * (i % 2) as f64, (i + 1) * S)]));
+    }
+    assert_eq!(got, vec![tr(stuck, "normal", "unack_active")]);
+    assert_eq!(
+        r.feed(vec![good(LEL, 1.5, 70 * S)]),
+        vec![tr(stuck, "unack_active", "rtn_unack")]
+    );
+    assert_eq!(
+        r.feed(vec![good(LEL, -6.0, 71 * S)]),
+        vec![tr(range, "normal", "unack_active")]
+    );
+    assert_eq!(
+        r.feed(vec![good(LEL, 3.0, 72 * S)]),
+        vec![tr(range, "unack_active", "rtn_unack")]
+    );
+    // over the span: the danger alarm and the fault, the critical one first
+    assert_eq!(
+        r.feed(vec![good(LEL, 100.5, 73 * S)]),
+        vec![
+            tr("plant/north/gd1/lel:hihi", "normal", "unack_active"),
+            tr("plant/north/gd1/lel:hi", "normal", "unack_active"),
+            // a jump of 97 % LEL in 3 s is a fast rise too
+            tr("plant/north/gd1/lel:rate_of_rise", "normal", "unack_active"),
+            tr(range, "rtn_unack", "unack_active"),
+        ]
+    );
+}
+
+const VOTE_DEVICE: &str = r#"
+[[devices]]
+name = "g"
+endpoint = "127.0.0.1:2"
+[[devices.tags]]
+path = "plant/north/gd2/lel"
+table = "input"
+address = 0
+type = "f32"
+unit = "%{LEL}"
+[[devices.tags]]
+path = "plant/north/gd3/lel"
+table = "input"
+address = 2
+type = "f32"
+unit = "%{LEL}"
+"#;
+
+const VOTE: &str = r#"
+[[alarms]]
+kind = "vote"
+tags = ["plant/north/gd1/lel", "plant/north/gd2/lel", "plant/north/gd3/lel"]
+vote = "2oo3"
+"#;
+
+const GD2: &str = "plant/north/gd2/lel";
+const GD3: &str = "plant/north/gd3/lel";
+const EVAC: &str = "plant/north:vote";
+
+fn vote_defs(extra: &str) -> Vec<AlarmDef> {
+    defs(&format!("{VOTE_DEVICE}{GAS}{extra}"))
+}
+
+#[test]
+fn vote_parses_with_defaults_and_refuses_bad_rules() {
+    let d = vote_defs(VOTE);
+    let v = d.iter().find(|d| d.kind == "vote").unwrap();
+    assert_eq!(v.id, EVAC);
+    assert_eq!(v.priority, Priority::Critical);
+    assert_eq!(v.area, "plant/north");
+    let Condition::Vote {
+        members,
+        need,
+        limit,
+        stale_ns,
+    } = &v.condition
+    else {
+        panic!("{v:?}")
+    };
+    assert_eq!(
+        (members.len(), *need, *limit, *stale_ns),
+        (3, 2, 20.0, 10 * S)
+    );
+    assert_eq!(
+        v.render(Some(2.0)),
+        "EVACUATE plant/north: 2 of 3 detectors at or above 20 %{LEL} or faulty (2oo3)"
+    );
+    let err = parse(&format!(
+        "{VOTE_DEVICE}{GAS}{}",
+        r#"
+[[alarms]]
+kind = "vote"
+tags = ["plant/north/gd1/lel", "plant/north/gd2/lel", "plant/north/gd3/lel"]
+vote = "2oo4"
+[[alarms]]
+kind = "vote"
+id = "b"
+tags = ["plant/north/gd1/lel", "plant/north/gd2/lel"]
+vote = "three"
+[[alarms]]
+kind = "vote"
+id = "c"
+tags = ["plant/north/gd1/lel", "plant/north/p1/pressure"]
+vote = "1oo2"
+[[alarms]]
+kind = "vote"
+id = "d"
+tags = ["plant/north/gd1/lel"]
+vote = "1oo1"
+"#
+    ))
+    .unwrap_err()
+    .to_string();
+    // a glob names the matching configured tags, in file order
+    let d = vote_defs(
+        "[[alarms]]\nkind = \"vote\"\ntags = [\"plant/north/gd*/lel\"]\nvote = \"2oo3\"\n",
+    );
+    let v = d.iter().find(|d| d.kind == "vote").unwrap();
+    let Condition::Vote { members, .. } = &v.condition else {
+        panic!("{v:?}")
+    };
+    let names: Vec<&str> = members.iter().map(|m| m.as_str()).collect();
+    assert_eq!(names, [LEL, GD2, GD3]);
+    let glob_err = parse(&format!(
+        "{VOTE_DEVICE}{GAS}[[alarms]]\nkind = \"vote\"\ntags = [\"plant/south/*/lel\", \"plant/north/gd1/lel\"]\nvote = \"1oo2\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        glob_err.contains("\"plant/south/*/lel\" in \"tags\" of [[alarms]] entry #")
+            && glob_err.contains("matches no configured tag"),
+        "{glob_err}"
+    );
+    for want in [
+        "\"vote\" \"2oo4\" in [[alarms]] entry #",
+        "is out of 4, but \"tags\" lists 3",
+        "\"vote\" \"three\"",
+        "is not M-out-of-N (expected e.g. \"2oo2\"",
+        "kind \"vote\" needs \"limit\" (the members are not all in % LEL)",
+        "a vote needs at least 2",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn two_out_of_three_detectors_raise_the_area_evacuation() {
+    let mut r = rig(&vote_defs(VOTE));
+    let all = |r: &mut Rig, a: f64, b: f64, c: f64, ts: i64| {
+        r.feed(vec![good(LEL, a, ts), good(GD2, b, ts), good(GD3, c, ts)])
+    };
+    assert!(!all(&mut r, 0.0, 0.0, 0.0, S).iter().any(|t| t.0 == EVAC));
+    // one detector in danger: its own alarm, no evacuation
+    let got = all(&mut r, 30.0, 1.0, 0.0, 2 * S);
+    assert!(!got.iter().any(|t| t.0 == EVAC), "{got:?}");
+    // the second: evacuation, first of the batch
+    let got = all(&mut r, 35.0, 22.0, 0.0, 3 * S);
+    assert_eq!(got[0], tr(EVAC, "normal", "unack_active"), "{got:?}");
+    let v = r.c.get(EVAC).unwrap();
+    assert_eq!((v.value, v.priority), (Some(2.0), Priority::Critical));
+    // back below: returns
+    let got = all(&mut r, 1.0, 1.0, 0.0, 4 * S);
+    assert!(
+        got.contains(&tr(EVAC, "unack_active", "rtn_unack")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_faulty_detector_counts_as_a_vote() {
+    let mut r = rig(&vote_defs(VOTE));
+    // gd2 fails (bad quality) and gd3 is in danger: 2 of 3
+    let got = r.feed(vec![good(LEL, 0.0, S), bad(GD2, S), good(GD3, 25.0, S)]);
+    // both critical (the member's own fault alarm takes the vote's priority), ahead of the rest
+    assert_eq!(
+        got[..2],
+        [
+            tr("plant/north/gd2/lel:bad_quality", "normal", "unack_active"),
+            tr(EVAC, "normal", "unack_active"),
+        ],
+        "{got:?}"
+    );
+    // gd2 reads again: only gd3 votes
+    let got = r.feed(vec![
+        good(LEL, 0.0, 2 * S),
+        good(GD2, 0.0, 2 * S),
+        good(GD3, 25.0, 2 * S),
+    ]);
+    assert!(
+        got.contains(&tr(EVAC, "unack_active", "rtn_unack")),
+        "{got:?}"
+    );
+    // gd1 out of range (a fault of its own) and gd3 in danger: 2 of 3
+    let got = r.feed(vec![
+        good(LEL, -9.0, 3 * S),
+        good(GD2, 0.0, 3 * S),
+        good(GD3, 25.0, 3 * S),
+    ]);
+    assert!(
+        got.contains(&tr(EVAC, "rtn_unack", "unack_active")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn silent_detectors_count_after_their_stale_time() {
+    let mut r = rig(&vote_defs(VOTE));
+    // only gd1 reports; gd2 and gd3 never do
+    for i in 1..=10 {
+        let got = r.feed(vec![good(LEL, 0.0, i * S)]);
+        assert!(!got.iter().any(|t| t.0 == EVAC), "at {i} s: {got:?}");
+    }
+    let got = r.feed(vec![good(LEL, 0.0, 11 * S)]);
+    assert!(got.contains(&tr(EVAC, "normal", "unack_active")), "{got:?}");
+    // with no samples at all, the clock alone raises it too (here: still raised)
+    assert_eq!(r.state(EVAC), State::UnackActive);
+}
+
+#[test]
+fn critical_events_go_first_in_the_batch_and_on_the_subscription() {
+    let mut r = rig(&defs(&format!(
+        "{GAS}{}",
+        r#"
+[[alarms]]
+tag = "plant/north/p1/pressure"
+kind = "hi"
+limit = 5
+priority = "low"
+"#
+    )));
+    let mut rx = r.c.subscribe();
+    // an upstream event already in the batch
+    let mut b = Batch::from_samples(vec![
+        good("plant/north/p1/pressure", 9.0, S),
+        good(LEL, 50.0, S),
+    ]);
+    b.events.push(mw_model::Event::new(
+        S,
+        "analytics",
+        EventKind::ConnectionChange {
+            up: true,
+            reason: None,
+        },
+    ));
+    r.clock.store(S, Ordering::SeqCst);
+    r.p.process(&mut b);
+    let order: Vec<String> = b
+        .events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::AlarmTransition { alarm, .. } => alarm.clone(),
+            _ => "other".into(),
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "plant/north/gd1/lel:hihi",
+            "other",
+            "plant/north/gd1/lel:hi",
+            "plant/north/p1/pressure:hi"
+        ]
+    );
+    // a low-priority backlog on the subscription does not hold a later critical one back
+    for i in 0..5 {
+        r.feed(vec![good("plant/north/p1/pressure", 1.0, (2 + 2 * i) * S)]);
+        r.feed(vec![good("plant/north/p1/pressure", 9.0, (3 + 2 * i) * S)]);
+    }
+    r.feed(vec![good(LEL, 5.0, 20 * S)]);
+    r.feed(vec![good(LEL, 50.0, 21 * S)]);
+    let first = rx.try_recv().unwrap();
+    assert_eq!(first.alarm, "plant/north/gd1/lel:hihi");
+    let second = rx.try_recv().unwrap();
+    assert_eq!(
+        (second.alarm.as_str(), second.ts),
+        ("plant/north/gd1/lel:hihi", 20 * S)
+    );
+    let third = rx.try_recv().unwrap();
+    assert_eq!(
+        (third.alarm.as_str(), third.ts),
+        ("plant/north/gd1/lel:hihi", 21 * S)
+    );
+    assert_ne!(rx.try_recv().unwrap().priority, Priority::Critical);
+}
+
+#[test]
+fn engine_kpis_report_stale_and_shelved_alarms_on_the_injected_clock() {
+    let mut r = rig(&defs(GAS));
+    let hi = "plant/north/gd1/lel:hi";
+    let hihi = "plant/north/gd1/lel:hihi";
+    r.feed(vec![good(LEL, 25.0, S)]);
+    r.c.shelve(
+        hi,
+        Duration::from_secs(7 * 86_400),
+        "sensor cover on",
+        "ben",
+    )
+    .unwrap();
+    let k = r.c.kpis(600 * S);
+    assert_eq!(k.stale, vec![]);
+    assert_eq!(k.shelved, vec![(hi.to_owned(), Some(S + 7 * 86_400 * S))]);
+    // the danger alarm stays active (the value stays) past 24 h
+    r.feed(vec![good(LEL, 25.0, 86_400 * S + 2 * S)]);
+    let k = r.c.kpis(600 * S);
+    assert_eq!(k.stale, vec![(hihi.to_owned(), S)]);
+    assert_eq!(k.shelved.len(), 1);
+    // an acknowledged alarm is still active, so still stale; one that cleared is not
+    r.c.acknowledge(hihi, "", "ben").unwrap();
+    assert_eq!(r.c.kpis(600 * S).stale.len(), 1);
+    r.feed(vec![good(LEL, 1.0, 86_400 * S + 3 * S)]);
+    assert_eq!(r.c.kpis(600 * S).stale, vec![]);
 }

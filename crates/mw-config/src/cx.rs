@@ -650,6 +650,18 @@ impl<'s> Cx<'s> {
             .collect()
     }
 
+    /// Defined tags matching `pattern` (`mw_model::TagPattern` globs), in file order.
+    pub fn tags_matching(&self, pattern: &mw_model::TagPattern) -> Vec<TagPath> {
+        let mut found: Vec<(usize, &TagPath)> = self
+            .tag_paths
+            .iter()
+            .filter(|(p, _)| pattern.matches(p))
+            .map(|(p, d)| (d.at, p))
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, p)| p.clone()).collect()
+    }
+
     /// The optional `unit` key of a tag: a UCUM code from the unit table.
     pub fn unit(&mut self, t: Table<'_, '_>, label: &str) -> Option<String> {
         let f = self.string(t, "unit", false)?;

@@ -3,21 +3,25 @@
 // alarm banner and each asset's status current, and wires the re-learn buttons.
 "use strict";
 const ALARMISH=/alarm|anomal|fault|trip|high|low/;
-// Per asset (path) its alarm status {p: priority index, u: unacknowledged}, once the alarm list was read.
+// Per asset (path) its alarm status {p: priority index, u: unacknowledged, sh: alarms shelved}, once the alarm
+// list was read.
 let AST=null;
+// The page lost its server (a refresh or the alarm list failed) or its alarm stream: every asset is unknown until
+// both are back, never its last colour.
+let TAGS_LOST=false,STREAM_LOST=false;
 function fmt(v){if(v===null||v===undefined)return '—';if(typeof v==='number'){const a=Math.abs(v);return a>=1000?v.toFixed(0):a>=100?v.toFixed(1):a>=1?v.toFixed(2):v.toFixed(3);}return String(v);}
 function spark(h){const pts=h.map((v,i)=>[i,v]).filter(p=>typeof p[1]==='number');if(pts.length<2)return '';
 let lo=Math.min(...pts.map(p=>p[1])),hi=Math.max(...pts.map(p=>p[1]));if(hi===lo){hi+=1;lo-=1;}
 const n=Math.max(h.length-1,1);return pts.map(p=>(p[0]*120/n).toFixed(1)+','+(21-(p[1]-lo)*20/(hi-lo)).toFixed(1)).join(' ');}
-async function refresh(){try{const r=await fetch('/api/v1/tags?history=120');const j=await r.json();
+async function refresh(){try{const r=await fetch('/api/v1/tags?history=120');if(!r.ok)throw new Error(r.status);const j=await r.json();
 for(const t of j.tags){const row=document.getElementById('t:'+t.path);if(!row)continue;
 const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true&&ALARMISH.test(t.path.split('/').pop()));
 const q=row.querySelector('.q span');q.textContent=t.quality;q.className=t.quality+(t.ts?'':' nodata');q.title=t.reason||'';
 row.querySelector('.ts').textContent=t.ts?t.ts.substring(11,19):'';
 const pl=row.querySelector('polyline');if(pl&&t.history)pl.setAttribute('points',spark(t.history));}
-paint();
+TAGS_LOST=false;paint();
 document.getElementById('status').textContent='updated '+new Date().toLocaleTimeString();}
-catch(e){document.getElementById('status').textContent='connection lost — retrying';}}
+catch(e){TAGS_LOST=true;paint();document.getElementById('status').textContent='connection lost — retrying';}}
 async function faults(){const tb=document.getElementById('faultrows');if(!tb)return;
 try{const r=await fetch('/api/v1/sim/faults');const j=await r.json();
 const rows=j.faults.slice(-8).reverse().map(f=>'<tr><td>'+f.id+'</td><td>'+esc(f.kind)+'</td><td>'+esc(f.asset.split('/').pop())+
@@ -37,30 +41,38 @@ setInterval(refresh,1000);refresh();setInterval(faults,2000);faults();
 // re-read from /api/v1/alarms on every change the alarm stream announces (and when it
 // (re)connects), so it follows within a second; the input part is re-read from the rows'
 // quality on every refresh. An asset takes the most urgent priority of its annunciated alarms
-// (active or returned unacknowledged; shelved, suppressed, out of service do not count), is
-// marked unknown while any of its inputs is bad or has no value yet (rows marked nodata; an
-// uncertain value counts as a value), and is ok only when neither applies (the same rule as
-// alarms::asset_status on the server).
+// (active or returned unacknowledged; suppressed and out of service do not count), is marked shelved while
+// any of its alarms is shelved, unknown while any of its inputs is bad or has no value yet (rows marked nodata;
+// an uncertain value counts as a value), and is ok only when none applies (the same rule as
+// alarms::asset_status on the server). While the connection or the stream is lost every asset is unknown.
 const BANNER=document.getElementById('alarmbanner');
 const PRI=['critical','high','medium','low'];
 const COLOURS=new Set(['unack_active','ack_active','rtn_unack']);
-function paint(){if(!AST)return;
-for(const sec of document.querySelectorAll('section[data-asset]')){const s=AST[sec.dataset.asset];
+function paint(){const lost=TAGS_LOST||STREAM_LOST;if(!AST&&!lost)return;
+for(const sec of document.querySelectorAll('section[data-asset]')){
+if(lost){sec.className='asset unknown';const b=sec.querySelector('span.astat');
+if(b){b.className='astat unknown';b.textContent='connection lost: status unknown';}continue;}
+const s=AST[sec.dataset.asset];
 let n=0;for(const q of sec.querySelectorAll('td.q span'))if(q.classList.contains('bad')||q.classList.contains('nodata'))n++;
 let cls='';const lab=[];
-if(s){cls=' '+PRI[s.p]+(s.u?' unack':'');lab.push(PRI[s.p]+' alarm'+(s.u?', unacknowledged':''));}
+if(s&&s.p<4){cls=' '+PRI[s.p]+(s.u?' unack':'');lab.push(PRI[s.p]+' alarm'+(s.u?', unacknowledged':''));}
+if(s&&s.sh>0){cls+=' shelved';lab.push(s.sh+' alarm'+(s.sh===1?'':'s')+' shelved');}
 if(n>0){cls+=' unknown';lab.push(n+' input'+(n===1?'':'s')+' bad or without a value');}
 if(!cls)cls=' ok';sec.className='asset'+cls;
 const b=sec.querySelector('span.astat');if(b){b.className='astat'+cls;b.textContent=lab.join(' · ');}}}
-async function alarms(){try{const r=await fetch('/api/v1/alarms');if(!r.ok)return;
+async function alarms(){try{const r=await fetch('/api/v1/alarms');if(!r.ok)throw new Error(r.status);
 const all=(await r.json()).alarms;
 const a=all.filter(x=>x.priority==='critical'&&(x.state==='unack_active'||x.state==='rtn_unack'));
 BANNER.textContent=a.length===0?'':a.length===1?'1 unacknowledged critical alarm: '+a[0].message:
 a.length+' unacknowledged critical alarms, first: '+a[0].message;BANNER.classList.toggle('hidden',a.length===0);
-const st={};for(const x of all){if(!COLOURS.has(x.state))continue;const s=st[x.asset]||(st[x.asset]={p:3,u:false});
+const st={};for(const x of all){const shelved=x.state==='shelved';if(!shelved&&!COLOURS.has(x.state))continue;
+const s=st[x.asset]||(st[x.asset]={p:4,u:false,sh:0});
+if(shelved){s.sh++;continue;}
 s.p=Math.min(s.p,PRI.indexOf(x.priority));s.u=s.u||x.state!=='ack_active';}
-AST=st;paint();}
-catch(e){}}
+AST=st;TAGS_LOST=false;paint();}
+catch(e){TAGS_LOST=true;paint();}}
 // the stream opens once the page has loaded and settled (its 'open' event refreshes): a request held open
 // from the start keeps a page 'loading' for tools that wait for the network to go quiet
-if(BANNER){alarms();setTimeout(()=>{const es=new EventSource('/api/v1/alarms/stream');for(const k of ['transition','lagged','open'])es.addEventListener(k,alarms);},5000);}
+if(BANNER){alarms();setTimeout(()=>{const es=new EventSource('/api/v1/alarms/stream');for(const k of ['transition','lagged'])es.addEventListener(k,alarms);
+es.addEventListener('open',()=>{STREAM_LOST=false;alarms();});
+es.addEventListener('error',()=>{if(es.readyState!==EventSource.OPEN){STREAM_LOST=true;paint();}});},5000);}

@@ -338,11 +338,28 @@ pub(crate) async fn kpi(State(st): State<AppState>, Query(q): Query<KpiQuery>) -
         .iter()
         .map(|(a, r)| (a.clone(), J::from(*r)))
         .collect();
+    let by_area = |v: &[(String, J)]| -> serde_json::Map<String, J> { v.iter().cloned().collect() };
+    let peak: Vec<(String, J)> = k
+        .peak_per_10min
+        .iter()
+        .map(|(a, n)| (a.clone(), J::from(*n)))
+        .collect();
+    let flood: Vec<(String, J)> = k
+        .flood_percent
+        .iter()
+        .map(|(a, p)| (a.clone(), J::from(*p)))
+        .collect();
     Json(json!({
         "window_s": window_s,
         "activations_per_10min_by_area": per_area,
+        "peak_per_10min_by_area": by_area(&peak),
+        "flood_percent_by_area": by_area(&flood),
+        "flood_threshold_per_10min": 10,
         "standing": k.standing,
+        "stale": k.stale.iter().map(|(a, t)| json!({"alarm": a, "raised_at": ts_json(Some(*t))})).collect::<Vec<_>>(),
+        "shelved": k.shelved.iter().map(|(a, t)| json!({"alarm": a, "shelved_until": ts_json(*t)})).collect::<Vec<_>>(),
         "chattering": k.chattering,
+        "fleeting": k.fleeting,
         "top10": k.top10.iter().map(|(a, n)| json!({"alarm": a, "activations": n})).collect::<Vec<_>>(),
         "records": k.records,
     }))
@@ -641,20 +658,34 @@ fn colours(state: AlarmState) -> bool {
     )
 }
 
-/// Per asset (full path) the most urgent priority of its annunciated alarms and whether any of
-/// them waits for an acknowledgement. Assets with none are absent.
-pub(crate) fn asset_alarms(
-    st: &AppState,
-) -> std::collections::HashMap<String, (AlarmPriority, bool)> {
-    let mut out: std::collections::HashMap<String, (AlarmPriority, bool)> =
-        std::collections::HashMap::new();
+/// The alarm part of one asset's overview status.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct AssetAlarms {
+    /// The most urgent priority of its annunciated alarms and whether any of them waits for an
+    /// acknowledgement.
+    pub top: Option<(AlarmPriority, bool)>,
+    /// How many of its alarms are shelved (set aside by an operator: shown, not hidden).
+    pub shelved: usize,
+}
+
+/// Per asset (full path) its [`AssetAlarms`]. Assets with neither are absent.
+pub(crate) fn asset_alarms(st: &AppState) -> std::collections::HashMap<String, AssetAlarms> {
+    let mut out: std::collections::HashMap<String, AssetAlarms> = std::collections::HashMap::new();
     let Some(api) = &st.alarms else {
         return out;
     };
-    for a in api.active().into_iter().filter(|a| colours(a.state)) {
-        let e = out.entry(a.asset.clone()).or_insert((a.priority, false));
-        e.0 = e.0.min(a.priority);
-        e.1 |= a.state.is_unacknowledged();
+    for a in api.active() {
+        if a.state == AlarmState::Shelved {
+            out.entry(a.asset.clone()).or_default().shelved += 1;
+            continue;
+        }
+        if !colours(a.state) {
+            continue;
+        }
+        let e = out.entry(a.asset.clone()).or_default();
+        let t = e.top.get_or_insert((a.priority, false));
+        t.0 = t.0.min(a.priority);
+        t.1 |= a.state.is_unacknowledged();
     }
     out
 }
@@ -667,23 +698,29 @@ pub(crate) fn input_unknown(latest: Option<&mw_model::Sample>) -> bool {
 }
 
 /// The overview's status of one asset, as the class suffix of its section and the text of its
-/// badge: the alarm part from [`asset_alarms`], then ` unknown` when `unknown` of its inputs are
+/// badge: the alarm part from [`asset_alarms`] (the most urgent annunciated alarm, then
+/// ` shelved` while any of its alarms is shelved), then ` unknown` when `unknown` of its inputs are
 /// [`input_unknown`] (a failed input must never read as normal, even while its quality alarm is
 /// shelved or the tag has none), and ` ok` only when neither applies. (`assets/app.js` builds
 /// the same from `/api/v1/alarms` on every stream change and from the rows' quality on every
 /// refresh.)
-pub(crate) fn asset_status(
-    alarm: Option<(AlarmPriority, bool)>,
-    unknown: usize,
-) -> (String, String) {
+pub(crate) fn asset_status(alarms: AssetAlarms, unknown: usize) -> (String, String) {
     let mut class = String::new();
     let mut label = Vec::new();
-    if let Some((p, unack)) = alarm {
+    if let Some((p, unack)) = alarms.top {
         class = format!(" {}{}", p.as_str(), if unack { " unack" } else { "" });
         label.push(format!(
             "{} alarm{}",
             p.as_str(),
             if unack { ", unacknowledged" } else { "" }
+        ));
+    }
+    if alarms.shelved > 0 {
+        class.push_str(" shelved");
+        label.push(format!(
+            "{} alarm{} shelved",
+            alarms.shelved,
+            if alarms.shelved == 1 { "" } else { "s" }
         ));
     }
     if unknown > 0 {

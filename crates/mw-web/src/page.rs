@@ -107,7 +107,10 @@ pub(crate) async fn index(
                 .iter()
                 .filter(|s| crate::alarms::input_unknown(s.as_ref()))
                 .count();
-            crate::alarms::asset_status(alarms.get(asset.path.as_str()).copied(), unknown)
+            crate::alarms::asset_status(
+                alarms.get(asset.path.as_str()).copied().unwrap_or_default(),
+                unknown,
+            )
         } else {
             (String::new(), String::new())
         };

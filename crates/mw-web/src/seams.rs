@@ -433,12 +433,22 @@ pub enum AlarmActionError {
 /// Alarm KPIs (ISA-18.2) over a window.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlarmKpis {
-    /// (area, activations per 10 minutes), sorted by area.
+    /// (area, activations per 10 minutes), sorted by area. An area is one operator's console.
     pub per_area_per_10min: Vec<(String, f64)>,
+    /// (area, most activations in one 10-minute interval), sorted by area.
+    pub peak_per_10min: Vec<(String, usize)>,
+    /// (area, percent of the window's time in flood: > 10 activations per 10 minutes).
+    pub flood_percent: Vec<(String, f64)>,
     /// Alarms not in `normal` now.
     pub standing: usize,
-    /// Alarms with ≥ 3 transitions within 60 s in the window.
+    /// (alarm, raised at ns) of alarms active for more than 24 h, oldest first.
+    pub stale: Vec<(String, i64)>,
+    /// (alarm, shelved until ns) of the alarms shelved now.
+    pub shelved: Vec<(String, Option<i64>)>,
+    /// Alarms with ≥ 3 activations within 60 s in the window.
     pub chattering: Vec<String>,
+    /// Alarms active for less than 1 s in the window.
+    pub fleeting: Vec<String>,
     /// (alarm, activations), most first; at most 10.
     pub top10: Vec<(String, usize)>,
     /// Journal records the figures were computed from (the newest the engine keeps).

@@ -218,8 +218,13 @@ impl AlarmApi for Fake {
     fn kpis(&self, window_ns: i64) -> AlarmKpis {
         AlarmKpis {
             per_area_per_10min: vec![("acme/p1/north".into(), window_ns as f64 / 1e12)],
+            peak_per_10min: vec![("acme/p1/north".into(), 12)],
+            flood_percent: vec![("acme/p1/north".into(), 25.0)],
             standing: self.active().len(),
+            stale: vec![(PUMP_HI.into(), 1_000_000_000)],
+            shelved: vec![(GAS_HI.into(), Some(2_000_000_000))],
             chattering: vec![GAS_HI.into()],
+            fleeting: vec![PUMP_HI.into()],
             top10: vec![(GAS_HI.into(), 3)],
             records: self.records.lock().unwrap().len(),
         }
@@ -548,6 +553,14 @@ async fn history_and_kpis() {
     assert_eq!(j["activations_per_10min_by_area"]["acme/p1/north"], 0.6);
     assert_eq!(j["standing"], 3);
     assert_eq!(j["chattering"], json!([GAS_HI]));
+    assert_eq!(j["fleeting"], json!([PUMP_HI]));
+    assert_eq!(j["peak_per_10min_by_area"]["acme/p1/north"], 12);
+    assert_eq!(j["flood_percent_by_area"]["acme/p1/north"], 25.0);
+    assert_eq!(j["flood_threshold_per_10min"], 10);
+    assert_eq!(j["stale"][0]["alarm"], PUMP_HI);
+    assert_eq!(j["stale"][0]["raised_at"], "1970-01-01T00:00:01.000Z");
+    assert_eq!(j["shelved"][0]["alarm"], GAS_HI);
+    assert_eq!(j["shelved"][0]["shelved_until"], "1970-01-01T00:00:02.000Z");
     assert_eq!(j["top10"], json!([{"alarm": GAS_HI, "activations": 3}]));
     assert_eq!(j["records"], 2);
     let (s, j) = get_json(&st, "/api/v1/alarms/kpi?window_s=-1").await;
@@ -888,10 +901,28 @@ async fn the_overview_colours_each_asset_by_its_most_urgent_alarm_and_marks_unkn
         section_status(&page, "acme/p1/north/gd1"),
         status("asset high", "high alarm")
     );
-    // the script keeps them current from the stream and the rows' quality
+    // shelved: shown as shelved, not as nothing (and not as ok)
+    let (s, b) = call(
+        &st,
+        "POST",
+        &format!("/api/v1/alarms/{GAS_HI}/shelve"),
+        Some(r#"{"duration_s":600,"reason":"bump test"}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, page) = call(&st, "GET", "/", None).await;
+    assert_eq!(
+        section_status(&page, "acme/p1/north/gd1"),
+        status("asset shelved", "1 alarm shelved")
+    );
+    // the script keeps them current from the stream and the rows' quality, and marks every
+    // asset unknown while it has lost the server or the stream
     let (_, js) = call(&st, "GET", "/assets/app.js", None).await;
     assert!(js.contains("section[data-asset]"), "{js}");
     assert!(js.contains("' bad or without a value'"), "{js}");
+    assert!(js.contains("' shelved'"), "{js}");
+    assert!(js.contains("'connection lost: status unknown'"), "{js}");
+    assert!(js.contains("es.addEventListener('error'"), "{js}");
     // without alarms the page judges no asset
     let mut bare = state_with_tree(Fake::new(4));
     bare.alarms = None;

@@ -230,6 +230,13 @@ impl Proc {
         sigterm(self.child.id());
     }
 
+    /// Kills the process at once (SIGKILL: nothing is flushed, as in a power cut) and reaps it.
+    #[allow(dead_code)]
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        self.status = self.child.wait().ok();
+    }
+
     /// The command line, stdout and stderr so far, for failure messages.
     pub fn report(&mut self) -> String {
         self.drain_stdout();
