@@ -1,0 +1,440 @@
+//! `millwright central` against real peers on loopback ports, each started by the test and
+//! stopped by pid: `nats-server -js`, `victoria-metrics` and a PostgreSQL 15 cluster made with
+//! `initdb` in a temp dir (run as `nobody` when the test runs as root: postgres refuses root).
+//!
+//! Two central replicas share one durable consumer; one is killed with SIGKILL while samples
+//! and events are still being published. VictoriaMetrics and PostgreSQL must end with exactly
+//! what was published: every sample once (VictoriaMetrics' `-dedup.minScrapeInterval=1ms`
+//! absorbs a batch written twice), every event once (`ON CONFLICT DO NOTHING` on the message id).
+//! Skipped, with a message, when one of the servers is not installed.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proc, TempDir, request};
+use mw_model::{Event, EventKind, Sample, TagPath, Value};
+
+const NATS: &[&str] = &[
+    "/usr/sbin/nats-server",
+    "/usr/bin/nats-server",
+    "/usr/local/bin/nats-server",
+];
+const VM: &[&str] = &[
+    "/usr/bin/victoria-metrics",
+    "/usr/local/bin/victoria-metrics",
+];
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+const TAGS: usize = 10;
+const PER_TAG: usize = 1500;
+const EVENTS: usize = 300;
+
+fn find(cands: &[&str]) -> Option<String> {
+    cands
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .map(|p| p.to_string())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn wait_port(port: u16, what: &str, within: Duration) {
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < within,
+            "{what} did not listen on {port} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn am_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// A PostgreSQL cluster in a temp dir; stopped by pid (SIGINT: fast shutdown, then SIGKILL).
+struct Postgres {
+    child: Child,
+    port: u16,
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Postgres {
+        let data = dir.join("pgdata");
+        let nobody = am_root().then_some(65534u32);
+        std::fs::create_dir_all(dir).expect("dir");
+        if let Some(uid) = nobody {
+            Command::new("chown")
+                .arg(format!("{uid}:{uid}"))
+                .arg(dir)
+                .status()
+                .expect("chown");
+        }
+        let mut initdb = Command::new(format!("{PG_BIN}/initdb"));
+        initdb
+            .args(["-U", "mw", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
+            .arg(&data);
+        if let Some(uid) = nobody {
+            initdb.uid(uid).gid(uid);
+        }
+        let out = initdb.output().expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let mut pg = Command::new(format!("{PG_BIN}/postgres"));
+        pg.arg("-D")
+            .arg(&data)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+            .arg(dir)
+            .args(["-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(uid) = nobody {
+            pg.uid(uid).gid(uid);
+        }
+        let child = pg.spawn().expect("start postgres");
+        let p = Postgres { child, port };
+        wait_port(port, "postgres", Duration::from_secs(20));
+        // accepting TCP is not yet accepting queries
+        let t = Instant::now();
+        while p.psql("SELECT 1").as_deref() != Ok("1") {
+            assert!(t.elapsed() < Duration::from_secs(20), "postgres not ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    fn psql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(format!("{PG_BIN}/psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "mw",
+                "-d",
+                "postgres",
+                "-tAXc",
+                sql,
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if t.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn sigkill(p: &Proc) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &p.pid().to_string()])
+        .status();
+}
+
+/// Publishes, in the uplink's exact format (its own encoder), sample `i` of every tag and,
+/// every fifth step, an event; `Nats-Msg-Id` = `edge1-{seq}` as the uplink sends it.
+async fn publish(
+    js: &async_nats::jetstream::Context,
+    from: usize,
+    to: usize,
+    base_ms: i64,
+    seq: &mut u64,
+) {
+    let mut acks = Vec::new();
+    for i in from..to {
+        let mut recs = Vec::new();
+        for k in 0..TAGS {
+            let tag = TagPath::new(&format!("plant/t{k}/v")).expect("tag");
+            let s = Sample::good(tag, Value::U64(i as u64), (base_ms + i as i64) * 1_000_000);
+            recs.push(mw_uplink::wire::encode_sample("test", &s, Some("Cel")));
+        }
+        if i * EVENTS / PER_TAG != (i + 1) * EVENTS / PER_TAG {
+            let e = Event::new(
+                (base_ms + i as i64) * 1_000_000,
+                "modbus/plc1",
+                EventKind::Audit {
+                    actor: "test".into(),
+                    action: "poke".into(),
+                    outcome: "ok".into(),
+                    detail: format!("event {i}"),
+                },
+            );
+            recs.push(mw_uplink::wire::encode_event("test", &e));
+        }
+        for r in recs {
+            *seq += 1;
+            let (subject, body) = mw_uplink::wire::decode(&r, false).expect("decodes");
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(
+                "Nats-Msg-Id",
+                mw_uplink::wire::msg_id("edge1", *seq).as_str(),
+            );
+            acks.push(
+                js.publish_with_headers(subject, h, body.into())
+                    .await
+                    .expect("publish"),
+            );
+        }
+        if acks.len() >= 500 {
+            for a in acks.drain(..) {
+                a.await.expect("PubAck");
+            }
+        }
+    }
+    for a in acks {
+        a.await.expect("PubAck");
+    }
+}
+
+#[test]
+fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once() {
+    let (Some(nats), Some(vm)) = (find(NATS), find(VM)) else {
+        eprintln!(
+            "SKIP: nats-server or victoria-metrics is not installed (scripts/setup-test-env.sh)"
+        );
+        return;
+    };
+    if !Path::new(&format!("{PG_BIN}/postgres")).exists() {
+        eprintln!("SKIP: PostgreSQL 15 is not installed ({PG_BIN}; scripts/setup-test-env.sh)");
+        return;
+    }
+    let dir = TempDir::new("central");
+    let nats_port = free_port();
+    let nats_store = dir.path.join("nats");
+    let _nats = Proc::spawn(
+        &nats,
+        &[
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &nats_port.to_string(),
+            "-sd",
+            nats_store.to_str().expect("utf-8"),
+        ],
+    );
+    wait_port(nats_port, "nats-server", Duration::from_secs(10));
+    let vm_port = free_port();
+    let vm_data = dir.path.join("vm");
+    let _vm = Proc::spawn(
+        &vm,
+        &[
+            &format!("-storageDataPath={}", vm_data.display()),
+            &format!("-httpListenAddr=127.0.0.1:{vm_port}"),
+            "-dedup.minScrapeInterval=1ms",
+            "-search.disableCache",
+        ],
+    );
+    wait_port(vm_port, "victoria-metrics", Duration::from_secs(20));
+    let pg = Postgres::start(&dir.path.join("pg"));
+
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let js = rt.block_on(async {
+        let js =
+            async_nats::jetstream::new(async_nats::connect(url.as_str()).await.expect("connect"));
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "MW_TEST".into(),
+            subjects: vec!["mw.test.>".into()],
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+        js
+    });
+
+    let metrics_port = free_port();
+    let cfg = |metrics: Option<u16>| {
+        let path = dir.path.join(format!("central-{}.toml", metrics.is_some()));
+        let mut text = format!(
+            "[central]\nurl = \"{url}\"\nstreams = [\"MW_TEST\"]\nbatch = 200\nack_wait_s = 2\n\
+             victoria_metrics = \"http://127.0.0.1:{vm_port}\"\n\
+             postgres = \"host=127.0.0.1 port={} user=mw dbname=postgres\"\n",
+            pg.port
+        );
+        if let Some(p) = metrics {
+            text.push_str(&format!("metrics_address = \"127.0.0.1:{p}\"\n"));
+        }
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+    let (cfg_a, cfg_b) = (cfg(None), cfg(Some(metrics_port)));
+    let a = Proc::millwright(&["central", "--config", cfg_a.to_str().expect("utf-8")]);
+    let mut b = Proc::millwright(&["central", "--config", cfg_b.to_str().expect("utf-8")]);
+    wait_port(metrics_port, "central /metrics", Duration::from_secs(20));
+
+    let base_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64)
+        - 3_600_000;
+    let mut seq = 0u64;
+    rt.block_on(async {
+        publish(&js, 0, PER_TAG / 3, base_ms, &mut seq).await;
+        // kill A once the consumer has delivered a part of the stream, while more arrives
+        let stream = js.get_stream("MW_TEST").await.expect("stream");
+        let t = Instant::now();
+        let c: async_nats::jetstream::consumer::PullConsumer = loop {
+            match stream.get_consumer("millwright-central").await {
+                Ok(c) => break c,
+                Err(e) => assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "the replicas did not create the consumer: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let t = Instant::now();
+        loop {
+            let i = c.get_info().await.expect("consumer info");
+            if i.delivered.stream_sequence > seq / 2 {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "nothing consumed: {i:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sigkill(&a);
+        publish(&js, PER_TAG / 3, PER_TAG, base_ms, &mut seq).await;
+        let t = Instant::now();
+        loop {
+            let i = c.get_info().await.expect("consumer info");
+            if i.num_pending == 0 && i.num_ack_pending == 0 && i.ack_floor.stream_sequence == seq {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(90),
+                "not all acknowledged: {i:?}\n{}",
+                b.report()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    // VictoriaMetrics: exactly PER_TAG points per tag, the values sent, at their timestamps
+    let vm_addr = format!("127.0.0.1:{vm_port}");
+    request(&vm_addr, "GET", "/internal/force_flush", None).expect("force_flush");
+    let r = request(
+        &vm_addr,
+        "GET",
+        "/api/v1/export?match%5B%5D=mw_tag_value&start=0",
+        None,
+    )
+    .expect("export");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut got: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for line in r.text().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("export line");
+        assert_eq!(v["metric"]["site"], "test");
+        assert_eq!(v["metric"]["unit"], "Cel");
+        let tag = v["metric"]["tag"].as_str().expect("tag").to_owned();
+        let ts = v["timestamps"].as_array().expect("timestamps");
+        let vals = v["values"].as_array().expect("values");
+        let e = got.entry(tag).or_default();
+        for (t, x) in ts.iter().zip(vals) {
+            e.push((t.as_i64().expect("ts"), x.as_f64().expect("value")));
+        }
+    }
+    assert_eq!(
+        got.len(),
+        TAGS,
+        "series: {:?}",
+        got.keys().collect::<Vec<_>>()
+    );
+    for (tag, mut points) in got {
+        points.sort_by(|x, y| x.partial_cmp(y).expect("finite"));
+        let want: Vec<(i64, f64)> = (0..PER_TAG)
+            .map(|i| (base_ms + i as i64, i as f64))
+            .collect();
+        assert_eq!(
+            points.len(),
+            PER_TAG,
+            "{tag}: {} points, {PER_TAG} sent",
+            points.len()
+        );
+        assert_eq!(points, want, "{tag}");
+    }
+
+    // PostgreSQL: every event once, with its message id
+    let n: usize = pg
+        .psql("SELECT count(*) FROM events")
+        .expect("count")
+        .parse()
+        .expect("number");
+    assert_eq!(n, EVENTS, "events in PostgreSQL");
+    let details: BTreeSet<String> = pg
+        .psql("SELECT body->'kind'->>'detail' FROM events")
+        .expect("details")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(details.len(), EVENTS, "distinct events");
+    assert_eq!(
+        pg.psql("SELECT max(version) FROM schema_migrations")
+            .as_deref(),
+        Ok("1")
+    );
+
+    // the survivor's /metrics
+    let m = request(
+        &format!("127.0.0.1:{metrics_port}"),
+        "GET",
+        "/metrics",
+        None,
+    )
+    .expect("metrics")
+    .text();
+    let has = |name: &str| m.lines().any(|l| l.starts_with(name));
+    assert!(has("mw_sent_samples_total"), "{m}");
+    assert!(has("mw_central_written_events_total"), "{m}");
+    assert!(has("mw_central_pending_messages"), "{m}");
+    for l in m.lines().filter(|l| {
+        l.starts_with("mw_central_redelivered_total") || l.starts_with("mw_central_duplicate")
+    }) {
+        eprintln!("survivor: {l}");
+    }
+    drop(b);
+    let _ = PathBuf::new();
+}
