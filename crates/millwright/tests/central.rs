@@ -34,6 +34,8 @@ const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const TAGS: usize = 10;
 const PER_TAG: usize = 1500;
 const EVENTS: usize = 300;
+/// Steps published a second time after the duplicate window.
+const RESENT: usize = 100;
 
 fn find(cands: &[&str]) -> Option<String> {
     cands
@@ -225,6 +227,23 @@ async fn publish(
     }
 }
 
+/// Waits (bounded) until the consumer has acknowledged every message up to stream sequence `last`.
+async fn all_acked(c: &async_nats::jetstream::consumer::PullConsumer, last: u64, b: &mut Proc) {
+    let t = Instant::now();
+    loop {
+        let i = c.get_info().await.expect("consumer info");
+        if i.num_pending == 0 && i.num_ack_pending == 0 && i.ack_floor.stream_sequence == last {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "not all acknowledged up to {last}: {i:?}\n{}",
+            b.report()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once() {
     let (Some(nats), Some(vm)) = (find(NATS), find(VM)) else {
@@ -276,6 +295,7 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
             name: "MW_TEST".into(),
             subjects: vec!["mw.test.>".into()],
             storage: async_nats::jetstream::stream::StorageType::File,
+            duplicate_window: Duration::from_secs(1),
             ..Default::default()
         })
         .await
@@ -338,19 +358,14 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
         }
         sigkill(&a);
         publish(&js, PER_TAG / 3, PER_TAG, base_ms, &mut seq).await;
-        let t = Instant::now();
-        loop {
-            let i = c.get_info().await.expect("consumer info");
-            if i.num_pending == 0 && i.num_ack_pending == 0 && i.ack_floor.stream_sequence == seq {
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(90),
-                "not all acknowledged: {i:?}\n{}",
-                b.report()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        all_acked(&c, seq, &mut b).await;
+        // an edge that sends again after the stream's duplicate window (a restart that resent
+        // what was PubAck'd but not yet in its ledger): the same messages, same ids, new
+        // stream sequence numbers; central writes them again and the sinks must absorb them
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let mut again = 0u64;
+        publish(&js, 0, RESENT, base_ms, &mut again).await;
+        all_acked(&c, seq + again, &mut b).await;
     });
 
     // VictoriaMetrics: exactly PER_TAG points per tag, the values sent, at their timestamps
@@ -430,6 +445,20 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
     assert!(has("mw_sent_samples_total"), "{m}");
     assert!(has("mw_central_written_events_total"), "{m}");
     assert!(has("mw_central_pending_messages"), "{m}");
+    // the resent events reached PostgreSQL and were refused there (A was killed before them)
+    let dups: u64 = m
+        .lines()
+        .find(|l| l.starts_with("mw_central_duplicate_events_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let resent_events = (0..RESENT)
+        .filter(|i| i * EVENTS / PER_TAG != (i + 1) * EVENTS / PER_TAG)
+        .count() as u64;
+    assert!(
+        dups >= resent_events,
+        "{dups} duplicate events counted, {resent_events} resent\n{m}"
+    );
     for l in m.lines().filter(|l| {
         l.starts_with("mw_central_redelivered_total") || l.starts_with("mw_central_duplicate")
     }) {
