@@ -244,6 +244,213 @@ async fn all_acked(c: &async_nats::jetstream::consumer::PullConsumer, last: u64,
     }
 }
 
+fn start_nats(bin: &str, dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let store = dir.join("nats");
+    let p = Proc::spawn(
+        bin,
+        &[
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-sd",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    wait_port(port, "nats-server", Duration::from_secs(10));
+    (p, port)
+}
+
+/// VictoriaMetrics with the deduplication central relies on (docs/central.md).
+fn start_vm(bin: &str, dir: &Path, port: u16) -> Proc {
+    let data = dir.join("vm");
+    let p = Proc::spawn(
+        bin,
+        &[
+            &format!("-storageDataPath={}", data.display()),
+            &format!("-httpListenAddr=127.0.0.1:{port}"),
+            "-dedup.minScrapeInterval=1ms",
+            "-search.disableCache",
+        ],
+    );
+    wait_port(port, "victoria-metrics", Duration::from_secs(20));
+    p
+}
+
+async fn test_stream(url: &str) -> async_nats::jetstream::Context {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect"));
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: "MW_TEST".into(),
+        subjects: vec!["mw.test.>".into()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    js
+}
+
+async fn shared_consumer(
+    js: &async_nats::jetstream::Context,
+) -> async_nats::jetstream::consumer::PullConsumer {
+    let stream = js.get_stream("MW_TEST").await.expect("stream");
+    let t = Instant::now();
+    loop {
+        match stream.get_consumer("millwright-central").await {
+            Ok(c) => return c,
+            Err(e) => assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "central did not create the consumer: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every `mw_tag_value` point in VictoriaMetrics, per tag, sorted.
+fn vm_points(vm_port: u16) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let vm_addr = format!("127.0.0.1:{vm_port}");
+    request(&vm_addr, "GET", "/internal/force_flush", None).expect("force_flush");
+    let r = request(
+        &vm_addr,
+        "GET",
+        "/api/v1/export?match%5B%5D=mw_tag_value&start=0",
+        None,
+    )
+    .expect("export");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut got: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for line in r.text().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("export line");
+        assert_eq!(v["metric"]["site"], "test");
+        assert_eq!(v["metric"]["unit"], "Cel");
+        let tag = v["metric"]["tag"].as_str().expect("tag").to_owned();
+        let ts = v["timestamps"].as_array().expect("timestamps");
+        let vals = v["values"].as_array().expect("values");
+        let e = got.entry(tag).or_default();
+        for (t, x) in ts.iter().zip(vals) {
+            e.push((t.as_i64().expect("ts"), x.as_f64().expect("value")));
+        }
+    }
+    for points in got.values_mut() {
+        points.sort_by(|x, y| x.partial_cmp(y).expect("finite"));
+    }
+    got
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+/// The sum of metric `name` over the series whose labels include every one of `labels`.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn victoria_metrics_down_nothing_is_acknowledged_until_it_is_back() {
+    let (Some(nats), Some(vm)) = (find(NATS), find(VM)) else {
+        eprintln!(
+            "SKIP: nats-server or victoria-metrics is not installed (scripts/setup-test-env.sh)"
+        );
+        return;
+    };
+    let dir = TempDir::new("central-vm-down");
+    let (_nats, nats_port) = start_nats(&nats, &dir.path);
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let vm_port = free_port(); // nothing listens there yet
+    let metrics_port = free_port();
+    let cfg = dir.path.join("central.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[central]\nurl = \"{url}\"\nstreams = [\"MW_TEST\"]\nbatch = 100\n\
+             victoria_metrics = \"http://127.0.0.1:{vm_port}\"\n\
+             metrics_address = \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    )
+    .expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let js = rt.block_on(test_stream(&url));
+    let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
+    wait_port(metrics_port, "central /metrics", Duration::from_secs(20));
+    let base_ms = now_ms() - 3_600_000;
+    let steps = 50; // no events: only the samples' sink is exercised
+    let mut seq = 0u64;
+    let c = rt.block_on(async {
+        let mut s = 0u64;
+        for i in 0..steps {
+            let mut h = async_nats::HeaderMap::new();
+            for k in 0..TAGS {
+                let tag = TagPath::new(&format!("plant/t{k}/v")).expect("tag");
+                let smp = Sample::good(tag, Value::U64(i as u64), (base_ms + i as i64) * 1_000_000);
+                let (subject, body) = mw_uplink::wire::decode(
+                    &mw_uplink::wire::encode_sample("test", &smp, Some("Cel")),
+                    false,
+                )
+                .expect("decodes");
+                s += 1;
+                h.insert("Nats-Msg-Id", mw_uplink::wire::msg_id("edge1", s).as_str());
+                js.publish_with_headers(subject, h.clone(), body.into())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("PubAck");
+            }
+        }
+        seq = s;
+        shared_consumer(&js).await
+    });
+    // central fails to write (connection refused) and counts it; nothing may be acknowledged
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let t = Instant::now();
+    loop {
+        let m = request(&metrics_addr, "GET", "/metrics", None)
+            .expect("metrics")
+            .text();
+        if metric(&m, "mw_errors_total", &["error_type=\"connect\""]) >= 2.0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no write error counted:\n{m}\n{}",
+            central.report()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let info = rt.block_on(c.get_info()).expect("consumer info");
+    assert_eq!(
+        info.ack_floor.stream_sequence, 0,
+        "acknowledged without a write: {info:?}"
+    );
+    // VictoriaMetrics comes up: the nak'ed batches are redelivered and written
+    let _vm = start_vm(&vm, &dir.path, vm_port);
+    rt.block_on(all_acked(&c, seq, &mut central));
+    let got = vm_points(vm_port);
+    assert_eq!(got.len(), TAGS);
+    let want: Vec<(i64, f64)> = (0..steps).map(|i| (base_ms + i as i64, i as f64)).collect();
+    for (tag, points) in got {
+        assert_eq!(points, want, "{tag}");
+    }
+    let m = request(&metrics_addr, "GET", "/metrics", None)
+        .expect("metrics")
+        .text();
+    assert_eq!(
+        metric(&m, "mw_sent_samples_total", &[]),
+        (steps * TAGS) as f64,
+        "{m}"
+    );
+}
+
 #[test]
 fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once() {
     let (Some(nats), Some(vm)) = (find(NATS), find(VM)) else {
@@ -257,33 +464,9 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
         return;
     }
     let dir = TempDir::new("central");
-    let nats_port = free_port();
-    let nats_store = dir.path.join("nats");
-    let _nats = Proc::spawn(
-        &nats,
-        &[
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &nats_port.to_string(),
-            "-sd",
-            nats_store.to_str().expect("utf-8"),
-        ],
-    );
-    wait_port(nats_port, "nats-server", Duration::from_secs(10));
+    let (_nats, nats_port) = start_nats(&nats, &dir.path);
     let vm_port = free_port();
-    let vm_data = dir.path.join("vm");
-    let _vm = Proc::spawn(
-        &vm,
-        &[
-            &format!("-storageDataPath={}", vm_data.display()),
-            &format!("-httpListenAddr=127.0.0.1:{vm_port}"),
-            "-dedup.minScrapeInterval=1ms",
-            "-search.disableCache",
-        ],
-    );
-    wait_port(vm_port, "victoria-metrics", Duration::from_secs(20));
+    let _vm = start_vm(&vm, &dir.path, vm_port);
     let pg = Postgres::start(&dir.path.join("pg"));
 
     let url = format!("nats://127.0.0.1:{nats_port}");
@@ -332,18 +515,7 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
     rt.block_on(async {
         publish(&js, 0, PER_TAG / 3, base_ms, &mut seq).await;
         // kill A once the consumer has delivered a part of the stream, while more arrives
-        let stream = js.get_stream("MW_TEST").await.expect("stream");
-        let t = Instant::now();
-        let c: async_nats::jetstream::consumer::PullConsumer = loop {
-            match stream.get_consumer("millwright-central").await {
-                Ok(c) => break c,
-                Err(e) => assert!(
-                    t.elapsed() < Duration::from_secs(30),
-                    "the replicas did not create the consumer: {e}"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let c = shared_consumer(&js).await;
         let t = Instant::now();
         loop {
             let i = c.get_info().await.expect("consumer info");
@@ -369,37 +541,14 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
     });
 
     // VictoriaMetrics: exactly PER_TAG points per tag, the values sent, at their timestamps
-    let vm_addr = format!("127.0.0.1:{vm_port}");
-    request(&vm_addr, "GET", "/internal/force_flush", None).expect("force_flush");
-    let r = request(
-        &vm_addr,
-        "GET",
-        "/api/v1/export?match%5B%5D=mw_tag_value&start=0",
-        None,
-    )
-    .expect("export");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let mut got: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-    for line in r.text().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("export line");
-        assert_eq!(v["metric"]["site"], "test");
-        assert_eq!(v["metric"]["unit"], "Cel");
-        let tag = v["metric"]["tag"].as_str().expect("tag").to_owned();
-        let ts = v["timestamps"].as_array().expect("timestamps");
-        let vals = v["values"].as_array().expect("values");
-        let e = got.entry(tag).or_default();
-        for (t, x) in ts.iter().zip(vals) {
-            e.push((t.as_i64().expect("ts"), x.as_f64().expect("value")));
-        }
-    }
+    let got = vm_points(vm_port);
     assert_eq!(
         got.len(),
         TAGS,
         "series: {:?}",
         got.keys().collect::<Vec<_>>()
     );
-    for (tag, mut points) in got {
-        points.sort_by(|x, y| x.partial_cmp(y).expect("finite"));
+    for (tag, points) in got {
         let want: Vec<(i64, f64)> = (0..PER_TAG)
             .map(|i| (base_ms + i as i64, i as f64))
             .collect();
