@@ -24,7 +24,7 @@ pub async fn metrics(listener: tokio::net::TcpListener, render: Render) {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let render = render.clone();
                 async move {
-                    let resp = if req.uri().path() == "/metrics" {
+                    if req.uri().path() == "/metrics" {
                         Response::builder()
                             .header("content-type", "text/plain; version=0.0.4")
                             .body(Full::new(Bytes::from(render())))
@@ -32,8 +32,7 @@ pub async fn metrics(listener: tokio::net::TcpListener, render: Render) {
                         Response::builder()
                             .status(StatusCode::NOT_FOUND)
                             .body(Full::new(Bytes::from_static(b"only /metrics here\n")))
-                    };
-                    resp
+                    }
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()

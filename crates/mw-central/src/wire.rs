@@ -153,9 +153,9 @@ pub fn vm_import(samples: &[SampleRow]) -> Vec<u8> {
         values: Vec<f64>,
         timestamps: Vec<i64>,
     }
-    // (metric, site, tag, unit) → points
-    let mut series: BTreeMap<(&str, &str, &str, Option<&str>), (Vec<f64>, Vec<i64>)> =
-        BTreeMap::new();
+    /// (metric, site, tag, unit)
+    type Series<'a> = (&'static str, &'a str, &'a str, Option<&'a str>);
+    let mut series: BTreeMap<Series<'_>, (Vec<f64>, Vec<i64>)> = BTreeMap::new();
     for s in samples {
         let ms = s.ts_ns.div_euclid(1_000_000);
         if let Some(v) = s.value.filter(|v| v.is_finite()) {
