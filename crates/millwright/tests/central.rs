@@ -407,7 +407,13 @@ fn victoria_metrics_down_nothing_is_acknowledged_until_it_is_back() {
                     .expect("PubAck");
             }
         }
-        seq = s;
+        // a message central cannot read: terminated and counted, never blocking the rest
+        js.publish("mw.test.garbage", "not json".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("PubAck");
+        seq = s + 1;
         shared_consumer(&js).await
     });
     // central fails to write (connection refused) and counts it; nothing may be acknowledged
@@ -448,6 +454,23 @@ fn victoria_metrics_down_nothing_is_acknowledged_until_it_is_back() {
         metric(&m, "mw_sent_samples_total", &[]),
         (steps * TAGS) as f64,
         "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "mw_discarded_messages_total",
+            &["reason=\"bad_message\""]
+        ),
+        1.0,
+        "{m}"
+    );
+    // SIGTERM: a clean stop
+    central.sigterm();
+    let st = central.wait_exit(Duration::from_secs(15));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "central after SIGTERM: {st:?}\n{}",
+        central.report()
     );
 }
 
