@@ -72,13 +72,14 @@ fn am_root() -> bool {
 
 /// A PostgreSQL cluster in a temp dir; stopped by pid (SIGINT: fast shutdown, then SIGKILL).
 struct Postgres {
-    child: Child,
+    child: Option<Child>,
     port: u16,
+    dir: PathBuf,
+    nobody: Option<u32>,
 }
 
 impl Postgres {
     fn start(dir: &Path) -> Postgres {
-        let data = dir.join("pgdata");
         let nobody = am_root().then_some(65534u32);
         std::fs::create_dir_all(dir).expect("dir");
         if let Some(uid) = nobody {
@@ -91,7 +92,7 @@ impl Postgres {
         let mut initdb = Command::new(format!("{PG_BIN}/initdb"));
         initdb
             .args(["-U", "mw", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
-            .arg(&data);
+            .arg(dir.join("pgdata"));
         if let Some(uid) = nobody {
             initdb.uid(uid).gid(uid);
         }
@@ -101,28 +102,56 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
+        let mut p = Postgres {
+            child: None,
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            nobody,
+        };
+        p.run();
+        p
+    }
+
+    /// Starts the server (again) on its port and data directory; waits until it answers.
+    fn run(&mut self) {
+        assert!(self.child.is_none(), "postgres already running");
         let mut pg = Command::new(format!("{PG_BIN}/postgres"));
         pg.arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(dir)
+            .arg(self.dir.join("pgdata"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
             .args(["-c", "fsync=off"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(uid) = nobody {
+        if let Some(uid) = self.nobody {
             pg.uid(uid).gid(uid);
         }
-        let child = pg.spawn().expect("start postgres");
-        let p = Postgres { child, port };
-        wait_port(port, "postgres", Duration::from_secs(20));
+        self.child = Some(pg.spawn().expect("start postgres"));
+        wait_port(self.port, "postgres", Duration::from_secs(20));
         // accepting TCP is not yet accepting queries
         let t = Instant::now();
-        while p.psql("SELECT 1").as_deref() != Ok("1") {
+        while self.psql("SELECT 1").as_deref() != Ok("1") {
             assert!(t.elapsed() < Duration::from_secs(20), "postgres not ready");
             std::thread::sleep(Duration::from_millis(100));
         }
-        p
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        while child.try_wait().ok().flatten().is_none() {
+            if t.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.wait();
     }
 
     fn psql(&self, sql: &str) -> Result<String, String> {
@@ -151,18 +180,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let t = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() {
-            if t.elapsed() > Duration::from_secs(10) {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -638,4 +656,101 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
     }
     drop(b);
     let _ = PathBuf::new();
+}
+
+#[test]
+fn postgres_down_events_wait_and_arrive_once_it_is_back() {
+    let Some(nats) = find(NATS) else {
+        eprintln!("SKIP: nats-server is not installed (scripts/setup-test-env.sh)");
+        return;
+    };
+    if !Path::new(&format!("{PG_BIN}/postgres")).exists() {
+        eprintln!("SKIP: PostgreSQL 15 is not installed ({PG_BIN}; scripts/setup-test-env.sh)");
+        return;
+    }
+    let dir = TempDir::new("central-pg-down");
+    let (_nats, nats_port) = start_nats(&nats, &dir.path);
+    let mut pg = Postgres::start(&dir.path.join("pg"));
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let metrics_port = free_port();
+    let cfg = dir.path.join("central.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[central]\nurl = \"{url}\"\nstreams = [\"MW_TEST\"]\nbatch = 50\n\
+             victoria_metrics = \"http://127.0.0.1:{}\"\n\
+             postgres = \"host=127.0.0.1 port={} user=mw dbname=postgres connect_timeout=2\"\n\
+             metrics_address = \"127.0.0.1:{metrics_port}\"\n",
+            free_port(),
+            pg.port
+        ),
+    )
+    .expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let js = rt.block_on(test_stream(&url));
+    let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
+    wait_port(metrics_port, "central /metrics", Duration::from_secs(20));
+    let c = rt.block_on(shared_consumer(&js)); // created after the migration
+    pg.stop();
+    let n = 120u64;
+    rt.block_on(async {
+        for i in 0..n {
+            let e = Event::new(
+                1_700_000_000_000_000_000 + i as i64,
+                "alarms/engine",
+                EventKind::OperatorAction {
+                    user: "op".into(),
+                    action: "ack".into(),
+                    target: format!("alarm {i}"),
+                    comment: String::new(),
+                },
+            );
+            let (subject, body) =
+                mw_uplink::wire::decode(&mw_uplink::wire::encode_event("test", &e), false)
+                    .expect("decodes");
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(
+                "Nats-Msg-Id",
+                mw_uplink::wire::msg_id("edge1", i + 1).as_str(),
+            );
+            js.publish_with_headers(subject, h, body.into())
+                .await
+                .expect("publish")
+                .await
+                .expect("PubAck");
+        }
+    });
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let t = Instant::now();
+    loop {
+        let m = request(&metrics_addr, "GET", "/metrics", None)
+            .expect("metrics")
+            .text();
+        if metric(&m, "mw_errors_total", &["error_type=\"postgres\""]) >= 2.0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no PostgreSQL error counted:\n{m}\n{}",
+            central.report()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let info = rt.block_on(c.get_info()).expect("consumer info");
+    assert_eq!(
+        info.ack_floor.stream_sequence, 0,
+        "acknowledged without a commit: {info:?}"
+    );
+    pg.run();
+    rt.block_on(all_acked(&c, n, &mut central));
+    assert_eq!(
+        pg.psql("SELECT count(DISTINCT msg_id) || ' ' || count(*) FROM events WHERE kind = 'operator_action'")
+            .as_deref(),
+        Ok("120 120")
+    );
+    assert_eq!(
+        pg.psql("SELECT body->'kind'->>'target' FROM events WHERE msg_id = 'edge1-7'")
+            .as_deref(),
+        Ok("alarm 6")
+    );
 }
