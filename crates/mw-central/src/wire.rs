@@ -342,4 +342,27 @@ mod tests {
             serde_json::json!([3000])
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(subject in "[a-z$.~]{0,30}", payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse(&Envelope { subject: &subject, payload: &payload, msg_id: None, stream: "S", stream_seq: 1 });
+        }
+
+        #[test]
+        fn parse_never_panics_on_near_valid_json(v in proptest::option::of(-1e300f64..1e300), q in "[a-z]{0,9}", ts in proptest::num::i64::ANY) {
+            let body = match v {
+                Some(x) => format!(r#"{{"tag":"a/b","ts":{ts},"value":{x},"quality":"{q}"}}"#),
+                None => format!(r#"{{"tag":"a/b","ts":{ts},"value":null,"quality":"{q}"}}"#),
+            };
+            let r = parse(&Envelope { subject: "mw.s.a.b", payload: body.as_bytes(), msg_id: None, stream: "S", stream_seq: 1 });
+            if ["good", "uncertain", "bad"].contains(&q.as_str()) {
+                let is_sample = matches!(r, Ok(Item::Sample(_)));
+                proptest::prop_assert!(is_sample, "{body}: {r:?}");
+            }
+            if let Ok(Item::Sample(s)) = r {
+                let _ = vm_import(&[s]);
+            }
+        }
+    }
 }
