@@ -263,20 +263,25 @@ async fn all_acked(c: &async_nats::jetstream::consumer::PullConsumer, last: u64,
 }
 
 fn start_nats(bin: &str, dir: &Path) -> (Proc, u16) {
+    start_nats_with(bin, dir, &[])
+}
+
+/// [`start_nats`] with more arguments (`--user`, `--pass`).
+fn start_nats_with(bin: &str, dir: &Path, extra: &[&str]) -> (Proc, u16) {
     let port = free_port();
     let store = dir.join("nats");
-    let p = Proc::spawn(
-        bin,
-        &[
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-sd",
-            store.to_str().expect("utf-8"),
-        ],
-    );
+    let port_s = port.to_string();
+    let mut args = vec![
+        "-js",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &port_s,
+        "-sd",
+        store.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    let p = Proc::spawn(bin, &args);
     wait_port(port, "nats-server", Duration::from_secs(10));
     (p, port)
 }
@@ -298,7 +303,17 @@ fn start_vm(bin: &str, dir: &Path, port: u16) -> Proc {
 }
 
 async fn test_stream(url: &str) -> async_nats::jetstream::Context {
-    let js = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect"));
+    // nats://USER:PASS@HOST:PORT logs in as USER
+    let client = match url.split_once("://").and_then(|(_, r)| r.split_once('@')) {
+        Some((cred, host)) => {
+            let (u, p) = cred.split_once(':').expect("USER:PASS");
+            async_nats::ConnectOptions::with_user_and_password(u.into(), p.into())
+                .connect(format!("nats://{host}"))
+                .await
+        }
+        None => async_nats::connect(url).await,
+    };
+    let js = async_nats::jetstream::new(client.expect("connect"));
     js.get_or_create_stream(async_nats::jetstream::stream::Config {
         name: "MW_TEST".into(),
         subjects: vec!["mw.test.>".into()],
@@ -383,22 +398,33 @@ fn victoria_metrics_down_nothing_is_acknowledged_until_it_is_back() {
         return;
     };
     let dir = TempDir::new("central-vm-down");
-    let (_nats, nats_port) = start_nats(&nats, &dir.path);
+    // a server that requires a login: central reads its password from a file
+    let (_nats, nats_port) = start_nats_with(
+        &nats,
+        &dir.path,
+        &["--user", "central", "--pass", "s3cret-pw"],
+    );
     let url = format!("nats://127.0.0.1:{nats_port}");
+    let pw = dir.path.join("nats-password");
+    std::fs::write(&pw, "s3cret-pw\n").expect("password file");
     let vm_port = free_port(); // nothing listens there yet
     let metrics_port = free_port();
     let cfg = dir.path.join("central.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[central]\nurl = \"{url}\"\nstreams = [\"MW_TEST\"]\nbatch = 100\n\
+            "[central]\nurl = \"{url}\"\nuser = \"central\"\npassword_file = \"{}\"\n\
+             streams = [\"MW_TEST\"]\nbatch = 100\n\
              victoria_metrics = \"http://127.0.0.1:{vm_port}\"\n\
-             metrics_address = \"127.0.0.1:{metrics_port}\"\n"
+             metrics_address = \"127.0.0.1:{metrics_port}\"\n",
+            pw.display()
         ),
     )
     .expect("config");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let js = rt.block_on(test_stream(&url));
+    let js = rt.block_on(test_stream(&format!(
+        "nats://central:s3cret-pw@127.0.0.1:{nats_port}"
+    )));
     let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
     wait_port(metrics_port, "central /metrics", Duration::from_secs(20));
     let base_ms = now_ms() - 3_600_000;
@@ -489,6 +515,10 @@ fn victoria_metrics_down_nothing_is_acknowledged_until_it_is_back() {
         st.is_some_and(|s| s.success()),
         "central after SIGTERM: {st:?}\n{}",
         central.report()
+    );
+    assert!(
+        !central.report().contains("s3cret-pw"),
+        "the password appears in central's output"
     );
 }
 

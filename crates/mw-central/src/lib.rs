@@ -102,7 +102,20 @@ pub async fn run(
         .name("millwright central")
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
-        .reconnect_delay_callback(|n| Duration::from_millis((100u64 << n.min(6)).min(5000)));
+        .reconnect_delay_callback(|n| Duration::from_millis((100u64 << n.min(6)).min(5000)))
+        .event_callback(|ev| async move {
+            match ev {
+                async_nats::Event::Connected => tracing::info!("central connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("central disconnected from NATS; reconnecting")
+                }
+                // e.g. "server error: authorization violation"; never carries a secret
+                e @ (async_nats::Event::ServerError(_) | async_nats::Event::ClientError(_)) => {
+                    tracing::warn!(error = %e, "central: NATS connection error")
+                }
+                other => tracing::debug!(event = %other, "central: NATS client event"),
+            }
+        });
     opts = match &cfg.auth {
         config::Auth::None => opts,
         config::Auth::UserPassword {
