@@ -784,3 +784,88 @@ fn postgres_down_events_wait_and_arrive_once_it_is_back() {
         Ok("alarm 6")
     );
 }
+
+/// The whole chain on the real binaries: `millwright demo --uplink` (the simulated plant, its
+/// uplink's buffer and forwarder) → `nats-server` → `millwright central` → VictoriaMetrics and
+/// PostgreSQL. The plant's tags arrive as series of its site, and the demo's start-up
+/// `config_change` event as a row.
+#[test]
+fn a_real_edge_feeds_central_through_its_uplink() {
+    let (Some(nats), Some(vm)) = (find(NATS), find(VM)) else {
+        eprintln!(
+            "SKIP: nats-server or victoria-metrics is not installed (scripts/setup-test-env.sh)"
+        );
+        return;
+    };
+    if !Path::new(&format!("{PG_BIN}/postgres")).exists() {
+        eprintln!("SKIP: PostgreSQL 15 is not installed ({PG_BIN}; scripts/setup-test-env.sh)");
+        return;
+    }
+    let dir = TempDir::new("central-edge");
+    let (_nats, nats_port) = start_nats(&nats, &dir.path);
+    let vm_port = free_port();
+    let _vm = start_vm(&vm, &dir.path, vm_port);
+    let pg = Postgres::start(&dir.path.join("pg"));
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let _demo = common::start_demo(
+        "central-edge-demo",
+        &["--uplink", &url, "--poll-interval", "100"],
+    );
+    let stream = "MW_ACME-PLANT-1-SIMULATED";
+    // central needs the stream, which the edge's uplink creates
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let js =
+            async_nats::jetstream::new(async_nats::connect(url.as_str()).await.expect("connect"));
+        let t = Instant::now();
+        while js.get_stream(stream).await.is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the uplink created no stream"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let cfg = dir.path.join("central.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[central]\nurl = \"{url}\"\nstreams = [\"{stream}\"]\n\
+             victoria_metrics = \"http://127.0.0.1:{vm_port}\"\n\
+             postgres = \"host=127.0.0.1 port={} user=mw dbname=postgres\"\n",
+            pg.port
+        ),
+    )
+    .expect("config");
+    let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
+    let vm_addr = format!("127.0.0.1:{vm_port}");
+    let t = Instant::now();
+    let (series, row) = loop {
+        let _ = request(&vm_addr, "GET", "/internal/force_flush", None);
+        let series = request(
+            &vm_addr,
+            "GET",
+            "/api/v1/series?match%5B%5D=mw_tag_value%7Bsite%3D%22acme-plant-1-simulated%22%7D&start=0",
+            None,
+        )
+        .map(|r| r.json()["data"].as_array().map_or(0, |a| a.len()))
+        .unwrap_or(0);
+        let row = pg
+            .psql("SELECT source || ' ' || kind || ' ' || site FROM events WHERE kind = 'config_change'")
+            .unwrap_or_default();
+        if series >= 10 && !row.is_empty() {
+            break (series, row);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "after 60 s: {series} series, event row {row:?}\n{}",
+            central.report()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        row,
+        "millwright/config config_change acme-plant-1-simulated"
+    );
+    eprintln!("{series} series of the demo plant in VictoriaMetrics");
+}
