@@ -2,7 +2,8 @@
 # Installs, idempotently, everything the test suite needs besides the Rust toolchain:
 #   - Debian packages (only what is missing; `apt-get update` at most once): curl, mosquitto (benchmark
 #     reference peer) and mosquitto-clients (mosquitto_pub/sub, the broker tests' peers), chromium (headless browser test of the web UI), nats-server (the uplink's
-#     JetStream peer; Debian's 2.9.10), victoria-metrics (the historian benchmark's peer and, later, the uplink's),
+#     JetStream peer; Debian's 2.9.10), victoria-metrics (the historian benchmark's peer and
+#     `millwright central`'s), postgresql-15 (central's event store; the test runs its own cluster with initdb),
 #   - a Python venv with the peer tools (pymodbus, influxdb-client, pysparkplug, paho-mqtt 1.6 — pysparkplug
 #     needs paho-mqtt < 2; 1.6 speaks MQTT 3.1.1 and 5.0; playwright, which drives the Debian chromium
 #     above in the login-page test — its bundled driver only, never `playwright install`: no browser is
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 MW_VENV="${MW_VENV:-$HOME/.cache/millwright/venv}"
-APT_PACKAGES=(python3-venv curl mosquitto mosquitto-clients chromium nats-server victoria-metrics)
+APT_PACKAGES=(python3-venv curl mosquitto mosquitto-clients chromium nats-server victoria-metrics postgresql-15)
 PY_PACKAGES=("pymodbus>=3.10,<4" "influxdb-client>=1.40,<2" "pysparkplug>=0.6,<0.7" "paho-mqtt>=1.6,<2" "playwright>=1.50,<2")
 
 need=()

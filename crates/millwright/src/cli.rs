@@ -34,6 +34,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Run only the plant simulator and its Modbus TCP server.
     Sim(SimArgs),
+    /// Central tier: consume the edges' JetStream streams into VictoriaMetrics and PostgreSQL
+    /// (a `[central]` section; any number of replicas share the work; docs/central.md).
+    Central(CentralArgs),
     /// Replay a CSV file through an anomaly detector; writes scores and flags, and metrics against labels.
     Backtest(crate::backtest::BacktestArgs),
     /// Read stored history of a tag or a glob of tags (offline: not while a server has the historian open).
@@ -131,6 +134,13 @@ pub struct RunArgs {
     /// `localhost:PORT` are always accepted; other names get 421 (DNS-rebinding defence).
     #[arg(long = "allow-host", value_name = "NAME[:PORT]")]
     pub allow_host: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CentralArgs {
+    /// Configuration file with a `[central]` section.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -275,6 +285,7 @@ pub fn dispatch(cmd: Command) -> Result<ExitCode> {
             runtime()?.block_on(demo(a))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Central(a) => central(a),
         Command::Pdm(c) => crate::pdm::dispatch(c),
         Command::User(c) => crate::security::user(c),
         Command::Token(c) => crate::security::token(c),
@@ -327,6 +338,37 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+fn central(a: CentralArgs) -> Result<ExitCode> {
+    let cfg = match mw_central::config_registry().load(&a.config) {
+        Ok(c) => c
+            .section::<mw_central::CentralSection>()
+            .and_then(|s| s.0.clone()),
+        Err(diags) => {
+            eprintln!("{diags}");
+            eprintln!(
+                "{}: {} error(s); nothing was started",
+                a.config.display(),
+                diags.items.len()
+            );
+            return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+        }
+    };
+    let Some(cfg) = cfg else {
+        eprintln!(
+            "{}: no [central] section (docs/central.md)",
+            a.config.display()
+        );
+        return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+    };
+    runtime()?.block_on(async {
+        let render = pipeline::install_metrics()?;
+        mw_central::run(cfg, Some(render), pipeline::shutdown_signal())
+            .await
+            .context("millwright central")
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(a: CheckArgs) -> Result<ExitCode> {

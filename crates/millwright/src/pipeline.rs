@@ -40,7 +40,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-fn install_metrics() -> Result<mw_web::MetricsRender> {
+pub(crate) fn install_metrics() -> Result<mw_web::MetricsRender> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
