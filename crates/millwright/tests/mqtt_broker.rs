@@ -216,3 +216,62 @@ fn broker_metrics_on_slash_metrics_count_what_clients_did() {
     assert!(mw.wait_exit(T).is_some(), "{}", mw.report());
     drop(s.data);
 }
+
+/// `[[mqtt.broker.ingest]]` in the binary: what `mosquitto_pub` publishes to the broker is a
+/// tag in `/api/v1/latest` (plain number, JSON field, a bad payload as bad quality), with no
+/// `[[mqtt.client]]` anywhere.
+#[test]
+fn broker_publishes_become_tags_in_latest() {
+    if !clients_present() {
+        return;
+    }
+    let s = site(
+        "mqtt-ingest",
+        "[mqtt.broker]\naddress = \"127.0.0.1:0\"\nanonymous = true\n\
+         [[mqtt.broker.ingest]]\ntopic = \"plant/+/temp\"\ntag = \"acme/p1/{2}/temp\"\n\
+         [[mqtt.broker.ingest]]\ntopic = \"plant/+/status\"\npayload = \"json\"\nfield = \"data.running\"\n\
+         tag = \"acme/p1/{2}/running\"\n",
+    );
+    let (mut mw, http, broker) = start(&s);
+    for (topic, msg) in [
+        ("plant/m1/temp", "21.5"),
+        ("plant/m1/status", r#"{"data":{"running":true}}"#),
+        ("plant/m2/temp", "warm"),
+    ] {
+        let (ok, err) = mosquitto_pub(broker, &["-q", "1", "-t", topic, "-m", msg]);
+        assert!(ok, "{topic}: {err}");
+    }
+    let points = wait_for("three ingested tags in /api/v1/latest", T, || {
+        let r = get(&http, "/api/v1/latest?tag=acme/p1/**")?;
+        if r.status != 200 {
+            return Err(format!("{} {}", r.status, r.text()));
+        }
+        let j = r.json();
+        let points = j["points"].as_array().cloned().unwrap_or_default();
+        if points.len() < 3 {
+            return Err(j.to_string());
+        }
+        Ok(points)
+    });
+    let by_tag = |t: &str| {
+        points
+            .iter()
+            .find(|p| p["tag"] == t)
+            .unwrap_or_else(|| panic!("no {t} in {points:?}"))
+            .clone()
+    };
+    assert_eq!(by_tag("acme/p1/m1/temp")["value"], 21.5);
+    assert_eq!(by_tag("acme/p1/m1/temp")["quality"], "good");
+    assert_eq!(by_tag("acme/p1/m1/running")["value"], true);
+    let bad = by_tag("acme/p1/m2/temp");
+    assert_eq!(bad["quality"], "bad", "{bad}");
+    assert!(
+        bad["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not a number")),
+        "{bad}"
+    );
+    mw.sigterm();
+    assert!(mw.wait_exit(T).is_some(), "{}", mw.report());
+    drop(s.data);
+}

@@ -412,6 +412,11 @@ impl Tap {
     pub async fn recv(&self) -> Delivery {
         self.queue.recv(&self.broker.inner.stats).await
     }
+
+    /// The next queued message, if one is there (without waiting).
+    pub fn try_recv(&self) -> Option<Delivery> {
+        self.queue.pop(Instant::now(), &self.broker.inner.stats)
+    }
 }
 
 impl Drop for Tap {

@@ -255,26 +255,6 @@ where
                     Ok(n) => read_full = n >= spare,
                 }
                 last_rx = Instant::now();
-                loop {
-                    match wire::decode(&mut rbuf, version, cfg.max_packet_size) {
-                        Ok(None) => break,
-                        Ok(Some(p)) => match c.handle(p) {
-                            Ok(None) => {}
-                            Ok(Some(end)) => break 'conn end,
-                            Err(e) => {
-                                c.protocol_error(&e, peer);
-                                break 'conn End::WithWill;
-                            }
-                        },
-                        Err(e) => {
-                            c.protocol_error(&e, peer);
-                            break 'conn End::WithWill;
-                        }
-                    }
-                }
-                if rbuf.is_empty() && !read_full {
-                    rbuf = BytesMut::new();
-                }
             }
             _ = c.queue.notify.notified() => {}
             _ = async {}, if c.more => {}
@@ -306,6 +286,29 @@ where
                 c.write(&Out::Disconnect { code: reason::KEEP_ALIVE_TIMEOUT, reason: None });
                 break End::WithWill;
             }
+        }
+        // the packets read so far, until one of them fills a subscriber queue: the rest stay
+        // in the buffer until that queue has room (so one read of many publishes cannot push a
+        // queue past its size)
+        while c.blocked.is_empty() {
+            match wire::decode(&mut rbuf, version, cfg.max_packet_size) {
+                Ok(None) => break,
+                Ok(Some(p)) => match c.handle(p) {
+                    Ok(None) => {}
+                    Ok(Some(end)) => break 'conn end,
+                    Err(e) => {
+                        c.protocol_error(&e, peer);
+                        break 'conn End::WithWill;
+                    }
+                },
+                Err(e) => {
+                    c.protocol_error(&e, peer);
+                    break 'conn End::WithWill;
+                }
+            }
+        }
+        if rbuf.is_empty() && !read_full {
+            rbuf = BytesMut::new();
         }
     };
     if !c.wbuf.is_empty() {
