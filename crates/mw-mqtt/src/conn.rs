@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use crate::broker::{Broker, Ctl, Delivery, Detached, Message, Pending, Queue, Sub};
 use crate::topic;
+use crate::wire::Will;
 use crate::wire::{
     self, ConnAckProps, Connect, In, Out, OutPublish, Publish, Version, WireError, reason,
 };
@@ -47,7 +48,14 @@ impl Drop for ConnGuard<'_> {
 }
 
 /// Serves one accepted connection until it ends.
-pub async fn serve<S>(broker: Broker, stream: S, peer: SocketAddr)
+///
+/// Memory: an idle connection (10k of them at about 1 KB each is the goal) holds only this
+/// future's own state — the stream, the small [`Conn`], a 32-byte read buffer and the idle
+/// `select!` (a read, the queue's notification, the oneshot control channel). Keep-alive has
+/// no timer per connection: the broker's sweeper checks every 250 ms when each connection
+/// last received something and tells it to close through the control channel. The CONNECT handshake and the packet loop ([`busy`]) run as boxed futures that
+/// exist only while they run; the read buffer and write buffer are freed when empty.
+pub async fn serve<S>(broker: Broker, mut stream: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -55,20 +63,181 @@ where
     let n = stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
     metrics::gauge!("mw_mqtt_connections").set(n as f64);
     let _guard = ConnGuard(&broker);
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let Some(h) = Box::pin(handshake(&broker, &mut stream, peer, n)).await else {
+        return;
+    };
+    let Hello {
+        version,
+        client_id,
+        username,
+        will,
+        mut expiry,
+        expiry_was_zero,
+        keep_alive,
+        out_max,
+        out_max_packet,
+        generation,
+        queue,
+        unacked,
+        ctl,
+        wbuf,
+        rbuf,
+    } = *h;
+    let mut c = Conn {
+        broker: &broker,
+        version,
+        client_id: &client_id,
+        username: username.as_deref(),
+        queue,
+        inflight: unacked,
+        out_max,
+        out_max_packet,
+        next_pkid: 1,
+        aliases: HashMap::new(),
+        wbuf,
+        more: false,
+        tokens: None,
+        tokens_at: Instant::now(),
+        expiry_was_zero,
+        expiry: &mut expiry,
+        blocked: Vec::new(),
+    };
+    // resume: what was in flight goes again, same packet ids
+    let resend: Vec<(u16, Pending)> = c.inflight.iter().map(|(k, v)| (*k, v.clone())).collect();
+    for (pkid, p) in resend {
+        match p {
+            Pending::Publish(d) => c.write_publish(&d, pkid, true),
+            Pending::Release => c.write(&Out::PubRel { pkid, code: 0 }),
+        }
+    }
+    c.queue.set_keep_alive(keep_alive, broker.now_ms());
+    let mut link = Link {
+        stream,
+        rbuf,
+        ctl,
+        read_full: false,
+        peer,
+    };
+    // a connection attached while the broker began to stop was not among those told to close
+    let end = if *broker.inner.shutdown.borrow() {
+        c.write(&Out::Disconnect {
+            code: reason::SERVER_SHUTTING_DOWN,
+            reason: None,
+        });
+        End::WithWill
+    } else {
+        loop {
+            if let Err(end) = Box::pin(busy(&mut c, &mut link)).await {
+                break end;
+            }
+            // idle: nothing buffered, nothing to write, nothing deliverable
+            let mut small = [0u8; 32];
+            let woke = tokio::select! {
+                biased;
+                ctl = &mut link.ctl => Wake::Ctl(ctl.ok()),
+                r = link.stream.read(&mut small) => Wake::Read(r.unwrap_or(0)),
+                _ = c.queue.notify.notified() => Wake::Deliveries,
+            };
+            match woke {
+                Wake::Ctl(ctl) => break c.closed_by(ctl),
+                Wake::Read(0) => break End::WithWill,
+                Wake::Read(n) => {
+                    link.rbuf.extend_from_slice(&small[..n]);
+                    c.queue.touch(broker.now_ms());
+                    // more may be waiting: the packet loop reads on with a real buffer
+                    link.read_full = n == small.len();
+                }
+                Wake::Deliveries => {}
+            }
+        }
+    };
+    let Link { mut stream, .. } = link;
+    if !c.wbuf.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&c.wbuf)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+    let inflight = std::mem::take(&mut c.inflight);
+    drop(c);
+    tracing::debug!(%peer, client = %client_id, "mqtt: disconnected");
+    broker.detach(
+        &client_id,
+        Detached {
+            generation,
+            will: match end {
+                End::Normal => None,
+                End::WithWill => will.map(|w| *w),
+            },
+            expiry,
+            unacked: inflight,
+        },
+    );
+}
+
+/// What ended an idle wait.
+enum Wake {
+    Ctl(Option<Ctl>),
+    /// Bytes read into the small buffer (0: closed or failed).
+    Read(usize),
+    Deliveries,
+}
+
+/// What the handshake hands the connection: the CONNECT's fields it keeps (not the packet,
+/// whose password is dropped with it), the attached session and the buffers.
+struct Hello {
+    version: Version,
+    client_id: String,
+    username: Option<String>,
+    will: Option<Box<Will>>,
+    expiry: Option<u32>,
+    expiry_was_zero: bool,
+    keep_alive: Option<Duration>,
+    out_max: usize,
+    out_max_packet: Option<usize>,
+    generation: u64,
+    queue: Arc<Queue>,
+    unacked: BTreeMap<u16, Pending>,
+    ctl: oneshot::Receiver<Ctl>,
+    /// The CONNACK.
+    wbuf: BytesMut,
+    /// What came after the CONNECT.
+    rbuf: BytesMut,
+}
+
+/// The connection's stream and what its loops keep between them.
+struct Link<S> {
+    stream: S,
+    rbuf: BytesMut,
+    ctl: oneshot::Receiver<Ctl>,
+    /// The last read filled the buffer (the next one gets 64 KiB).
+    read_full: bool,
+    peer: SocketAddr,
+}
+
+/// CONNECT within the connect timeout, client id rules, authentication, the will, the session,
+/// the CONNACK (in the returned write buffer). `None`: refused (and answered) or gone.
+async fn handshake<S>(
+    broker: &Broker,
+    stream: &mut S,
+    peer: SocketAddr,
+    n: usize,
+) -> Option<Box<Hello>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let stats = &broker.inner.stats;
     let mut rbuf = BytesMut::with_capacity(512);
-    let cfg = broker.config().clone();
+    let cfg = broker.config();
 
     // CONNECT, within the connect timeout
     let connect = match tokio::time::timeout(
         cfg.connect_timeout,
-        read_connect(&mut rd, &mut rbuf, cfg.max_packet_size),
+        read_connect(stream, &mut rbuf, cfg.max_packet_size),
     )
     .await
     {
         Err(_) => {
             tracing::debug!(%peer, "mqtt: no CONNECT within {:?}; closed", cfg.connect_timeout);
-            return;
+            return None;
         }
         Ok(Err((version, e))) => {
             stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
@@ -78,9 +247,9 @@ where
             {
                 let mut b = BytesMut::new();
                 wire::encode(&connack(false, e.code, ConnAckProps::default()), v, &mut b);
-                let _ = wr.write_all(&b).await;
+                let _ = stream.write_all(&b).await;
             }
-            return;
+            return None;
         }
         Ok(Ok(c)) => c,
     };
@@ -106,8 +275,8 @@ where
     };
     if n > cfg.max_connections || *broker.inner.shutdown.borrow() {
         let b = refuse(reason::SERVER_BUSY, "too many connections");
-        let _ = wr.write_all(&b).await;
-        return;
+        let _ = stream.write_all(&b).await;
+        return None;
     }
     // client id
     let mut client_id = connect.client_id.clone();
@@ -117,8 +286,8 @@ where
             reason::CLIENT_ID_NOT_VALID,
             "client ids starting with $mw/ are reserved",
         );
-        let _ = wr.write_all(&b).await;
-        return;
+        let _ = stream.write_all(&b).await;
+        return None;
     }
     if client_id.is_empty() {
         if version == Version::V311 && !connect.clean_start {
@@ -126,17 +295,17 @@ where
                 reason::CLIENT_ID_NOT_VALID,
                 "an empty client id needs a clean session",
             );
-            let _ = wr.write_all(&b).await;
-            return;
+            let _ = stream.write_all(&b).await;
+            return None;
         }
         client_id = format!("mw-{:016x}", rand_u64());
         assigned = Some(client_id.clone());
     }
     // authentication
-    if let Err((code, why)) = authenticate(&broker, &connect, peer).await {
+    if let Err((code, why)) = authenticate(broker, &connect, peer).await {
         let b = refuse(code, &why);
-        let _ = wr.write_all(&b).await;
-        return;
+        let _ = stream.write_all(&b).await;
+        return None;
     }
     let username = connect.username.clone();
     let acl = &broker.inner.acl;
@@ -147,8 +316,8 @@ where
             || w.topic.is_empty())
     {
         let b = refuse(reason::TOPIC_NAME_INVALID, "invalid will topic");
-        let _ = wr.write_all(&b).await;
-        return;
+        let _ = stream.write_all(&b).await;
+        return None;
     }
     if let Some(w) = &will
         && !acl.may_publish(username.as_deref(), &client_id, &w.topic)
@@ -158,7 +327,7 @@ where
     }
     // session
     let max_expiry = cfg.max_session_expiry.as_secs().min(u32::MAX as u64 - 1) as u32;
-    let mut expiry = match connect.session_expiry {
+    let expiry = match connect.session_expiry {
         Some(u32::MAX) | None => None,
         Some(e) => Some(e.min(max_expiry)),
     };
@@ -166,7 +335,7 @@ where
         (Version::V5, Some(e)) if e > max_expiry => Some(max_expiry),
         _ => None,
     };
-    let (ctl_tx, mut ctl_rx) = mpsc::channel(4);
+    let (ctl_tx, ctl) = oneshot::channel();
     let attached = broker.attach(&client_id, connect.clean_start, expiry, ctl_tx);
     let mut wbuf = BytesMut::new();
     wire::encode(
@@ -188,149 +357,117 @@ where
         &mut wbuf,
     );
     tracing::debug!(%peer, client = %client_id, ?version, present = attached.session_present, "mqtt: connected");
-
-    let mut c = Conn {
-        broker: &broker,
+    if rbuf.is_empty() {
+        rbuf = BytesMut::new();
+    }
+    Some(Box::new(Hello {
         version,
-        client_id: &client_id,
-        username: username.as_deref(),
-        queue: attached.queue.clone(),
-        inflight: attached.unacked,
+        client_id,
+        username,
+        will: will.map(Box::new),
+        expiry,
+        expiry_was_zero: connect.session_expiry == Some(0) && version == Version::V5,
+        keep_alive: (connect.keep_alive > 0)
+            .then(|| Duration::from_millis(connect.keep_alive as u64 * 1500)),
         out_max: (cfg.max_inflight.min(connect.receive_maximum).max(1)) as usize,
         out_max_packet: connect.max_packet_size.map(|m| m as usize),
-        next_pkid: 1,
-        aliases: HashMap::new(),
+        generation: attached.generation,
+        queue: attached.queue,
+        unacked: attached.unacked,
+        ctl,
         wbuf,
-        more: false,
-        tokens: cfg.max_publish_rate.map(|r| r as f64),
-        tokens_at: Instant::now(),
-        expiry_was_zero: connect.session_expiry == Some(0) && version == Version::V5,
-        expiry: &mut expiry,
-        blocked: Vec::new(),
-    };
-    // resume: what was in flight goes again, same packet ids
-    let resend: Vec<(u16, Pending)> = c.inflight.iter().map(|(k, v)| (*k, v.clone())).collect();
-    for (pkid, p) in resend {
-        match p {
-            Pending::Publish(d) => c.write_publish(&d, pkid, true),
-            Pending::Release => c.write(&Out::PubRel { pkid, code: 0 }),
-        }
-    }
+        rbuf,
+    }))
+}
 
-    let keep_alive =
-        (connect.keep_alive > 0).then(|| Duration::from_millis(connect.keep_alive as u64 * 1500));
-    let mut last_rx = Instant::now();
-    let mut shutdown = broker.inner.shutdown.subscribe();
+/// The packet loop while the connection has something to do: decodes what was read (until a
+/// subscriber queue is full), drains deliveries, writes, and waits for the next thing — but
+/// returns `Ok(())` (idle) as soon as nothing is ready, so its state is freed while the
+/// connection idles. `Err`: the connection ends.
+async fn busy<S>(c: &mut Conn<'_>, l: &mut Link<S>) -> Result<(), End>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let cfg = c.broker.config();
     let mut blocked_until = None;
-    let mut read_full = false;
-    let end = 'conn: loop {
+    loop {
+        // the packets read so far, until one of them fills a subscriber queue: the rest stay
+        // in the buffer until that queue has room (so one read of many publishes cannot push a
+        // queue past its size)
+        while c.blocked.is_empty() {
+            match wire::decode(&mut l.rbuf, c.version, cfg.max_packet_size) {
+                Ok(None) => break,
+                Ok(Some(p)) => match c.handle(p) {
+                    Ok(None) => {}
+                    Ok(Some(end)) => return Err(end),
+                    Err(e) => {
+                        c.protocol_error(&e, l.peer);
+                        return Err(End::WithWill);
+                    }
+                },
+                Err(e) => {
+                    c.protocol_error(&e, l.peer);
+                    return Err(End::WithWill);
+                }
+            }
+        }
+        if l.rbuf.is_empty() && !l.read_full {
+            l.rbuf = BytesMut::new();
+        }
         c.drain();
         if !c.wbuf.is_empty() {
-            if wr.write_all(&c.wbuf).await.is_err() {
-                break End::WithWill;
+            if l.stream.write_all(&c.wbuf).await.is_err() {
+                return Err(End::WithWill);
             }
             c.wbuf.clear();
-            // an idle connection keeps no buffer (10k idle clients at < 1 KB each)
+            // an idle connection keeps no buffer
             if !c.more {
                 c.wbuf = BytesMut::new();
             }
         }
-        // a busy reader (its last read filled the buffer) gets 64 KiB, a quiet one 512 B,
-        // allocated only when it is about to read
-        let want = if read_full { 64 * 1024 } else { 512 };
-        if rbuf.capacity() - rbuf.len() < want / 2 {
-            rbuf.reserve(want);
-        }
-        let spare = rbuf.capacity() - rbuf.len();
-        let ka_deadline = keep_alive.map(|k| tokio::time::Instant::from_std(last_rx + k));
         if c.blocked.is_empty() {
             blocked_until = None;
         }
         let wait_until = *blocked_until
             .get_or_insert_with(|| tokio::time::Instant::now() + cfg.max_publish_wait);
-        tokio::select! {
-            r = rd.read_buf(&mut rbuf), if c.blocked.is_empty() => {
-                match r {
-                    Ok(0) | Err(_) => break End::WithWill,
-                    Ok(n) => read_full = n >= spare,
-                }
-                last_rx = Instant::now();
+        // a reader that has a partial packet or just filled its buffer reads on; otherwise
+        // the idle wait (in `serve`) reads the next bytes into its small buffer
+        let reading = c.blocked.is_empty() && (!l.rbuf.is_empty() || l.read_full);
+        let idle = c.blocked.is_empty() && !c.more && !reading;
+        if reading {
+            let want = if l.read_full { 64 * 1024 } else { 512 };
+            if l.rbuf.capacity() - l.rbuf.len() < want / 2 {
+                l.rbuf.reserve(want);
             }
-            _ = c.queue.notify.notified() => {}
-            _ = async {}, if c.more => {}
+        }
+        let spare = l.rbuf.capacity() - l.rbuf.len();
+        tokio::select! {
+            biased;
+            ctl = &mut l.ctl => return Err(c.closed_by(ctl.ok())),
             // flow control: a subscriber queue this connection published into is full
             r = tokio::time::timeout_at(wait_until, wait_room(&c.blocked)), if !c.blocked.is_empty() => {
                 if r.is_err() {
                     for q in c.blocked.iter().filter(|q| !q.has_room()) {
                         q.mark_slow();
                     }
-                    tracing::warn!(client = %client_id, "mqtt: a subscriber did not keep up for {:?}; its excess deliveries are dropped until it drains", cfg.max_publish_wait);
+                    tracing::warn!(client = %c.client_id, "mqtt: a subscriber did not keep up for {:?}; its excess deliveries are dropped until it drains", cfg.max_publish_wait);
                 }
                 c.blocked.clear();
-                last_rx = Instant::now();
+                // the broker did not read it meanwhile: its keep-alive starts again
+                c.queue.touch(c.broker.now_ms());
             }
-            ctl = ctl_rx.recv() => {
-                let code = match ctl {
-                    Some(Ctl::TakenOver) => reason::SESSION_TAKEN_OVER,
-                    Some(Ctl::Shutdown) | None => reason::SERVER_SHUTTING_DOWN,
-                };
-                c.write(&Out::Disconnect { code, reason: None });
-                break End::WithWill;
-            }
-            _ = shutdown.changed() => {
-                c.write(&Out::Disconnect { code: reason::SERVER_SHUTTING_DOWN, reason: None });
-                break End::WithWill;
-            }
-            _ = async { tokio::time::sleep_until(ka_deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if ka_deadline.is_some() => {
-                tracing::info!(%peer, client = %client_id, "mqtt: keep-alive timeout");
-                c.write(&Out::Disconnect { code: reason::KEEP_ALIVE_TIMEOUT, reason: None });
-                break End::WithWill;
-            }
-        }
-        // the packets read so far, until one of them fills a subscriber queue: the rest stay
-        // in the buffer until that queue has room (so one read of many publishes cannot push a
-        // queue past its size)
-        while c.blocked.is_empty() {
-            match wire::decode(&mut rbuf, version, cfg.max_packet_size) {
-                Ok(None) => break,
-                Ok(Some(p)) => match c.handle(p) {
-                    Ok(None) => {}
-                    Ok(Some(end)) => break 'conn end,
-                    Err(e) => {
-                        c.protocol_error(&e, peer);
-                        break 'conn End::WithWill;
-                    }
-                },
-                Err(e) => {
-                    c.protocol_error(&e, peer);
-                    break 'conn End::WithWill;
+            r = l.stream.read_buf(&mut l.rbuf), if reading => {
+                match r {
+                    Ok(0) | Err(_) => return Err(End::WithWill),
+                    Ok(n) => l.read_full = n >= spare,
                 }
+                c.queue.touch(c.broker.now_ms());
             }
+            _ = c.queue.notify.notified() => {}
+            _ = async {}, if c.more => {}
+            _ = std::future::ready(()), if idle => return Ok(()),
         }
-        if rbuf.is_empty() && !read_full {
-            rbuf = BytesMut::new();
-        }
-    };
-    if !c.wbuf.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&c.wbuf)).await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
-    let inflight = std::mem::take(&mut c.inflight);
-    let expiry = *c.expiry;
-    drop(c);
-    tracing::debug!(%peer, client = %client_id, "mqtt: disconnected");
-    broker.detach(
-        &client_id,
-        Detached {
-            generation: attached.generation,
-            will: match end {
-                End::Normal => None,
-                End::WithWill => will,
-            },
-            expiry,
-            unacked: inflight,
-        },
-    );
 }
 
 /// Until every queue in `qs` has room again.
@@ -475,6 +612,20 @@ impl Conn<'_> {
             code: e.code,
             reason: Some(e.what.clone()),
         });
+    }
+
+    /// The broker told the connection to close (`None`: the broker is gone).
+    fn closed_by(&mut self, ctl: Option<Ctl>) -> End {
+        let code = match ctl {
+            Some(Ctl::TakenOver) => reason::SESSION_TAKEN_OVER,
+            Some(Ctl::KeepAlive) => {
+                tracing::info!(client = %self.client_id, "mqtt: keep-alive timeout");
+                reason::KEEP_ALIVE_TIMEOUT
+            }
+            Some(Ctl::Shutdown) | None => reason::SERVER_SHUTTING_DOWN,
+        };
+        self.write(&Out::Disconnect { code, reason: None });
+        End::WithWill
     }
 
     fn alloc_pkid(&mut self) -> u16 {
