@@ -20,7 +20,7 @@
 //!
 //! Matching walks every subscription (O(subscriptions) per publish).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -374,7 +374,7 @@ struct Session {
     /// Seconds to keep the session after disconnect; `None`: the broker's maximum.
     expiry: Option<u32>,
     disconnected_at: Option<Instant>,
-    inbound_qos2: HashSet<u16>,
+    inbound_qos2: BTreeSet<u16>,
     unacked: BTreeMap<u16, Pending>,
 }
 
@@ -732,7 +732,7 @@ impl Broker {
                 subs,
                 expiry: None,
                 disconnected_at: None,
-                inbound_qos2: HashSet::new(),
+                inbound_qos2: BTreeSet::new(),
                 unacked: BTreeMap::new(),
             }),
         );
@@ -905,7 +905,7 @@ impl Broker {
                     subs: BTreeMap::new(),
                     expiry,
                     disconnected_at: None,
-                    inbound_qos2: HashSet::new(),
+                    inbound_qos2: BTreeSet::new(),
                     unacked: BTreeMap::new(),
                 }),
                 false,

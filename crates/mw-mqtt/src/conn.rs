@@ -71,7 +71,7 @@ where
         client_id,
         username,
         will,
-        mut expiry,
+        expiry,
         expiry_was_zero,
         keep_alive,
         out_max,
@@ -86,20 +86,19 @@ where
     let mut c = Conn {
         broker: &broker,
         version,
-        client_id: &client_id,
-        username: username.as_deref(),
+        client_id,
+        username,
         queue,
         inflight: unacked,
         out_max,
         out_max_packet,
         next_pkid: 1,
-        aliases: HashMap::new(),
+        aliases: None,
         wbuf,
         more: false,
         tokens: None,
-        tokens_at: Instant::now(),
         expiry_was_zero,
-        expiry: &mut expiry,
+        expiry,
         blocked: Vec::new(),
     };
     // resume: what was in flight goes again, same packet ids
@@ -157,6 +156,7 @@ where
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     let inflight = std::mem::take(&mut c.inflight);
+    let (client_id, expiry) = (std::mem::take(&mut c.client_id), c.expiry);
     drop(c);
     tracing::debug!(%peer, client = %client_id, "mqtt: disconnected");
     broker.detach(
@@ -574,22 +574,22 @@ async fn authenticate(broker: &Broker, c: &Connect, peer: SocketAddr) -> Result<
 struct Conn<'a> {
     broker: &'a Broker,
     version: Version,
-    client_id: &'a str,
-    username: Option<&'a str>,
+    client_id: String,
+    username: Option<String>,
     queue: Arc<Queue>,
     inflight: BTreeMap<u16, Pending>,
     out_max: usize,
     out_max_packet: Option<usize>,
     next_pkid: u16,
-    aliases: HashMap<u16, String>,
+    /// Topic aliases the client set (boxed: most clients use none).
+    aliases: Option<Box<HashMap<u16, String>>>,
     wbuf: BytesMut,
     /// The drain budget ran out with deliveries left.
     more: bool,
-    /// Publish rate limit: tokens left, refilled at the configured rate.
-    tokens: Option<f64>,
-    tokens_at: Instant,
+    /// Publish rate limit: tokens left and when they were counted (only with a limit).
+    tokens: Option<Box<(f64, Instant)>>,
     expiry_was_zero: bool,
-    expiry: &'a mut Option<u32>,
+    expiry: Option<u32>,
     /// Subscriber queues this connection's publishes filled: it reads no more until they
     /// have room (flow control, see [`crate::broker`]).
     blocked: Vec<Arc<Queue>>,
@@ -705,9 +705,11 @@ impl Conn<'_> {
             return true;
         };
         let now = Instant::now();
-        let t = self.tokens.get_or_insert(rate as f64);
-        *t = (*t + now.duration_since(self.tokens_at).as_secs_f64() * rate as f64).min(rate as f64);
-        self.tokens_at = now;
+        let (t, at) = &mut **self
+            .tokens
+            .get_or_insert_with(|| Box::new((rate as f64, now)));
+        *t = (*t + now.duration_since(*at).as_secs_f64() * rate as f64).min(rate as f64);
+        *at = now;
         if *t >= 1.0 {
             *t -= 1.0;
             true
@@ -744,7 +746,7 @@ impl Conn<'_> {
                 Ok(None)
             }
             In::PubRel(pkid) => {
-                let known = self.broker.qos2_released(self.client_id, pkid);
+                let known = self.broker.qos2_released(&self.client_id, pkid);
                 self.write(&Out::PubComp {
                     pkid,
                     code: if known {
@@ -768,8 +770,8 @@ impl Conn<'_> {
                         Err(_) => reason::TOPIC_FILTER_INVALID,
                         Ok(s)
                             if !self.broker.inner.acl.may_subscribe(
-                                self.username,
-                                self.client_id,
+                                self.username.as_deref(),
+                                &self.client_id,
                                 s.filter,
                             ) =>
                         {
@@ -786,7 +788,7 @@ impl Conn<'_> {
                                 id,
                             };
                             self.broker.subscribe(
-                                self.client_id,
+                                &self.client_id,
                                 &f.filter,
                                 sub,
                                 f.retain_handling,
@@ -809,7 +811,7 @@ impl Conn<'_> {
                 let codes = filters
                     .iter()
                     .map(|f| {
-                        if self.broker.unsubscribe(self.client_id, f) {
+                        if self.broker.unsubscribe(&self.client_id, f) {
                             reason::SUCCESS
                         } else {
                             reason::NO_SUBSCRIPTION_EXISTED
@@ -840,7 +842,7 @@ impl Conn<'_> {
                         .max_session_expiry
                         .as_secs()
                         .min(u32::MAX as u64 - 1) as u32;
-                    *self.expiry = if e == u32::MAX {
+                    self.expiry = if e == u32::MAX {
                         None
                     } else {
                         Some(e.min(max))
@@ -877,14 +879,21 @@ impl Conn<'_> {
                 ));
             }
             if p.topic.is_empty() {
-                p.topic = self.aliases.get(&a).cloned().ok_or_else(|| {
-                    WireError::new(
-                        reason::PROTOCOL_ERROR,
-                        format!("topic alias {a} was never set"),
-                    )
-                })?;
+                p.topic = self
+                    .aliases
+                    .as_ref()
+                    .and_then(|m| m.get(&a))
+                    .cloned()
+                    .ok_or_else(|| {
+                        WireError::new(
+                            reason::PROTOCOL_ERROR,
+                            format!("topic alias {a} was never set"),
+                        )
+                    })?;
             } else {
-                self.aliases.insert(a, p.topic.clone());
+                self.aliases
+                    .get_or_insert_with(Default::default)
+                    .insert(a, p.topic.clone());
             }
         }
         if p.topic.is_empty() {
@@ -899,11 +908,11 @@ impl Conn<'_> {
                 format!("PUBLISH topic has more than {} levels", topic::MAX_LEVELS),
             ));
         }
-        let allowed = self
-            .broker
-            .inner
-            .acl
-            .may_publish(self.username, self.client_id, &p.topic);
+        let allowed =
+            self.broker
+                .inner
+                .acl
+                .may_publish(self.username.as_deref(), &self.client_id, &p.topic);
         if !allowed {
             metrics::counter!("mw_mqtt_dropped_total", "reason" => "acl").increment(1);
             tracing::debug!(client = %self.client_id, topic = %p.topic, "mqtt: publish denied by the ACL");
@@ -950,7 +959,7 @@ impl Conn<'_> {
                     });
                     return Ok(());
                 }
-                match self.broker.qos2_received(self.client_id, p.pkid) {
+                match self.broker.qos2_received(&self.client_id, p.pkid) {
                     None => {
                         return Err(WireError::new(
                             reason::RECEIVE_MAXIMUM_EXCEEDED,
