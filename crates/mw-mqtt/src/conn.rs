@@ -143,8 +143,9 @@ where
                 Wake::Read(n) => {
                     link.rbuf.extend_from_slice(&small[..n]);
                     c.queue.touch(broker.now_ms());
-                    // more may be waiting: the packet loop reads on with a real buffer
-                    link.read_full = n == small.len();
+                    // a partial packet makes the packet loop read on (512 B, 64 KiB once a
+                    // read fills that); complete ones are handled and the next bytes come here
+                    link.read_full = false;
                 }
                 Wake::Deliveries => {}
             }
