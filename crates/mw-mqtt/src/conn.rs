@@ -143,8 +143,8 @@ where
                 Wake::Read(n) => {
                     link.rbuf.extend_from_slice(&small[..n]);
                     c.queue.touch(broker.now_ms());
-                    // a partial packet makes the packet loop read on (512 B, 64 KiB once a
-                    // read fills that); complete ones are handled and the next bytes come here
+                    // the packet loop reads on (512 B, 64 KiB once a read fills that) while
+                    // bytes are there
                     link.read_full = false;
                 }
                 Wake::Deliveries => {}
@@ -431,10 +431,10 @@ where
         }
         let wait_until = *blocked_until
             .get_or_insert_with(|| tokio::time::Instant::now() + cfg.max_publish_wait);
-        // a reader that has a partial packet or just filled its buffer reads on; otherwise
-        // the idle wait (in `serve`) reads the next bytes into its small buffer
-        let reading = c.blocked.is_empty() && (!l.rbuf.is_empty() || l.read_full);
-        let idle = c.blocked.is_empty() && !c.more && !reading;
+        // read on while bytes are there (the select tries the read before going idle); idle
+        // only without a partial packet in the buffer
+        let reading = c.blocked.is_empty();
+        let idle = c.blocked.is_empty() && !c.more && l.rbuf.is_empty();
         if reading {
             let want = if l.read_full { 64 * 1024 } else { 512 };
             if l.rbuf.capacity() - l.rbuf.len() < want / 2 {
@@ -466,7 +466,12 @@ where
             }
             _ = c.queue.notify.notified() => {}
             _ = async {}, if c.more => {}
-            _ = std::future::ready(()), if idle => return Ok(()),
+            _ = std::future::ready(()), if idle => {
+                // the idle wait keeps no buffer
+                l.rbuf = BytesMut::new();
+                l.read_full = false;
+                return Ok(());
+            }
         }
     }
 }
