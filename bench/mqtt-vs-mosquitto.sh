@@ -20,6 +20,8 @@
 #
 #   bash bench/mqtt-vs-mosquitto.sh            # ~4 minutes
 #   bash bench/mqtt-vs-mosquitto.sh --smoke    # small counts, one rep, 1k idle only
+#   bash bench/mqtt-vs-mosquitto.sh --only idle   # only the idle cases (1k and 10k)
+#   bash bench/mqtt-vs-mosquitto.sh --only latency  # only the paced latency cases
 #
 # `MW_BIN=path LOADGEN=path` use built binaries instead of `cargo build --release`. Needs
 # mosquitto, jq and python3. Prints one line per figure and Markdown rows for
@@ -28,11 +30,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/millwright/target}"
 
-reps=3; scale=1; idle_max=10000
+reps=3; scale=1; idle_max=10000; only=all
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) reps=1; scale=10; idle_max=1000 ;;
     --reps) reps=$2; shift ;;
+    --only) only=$2; shift
+      case "$only" in idle|latency|saturation) ;; *) echo "--only idle|latency|saturation" >&2; exit 2 ;; esac ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -142,6 +146,7 @@ bench_case() {
 n() { echo $(( $1 / scale )); }
 start_brokers
 echo "mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}') on $mq_port, millwright on $mw_port; $reps rep(s)"
+if [ "$only" = all ] || [ "$only" = saturation ]; then
 bench_case "fan-in 4→1 QoS 0 64 B"    msg_per_s fanin  --pubs 4 --qos 0 --size 64   --count "$(n 250000)"
 bench_case "fan-in 4→1 QoS 1 64 B"    msg_per_s fanin  --pubs 4 --qos 1 --size 64   --count "$(n 100000)"
 bench_case "fan-in 4→1 QoS 0 1 KiB"   msg_per_s fanin  --pubs 4 --qos 0 --size 1024 --count "$(n 100000)"
@@ -150,12 +155,17 @@ bench_case "fan-out 1→8 QoS 0 64 B"   msg_per_s fanout --subs 8 --qos 0 --size
 bench_case "fan-out 1→8 QoS 1 64 B"   msg_per_s fanout --subs 8 --qos 1 --size 64   --count "$(n 50000)"
 bench_case "fan-out 1→8 QoS 0 1 KiB"  msg_per_s fanout --subs 8 --qos 0 --size 1024 --count "$(n 50000)"
 bench_case "fan-out 1→8 QoS 1 1 KiB"  msg_per_s fanout --subs 8 --qos 1 --size 1024 --count "$(n 25000)"
+fi
+if [ "$only" = all ] || [ "$only" = latency ]; then
 bench_case "paced 10k msg/s QoS 0 64 B" p99_us fanin --pubs 4 --qos 0 --size 64 --count "$(n 25000)" --rate 10000
 bench_case "paced 10k msg/s QoS 1 64 B" p99_us fanin --pubs 4 --qos 1 --size 64 --count "$(n 25000)" --rate 10000
+fi
 
 # idle connections on fresh brokers
 idle_rows=()
-for conns in 1000 $idle_max; do
+idle_list="1000"; [ "$idle_max" -gt 1000 ] && idle_list="1000 $idle_max"
+[ "$only" = all ] || [ "$only" = idle ] || idle_list=""
+for conns in $idle_list; do
   [ "$conns" -gt "$idle_max" ] && continue
   start_brokers
   line="| $conns idle connections |"
@@ -177,7 +187,6 @@ for conns in 1000 $idle_max; do
     line="$line $((r1/1024)) MiB, $per B/conn |"
   done
   idle_rows+=("$line")
-  [ "$idle_max" -eq 1000 ] && break
 done
 
 echo

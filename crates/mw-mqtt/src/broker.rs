@@ -20,13 +20,13 @@
 //!
 //! Matching walks every subscription (O(subscriptions) per publish).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, oneshot};
 
 use crate::auth::Acl;
 use crate::persist;
@@ -147,6 +147,11 @@ pub struct Queue {
     cap: usize,
     /// Set when a publisher gave up waiting for this queue; cleared when it drains.
     slow: std::sync::atomic::AtomicBool,
+    /// The attached connection's keep-alive (1.5 × its interval) in ms, 0: none; checked by
+    /// the sweeper, so an idle connection needs no timer of its own.
+    keep_alive_ms: AtomicU64,
+    /// When the attached connection last received something (ms since the broker started).
+    last_rx_ms: AtomicU64,
 }
 
 /// What [`Queue::push`] did with a delivery.
@@ -166,7 +171,29 @@ impl Queue {
             space: Notify::new(),
             cap: cap.max(1),
             slow: std::sync::atomic::AtomicBool::new(false),
+            keep_alive_ms: AtomicU64::new(0),
+            last_rx_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the attached connection's keep-alive (`None`: none) and marks it active now.
+    pub(crate) fn set_keep_alive(&self, ka: Option<Duration>, now_ms: u64) {
+        self.last_rx_ms.store(now_ms, Ordering::Relaxed);
+        self.keep_alive_ms.store(
+            ka.map_or(0, |k| (k.as_millis() as u64).max(1)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The attached connection received something.
+    pub(crate) fn touch(&self, now_ms: u64) {
+        self.last_rx_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Whether the attached connection's keep-alive ran out at `now_ms`.
+    fn keep_alive_expired(&self, now_ms: u64) -> bool {
+        let ka = self.keep_alive_ms.load(Ordering::Relaxed);
+        ka > 0 && now_ms.saturating_sub(self.last_rx_ms.load(Ordering::Relaxed)) > ka
     }
 
     /// The length a full queue must drain to before waiting publishers go on.
@@ -331,12 +358,15 @@ pub(crate) enum Ctl {
     TakenOver,
     /// The broker stops (MQTT 5 reason 0x8B).
     Shutdown,
+    /// Nothing received for 1.5 × the keep-alive interval (MQTT 5 reason 0x8D).
+    KeepAlive,
 }
 
 #[derive(Debug)]
 struct Session {
     generation: u64,
-    online: Option<mpsc::Sender<Ctl>>,
+    /// The connection's control channel while one is attached (taken to tell it to close).
+    online: Option<oneshot::Sender<Ctl>>,
     /// The process's own subscriber: always online, never expires.
     internal: bool,
     queue: Arc<Queue>,
@@ -344,7 +374,7 @@ struct Session {
     /// Seconds to keep the session after disconnect; `None`: the broker's maximum.
     expiry: Option<u32>,
     disconnected_at: Option<Instant>,
-    inbound_qos2: HashSet<u16>,
+    inbound_qos2: BTreeSet<u16>,
     unacked: BTreeMap<u16, Pending>,
 }
 
@@ -357,7 +387,8 @@ struct PendingWill {
 
 #[derive(Debug, Default)]
 struct State {
-    sessions: HashMap<String, Session>,
+    /// Boxed: the map's slots stay small (10k idle sessions in a map of 16k slots).
+    sessions: HashMap<String, Box<Session>>,
     retained: BTreeMap<String, Arc<Message>>,
     wills: Vec<PendingWill>,
     next_generation: u64,
@@ -391,6 +422,8 @@ pub(crate) struct Inner {
     taps: AtomicU64,
     changes: AtomicU64,
     sweeper: std::sync::atomic::AtomicBool,
+    /// The origin of the connections' millisecond clocks ([`Broker::now_ms`]).
+    epoch: Instant,
 }
 
 /// The broker: cheap to clone, shared by its listeners and the process's own publishers.
@@ -411,6 +444,11 @@ impl Tap {
     /// The next message matching the tap's filters.
     pub async fn recv(&self) -> Delivery {
         self.queue.recv(&self.broker.inner.stats).await
+    }
+
+    /// The next queued message, if one is there (without waiting).
+    pub fn try_recv(&self) -> Option<Delivery> {
+        self.queue.pop(Instant::now(), &self.broker.inner.stats)
     }
 }
 
@@ -440,11 +478,13 @@ impl Broker {
                 taps: AtomicU64::new(0),
                 changes: AtomicU64::new(0),
                 sweeper: Default::default(),
+                epoch: Instant::now(),
             }),
         }
     }
 
-    /// Starts the task that publishes delayed wills and ends expired sessions (every 250 ms;
+    /// Starts the task that publishes delayed wills, ends expired sessions and closes
+    /// connections whose keep-alive ran out (every 250 ms;
     /// once per broker; [`crate::listen`] calls it). Needs a tokio runtime.
     pub fn start_sweeper(&self) {
         if self.inner.sweeper.swap(true, Ordering::Relaxed) {
@@ -459,6 +499,11 @@ impl Broker {
                 Broker { inner }.sweep(Instant::now());
             }
         });
+    }
+
+    /// Milliseconds since the broker was made (the keep-alive clock).
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -589,7 +634,7 @@ impl Broker {
             let generation = st.next_generation;
             st.sessions.insert(
                 s.client_id,
-                Session {
+                Box::new(Session {
                     generation,
                     online: None,
                     internal: false,
@@ -615,7 +660,7 @@ impl Broker {
                     disconnected_at: Some(now.checked_sub(gone).unwrap_or(now)),
                     inbound_qos2: s.inbound_qos2.into_iter().collect(),
                     unacked,
-                },
+                }),
             );
         }
         let counts = (
@@ -631,9 +676,9 @@ impl Broker {
     /// Asks every connection to close (MQTT 5: DISCONNECT 0x8B).
     pub fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
-        for s in self.lock().sessions.values() {
-            if let Some(tx) = &s.online {
-                let _ = tx.try_send(Ctl::Shutdown);
+        for s in self.lock().sessions.values_mut() {
+            if let Some(tx) = s.online.take() {
+                let _ = tx.send(Ctl::Shutdown);
             }
         }
     }
@@ -679,7 +724,7 @@ impl Broker {
         let generation = st.next_generation;
         st.sessions.insert(
             id.clone(),
-            Session {
+            Box::new(Session {
                 generation,
                 online: None,
                 internal: true,
@@ -687,9 +732,9 @@ impl Broker {
                 subs,
                 expiry: None,
                 disconnected_at: None,
-                inbound_qos2: HashSet::new(),
+                inbound_qos2: BTreeSet::new(),
                 unacked: BTreeMap::new(),
-            },
+            }),
         );
         Ok(Tap {
             broker: self.clone(),
@@ -822,7 +867,7 @@ impl Broker {
         client_id: &str,
         clean_start: bool,
         expiry: Option<u32>,
-        ctl: mpsc::Sender<Ctl>,
+        ctl: oneshot::Sender<Ctl>,
     ) -> Attached {
         let mut st = self.lock();
         st.next_generation += 1;
@@ -839,11 +884,9 @@ impl Broker {
             }
             false
         });
-        let existing = st.sessions.remove(client_id);
-        if let Some(old) = &existing
-            && let Some(tx) = &old.online
-        {
-            let _ = tx.try_send(Ctl::TakenOver);
+        let mut existing = st.sessions.remove(client_id);
+        if let Some(tx) = existing.as_mut().and_then(|old| old.online.take()) {
+            let _ = tx.send(Ctl::TakenOver);
         }
         let (session, present) = match existing {
             Some(mut s) if !clean_start => {
@@ -854,7 +897,7 @@ impl Broker {
                 (s, true)
             }
             _ => (
-                Session {
+                Box::new(Session {
                     generation,
                     online: Some(ctl),
                     internal: false,
@@ -862,9 +905,9 @@ impl Broker {
                     subs: BTreeMap::new(),
                     expiry,
                     disconnected_at: None,
-                    inbound_qos2: HashSet::new(),
+                    inbound_qos2: BTreeSet::new(),
                     unacked: BTreeMap::new(),
-                },
+                }),
                 false,
             ),
         };
@@ -966,6 +1009,15 @@ impl Broker {
                 true
             }
         });
+        let now_ms = self.now_ms();
+        for s in st.sessions.values_mut() {
+            if s.online.is_some()
+                && s.queue.keep_alive_expired(now_ms)
+                && let Some(tx) = s.online.take()
+            {
+                let _ = tx.send(Ctl::KeepAlive);
+            }
+        }
         let before = st.sessions.len();
         st.sessions.retain(|_, s| match s.disconnected_at {
             Some(at) if !s.internal => {

@@ -12,15 +12,20 @@
 //! max_queued = 10000             # per session; beyond, publishers wait (online) or drop (offline)
 //! max_publish_wait_ms = 5000     # longest a publisher waits for a full subscriber queue
 //! session_expiry_max_s = 86400
+//! ingest_queue = 10000           # messages queued for the ingest rules (flow control beyond)
 //! [[mqtt.broker.acl]]
 //! user = "line1"                 # leave out for every client
 //! topic = "plant/%u/#"
 //! access = "readwrite"           # read | write | readwrite
+//! [[mqtt.broker.ingest]]         # what clients publish here becomes samples (crate::ingest)
+//! topic = "plant/+/temp"         # + the keys of [[mqtt.client.subscribe]] but qos
+//! tag = "acme/p1/{2}/temp"
 //! ```
 //!
 //! Users and passwords are Millwright's (`millwright user add`, under `<site.data_dir>/security`).
 //! Persistent sessions and retained messages survive a restart (`<site.data_dir>/mqtt/`, see
-//! [`crate::persist`]). Publishes of clients do not yet become tags.
+//! [`crate::persist`]). Publishes of clients matching an ingest rule become samples
+//! ([`crate::ingest`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +39,7 @@ use mw_bus::{
 use mw_config::{Config, Cx, ListenerConfig, Section, SectionValue, Table};
 use mw_model::{Quality, Sample, TagPath, Value};
 
+use crate::client::config::Subscription;
 use crate::{Access, Acl, AclRule, Broker, BrokerConfig, Message};
 
 /// The checked `[mqtt.broker]` section.
@@ -49,6 +55,10 @@ pub struct MqttBrokerConfig {
     pub max_queued: usize,
     pub max_publish_wait: Duration,
     pub session_expiry_max: Duration,
+    /// `[[mqtt.broker.ingest]]` rules.
+    pub ingest: Vec<Subscription>,
+    /// Deliveries queued for the ingest source.
+    pub ingest_queue: usize,
 }
 
 impl Default for MqttBrokerConfig {
@@ -69,6 +79,8 @@ impl Default for MqttBrokerConfig {
             max_queued: b.max_queued,
             max_publish_wait: b.max_publish_wait,
             session_expiry_max: b.max_session_expiry,
+            ingest: Vec::new(),
+            ingest_queue: b.max_queued,
         }
     }
 }
@@ -85,6 +97,8 @@ const KEYS: &[&str] = &[
     "max_queued",
     "max_publish_wait_ms",
     "session_expiry_max_s",
+    "ingest",
+    "ingest_queue",
 ];
 
 struct BrokerSection;
@@ -147,6 +161,29 @@ impl Section for BrokerSection {
         }
         if let Some(f) = cx.integer(t, "session_expiry_max_s", false, 0..=(u32::MAX as i128 - 1)) {
             out.session_expiry_max = Duration::from_secs(f.v as u64);
+        }
+        if let Some(f) = cx.integer(t, "ingest_queue", false, 1..=10_000_000) {
+            out.ingest_queue = f.v as usize;
+        }
+        for (i, item) in cx
+            .array_of_tables(t, "ingest", "mqtt.broker.ingest")
+            .into_iter()
+            .enumerate()
+        {
+            let name = format!("[[mqtt.broker.ingest]] #{}", i + 1);
+            let r = item.table(&name);
+            if let Some(at) = r.key_start("qos") {
+                cx.err(
+                    at,
+                    format!(
+                        "\"qos\" does not apply to {name}: the ingest takes every matching publish \
+                         as it was published (QoS 1 is acknowledged once routed to the ingest)"
+                    ),
+                );
+            }
+            if let Some(sub) = crate::client::config::subscription(r, cx) {
+                out.ingest.push(sub);
+            }
         }
         for item in cx.array_of_tables(t, "acl", "mqtt.broker.acl") {
             let r = item.table("[[mqtt.broker.acl]]");
@@ -270,6 +307,12 @@ impl Component for MqttBrokerComponent {
             tls,
             state,
         }));
+        if !mc.ingest.is_empty() {
+            let ingest =
+                crate::ingest::IngestSource::new(&broker, mc.ingest.clone(), mc.ingest_queue)
+                    .map_err(|e| err(format!("[[mqtt.broker.ingest]]: {e}")))?;
+            parts.add_source(Box::new(ingest));
+        }
         if let Some(prefix) = mc.uns_prefix {
             let units = cfg
                 .tags

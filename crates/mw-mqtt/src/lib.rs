@@ -11,6 +11,7 @@
 //! - [`conn`]: one connection's protocol loop; [`listen`] accepts connections (plain TCP or TLS).
 //! - [`persist`]: persistent sessions and retained messages saved as one snapshot.
 //! - [`component`]: `[mqtt.broker]`, the listener as a bus source, the UNS publisher sink.
+//! - [`ingest`]: `[[mqtt.broker.ingest]]`, what clients publish to the broker as a bus source.
 //! - [`client`]: `[[mqtt.client]]`, connections to external brokers (rumqttc) as a bus source
 //!   (subscriptions → samples) and sink (samples → UNS JSON publishes).
 
@@ -19,6 +20,7 @@ pub mod broker;
 pub mod client;
 pub mod component;
 pub mod conn;
+pub mod ingest;
 pub mod persist;
 pub mod topic;
 pub mod wire;

@@ -72,3 +72,33 @@ fn refusals_name_the_key_and_line() {
     let e = errors("[mqtt.brokr]\n");
     assert!(e[0].contains("unknown key \"brokr\" in [mqtt]"), "{e:?}");
 }
+
+#[test]
+fn ingest_rules_are_read_with_the_clients_mapping() {
+    let c = registry()
+        .parse(
+            "[mqtt.broker]\ningest_queue = 50\n[[mqtt.broker.ingest]]\ntopic = \"plant/+/temp\"\ntag = \"acme/{2}/t\"\n\
+             [[mqtt.broker.ingest]]\ntopic = \"plant/+/s\"\npayload = \"json\"\nfield = \"data.v\"\ntag = \"acme/{2}/s\"\n",
+            "t.toml",
+        )
+        .unwrap();
+    let b = c.section::<MqttBrokerConfig>().unwrap();
+    assert_eq!(b.ingest_queue, 50);
+    assert_eq!(b.ingest.len(), 2);
+    assert_eq!(b.ingest[0].filter, "plant/+/temp");
+    assert_eq!(
+        b.ingest[1].payload,
+        mw_mqtt::client::config::PayloadMap::Json {
+            field: vec!["data".into(), "v".into()],
+            ts: None
+        }
+    );
+    let e = errors(
+        "[mqtt.broker]\n[[mqtt.broker.ingest]]\ntopic = \"a/+\"\nqos = 1\ntag = \"a/{2}\"\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("4:") && e[0].contains("\"qos\" does not apply"),
+        "{e:?}"
+    );
+}

@@ -561,7 +561,10 @@ fn field_path(cx: &mut Cx<'_>, f: &Field<&str>, key: &str, name: &str) -> Option
     Some(parts)
 }
 
-fn subscription(t: Table<'_, '_>, cx: &mut Cx<'_>) -> Option<Subscription> {
+/// Checks one subscription table (`[[mqtt.client.subscribe]]`, and the broker's
+/// `[[mqtt.broker.ingest]]`, which has the same keys but `qos`): topic filter, payload mapping
+/// and tag template.
+pub(crate) fn subscription(t: Table<'_, '_>, cx: &mut Cx<'_>) -> Option<Subscription> {
     let name = t.name();
     cx.unknown_keys(t, SUB_KEYS);
     cx.require(t, &["topic", "tag"]);

@@ -158,6 +158,28 @@ fn json_ts(v: &serde_json::Value) -> Option<i64> {
     }
 }
 
+/// Maps one message received at `now` under every entry of `subs` whose filter matches its
+/// topic (a topic two entries match gives the samples of both, in entry order). What both the
+/// client's subscriptions and the broker's `[[mqtt.broker.ingest]]` rules use.
+pub fn map_matching<'a>(
+    subs: impl IntoIterator<Item = &'a Subscription>,
+    topic: &str,
+    payload: &[u8],
+    now: i64,
+) -> Mapped {
+    let mut out = Mapped::default();
+    for s in subs
+        .into_iter()
+        .filter(|s| crate::topic::matches(topic, &s.filter))
+    {
+        let m = map_message(s, topic, payload, now);
+        out.samples.extend(m.samples);
+        out.bad_payloads.extend(m.bad_payloads);
+        out.errors.extend(m.errors);
+    }
+    out
+}
+
 /// Maps one message of `sub` received at `now` (ns since the epoch).
 pub fn map_message(sub: &Subscription, topic: &str, payload: &[u8], now: i64) -> Mapped {
     let mut out = Mapped::default();

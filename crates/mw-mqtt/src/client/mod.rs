@@ -309,13 +309,24 @@ impl Window {
 
 // ---- the connection task --------------------------------------------------------------------
 
-/// Logs a bad payload or an unmappable topic at most once a minute per topic.
-struct RateLog {
+/// Logs a bad payload or an unmappable topic at most once a minute per topic (and at most
+/// [`MAX_LOGGED_TOPICS`] topics a minute); also used by the broker's ingest.
+pub(crate) struct RateLog {
+    /// Who logs: "mqtt client", "mqtt ingest".
+    who: &'static str,
     last: HashMap<String, (Instant, u64)>,
 }
 
 impl RateLog {
-    fn hit(&mut self, client: &str, topic: &str, what: &str) {
+    pub(crate) fn new(who: &'static str) -> RateLog {
+        RateLog {
+            who,
+            last: HashMap::new(),
+        }
+    }
+
+    /// `instance`: the client's or listener's name.
+    pub(crate) fn hit(&mut self, instance: &str, topic: &str, what: &str) {
         let now = Instant::now();
         if self.last.len() >= MAX_LOGGED_TOPICS && !self.last.contains_key(topic) {
             self.last
@@ -328,16 +339,17 @@ impl RateLog {
             Some((t, suppressed)) if now.duration_since(*t) < LOG_EVERY => *suppressed += 1,
             Some((t, suppressed)) => {
                 tracing::warn!(
-                    client,
+                    instance,
                     topic,
                     suppressed = *suppressed,
-                    "mqtt client: {what}"
+                    "{}: {what}",
+                    self.who
                 );
                 *t = now;
                 *suppressed = 0;
             }
             None => {
-                tracing::warn!(client, topic, "mqtt client: {what}");
+                tracing::warn!(instance, topic, "{}: {what}", self.who);
                 self.last.insert(topic.to_owned(), (now, 0));
             }
         }
@@ -378,9 +390,7 @@ async fn run(src: ClientSource, cx: SourceContext) {
         tickets: HashMap::new(),
         sent: label("mw_sent_samples_total"),
     });
-    let mut log = RateLog {
-        last: HashMap::new(),
-    };
+    let mut log = RateLog::new("mqtt client");
     let mut shutdown = cx.shutdown.clone();
     let mut reported: Option<bool> = None;
     let mut connected = false;
@@ -481,27 +491,16 @@ async fn run(src: ClientSource, cx: SourceContext) {
             Ok(Ev::Message { topic, payload }) => {
                 received_bytes.increment(payload.len() as u64);
                 let now = now_ns();
-                let mut samples = Vec::new();
-                for s in cfg
-                    .subscribe
-                    .iter()
-                    .filter(|s| crate::topic::matches(&topic, &s.filter))
-                {
-                    let m = map::map_message(s, &topic, &payload, now);
-                    if !m.bad_payloads.is_empty() {
-                        bad_payloads.increment(m.bad_payloads.len() as u64);
-                        log.hit(
-                            &name,
-                            &topic,
-                            &format!("bad payload: {}", m.bad_payloads[0]),
-                        );
-                    }
-                    if let Some(e) = m.errors.first() {
-                        bad_tags.increment(m.errors.len() as u64);
-                        log.hit(&name, &topic, &format!("no tag: {e}"));
-                    }
-                    samples.extend(m.samples);
+                let m = map::map_matching(&cfg.subscribe, &topic, &payload, now);
+                if let Some(why) = m.bad_payloads.first() {
+                    bad_payloads.increment(m.bad_payloads.len() as u64);
+                    log.hit(&name, &topic, &format!("bad payload: {why}"));
                 }
+                if let Some(e) = m.errors.first() {
+                    bad_tags.increment(m.errors.len() as u64);
+                    log.hit(&name, &topic, &format!("no tag: {e}"));
+                }
+                let samples = m.samples;
                 if !samples.is_empty() {
                     received.increment(samples.len() as u64);
                     let mut stop = shutdown.clone();
