@@ -35,9 +35,9 @@ def main():
             page.goto(f"http://{http}/login?token={token}")
             page.wait_for_selector(f"section[data-asset='{GD1}']", timeout=20000)
             sel = f"section[data-asset='{GD1}']"
-            # the stream opens 5 s after load; its 'open' re-reads the list
+            # the stream opens with the page; its 'open' re-reads the list
             page.wait_for_function(f"() => document.querySelector(\"{sel}\").className !== 'asset'", timeout=20000)
-            page.wait_for_timeout(6000)
+            page.wait_for_timeout(1000)
             req = urllib.request.Request(
                 f"http://{http}/api/v1/alarms/{HI}/shelve",
                 data=json.dumps({"duration_s": 600, "reason": "bump test (browser)"}).encode(),

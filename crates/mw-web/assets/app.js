@@ -71,8 +71,8 @@ if(shelved){s.sh++;continue;}
 s.p=Math.min(s.p,PRI.indexOf(x.priority));s.u=s.u||x.state!=='ack_active';}
 AST=st;TAGS_LOST=false;paint();}
 catch(e){TAGS_LOST=true;paint();}}
-// the stream opens once the page has loaded and settled (its 'open' event refreshes): a request held open
-// from the start keeps a page 'loading' for tools that wait for the network to go quiet
-if(BANNER){alarms();setTimeout(()=>{const es=new EventSource('/api/v1/alarms/stream');for(const k of ['transition','lagged'])es.addEventListener(k,alarms);
+// the alarm stream opens with the page, so the banner follows it from the start (its 'open' event
+// refreshes the list: nothing raised between the first read and the stream is missed)
+if(BANNER){alarms();const es=new EventSource('/api/v1/alarms/stream');for(const k of ['transition','lagged'])es.addEventListener(k,alarms);
 es.addEventListener('open',()=>{STREAM_LOST=false;alarms();});
-es.addEventListener('error',()=>{if(es.readyState!==EventSource.OPEN){STREAM_LOST=true;paint();}});},5000);}
+es.addEventListener('error',()=>{if(es.readyState!==EventSource.OPEN){STREAM_LOST=true;paint();}});}
