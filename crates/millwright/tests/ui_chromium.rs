@@ -41,8 +41,8 @@ fn browser_page_updates_live_values_and_sparklines() {
     wait_ready(&http, Duration::from_secs(20));
     // let every tag collect a few points of history for its sparkline
     std::thread::sleep(Duration::from_secs(2));
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/peers/ui_overview.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/ui_overview.py");
     // signs in through the page: the demo's login link sets the session cookie and sends the
     // browser on to the overview, which then runs under the strict CSP with that session
     let out = Command::new(python())

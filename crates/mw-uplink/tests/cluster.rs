@@ -10,7 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::{NatsServer, check_once_and_ordered, free_port, read_all, sample, temp_dir, uplink};
+use common::{
+    NatsServer, check_once_and_ordered, free_port, read_all_within, sample, temp_dir, uplink,
+};
 use mw_bus::{Batch, BusBuilder, BusConfig, SourceRegistry};
 
 const TAGS: usize = 3;
@@ -123,14 +125,24 @@ async fn killing_the_stream_leader_loses_no_acknowledged_batch() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let got = read_all(&survivor, "MW_TEST").await;
+    // the consumer needs the stream's new leader: under load the election can take seconds
+    let got = read_all_within(&survivor, "MW_TEST", Duration::from_secs(30)).await;
     let seen = check_once_and_ordered(&got).unwrap();
     assert_eq!(
         seen.len() as u64,
         want,
         "every committed sample is in the stream once"
     );
-    let new_leader = stream_leader(&survivor).await;
+    let t = Instant::now();
+    let new_leader = loop {
+        let l = stream_leader(&survivor).await;
+        if l.is_some() && l.as_deref() != Some(leader.as_str())
+            || t.elapsed() > Duration::from_secs(30)
+        {
+            break l;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(
         new_leader.is_some() && new_leader.as_deref() != Some(leader.as_str()),
         "a surviving node leads the stream now: {new_leader:?} (was {leader})"

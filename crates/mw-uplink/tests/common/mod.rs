@@ -250,17 +250,38 @@ pub async fn wait_for_count(url: &str, stream: &str, n: u64, within: Duration) -
 
 /// Every message of `stream`, in stream order, read by an ephemeral pull consumer.
 pub async fn read_all(url: &str, stream: &str) -> Vec<Got> {
+    read_all_within(url, stream, Duration::ZERO).await
+}
+
+/// [`read_all`], retrying the stream lookup and the consumer's creation for up to `retry_for`
+/// (a JetStream cluster that just lost a node answers them only once a new leader is elected).
+pub async fn read_all_within(url: &str, stream: &str, retry_for: Duration) -> Vec<Got> {
     let js = jetstream::new(test_client(url).await);
-    let s = js.get_stream(stream).await.expect("stream exists");
-    let total = s.get_info().await.expect("info").state.messages as usize;
-    let consumer = s
-        .create_consumer(jetstream::consumer::pull::Config {
-            ack_policy: jetstream::consumer::AckPolicy::None,
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
+    let t0 = Instant::now();
+    let (s, consumer) = loop {
+        let attempt = async {
+            let mut s = js
+                .get_stream(stream)
+                .await
+                .map_err(|e| format!("stream: {e}"))?;
+            s.info().await.map_err(|e| format!("info: {e}"))?;
+            let c = s
+                .create_consumer(jetstream::consumer::pull::Config {
+                    ack_policy: jetstream::consumer::AckPolicy::None,
+                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("consumer: {e}"))?;
+            Ok::<_, String>((s, c))
+        };
+        match attempt.await {
+            Ok(x) => break x,
+            Err(e) if t0.elapsed() >= retry_for => panic!("{e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    let total = s.cached_info().state.messages as usize;
     let mut out = Vec::with_capacity(total);
     let t = Instant::now();
     while out.len() < total && t.elapsed() < Duration::from_secs(30) {
