@@ -15,31 +15,14 @@ use mw_mqtt::MqttBrokerComponent;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn tools_present() -> bool {
-    let ok = ["mosquitto_pub", "mosquitto_sub"]
-        .iter()
-        .all(|t| std::process::Command::new(t).arg("--help").output().is_ok());
-    if !ok {
-        eprintln!(
-            "SKIP: the mosquitto clients are not installed (apt-get install mosquitto-clients)"
-        );
-    }
-    ok
+    mw_testpeers::tools_present(&["mosquitto_pub", "mosquitto_sub"])
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mw-mqtt-tls-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    mw_testpeers::temp_dir("mqtt-tls", name)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mw_testpeers::free_port;
 
 /// Runs a mosquitto client to its end (at most 20 s), returning (success, stdout, stderr).
 async fn run(tool: &str, args: &[String]) -> (bool, String, String) {

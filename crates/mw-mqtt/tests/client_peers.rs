@@ -6,7 +6,7 @@
 //! (apt-get install mosquitto mosquitto-clients).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mw_bus::testkit::{Recorded, RecordingSink};
@@ -17,102 +17,14 @@ use mw_bus::{
 use mw_model::{EventKind, Quality, Sample, TagPath, Value};
 use mw_mqtt::{MqttBrokerComponent, MqttClientComponent};
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+use mw_testpeers::{Mosquitto, free_port};
 
 fn tools_present() -> bool {
-    let ok = Path::new(MOSQUITTO).exists()
-        && ["mosquitto_pub", "mosquitto_sub", "mosquitto_passwd"]
-            .iter()
-            .all(|t| Command::new(t).arg("--help").output().is_ok());
-    if !ok {
-        eprintln!(
-            "SKIP: mosquitto or its clients are not installed (apt-get install mosquitto mosquitto-clients)"
-        );
-    }
-    ok
+    mw_testpeers::mosquitto_present(&["mosquitto_pub", "mosquitto_sub", "mosquitto_passwd"])
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mw-mqttc-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A Mosquitto process on 127.0.0.1:`port`, killed by pid on drop.
-struct Mosquitto {
-    child: Option<Child>,
-    port: u16,
-    conf: PathBuf,
-}
-
-impl Mosquitto {
-    fn start(dir: &Path, port: u16, extra: &str) -> Mosquitto {
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\npersistence false\nlog_dest file {}\nlog_type all\nlistener {port} 127.0.0.1\n{extra}\n",
-                dir.join("mosquitto.log").display()
-            ),
-        )
-        .unwrap();
-        let mut m = Mosquitto {
-            child: None,
-            port,
-            conf,
-        };
-        m.restart();
-        m
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on {} within 10 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends SIGSTOP or SIGCONT: a stopped broker keeps its connections but answers nothing.
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let st = Command::new("kill").args([sig, &pid]).status().unwrap();
-        assert!(st.success(), "kill {sig} {pid}");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    mw_testpeers::temp_dir("mqttc", name)
 }
 
 fn registry() -> mw_config::Registry {

@@ -20,30 +20,14 @@ use mw_mqtt::ingest::IngestSource;
 use mw_mqtt::{Acl, Broker, BrokerConfig, MqttBrokerComponent};
 
 fn clients_present() -> bool {
-    let ok = std::process::Command::new("mosquitto_pub")
-        .arg("--help")
-        .output()
-        .is_ok();
-    if !ok {
-        eprintln!("SKIP: mosquitto_pub is not installed (apt-get install mosquitto-clients)");
-    }
-    ok
+    mw_testpeers::tools_present(&["mosquitto_pub"])
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mw-mqtt-ingest-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    mw_testpeers::temp_dir("mqtt-ingest", name)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mw_testpeers::free_port;
 
 async fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;

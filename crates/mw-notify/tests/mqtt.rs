@@ -5,79 +5,20 @@
 //!
 //! Skips, saying why, when `mosquitto` or `mosquitto_sub` is not installed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use mw_bus::{Batch, BusBuilder, BusConfig, Component, Parts, SourceRegistry};
 use mw_model::{Event, EventKind, Value};
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+use mw_testpeers::{Mosquitto, free_port};
 
 fn tools_present() -> bool {
-    let ok = Path::new(MOSQUITTO).exists()
-        && Command::new("mosquitto_sub").arg("--help").output().is_ok();
-    if !ok {
-        eprintln!(
-            "SKIP: mosquitto or mosquitto_sub is not installed (apt-get install mosquitto mosquitto-clients)"
-        );
-    }
-    ok
+    mw_testpeers::mosquitto_present(&["mosquitto_sub"])
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mw-notify-mqtt-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Mosquitto on 127.0.0.1:`port`, killed by pid on drop.
-struct Mosquitto(Child);
-
-impl Mosquitto {
-    fn start(dir: &Path, port: u16) -> Mosquitto {
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "persistence false\nlog_dest file {}\nlistener {port} 127.0.0.1\nallow_anonymous true\n",
-                dir.join("mosquitto.log").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto(child)
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    mw_testpeers::temp_dir("notify", name)
 }
 
 #[tokio::test]
@@ -131,7 +72,7 @@ backoff_max_ms = 200
     .unwrap();
     // the broker comes up only now
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let _broker = Mosquitto::start(&dir, port);
+    let _broker = Mosquitto::start(&dir, port, "allow_anonymous true");
     let out = tokio::time::timeout(
         Duration::from_secs(20),
         tokio::process::Command::new("mosquitto_sub")

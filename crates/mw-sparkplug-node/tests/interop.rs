@@ -26,7 +26,7 @@ use mw_model::{EventKind, Quality, Sample, TagPath, Value};
 use mw_sparkplug_node::{SparkplugEdgeComponent, SparkplugHostComponent};
 use serde_json::Value as J;
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+use mw_testpeers::{MOSQUITTO, Mosquitto};
 const GUARD: Duration = Duration::from_secs(20);
 
 fn python() -> Option<String> {
@@ -54,58 +54,7 @@ fn python() -> Option<String> {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mw-spb-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A Mosquitto process on an ephemeral loopback port, killed by pid on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-}
-
-impl Mosquitto {
-    fn start(dir: &Path) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\npersistence false\nallow_anonymous true\nlog_dest file {}\nlistener {port} 127.0.0.1\n",
-                dir.join("mosquitto.log").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto { child, port }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    mw_testpeers::temp_dir("spb", name)
 }
 
 /// A peer script process: JSON lines from its stdout, commands to its stdin; killed on drop.
@@ -280,7 +229,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn our_edge_node_is_read_by_pysparkplug_dies_with_its_bdseq_and_is_reborn_with_the_next() {
     let Some(py) = python() else { return };
     let dir = temp_dir("edge");
-    let broker = Mosquitto::start(&dir);
+    let broker = Mosquitto::anonymous(&dir);
     let port = broker.port.to_string();
     let mut peer = Peer::start(&py, &["listen", &port, "G1"]);
 
@@ -400,7 +349,7 @@ async fn wait_sample(rec: &Recorded, tag: &str, what: &str, pred: impl Fn(&Sampl
 fn pysparkplug_edge_node_becomes_samples_of_our_host_and_goes_stale_on_its_death() {
     let Some(py) = python() else { return };
     let dir = temp_dir("host");
-    let broker = Mosquitto::start(&dir);
+    let broker = Mosquitto::anonymous(&dir);
     let rt = runtime();
     let toml = format!(
         "[sparkplug.host]\nurl = \"mqtt://127.0.0.1:{}\"\nhost_id = \"mwhost\"\ngroups = [\"PG\"]\nbackoff_max_ms = 300\n",
@@ -479,7 +428,7 @@ fn pysparkplug_edge_node_becomes_samples_of_our_host_and_goes_stale_on_its_death
 fn a_dcmd_from_pysparkplug_writes_the_tag_through_its_owner_and_comes_back_as_ddata() {
     let Some(py) = python() else { return };
     let dir = temp_dir("edge-write");
-    let broker = Mosquitto::start(&dir);
+    let broker = Mosquitto::anonymous(&dir);
     let port = broker.port.to_string();
     let mut peer = Peer::start(&py, &["listen", &port, "G1"]);
     let rt = runtime();
