@@ -889,45 +889,17 @@ pub fn wait_all_good(
     })
 }
 
-/// A free loopback TCP port (bound and released; the caller binds it right after).
+/// Starts Mosquitto (Debian's, anonymous, no persistence; `mw_testpeers`) on a free loopback
+/// port with its config in `dir`; `None` (after printing `SKIP: …`) when it or
+/// `mosquitto_sub`/`mosquitto_pub`/`stdbuf` is not installed. Stopped when it drops.
 #[allow(dead_code)]
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Starts Mosquitto (Debian's `/usr/sbin/mosquitto`, anonymous, no persistence) on a free
-/// loopback port with its config in `dir`; `None` (after printing `SKIP: …`) when it or
-/// `mosquitto_sub`/`mosquitto_pub`/`stdbuf` is not installed. Stopped when the `Proc` drops.
-#[allow(dead_code)]
-pub fn start_mosquitto(dir: &Path) -> Option<(Proc, u16)> {
-    const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-    let tools = Path::new(MOSQUITTO).exists()
-        && ["mosquitto_sub", "mosquitto_pub", "stdbuf"]
-            .iter()
-            .all(|t| Command::new(t).arg("--help").output().is_ok());
-    if !tools {
-        eprintln!(
-            "SKIP: mosquitto, mosquitto_sub/pub or stdbuf is not installed (apt-get install mosquitto mosquitto-clients coreutils)"
-        );
+pub fn start_mosquitto(dir: &Path) -> Option<(mw_testpeers::Mosquitto, u16)> {
+    if !mw_testpeers::mosquitto_present(&["mosquitto_sub", "mosquitto_pub", "stdbuf"]) {
         return None;
     }
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("user root\npersistence false\nallow_anonymous true\nlistener {port} 127.0.0.1\n"),
-    )
-    .expect("write mosquitto.conf");
-    let broker = Proc::spawn(MOSQUITTO, &["-c", conf.to_str().expect("utf-8 path")]);
-    wait_for("mosquitto listening", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
-    Some((broker, port))
+    let m = mw_testpeers::Mosquitto::anonymous(dir);
+    let port = m.port;
+    Some((m, port))
 }
 
 /// Starts pymodbus's server (`tests/peers/modbus_server.py`, its registers documented there)
