@@ -123,7 +123,11 @@ fn historian_config(s: &StoreArgs) -> Result<(HistorianConfig, PathBuf)> {
     }
 }
 
-fn open(s: &StoreArgs, create: bool) -> Result<(Historian, mw_historian::component::DirLock)> {
+/// The store of `s`, locked, and its section (read once).
+fn open(
+    s: &StoreArgs,
+    create: bool,
+) -> Result<(Historian, mw_historian::component::DirLock, HistorianConfig)> {
     let (hc, data_dir) = historian_config(s)?;
     let dir = mw_historian::component::store_dir(&hc, &data_dir);
     if !create && !dir.join("wal").is_dir() {
@@ -133,7 +137,7 @@ fn open(s: &StoreArgs, create: bool) -> Result<(Historian, mw_historian::compone
         );
     }
     let (h, _report, lock) = open_store(&hc, &data_dir).map_err(anyhow::Error::msg)?;
-    Ok((h, lock))
+    Ok((h, lock, hc))
 }
 
 /// A time argument: RFC 3339, nanoseconds, or an age before `now`.
@@ -198,7 +202,7 @@ pub fn query(a: QueryArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
-    let (h, _lock) = open(&a.store, false)?;
+    let (h, _lock, _) = open(&a.store, false)?;
     let tags = select(&h, std::slice::from_ref(&a.tag))?;
     if tags.is_empty() {
         bail!("no stored tag matches {:?}", a.tag);
@@ -316,15 +320,17 @@ pub fn export(a: ExportArgs) -> Result<ExitCode> {
         (None, true) => Format::Csv,
         _ => format_of(a.format.as_deref(), &a.output)?,
     };
-    let (h, _lock) = open(&a.store, false)?;
+    let (h, _lock, hc) = open(&a.store, false)?;
     let tags = select(&h, &a.tags)?;
     if tags.is_empty() {
         bail!("no stored tag matches {}", a.tags.join(", "));
     }
-    // A store's oldest point bounds the start: windows of a day from i64::MIN would never end.
+    // Without --from: everything the store still serves, i.e. from the longest raw retention of
+    // the tags back (older points are hidden from every query), read a day at a time — never a
+    // tag's whole history at once.
     let from = if from == i64::MIN {
         tags.iter()
-            .filter_map(|t| h.range_half_open(t, i64::MIN, to).first().map(|p| p.ts))
+            .map(|t| to.saturating_sub(hc.retention.raw_for(t)))
             .min()
             .unwrap_or(to)
     } else {
@@ -388,7 +394,7 @@ pub fn history_csv(
     let now = mw_model::now_ns();
     let from = parse_time(from.unwrap_or("7d"), now)?;
     let to = to.map_or(Ok(now), |t| parse_time(t, now))?;
-    let (h, lock) = open(store, false)?;
+    let (h, lock, _) = open(store, false)?;
     let paths: Vec<TagPath> = tags
         .iter()
         .map(|t| TagPath::new(t).map_err(|e| anyhow::anyhow!("invalid tag {t:?}: {e}")))
@@ -428,8 +434,7 @@ pub fn import(a: ImportArgs) -> Result<ExitCode> {
         .iter()
         .map(|f| format_of(a.format.as_deref(), f))
         .collect::<Result<_>>()?;
-    let (hc, _) = historian_config(&a.store)?;
-    let (h, _lock) = open(&a.store, true)?;
+    let (h, _lock, hc) = open(&a.store, true)?;
     let now = mw_model::now_ns();
     let mut expired = 0u64;
     let mut expired_example: Option<(String, i64)> = None;

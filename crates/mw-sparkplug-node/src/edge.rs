@@ -157,8 +157,11 @@ struct Feeder {
     max_metrics: usize,
     warned: std::collections::HashSet<String>,
     writes: WriteRegistry,
-    /// (device, metric) → tag and its latest value, for commands and their audit records.
-    tags: std::collections::HashMap<(String, String), (TagPath, mw_model::Value)>,
+    /// device → metric → tag and its latest value, for commands and their audit records.
+    tags: std::collections::HashMap<
+        String,
+        std::collections::HashMap<String, (TagPath, mw_model::Value)>,
+    >,
 }
 
 impl Feeder {
@@ -186,10 +189,20 @@ impl Feeder {
                     continue;
                 }
             };
-            self.tags.insert(
-                (device.clone(), metric.clone()),
-                (s.tag.clone(), s.value.clone()),
-            );
+            // the latest value per metric, updated in place (no allocation once a metric is known)
+            match self
+                .tags
+                .get_mut(device.as_str())
+                .and_then(|m| m.get_mut(metric.as_str()))
+            {
+                Some(slot) => slot.1 = s.value.clone(),
+                None => {
+                    self.tags
+                        .entry(device.clone())
+                        .or_default()
+                        .insert(metric.clone(), (s.tag.clone(), s.value.clone()));
+                }
+            }
             let bad = matches!(s.quality, Quality::Bad(_));
             let value = MetricValue::from_model(&s.value);
             let known = node.datatype(Some(&device), &metric);
@@ -285,12 +298,18 @@ impl Writer<'_> {
         c: &Counters,
     ) {
         let edge = self.source.to_owned();
-        let key = (device.clone().unwrap_or_default(), name.clone());
+
         let what = match &device {
             Some(d) => format!("DCMD {d}/{name}"),
             None => format!("NCMD {name}"),
         };
-        let Some((tag, old)) = self.feeder.tags.get(&key).cloned() else {
+        let found = self
+            .feeder
+            .tags
+            .get(device.as_deref().unwrap_or_default())
+            .and_then(|m| m.get(name.as_str()))
+            .cloned();
+        let Some((tag, old)) = found else {
             c.refused.increment(1);
             tracing::warn!(
                 edge,
@@ -304,18 +323,10 @@ impl Writer<'_> {
             return;
         };
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            // not audited: nothing reached the equipment, and an audit task per refused command
+            // would be an unbounded queue under a command flood; logged and counted instead
             c.write_failed.increment(1);
             tracing::warn!(edge, tag = %tag, "sparkplug edge: {what}: refused: {MAX_WRITES_IN_FLIGHT} writes already in progress");
-            let publisher = self.publisher.clone();
-            let ev = audit(
-                &edge,
-                &tag,
-                "busy",
-                format!(
-                    "tag={tag} old={old} value={value} via {what}: too many writes in progress"
-                ),
-            );
-            tokio::spawn(async move { publisher.publish_events(vec![ev]).await });
             return;
         };
         let registry = self.feeder.writes.clone();
@@ -326,7 +337,6 @@ impl Writer<'_> {
             let result = registry
                 .write(&tag, value.clone(), origin, WRITE_TIMEOUT)
                 .await;
-            drop(permit);
             let ev = match &result {
                 Ok(()) => {
                     tracing::info!(edge, tag = %tag, value = %value, "sparkplug edge: {what}: written");
@@ -356,6 +366,9 @@ impl Writer<'_> {
                 }
             };
             let _ = publisher.publish_events(vec![ev]).await;
+            // held until the audit record is on the bus: at most MAX_WRITES_IN_FLIGHT tasks
+            // exist, however slow the bus is
+            drop(permit);
         });
     }
 }
