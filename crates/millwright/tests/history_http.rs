@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Proc, TempDir, get_json, http_addr_from, register_token, request_with, run_to_end};
+use common::{Proc, TempDir, create_token, get_json, http_addr_from, register_token, request_with};
 use serde_json::Value as J;
 
 const T: Duration = Duration::from_secs(20);
@@ -31,27 +31,7 @@ fn site(name: &str) -> Site {
 fn site_with(name: &str, historian_extra: &str) -> Site {
     let data = TempDir::new(name);
     let dir = data.path.to_str().expect("utf-8 temp path").to_owned();
-    let (st, out, err) = run_to_end(
-        &[
-            "token",
-            "create",
-            "--role",
-            "engineer",
-            "--expires",
-            "1d",
-            "--name",
-            "writer",
-            "--data-dir",
-            &dir,
-        ],
-        T,
-    );
-    assert!(st.success(), "token create: {out}{err}");
-    let token = out
-        .split_whitespace()
-        .find(|w| w.starts_with("mw_"))
-        .unwrap_or_else(|| panic!("no token in {out:?}"))
-        .to_owned();
+    let token = create_token(&dir, "engineer", "writer");
     let config = data.path.join("millwright.toml");
     std::fs::write(
         &config,

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Proc, TempDir, get, http_addr_from, register_token, run_to_end, wait_for};
+use common::{Proc, TempDir, create_token, get, http_addr_from, register_token, wait_for};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -36,27 +36,7 @@ struct Site {
 fn site(name: &str, extra: &str) -> Site {
     let data = TempDir::new(name);
     let dir = data.path.to_str().expect("utf-8 temp path").to_owned();
-    let (st, out, err) = run_to_end(
-        &[
-            "token",
-            "create",
-            "--role",
-            "viewer",
-            "--expires",
-            "1d",
-            "--name",
-            "scraper",
-            "--data-dir",
-            &dir,
-        ],
-        T,
-    );
-    assert!(st.success(), "token create: {out}{err}");
-    let token = out
-        .split_whitespace()
-        .find(|w| w.starts_with("mw_"))
-        .unwrap_or_else(|| panic!("no token in {out:?}"))
-        .to_owned();
+    let token = create_token(&dir, "viewer", "scraper");
     let config = data.path.join("millwright.toml");
     std::fs::write(
         &config,

@@ -14,43 +14,14 @@ use mw_sparkplug::MetricValue;
 
 const GUARD: Duration = Duration::from_secs(30);
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// The payload of a `TOPIC HEX` line of `mosquitto_sub -F "%t %x"`.
-fn payload(line: &str) -> mw_sparkplug::Payload {
-    let hex = line.split_once(' ').map_or("", |(_, h)| h.trim());
-    mw_sparkplug::decode(&unhex(hex)).expect("a Sparkplug payload")
-}
-
 #[test]
 fn sim_publishes_the_plant_as_a_sparkplug_edge_node() {
     let dir = TempDir::new("sim-spb");
     let Some((_broker, port)) = start_mosquitto(&dir.path) else {
         return;
     };
-    let p = port.to_string();
-    // stdbuf: mosquitto_sub does not flush a piped stdout line by line
-    let mut sub = Proc::spawn(
-        "stdbuf",
-        &[
-            "-oL",
-            "mosquitto_sub",
-            "-d",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-t",
-            "spBv1.0/millwright/#",
-            "-F",
-            "%t %x",
-        ],
-    );
-    sub.wait_line("SUBACK", GUARD);
+    // line-buffered through stdbuf (mosquitto_sub does not flush a piped stdout per line)
+    let mut sub = mosquitto_sub_hex(port, "spBv1.0/millwright/#");
 
     let data = dir.path.join("data");
     let url = format!("mqtt://127.0.0.1:{port}");
@@ -67,7 +38,7 @@ fn sim_publishes_the_plant_as_a_sparkplug_edge_node() {
     ]);
     sim.wait_line("Sparkplug B edge node", GUARD);
 
-    let nbirth = payload(&sub.wait_line("spBv1.0/millwright/NBIRTH/sim ", GUARD));
+    let nbirth = spb_payload(&sub.wait_line("spBv1.0/millwright/NBIRTH/sim ", GUARD));
     let bd_seq = nbirth
         .metrics
         .iter()
@@ -84,7 +55,7 @@ fn sim_publishes_the_plant_as_a_sparkplug_edge_node() {
     assert!(want.len() >= 3, "the plant has several assets: {want:?}");
     for (device, names) in &want {
         let line = sub.wait_line(&format!("spBv1.0/millwright/DBIRTH/sim/{device} "), GUARD);
-        let birth = payload(&line);
+        let birth = spb_payload(&line);
         let mut got: Vec<String> = birth
             .metrics
             .iter()
@@ -104,7 +75,7 @@ fn sim_publishes_the_plant_as_a_sparkplug_edge_node() {
     }
 
     sim.sigterm();
-    let death = payload(&sub.wait_line("spBv1.0/millwright/NDEATH/sim ", GUARD));
+    let death = spb_payload(&sub.wait_line("spBv1.0/millwright/NDEATH/sim ", GUARD));
     assert_eq!(
         death.metrics.first().and_then(|m| m.value.clone()),
         Some(MetricValue::Int64(0)),

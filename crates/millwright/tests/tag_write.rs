@@ -9,36 +9,13 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Proc, TempDir, get_json, http_addr_from, pymodbus_read, register_token, request, run_to_end,
-    start_mosquitto, start_pymodbus, wait_for,
+    Proc, TempDir, create_token, get_json, http_addr_from, mosquitto_sub_hex, pymodbus_read,
+    register_token, request, spb_payload, start_mosquitto, start_pymodbus, wait_for,
 };
 use serde_json::Value as J;
 
 const T: Duration = Duration::from_secs(20);
 const SP: &str = "acme/p1/water/pump1/speed_sp";
-
-fn token(dir: &str, role: &str) -> String {
-    let (st, out, err) = run_to_end(
-        &[
-            "token",
-            "create",
-            "--role",
-            role,
-            "--expires",
-            "1d",
-            "--name",
-            role,
-            "--data-dir",
-            dir,
-        ],
-        T,
-    );
-    assert!(st.success(), "token create: {out}{err}");
-    out.split_whitespace()
-        .find(|w| w.starts_with("mw_"))
-        .unwrap_or_else(|| panic!("no token in {out:?}"))
-        .to_owned()
-}
 
 fn post(addr: &str, tag: &str, body: &str) -> (u16, J) {
     let r = request(
@@ -61,9 +38,9 @@ fn an_operator_writes_a_setpoint_to_a_real_modbus_device() {
     let data = TempDir::new("tag-write");
     let dir = data.path.to_str().unwrap().to_owned();
     let (operator, viewer, admin) = (
-        token(&dir, "operator"),
-        token(&dir, "viewer"),
-        token(&dir, "admin"),
+        create_token(&dir, "operator", "operator"),
+        create_token(&dir, "viewer", "viewer"),
+        create_token(&dir, "admin", "admin"),
     );
     // modbus_server.py: holding 18 = 2500 (25 % with this scaling), holding 0 = 54321.
     let config = data.path.join("millwright.toml");
@@ -287,33 +264,12 @@ edge_node_id = "E1"
     )
     .unwrap();
     let p = mqtt.to_string();
-    let mut sub = Proc::spawn(
-        "stdbuf",
-        &[
-            "-oL",
-            "mosquitto_sub",
-            "-d",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-t",
-            "spBv1.0/G1/#",
-            "-F",
-            "%t %x",
-        ],
-    );
-    sub.wait_line("SUBACK", T);
+    // line-buffered through stdbuf (mosquitto_sub does not flush a piped stdout per line)
+    let mut sub = mosquitto_sub_hex(mqtt, "spBv1.0/G1/#");
     let mut mw = Proc::millwright(&["run", "--config", config.to_str().unwrap()]);
     mw.wait_line("web UI at http://", T);
 
-    let decode = |line: &str| {
-        let hex = line.split_once(' ').map_or("", |(_, h)| h.trim());
-        let bytes: Vec<u8> = (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
-        mw_sparkplug::decode(&bytes).expect("a Sparkplug payload")
-    };
+    let decode = spb_payload;
     let metric = |p: &Payload, name: &str| {
         p.metrics
             .iter()

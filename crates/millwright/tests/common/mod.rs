@@ -935,3 +935,64 @@ pub fn pymodbus_read(port: u16, spec: &str) -> J {
     );
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
+
+/// `millwright token create --role ROLE --name NAME --expires 1d --data-dir DIR`: the token it
+/// printed once.
+#[allow(dead_code)]
+pub fn create_token(dir: &str, role: &str, name: &str) -> String {
+    let (st, out, err) = run_to_end(
+        &[
+            "token",
+            "create",
+            "--role",
+            role,
+            "--expires",
+            "1d",
+            "--name",
+            name,
+            "--data-dir",
+            dir,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(st.success(), "token create: {out}{err}");
+    out.split_whitespace()
+        .find(|w| w.starts_with("mw_"))
+        .unwrap_or_else(|| panic!("no token in {out:?}"))
+        .to_owned()
+}
+
+/// `mosquitto_sub -F "%t %x"` (topic, hex payload; line-buffered through `stdbuf`) on
+/// 127.0.0.1:`port` for `topic`, once it has its SUBACK.
+#[allow(dead_code)]
+pub fn mosquitto_sub_hex(port: u16, topic: &str) -> Proc {
+    let p = port.to_string();
+    let mut sub = Proc::spawn(
+        "stdbuf",
+        &[
+            "-oL",
+            "mosquitto_sub",
+            "-d",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-t",
+            topic,
+            "-F",
+            "%t %x",
+        ],
+    );
+    sub.wait_line("SUBACK", Duration::from_secs(30));
+    sub
+}
+
+/// The Sparkplug payload of a `TOPIC HEX` line of [`mosquitto_sub_hex`].
+#[allow(dead_code)]
+pub fn spb_payload(line: &str) -> mw_sparkplug::Payload {
+    let hex = line.split_once(' ').map_or("", |(_, h)| h.trim());
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    mw_sparkplug::decode(&bytes).expect("a Sparkplug payload")
+}
