@@ -4,7 +4,7 @@
 
 use crate::alarm::{AlarmRule, AlarmState};
 use crate::calibrate::{ThresholdRule, ratio_to_score};
-use crate::{Detector, Output};
+use crate::{Contribution, Detector, Output};
 
 /// What a scorer learnt about one head during warm-up.
 #[derive(Debug, Clone, Default)]
@@ -212,12 +212,15 @@ pub(crate) struct PerVariable {
     name: &'static str,
     inner: Vec<Box<dyn Detector>>,
     buf: [f64; 1],
+    /// Each variable's score on the latest row (0 while it warms up).
+    scores: Vec<f64>,
 }
 
 impl PerVariable {
     pub(crate) fn new(name: &'static str, inner: Vec<Box<dyn Detector>>) -> Self {
         Self {
             name,
+            scores: vec![0.0; inner.len()],
             inner,
             buf: [f64::NAN],
         }
@@ -243,12 +246,39 @@ impl Detector for PerVariable {
         for (j, d) in self.inner.iter_mut().enumerate() {
             self.buf[0] = values.get(j).copied().unwrap_or(f64::NAN);
             let o = d.update(ts_ns, &self.buf);
+            self.scores[j] = o.score;
             out.score = out.score.max(o.score);
             out.anomalous |= o.anomalous;
             out.warming_up &= o.warming_up;
         }
         out
     }
+    /// Each variable's share of the sum of the per-variable scores.
+    fn contributors(&self, top: usize) -> Vec<Contribution> {
+        shares_of(&self.scores, top)
+    }
+}
+
+/// The `top` largest of `weights` (non-negative; others count as 0) as shares of their
+/// sum, largest first; ties go to the lower index. Empty when every weight is 0.
+pub(crate) fn shares_of(weights: &[f64], top: usize) -> Vec<Contribution> {
+    let w = |x: f64| if x.is_finite() && x > 0.0 { x } else { 0.0 };
+    let total: f64 = weights.iter().map(|&x| w(x)).sum();
+    if total <= 0.0 || top == 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<Contribution> = weights
+        .iter()
+        .enumerate()
+        .filter(|&(_, &x)| w(x) > 0.0)
+        .map(|(var, &x)| Contribution {
+            var,
+            share: w(x) / total,
+        })
+        .collect();
+    out.sort_by(|a, b| b.share.total_cmp(&a.share).then(a.var.cmp(&b.var)));
+    out.truncate(top);
+    out
 }
 
 /// Several scorers over the same rows, side by side: their heads are concatenated.
@@ -299,5 +329,42 @@ impl Scorer for Composite {
         for p in &mut self.parts {
             p.feedback(row, verdict);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DetectorKind, build};
+
+    #[test]
+    fn shares_rank_the_largest_first_and_sum_to_one() {
+        let c = shares_of(&[1.0, 3.0, f64::NAN, 0.0, 1.0], 2);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].var, c[1].var), (1, 0));
+        assert!((c[0].share - 0.6).abs() < 1e-12 && (c[1].share - 0.2).abs() < 1e-12);
+        assert!(shares_of(&[0.0, f64::NAN], 3).is_empty());
+        assert!(shares_of(&[1.0], 0).is_empty());
+    }
+
+    #[test]
+    fn per_variable_names_the_variable_that_moved() {
+        let mut d = build(DetectorKind::Mad, 3, Some(64));
+        let wiggle = |t: i64, k: i64| ((t * 7919 + k * 31) % 101) as f64 / 101.0;
+        for t in 0..200i64 {
+            let step = if t >= 150 { 50.0 } else { 0.0 };
+            let out = d.update(t, &[wiggle(t, 0), wiggle(t, 1) + step, wiggle(t, 2)]);
+            if t == 151 {
+                assert!(out.anomalous, "a 50-unit step on var 1 is flagged");
+                let c = d.contributors(3);
+                assert_eq!(c[0].var, 1, "{c:?}");
+                assert!(c[0].share > 0.34, "{c:?}");
+            }
+        }
+        let one = build(DetectorKind::Mad, 1, None);
+        assert_eq!(
+            one.contributors(3),
+            vec![Contribution { var: 0, share: 1.0 }]
+        );
     }
 }

@@ -79,6 +79,17 @@ pub struct Output {
     pub warming_up: bool,
 }
 
+/// How much one input variable contributed to the latest row's anomaly score: the
+/// explanation an operator reads next to an alarm ("which of the asset's sensors moved").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contribution {
+    /// Index of the variable in the row, in the order the detector was built with.
+    pub var: usize,
+    /// Its share of the row's anomaly statistic, in `[0, 1]`; the shares of all variables
+    /// sum to at most 1.
+    pub share: f64,
+}
+
 /// A streaming anomaly detector over rows of `n_vars` values.
 pub trait Detector: Send {
     /// Short stable name, the same as the [`DetectorKind`] it was built from.
@@ -90,6 +101,17 @@ pub trait Detector: Send {
     /// Scores one row. `ts_ns` is the row's time in nanoseconds since the Unix epoch; the
     /// current detectors assume regular sampling and use it for nothing but the record.
     fn update(&mut self, ts_ns: i64, values: &[f64]) -> Output;
+    /// The variables that contributed most to the latest row's score, largest share first,
+    /// at most `top` of them (empty before the first scored row). Callers ask at an alarm
+    /// onset, not on every row: implementations may allocate. The default names the only
+    /// variable of a univariate detector and nothing for several.
+    fn contributors(&self, top: usize) -> Vec<Contribution> {
+        if self.n_vars() == 1 && top > 0 {
+            vec![Contribution { var: 0, share: 1.0 }]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// The detectors [`build`] knows, by name.
