@@ -28,7 +28,7 @@ impl Component for UplinkComponent {
     }
 
     fn sections(&self) -> Vec<Box<dyn Section>> {
-        vec![Box::new(Checker)]
+        vec![Box::new(Checker), Box::new(crate::remote::RemoteChecker)]
     }
 
     fn build(&self, cfg: &Config, parts: &mut Parts) -> Result<(), BuildError> {
@@ -94,14 +94,7 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
         Some(e) => e.clone(),
         None => edge_id(&dir).map_err(|e| format!("uplink {:?}: {e}", u.name))?,
     };
-    let credentials = match &u.auth {
-        Auth::None => Credentials::None,
-        Auth::UserPassword {
-            user,
-            password_file,
-        } => Credentials::UserPassword(user.clone(), read_secret(password_file, &u.name)?),
-        Auth::Token { token_file } => Credentials::Token(read_secret(token_file, &u.name)?),
-    };
+    let credentials = credentials(&u.auth, &format!("uplink {:?}", u.name))?;
     let site = u.site_for(&cfg.site.name);
     let mut units = HashMap::new();
     for t in cfg.tags.iter().chain(&cfg.published) {
@@ -133,10 +126,22 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
     })
 }
 
-fn read_secret(path: &Path, name: &str) -> Result<Secret, String> {
+/// Reads the secret files `auth` names; errors start with `what` and never show a secret.
+pub(crate) fn credentials(auth: &Auth, what: &str) -> Result<Credentials, String> {
+    Ok(match auth {
+        Auth::None => Credentials::None,
+        Auth::UserPassword {
+            user,
+            password_file,
+        } => Credentials::UserPassword(user.clone(), read_secret(password_file, what)?),
+        Auth::Token { token_file } => Credentials::Token(read_secret(token_file, what)?),
+    })
+}
+
+fn read_secret(path: &Path, what: &str) -> Result<Secret, String> {
     let s = std::fs::read_to_string(path).map_err(|e| {
         format!(
-            "uplink {name:?}: cannot read the secret file {}: {}",
+            "{what}: cannot read the secret file {}: {}",
             path.display(),
             e.kind()
         )
@@ -144,7 +149,7 @@ fn read_secret(path: &Path, name: &str) -> Result<Secret, String> {
     let s = s.trim_end_matches(['\r', '\n']);
     if s.is_empty() {
         return Err(format!(
-            "uplink {name:?}: the secret file {} is empty",
+            "{what}: the secret file {} is empty",
             path.display()
         ));
     }

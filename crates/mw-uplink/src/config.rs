@@ -150,7 +150,7 @@ pub fn site_token(name: &str) -> String {
 }
 
 /// Why a string is not a usable token (site, stream, edge id, name).
-fn check_token(s: &str, max: usize) -> Result<(), String> {
+pub(crate) fn check_token(s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() {
         return Err("it is empty".into());
     }
@@ -311,36 +311,7 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         u.replicas = f.v as usize;
     }
     u.auth = auth(t, cx);
-    if let Some(f) = cx.table(t, "tls", false, "tls") {
-        let tls_name = format!("tls of {label}");
-        let tt = f.v.named(&tls_name);
-        cx.unknown_keys(tt, &["ca", "cert", "key"]);
-        let ca = path_field(cx, tt, "ca");
-        if ca.is_none() && !tt.contains_key("ca") {
-            cx.err(
-                f.span.start,
-                format!("tls of {label} needs \"ca\": the CA certificate file that signed the server's certificate"),
-            );
-        }
-        let cert = path_field(cx, tt, "cert");
-        let key = path_field(cx, tt, "key");
-        let client = match (cert, key) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            _ => {
-                cx.err(
-                    f.span.start,
-                    format!(
-                        "tls of {label}: \"cert\" and \"key\" go together (client authentication)"
-                    ),
-                );
-                None
-            }
-        };
-        if let Some(ca) = ca {
-            u.tls = Some(TlsFiles { ca, client });
-        }
-    }
+    u.tls = tls(t, cx, &label);
     if let Some(f) = cx.table(t, "buffer", false, "buffer") {
         let buf_name = format!("[uplink.buffer] of {label}");
         let bt = f.v.named(&buf_name);
@@ -349,7 +320,36 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     u
 }
 
-fn urls(t: Table<'_, '_>, cx: &mut Cx<'_>, out: &mut Vec<String>) {
+/// The optional `tls = { ca, cert, key }` table of `t` (named `label` in messages).
+pub(crate) fn tls(t: Table<'_, '_>, cx: &mut Cx<'_>, label: &str) -> Option<TlsFiles> {
+    let f = cx.table(t, "tls", false, "tls")?;
+    let tls_name = format!("tls of {label}");
+    let tt = f.v.named(&tls_name);
+    cx.unknown_keys(tt, &["ca", "cert", "key"]);
+    let ca = path_field(cx, tt, "ca");
+    if ca.is_none() && !tt.contains_key("ca") {
+        cx.err(
+            f.span.start,
+            format!("tls of {label} needs \"ca\": the CA certificate file that signed the server's certificate"),
+        );
+    }
+    let cert = path_field(cx, tt, "cert");
+    let key = path_field(cx, tt, "key");
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            cx.err(
+                f.span.start,
+                format!("tls of {label}: \"cert\" and \"key\" go together (client authentication)"),
+            );
+            None
+        }
+    };
+    Some(TlsFiles { ca: ca?, client })
+}
+
+pub(crate) fn urls(t: Table<'_, '_>, cx: &mut Cx<'_>, out: &mut Vec<String>) {
     // one string; several servers separated by commas, as NATS tools take them
     let Some(f) = cx.string(t, "url", false) else {
         return;
@@ -366,7 +366,7 @@ fn urls(t: Table<'_, '_>, cx: &mut Cx<'_>, out: &mut Vec<String>) {
     }
 }
 
-fn auth(t: Table<'_, '_>, cx: &mut Cx<'_>) -> Auth {
+pub(crate) fn auth(t: Table<'_, '_>, cx: &mut Cx<'_>) -> Auth {
     let user = cx.string(t, "user", false);
     let password = path_field(cx, t, "password_file");
     let token = path_field(cx, t, "token_file");

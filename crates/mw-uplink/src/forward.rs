@@ -64,10 +64,7 @@ pub struct ForwarderConfig {
     pub replicas: usize,
     pub credentials: Credentials,
     /// CA file and optional client certificate + key.
-    pub tls: Option<(
-        std::path::PathBuf,
-        Option<(std::path::PathBuf, std::path::PathBuf)>,
-    )>,
+    pub tls: TlsPaths,
     /// How long a PubAck may take.
     pub ack_timeout: Duration,
 }
@@ -365,21 +362,37 @@ async fn connect(
                 }
             }
         });
-    opts = match &cfg.credentials {
+    opts = with_auth(opts, &cfg.credentials, &cfg.tls);
+    // never shows credentials: the URLs were checked to carry none
+    async_nats::connect_with_options(cfg.urls.clone(), opts)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", cfg.urls.join(",")))
+}
+
+/// CA file and optional client certificate + key.
+pub(crate) type TlsPaths = Option<(
+    std::path::PathBuf,
+    Option<(std::path::PathBuf, std::path::PathBuf)>,
+)>;
+
+/// `opts` with the credentials and TLS files of an uplink (or of `[remote_config]`).
+pub(crate) fn with_auth(
+    mut opts: async_nats::ConnectOptions,
+    credentials: &Credentials,
+    tls: &TlsPaths,
+) -> async_nats::ConnectOptions {
+    opts = match credentials {
         Credentials::None => opts,
         Credentials::UserPassword(u, p) => opts.user_and_password(u.clone(), p.0.clone()),
         Credentials::Token(t) => opts.token(t.0.clone()),
     };
-    if let Some((ca, client)) = &cfg.tls {
+    if let Some((ca, client)) = tls {
         opts = opts.require_tls(true).add_root_certificates(ca.clone());
         if let Some((cert, key)) = client {
             opts = opts.add_client_certificate(cert.clone(), key.clone());
         }
     }
-    // never shows credentials: the URLs were checked to carry none
-    async_nats::connect_with_options(cfg.urls.clone(), opts)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", cfg.urls.join(",")))
+    opts
 }
 
 async fn ensure_stream(js: &jetstream::Context, cfg: &ForwarderConfig) -> Result<(), String> {
