@@ -190,8 +190,8 @@ fn sigkill(p: &Proc) {
         .status();
 }
 
-/// Publishes, in the uplink's exact format (its own encoder), sample `i` of every tag and,
-/// every fifth step, an event; `Nats-Msg-Id` = `edge1-{seq}` as the uplink sends it.
+/// Publishes, in the uplink's exact format (its own encoder), sample `i` of every tag (every
+/// third step packed into one message) and, every fifth step, an event; `Nats-Msg-Id` = `edge1-{seq}` as the uplink sends it.
 async fn publish(
     js: &async_nats::jetstream::Context,
     from: usize,
@@ -202,10 +202,20 @@ async fn publish(
     let mut acks = Vec::new();
     for i in from..to {
         let mut recs = Vec::new();
-        for k in 0..TAGS {
-            let tag = TagPath::new(&format!("plant/t{k}/v")).expect("tag");
-            let s = Sample::good(tag, Value::U64(i as u64), (base_ms + i as i64) * 1_000_000);
-            recs.push(mw_uplink::wire::encode_sample("test", &s, Some("Cel")));
+        let samples: Vec<Sample> = (0..TAGS)
+            .map(|k| {
+                let tag = TagPath::new(&format!("plant/t{k}/v")).expect("tag");
+                Sample::good(tag, Value::U64(i as u64), (base_ms + i as i64) * 1_000_000)
+            })
+            .collect();
+        if i % 3 == 0 {
+            // every third step as one pack (`[[uplink]] pack`), the others one message each
+            let pack = samples.iter().map(|s| (s, Some("Cel")));
+            recs.push(mw_uplink::wire::encode_pack("test", pack));
+        } else {
+            for s in &samples {
+                recs.push(mw_uplink::wire::encode_sample("test", s, Some("Cel")));
+            }
         }
         if i * EVENTS / PER_TAG != (i + 1) * EVENTS / PER_TAG {
             let e = Event::new(

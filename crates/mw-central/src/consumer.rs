@@ -180,6 +180,10 @@ async fn handle(
                 samples.push(s);
                 sample_msgs.push(msg);
             }
+            Ok(Item::Samples(list)) => {
+                samples.extend(list);
+                sample_msgs.push(msg);
+            }
             Ok(Item::Event(e)) if pg.is_some() => {
                 events.push(e);
                 event_msgs.push(msg);

@@ -1,7 +1,8 @@
 //! What central reads from the stream and writes to the sinks (pure: no I/O).
 //!
 //! The input is the uplink's format (`mw_uplink::wire`, docs/uplink.md): a sample on
-//! `mw.{site}.{tag tokens}` and an event on `mw.{site}.$events.{kind}`, one JSON object each.
+//! `mw.{site}.{tag tokens}`, packed samples on `mw.{site}.$samples` (`{"samples":[…]}`) and an
+//! event on `mw.{site}.$events.{kind}`, one JSON object each.
 //!
 //! A sample becomes two VictoriaMetrics series, written with `/api/v1/import` (JSON lines):
 //! `mw_tag_value{site, tag[, unit]}` (numbers; booleans as 0/1; a string or a NaN value has no
@@ -48,6 +49,9 @@ pub struct EventRow {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     Sample(SampleRow),
+    /// A pack (`mw.{site}.$samples`, `[[uplink]] pack`), in order; written and acknowledged
+    /// as one message.
+    Samples(Vec<SampleRow>),
     Event(EventRow),
 }
 
@@ -122,6 +126,39 @@ pub fn parse(m: &Envelope<'_>) -> Result<Item, BadMessage> {
                 .unwrap_or(false),
         }));
     }
+    if third == "$samples" {
+        let list = o
+            .get("samples")
+            .and_then(|l| l.as_array())
+            .ok_or(BadMessage::Field("samples"))?;
+        return list
+            .iter()
+            .map(|x| {
+                x.as_object()
+                    .ok_or(BadMessage::Field("samples"))
+                    .and_then(|o| sample_row(site, o))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Item::Samples);
+    }
+    sample_row(site, o).map(Item::Sample)
+}
+
+/// One sample's fields (a message on its tag's subject, or one element of a pack).
+fn sample_row(
+    site: &str,
+    o: &serde_json::Map<String, serde_json::Value>,
+) -> Result<SampleRow, BadMessage> {
+    let int = |k: &'static str| {
+        o.get(k)
+            .and_then(|x| x.as_i64())
+            .ok_or(BadMessage::Field(k))
+    };
+    let string = |k: &'static str| {
+        o.get(k)
+            .and_then(|x| x.as_str())
+            .ok_or(BadMessage::Field(k))
+    };
     let value = match o.get("value") {
         Some(serde_json::Value::Number(n)) => n.as_f64(),
         Some(serde_json::Value::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
@@ -134,14 +171,14 @@ pub fn parse(m: &Envelope<'_>) -> Result<Item, BadMessage> {
         "bad" => 2,
         _ => return Err(BadMessage::Field("quality")),
     };
-    Ok(Item::Sample(SampleRow {
+    Ok(SampleRow {
         site: site.to_owned(),
         tag: string("tag")?.to_owned(),
         ts_ns: int("ts")?,
         value,
         quality,
         unit: o.get("unit").and_then(|u| u.as_str()).map(str::to_owned),
-    }))
+    })
 }
 
 /// The `/api/v1/import` body for `samples`: one JSON line per series, its points in the
@@ -252,6 +289,22 @@ mod tests {
         assert_eq!(ev.source, "modbus/plc1");
         let body: serde_json::Value = serde_json::from_str(&ev.body).unwrap();
         assert_eq!(body["kind"]["reason"], "refused");
+
+        // a pack: every sample, in order, as if each had come alone
+        let t = Sample::good(TagPath::new("acme/t").unwrap(), Value::Bool(true), 9);
+        let rec = mw_uplink::wire::encode_pack("p1", [(&s, Some("m3/h")), (&t, None)]);
+        let (subject, body) = mw_uplink::wire::decode(&rec, false).unwrap();
+        let Item::Samples(rows) =
+            parse(&env(&subject, std::str::from_utf8(&body).unwrap())).unwrap()
+        else {
+            panic!("not a pack")
+        };
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], row);
+        assert_eq!(
+            (rows[1].tag.as_str(), rows[1].value, rows[1].ts_ns),
+            ("acme/t", Some(1.0), 9)
+        );
     }
 
     #[test]
@@ -290,6 +343,12 @@ mod tests {
             ),
             ("mw.s.$events.audit", r#"{"ts":1,"source":"x","kind":{}}"#),
             ("mw.s.$events.audit", r#"{"ts":1,"kind":{"type":"audit"}}"#),
+            ("mw.s.$samples", r#"{"samples":{}}"#),
+            ("mw.s.$samples", r#"{"samples":[1]}"#),
+            (
+                "mw.s.$samples",
+                r#"{"samples":[{"tag":"a","ts":1,"value":1,"quality":"good"},{"tag":"b"}]}"#,
+            ),
         ] {
             assert!(
                 parse(&env(subject, payload)).is_err(),

@@ -123,6 +123,7 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
         units: Arc::new(units),
         status: StatusHandle::default(),
         chunk_bytes,
+        pack: u.pack,
     })
 }
 

@@ -8,6 +8,7 @@
 //! stream = "MW_ACME-PLANT1"               # default: "MW_" + site in upper case
 //! edge_id = "plant1-gw1"                  # default: generated once, kept in <buffer dir>/edge-id
 //! batch = 256                             # messages awaiting a PubAck per flow (live, backlog)
+//! pack = 1                                # samples per message: > 1 sends them packed on mw.{site}.$samples
 //! duplicate_window_s = 120                # the stream's dedup window, when the uplink creates it
 //! replicas = 1                            # the stream's replicas, when the uplink creates it (3 on a cluster)
 //! user = "edge1"                          # with password_file; or token_file instead
@@ -50,6 +51,9 @@ pub struct UplinkConfig {
     pub edge_id: Option<String>,
     /// Messages awaiting a PubAck per flow.
     pub batch: usize,
+    /// Samples per message: 1 = one message per sample on its tag's subject; more = packs of
+    /// up to this many on `mw.{site}.$samples` (`wire::encode_pack`).
+    pub pack: usize,
     pub duplicate_window: Duration,
     /// Replicas of the stream when the uplink creates it (1, or 3/5 on a JetStream cluster).
     pub replicas: usize,
@@ -105,6 +109,7 @@ impl UplinkConfig {
             stream: None,
             edge_id: None,
             batch: 256,
+            pack: 1,
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
             auth: Auth::None,
@@ -213,6 +218,7 @@ const ENTRY: EntryKeys = EntryKeys {
         "stream",
         "edge_id",
         "batch",
+        "pack",
         "duplicate_window_s",
         "replicas",
         "user",
@@ -303,6 +309,9 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     }
     if let Some(f) = cx.integer(t, "batch", false, 1..=65_536) {
         u.batch = f.v as usize;
+    }
+    if let Some(f) = cx.integer(t, "pack", false, 1..=1024) {
+        u.pack = f.v as usize;
     }
     if let Some(f) = cx.integer(t, "duplicate_window_s", false, 1..=86_400) {
         u.duplicate_window = Duration::from_secs(f.v as u64);
@@ -499,6 +508,7 @@ site = "plant1"
 stream = "MW_P1"
 edge_id = "gw-1"
 batch = 64
+pack = 32
 duplicate_window_s = 600
 replicas = 3
 user = "edge1"
@@ -525,6 +535,7 @@ fsync_interval_ms = 200
         assert_eq!(u.stream_for("plant1"), "MW_P1");
         assert_eq!(u.edge_id.as_deref(), Some("gw-1"));
         assert_eq!(u.batch, 64);
+        assert_eq!(u.pack, 32);
         assert_eq!(u.duplicate_window, Duration::from_secs(600));
         assert_eq!(u.replicas, 3);
         assert_eq!(
@@ -556,6 +567,7 @@ fsync_interval_ms = 200
             "MW_ACME-PLANT-1-SIMULATED"
         );
         assert_eq!(u.batch, 256);
+        assert_eq!(u.pack, 1);
         assert_eq!(u.auth, Auth::None);
         assert!(
             u.buffer.dir.as_os_str().is_empty(),

@@ -36,6 +36,8 @@ pub struct UplinkSink {
     pub(crate) status: StatusHandle,
     /// Largest bytes appended at once (half a segment).
     pub(crate) chunk_bytes: u64,
+    /// Samples per buffer record (`[[uplink]] pack`).
+    pub(crate) pack: usize,
 }
 
 impl UplinkSink {
@@ -101,35 +103,57 @@ impl Sink for UplinkSink {
 }
 
 impl UplinkSink {
+    fn unit(&self, s: &mw_model::Sample) -> Option<&str> {
+        self.units.get(&s.tag).map(String::as_str)
+    }
+
     async fn store(&self, site: &str, group: &[Delivery]) -> Result<(), BufferError> {
         let mut chunk: Vec<(i64, Vec<u8>)> = Vec::new();
         let mut bytes = 0u64;
-        for d in group {
-            let recs = d
-                .batch
-                .samples
-                .iter()
-                .map(|s| {
-                    let unit = self.units.get(&s.tag).map(String::as_str);
-                    (s.receive_ts, wire::encode_sample(site, s, unit))
+        let records: Vec<(i64, Vec<u8>)> = if self.pack > 1 {
+            // packs span the group's deliveries (what one append holds), in bus order; the
+            // group's events follow them
+            let all: Vec<&mw_model::Sample> =
+                group.iter().flat_map(|d| d.batch.samples.iter()).collect();
+            all.chunks(self.pack)
+                .map(|p| {
+                    let rec = wire::encode_pack(site, p.iter().map(|s| (*s, self.unit(s))));
+                    (p[0].receive_ts, rec)
                 })
-                .chain(
+                .chain(group.iter().flat_map(|d| {
                     d.batch
                         .events
                         .iter()
-                        .map(|e| (e.ts, wire::encode_event(site, e))),
-                );
-            for r in recs {
-                let n = framed_len(r.1.len());
-                if bytes + n > self.chunk_bytes && !chunk.is_empty() {
-                    self.buffer
-                        .append_batch_async(std::mem::take(&mut chunk))
-                        .await?;
-                    bytes = 0;
-                }
-                bytes += n;
-                chunk.push(r);
+                        .map(|e| (e.ts, wire::encode_event(site, e)))
+                }))
+                .collect()
+        } else {
+            group
+                .iter()
+                .flat_map(|d| {
+                    d.batch
+                        .samples
+                        .iter()
+                        .map(|s| (s.receive_ts, wire::encode_sample(site, s, self.unit(s))))
+                        .chain(
+                            d.batch
+                                .events
+                                .iter()
+                                .map(|e| (e.ts, wire::encode_event(site, e))),
+                        )
+                })
+                .collect()
+        };
+        for r in records {
+            let n = framed_len(r.1.len());
+            if bytes + n > self.chunk_bytes && !chunk.is_empty() {
+                self.buffer
+                    .append_batch_async(std::mem::take(&mut chunk))
+                    .await?;
+                bytes = 0;
             }
+            bytes += n;
+            chunk.push(r);
         }
         if !chunk.is_empty() {
             self.buffer.append_batch_async(chunk).await?;
