@@ -49,41 +49,7 @@ pub struct CentralConfig {
     pub metrics_address: Option<SocketAddr>,
 }
 
-/// A parsed `http://` base URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VmUrl {
-    /// `HOST:PORT`, as given (also the `Host` header).
-    pub authority: String,
-    /// Path prefix without a trailing `/` (often empty).
-    pub prefix: String,
-}
-
-impl VmUrl {
-    pub fn parse(u: &str) -> Result<VmUrl, String> {
-        let Some(rest) = u.strip_prefix("http://") else {
-            return Err(format!(
-                "{u:?} is not an http:// URL (https is not supported yet: put VictoriaMetrics on a private network or behind a local TLS proxy)"
-            ));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err("the URL carries credentials (not supported)".into());
-        }
-        let Some((host, port)) = authority.rsplit_once(':') else {
-            return Err(format!("{u:?} has no port (expected http://HOST:PORT)"));
-        };
-        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("{u:?} has no valid HOST:PORT"));
-        }
-        Ok(VmUrl {
-            authority: authority.to_owned(),
-            prefix: path.to_owned(),
-        })
-    }
-}
+pub use mw_uplink::vm::VmUrl;
 
 pub(crate) struct Checker;
 

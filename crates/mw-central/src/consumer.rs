@@ -11,8 +11,8 @@ use tokio::sync::{Mutex, watch};
 
 use crate::config::CentralConfig;
 use crate::metrics::Metrics;
-use crate::vm::VmClient;
 use crate::wire::{self, Envelope, Item};
+use mw_uplink::vm::VmClient;
 
 /// The PostgreSQL side, shared by the stream tasks: the connection string (with its password)
 /// and the current client, reconnected after a failure.

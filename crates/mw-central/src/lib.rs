@@ -12,7 +12,7 @@ pub mod config;
 pub mod consumer;
 pub mod metrics;
 pub mod pg;
-pub mod vm;
+pub use mw_uplink::vm;
 pub mod wire;
 
 mod serve;

@@ -104,7 +104,11 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
     }
     Ok(UplinkSink {
         opts: SinkOptions::new(format!("uplink/{}", u.name), cfg.pipeline.sink_capacity)
-            .wants(Wants::Both)
+            .wants(if u.victoria_metrics.is_some() {
+                Wants::Samples
+            } else {
+                Wants::Both
+            })
             .durable(),
         buffer,
         forwarder: ForwarderConfig {
@@ -124,6 +128,8 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
         status: StatusHandle::default(),
         chunk_bytes,
         pack: u.pack,
+        victoria_metrics: u.victoria_metrics.clone(),
+        hold: u.hold,
     })
 }
 

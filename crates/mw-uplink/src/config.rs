@@ -41,8 +41,15 @@ pub struct UplinkSection {
 #[derive(Clone, Debug, PartialEq)]
 pub struct UplinkConfig {
     pub name: String,
-    /// `nats://HOST:PORT` (or `tls://`), at least one.
+    /// `nats://HOST:PORT` (or `tls://`), at least one — unless the uplink goes to
+    /// VictoriaMetrics.
     pub urls: Vec<String>,
+    /// `url = "http://HOST:PORT[/prefix]"`: the uplink writes samples to this VictoriaMetrics
+    /// (`/api/v1/import`) instead of NATS; events are not forwarded.
+    pub victoria_metrics: Option<crate::vm::VmUrl>,
+    /// VictoriaMetrics only: how long a record stays in the buffer after its 2xx (longer than
+    /// the server's `-inmemoryDataFlushInterval`).
+    pub hold: Duration,
     /// `None`: derived from `[site] name` ([`site_token`]).
     pub site: Option<String>,
     /// `None`: `MW_` + the site in upper case.
@@ -110,6 +117,8 @@ impl UplinkConfig {
             edge_id: None,
             batch: 256,
             pack: 1,
+            victoria_metrics: None,
+            hold: Duration::from_millis(6000),
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
             auth: Auth::None,
@@ -219,6 +228,7 @@ const ENTRY: EntryKeys = EntryKeys {
         "edge_id",
         "batch",
         "pack",
+        "hold_ms",
         "duplicate_window_s",
         "replicas",
         "user",
@@ -291,7 +301,35 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         }
         u.name = n.v.to_owned();
     }
-    urls(t, cx, &mut u.urls);
+    match cx.string(t, "url", false) {
+        Some(f) if f.v.trim_start().starts_with("http") => {
+            match crate::vm::VmUrl::parse(f.v.trim()) {
+                Ok(v) => u.victoria_metrics = Some(v),
+                Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {label}: {why}")),
+            }
+            // VictoriaMetrics holds records for seconds: a wide window, and packs, by default
+            u.batch = 8192;
+            u.pack = 64;
+            for k in [
+                "stream",
+                "duplicate_window_s",
+                "replicas",
+                "user",
+                "password_file",
+                "token_file",
+                "tls",
+            ] {
+                if let Some(at) = t.key_start(k) {
+                    cx.err(
+                        at,
+                        format!("{k:?} in {label} applies to NATS uplinks only (this one writes to VictoriaMetrics)"),
+                    );
+                }
+            }
+        }
+        Some(f) => nats_urls(&f, t.name(), cx, &mut u.urls),
+        None => {}
+    }
     if let Some(f) = cx.string(t, "site", false)
         && token_field(cx, &f, "site", &label, 64)
     {
@@ -312,6 +350,15 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     }
     if let Some(f) = cx.integer(t, "pack", false, 1..=1024) {
         u.pack = f.v as usize;
+    }
+    if let Some(f) = cx.integer(t, "hold_ms", false, 0..=600_000) {
+        if u.victoria_metrics.is_none() {
+            cx.err(
+                f.span.start,
+                format!("\"hold_ms\" in {label} applies to VictoriaMetrics uplinks only (url = \"http://…\")"),
+            );
+        }
+        u.hold = Duration::from_millis(f.v as u64);
     }
     if let Some(f) = cx.integer(t, "duplicate_window_s", false, 1..=86_400) {
         u.duplicate_window = Duration::from_secs(f.v as u64);
@@ -360,17 +407,18 @@ pub(crate) fn tls(t: Table<'_, '_>, cx: &mut Cx<'_>, label: &str) -> Option<TlsF
 
 pub(crate) fn urls(t: Table<'_, '_>, cx: &mut Cx<'_>, out: &mut Vec<String>) {
     // one string; several servers separated by commas, as NATS tools take them
-    let Some(f) = cx.string(t, "url", false) else {
-        return;
-    };
+    if let Some(f) = cx.string(t, "url", false) {
+        nats_urls(&f, t.name(), cx, out);
+    }
+}
+
+/// The comma-separated NATS URLs of `f` (the `url` of the table called `name`).
+fn nats_urls(f: &Field<&str>, name: &str, cx: &mut Cx<'_>, out: &mut Vec<String>) {
     for part in f.v.split(',') {
         let u = part.trim();
         match check_url(u) {
             Ok(()) => out.push(u.to_owned()),
-            Err(why) => cx.err(
-                f.span.start,
-                format!("invalid \"url\" in {}: {why}", t.name()),
-            ),
+            Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {name}: {why}")),
         }
     }
 }
@@ -493,6 +541,42 @@ mod tests {
     }
 
     #[test]
+    fn an_http_url_makes_a_victoria_metrics_uplink_with_its_own_defaults() {
+        let s = parse("[[uplink]]\nname = \"vm\"\nurl = \"http://10.0.0.9:8428\"\n").unwrap();
+        let u = &s.uplinks[0];
+        assert_eq!(
+            u.victoria_metrics.as_ref().unwrap().authority,
+            "10.0.0.9:8428"
+        );
+        assert!(u.urls.is_empty());
+        assert_eq!(
+            (u.batch, u.pack, u.hold),
+            (8192, 64, Duration::from_secs(6))
+        );
+        let s = parse(
+            "[[uplink]]\nname = \"vm\"\nurl = \"http://h:1\"\nbatch = 10\npack = 1\nhold_ms = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.uplinks[0].batch, s.uplinks[0].pack, s.uplinks[0].hold),
+            (10, 1, Duration::ZERO)
+        );
+        let e = parse(
+            "[[uplink]]\nname = \"vm\"\nurl = \"http://h:1\"\nstream = \"S\"\nreplicas = 3\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:4:") && e.contains("\"stream\"") && e.contains("NATS uplinks only"),
+            "{e}"
+        );
+        assert!(e.contains("t.toml:5:") && e.contains("\"replicas\""), "{e}");
+        let e = parse("[[uplink]]\nname = \"n\"\nurl = \"nats://h:1\"\nhold_ms = 5\n").unwrap_err();
+        assert!(e.contains("VictoriaMetrics uplinks only"), "{e}");
+        let e = parse("[[uplink]]\nname = \"vm\"\nurl = \"https://h:1\"\n").unwrap_err();
+        assert!(e.contains("not an http:// URL"), "{e}");
+    }
+
+    #[test]
     fn absent_means_no_uplink() {
         assert_eq!(parse("").unwrap(), UplinkSection::default());
     }
@@ -581,7 +665,7 @@ fsync_interval_ms = 200
         let e = parse(
             r#"[[uplink]]
 name = "a b"
-url = "http://x:1"
+url = "ftp://x:1"
 site = "p.1"
 batch = 0
 token_file = "t"
@@ -598,7 +682,7 @@ url = "nats://h"
         .unwrap_err();
         for want in [
             "t.toml:2:8: invalid uplink name \"a b\" in [[uplink]] entry #1: character ' ' is not allowed",
-            "t.toml:3:7: invalid \"url\" in uplink \"a b\": unknown URL scheme \"http\"",
+            "t.toml:3:7: invalid \"url\" in uplink \"a b\": unknown URL scheme \"ftp\"",
             "t.toml:4:8: invalid site \"p.1\"",
             "t.toml:5:9: \"batch\" in uplink \"a b\" is 0, out of range",
             "t.toml:6:1: uplink \"a b\" has both \"token_file\" and \"user\"/\"password_file\"",

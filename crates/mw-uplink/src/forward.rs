@@ -258,6 +258,24 @@ pub async fn run(
     drop(client);
 }
 
+/// The forwarder task to an upstream without connection events of its own (VictoriaMetrics:
+/// HTTP requests; a failed one breaks the session): runs until `stop` turns true.
+pub async fn run_upstream(
+    name: String,
+    batch: usize,
+    mut up: impl Upstream,
+    buffer: Buffer,
+    status: StatusHandle,
+    stop: watch::Receiver<bool>,
+) {
+    let m = Metrics::new(&name);
+    let (conn_tx, conn_rx) = watch::channel(true);
+    m.connected.set(1.0);
+    status.update(|s| s.connected = true);
+    drive(&name, batch, &mut up, conn_rx, &buffer, &status, &m, stop).await;
+    drop(conn_tx);
+}
+
 /// The NATS JetStream upstream.
 struct Nats {
     js: jetstream::Context,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod forward;
 pub mod remote;
 pub mod sink;
+pub mod vm;
 pub mod wire;
 
 pub use component::{UplinkComponent, Uplinks};

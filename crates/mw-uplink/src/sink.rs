@@ -38,6 +38,10 @@ pub struct UplinkSink {
     pub(crate) chunk_bytes: u64,
     /// Samples per buffer record (`[[uplink]] pack`).
     pub(crate) pack: usize,
+    /// Set: the upstream is VictoriaMetrics, not NATS (the forwarder's URLs are unused).
+    pub(crate) victoria_metrics: Option<crate::vm::VmUrl>,
+    /// VictoriaMetrics: how long a record is held after its 2xx.
+    pub(crate) hold: std::time::Duration,
 }
 
 impl UplinkSink {
@@ -60,12 +64,22 @@ impl Sink for UplinkSink {
     fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
         Box::pin(async move {
             let (stop_tx, stop_rx) = watch::channel(false);
-            let fwd = tokio::spawn(forward::run(
-                self.forwarder.clone(),
-                self.buffer.clone(),
-                self.status.clone(),
-                stop_rx,
-            ));
+            let fwd = match &self.victoria_metrics {
+                None => tokio::spawn(forward::run(
+                    self.forwarder.clone(),
+                    self.buffer.clone(),
+                    self.status.clone(),
+                    stop_rx,
+                )),
+                Some(url) => tokio::spawn(forward::run_upstream(
+                    self.forwarder.name.clone(),
+                    self.forwarder.batch,
+                    crate::vm::VmUpstream::new(url.clone(), &self.forwarder.name, self.hold),
+                    self.buffer.clone(),
+                    self.status.clone(),
+                    stop_rx,
+                )),
+            };
             let site = self.forwarder.site.clone();
             let mut warned = false;
             while let Some(first) = input.recv().await {
@@ -120,12 +134,17 @@ impl UplinkSink {
                     let rec = wire::encode_pack(site, p.iter().map(|s| (*s, self.unit(s))));
                     (p[0].receive_ts, rec)
                 })
-                .chain(group.iter().flat_map(|d| {
-                    d.batch
-                        .events
+                .chain(
+                    group
                         .iter()
-                        .map(|e| (e.ts, wire::encode_event(site, e)))
-                }))
+                        .filter(|_| self.victoria_metrics.is_none())
+                        .flat_map(|d| {
+                            d.batch
+                                .events
+                                .iter()
+                                .map(|e| (e.ts, wire::encode_event(site, e)))
+                        }),
+                )
                 .collect()
         } else {
             group
@@ -139,6 +158,8 @@ impl UplinkSink {
                             d.batch
                                 .events
                                 .iter()
+                                // VictoriaMetrics keeps samples only
+                                .filter(|_| self.victoria_metrics.is_none())
                                 .map(|e| (e.ts, wire::encode_event(site, e))),
                         )
                 })
