@@ -96,6 +96,7 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
     };
     let credentials = credentials(&u.auth, &format!("uplink {:?}", u.name))?;
     let site = u.site_for(&cfg.site.name);
+    let (forwarder_edge_id, site_for_topics) = (edge_id.clone(), site.clone());
     let mut units = HashMap::new();
     for t in cfg.tags.iter().chain(&cfg.published) {
         if let Some(unit) = &t.unit {
@@ -130,6 +131,30 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
         pack: u.pack,
         victoria_metrics: u.victoria_metrics.clone(),
         hold: u.hold,
+        mqtt: match &u.mqtt {
+            None => None,
+            Some(m) => {
+                let user = match &u.auth {
+                    Auth::UserPassword {
+                        user,
+                        password_file,
+                    } => Some((user.clone(), password_file.clone())),
+                    _ => None,
+                };
+                let cc = crate::mqtt::client_config(
+                    &u.name,
+                    m,
+                    &forwarder_edge_id,
+                    user,
+                    u.tls.as_ref().map(|t| (t.ca.clone(), t.client.clone())),
+                );
+                let prefix = m
+                    .topic_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("millwright/{site_for_topics}"));
+                Some(crate::mqtt::MqttUpstream::new(cc, prefix, u.batch)?)
+            }
+        },
     })
 }
 

@@ -50,6 +50,9 @@ pub struct UplinkConfig {
     /// VictoriaMetrics only: how long a record stays in the buffer after its 2xx (longer than
     /// the server's `-inmemoryDataFlushInterval`).
     pub hold: Duration,
+    /// `url = "mqtt://HOST:PORT"` (or `mqtts://`): the uplink publishes to this MQTT broker
+    /// (`crate::mqtt`) instead of NATS.
+    pub mqtt: Option<crate::mqtt::MqttTarget>,
     /// `None`: derived from `[site] name` ([`site_token`]).
     pub site: Option<String>,
     /// `None`: `MW_` + the site in upper case.
@@ -119,6 +122,7 @@ impl UplinkConfig {
             pack: 1,
             victoria_metrics: None,
             hold: Duration::from_millis(6000),
+            mqtt: None,
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
             auth: Auth::None,
@@ -229,6 +233,7 @@ const ENTRY: EntryKeys = EntryKeys {
         "batch",
         "pack",
         "hold_ms",
+        "topic_prefix",
         "duplicate_window_s",
         "replicas",
         "user",
@@ -327,6 +332,20 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
                 }
             }
         }
+        Some(f) if f.v.trim_start().starts_with("mqtt") => {
+            match crate::mqtt::MqttTarget::parse(f.v.trim()) {
+                Ok(m) => u.mqtt = Some(m),
+                Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {label}: {why}")),
+            }
+            for k in ["stream", "duplicate_window_s", "replicas", "token_file"] {
+                if let Some(at) = t.key_start(k) {
+                    cx.err(
+                        at,
+                        format!("{k:?} in {label} applies to NATS uplinks only (this one publishes to MQTT)"),
+                    );
+                }
+            }
+        }
         Some(f) => nats_urls(&f, t.name(), cx, &mut u.urls),
         None => {}
     }
@@ -351,6 +370,24 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     if let Some(f) = cx.integer(t, "pack", false, 1..=1024) {
         u.pack = f.v as usize;
     }
+    if let Some(f) = cx.string(t, "topic_prefix", false) {
+        let p = f.v.trim_end_matches('/');
+        if u.mqtt.is_none() {
+            cx.err(
+                f.span.start,
+                format!(
+                    "\"topic_prefix\" in {label} applies to MQTT uplinks only (url = \"mqtt://…\")"
+                ),
+            );
+        } else if p.is_empty() || p.contains(['+', '#', '\0']) || p.starts_with('$') {
+            cx.err(
+                f.span.start,
+                format!("invalid \"topic_prefix\" {:?} in {label}: a topic without wildcards, not starting with $", f.v),
+            );
+        } else if let Some(m) = &mut u.mqtt {
+            m.topic_prefix = Some(p.to_owned());
+        }
+    }
     if let Some(f) = cx.integer(t, "hold_ms", false, 0..=600_000) {
         if u.victoria_metrics.is_none() {
             cx.err(
@@ -368,6 +405,19 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     }
     u.auth = auth(t, cx);
     u.tls = tls(t, cx, &label);
+    if let Some(m) = &u.mqtt {
+        match (m.tls, u.tls.is_some()) {
+            (true, false) => cx.err(
+                t.key_start("url").unwrap_or(t.start()),
+                format!("{label}: mqtts:// needs tls = {{ ca = \"…\" }} (the CA that signed the broker's certificate)"),
+            ),
+            (false, true) => cx.err(
+                t.key_start("tls").unwrap_or(t.start()),
+                format!("{label}: tls is given but the url is mqtt://; use mqtts:// for TLS"),
+            ),
+            _ => {}
+        }
+    }
     if let Some(f) = cx.table(t, "buffer", false, "buffer") {
         let buf_name = format!("[uplink.buffer] of {label}");
         let bt = f.v.named(&buf_name);
@@ -574,6 +624,35 @@ mod tests {
         assert!(e.contains("VictoriaMetrics uplinks only"), "{e}");
         let e = parse("[[uplink]]\nname = \"vm\"\nurl = \"https://h:1\"\n").unwrap_err();
         assert!(e.contains("not an http:// URL"), "{e}");
+    }
+
+    #[test]
+    fn an_mqtt_url_makes_an_mqtt_uplink() {
+        let s = parse(
+            "[[uplink]]\nname = \"m\"\nurl = \"mqtt://broker:1883\"\ntopic_prefix = \"acme/uns/\"\n\
+             user = \"edge\"\npassword_file = \"/p\"\n",
+        )
+        .unwrap();
+        let m = s.uplinks[0].mqtt.as_ref().unwrap();
+        assert_eq!((m.host.as_str(), m.port, m.tls), ("broker", 1883, false));
+        assert_eq!(m.topic_prefix.as_deref(), Some("acme/uns"));
+        assert_eq!((s.uplinks[0].batch, s.uplinks[0].pack), (256, 1));
+        let e = parse(
+            "[[uplink]]\nname = \"m\"\nurl = \"mqtts://b:8883\"\nstream = \"S\"\ntopic_prefix = \"a/#\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:4:") && e.contains("NATS uplinks only"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:5:") && e.contains("invalid \"topic_prefix\""),
+            "{e}"
+        );
+        assert!(e.contains("mqtts:// needs tls"), "{e}");
+        let e = parse("[[uplink]]\nname = \"n\"\nurl = \"nats://h:1\"\ntopic_prefix = \"x\"\n")
+            .unwrap_err();
+        assert!(e.contains("MQTT uplinks only"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod component;
 pub mod config;
 pub mod forward;
+pub mod mqtt;
 pub mod remote;
 pub mod sink;
 pub mod vm;

@@ -42,6 +42,8 @@ pub struct UplinkSink {
     pub(crate) victoria_metrics: Option<crate::vm::VmUrl>,
     /// VictoriaMetrics: how long a record is held after its 2xx.
     pub(crate) hold: std::time::Duration,
+    /// Set: the upstream is this MQTT broker, not NATS.
+    pub(crate) mqtt: Option<crate::mqtt::MqttUpstream>,
 }
 
 impl UplinkSink {
@@ -61,17 +63,26 @@ impl Sink for UplinkSink {
         self.opts.clone()
     }
 
-    fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
+    fn run(mut self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
         Box::pin(async move {
             let (stop_tx, stop_rx) = watch::channel(false);
-            let fwd = match &self.victoria_metrics {
-                None => tokio::spawn(forward::run(
+            let mqtt = self.mqtt.take();
+            let fwd = match (&self.victoria_metrics, mqtt) {
+                (_, Some(up)) => tokio::spawn(forward::run_upstream(
+                    self.forwarder.name.clone(),
+                    self.forwarder.batch,
+                    up,
+                    self.buffer.clone(),
+                    self.status.clone(),
+                    stop_rx,
+                )),
+                (None, None) => tokio::spawn(forward::run(
                     self.forwarder.clone(),
                     self.buffer.clone(),
                     self.status.clone(),
                     stop_rx,
                 )),
-                Some(url) => tokio::spawn(forward::run_upstream(
+                (Some(url), None) => tokio::spawn(forward::run_upstream(
                     self.forwarder.name.clone(),
                     self.forwarder.batch,
                     crate::vm::VmUpstream::new(url.clone(), &self.forwarder.name, self.hold),
