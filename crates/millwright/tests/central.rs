@@ -700,6 +700,17 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
 
 #[test]
 fn postgres_down_events_wait_and_arrive_once_it_is_back() {
+    postgres_down(false);
+}
+
+/// Central started while PostgreSQL is down: it runs (samples would flow), migrates once
+/// PostgreSQL answers and then stores the events that waited.
+#[test]
+fn postgres_down_at_start_central_waits_for_it_and_migrates_then() {
+    postgres_down(true);
+}
+
+fn postgres_down(at_start: bool) {
     let Some(nats) = find(NATS) else {
         eprintln!("SKIP: nats-server is not installed (scripts/setup-test-env.sh)");
         return;
@@ -728,10 +739,15 @@ fn postgres_down_events_wait_and_arrive_once_it_is_back() {
     .expect("config");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let js = rt.block_on(test_stream(&url));
+    if at_start {
+        pg.stop();
+    }
     let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
     wait_port(metrics_port, "central /metrics", Duration::from_secs(20));
-    let c = rt.block_on(shared_consumer(&js)); // created after the migration
-    pg.stop();
+    let c = rt.block_on(shared_consumer(&js)); // created once central runs
+    if !at_start {
+        pg.stop();
+    }
     let n = 120u64;
     rt.block_on(async {
         for i in 0..n {

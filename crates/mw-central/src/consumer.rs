@@ -18,16 +18,26 @@ use mw_uplink::vm::VmClient;
 /// and the current client, reconnected after a failure.
 pub struct Pg {
     pub config: tokio_postgres::Config,
+    /// `None`: not connected yet, or the connection broke.
     pub client: Mutex<Option<tokio_postgres::Client>>,
+    /// The migrations have been applied (by this process, once).
+    pub migrated: std::sync::atomic::AtomicBool,
 }
 
 impl Pg {
     async fn insert(&self, rows: &[wire::EventRow]) -> Result<u64, crate::pg::PgError> {
         let mut guard = self.client.lock().await;
-        let client = match guard.take() {
+        let mut client = match guard.take() {
             Some(c) if !c.is_closed() => c,
             _ => crate::pg::connect(&self.config).await?,
         };
+        if !self.migrated.load(std::sync::atomic::Ordering::SeqCst) {
+            // PostgreSQL was unreachable at start: the schema first
+            let applied = crate::pg::migrate(&mut client).await?;
+            tracing::info!(applied = ?applied, "central PostgreSQL schema up to date");
+            self.migrated
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let n = crate::pg::insert_events(&client, rows).await?;
         *guard = Some(client);
         Ok(n)

@@ -85,12 +85,26 @@ pub async fn run(
             if let Some(p) = &cfg.postgres_password_file {
                 pc.password(secret(p)?);
             }
-            let mut client = pg::connect(&pc).await?;
-            let applied = pg::migrate(&mut client).await?;
-            tracing::info!(applied = ?applied, "central PostgreSQL schema up to date");
+            let ready = async {
+                let mut client = pg::connect(&pc).await?;
+                let applied = pg::migrate(&mut client).await?;
+                tracing::info!(applied = ?applied, "central PostgreSQL schema up to date");
+                Ok::<_, pg::PgError>(client)
+            };
+            let client = match ready.await {
+                Ok(c) => Some(c),
+                // a schema that cannot be applied will not fix itself
+                Err(e @ pg::PgError::Migration { .. }) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "central: PostgreSQL is not reachable at start; \
+                        samples flow, events wait in JetStream until it answers (retried with each batch)");
+                    None
+                }
+            };
             Some(Arc::new(consumer::Pg {
                 config: pc,
-                client: tokio::sync::Mutex::new(Some(client)),
+                migrated: std::sync::atomic::AtomicBool::new(client.is_some()),
+                client: tokio::sync::Mutex::new(client),
             }))
         }
         None => {
