@@ -76,10 +76,18 @@ struct Postgres {
     port: u16,
     dir: PathBuf,
     nobody: Option<u32>,
+    /// More `postgres` arguments (`-c ssl=on`, …).
+    extra: Vec<String>,
 }
 
 impl Postgres {
     fn start(dir: &Path) -> Postgres {
+        Postgres::start_with(dir, None)
+    }
+
+    /// With `tls = (certificate, key)`: TLS on, and TCP clients accepted only over TLS
+    /// (`hostssl`; plain `host` connections are rejected).
+    fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Postgres {
         let nobody = am_root().then_some(65534u32);
         std::fs::create_dir_all(dir).expect("dir");
         if let Some(uid) = nobody {
@@ -107,7 +115,38 @@ impl Postgres {
             port: free_port(),
             dir: dir.to_path_buf(),
             nobody,
+            extra: Vec::new(),
         };
+        if let Some((cert, key)) = tls {
+            // the key must belong to the server's user and be private to it
+            let k = dir.join("server.key");
+            std::fs::copy(key, &k).expect("copy key");
+            std::fs::copy(cert, dir.join("server.pem")).expect("copy cert");
+            std::fs::set_permissions(&k, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("key mode");
+            if let Some(uid) = nobody {
+                for f in [&k, &dir.join("server.pem")] {
+                    Command::new("chown")
+                        .arg(format!("{uid}:{uid}"))
+                        .arg(f)
+                        .status()
+                        .expect("chown");
+                }
+            }
+            std::fs::write(
+                dir.join("pgdata/pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("pg_hba.conf");
+            p.extra = vec![
+                "-c".into(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={}", dir.join("server.pem").display()),
+                "-c".into(),
+                format!("ssl_key_file={}", k.display()),
+            ];
+        }
         p.run();
         p
     }
@@ -121,6 +160,7 @@ impl Postgres {
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
             .arg(&self.dir)
             .args(["-c", "fsync=off"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(uid) = self.nobody {
@@ -894,4 +934,93 @@ fn a_real_edge_feeds_central_through_its_uplink() {
         "millwright/config config_change acme-plant-1-simulated"
     );
     eprintln!("{series} series of the demo plant in VictoriaMetrics");
+}
+
+/// Events to PostgreSQL over TLS (`postgres_tls`): the server accepts TCP clients only over
+/// TLS (`hostssl`), its certificate made by `millwright certs init` and verified by central
+/// against that CA and the host name `127.0.0.1`.
+#[test]
+fn events_reach_postgres_over_tls() {
+    let Some(nats) = find(NATS) else {
+        eprintln!("SKIP: nats-server is not installed (scripts/setup-test-env.sh)");
+        return;
+    };
+    if !Path::new(&format!("{PG_BIN}/postgres")).exists() {
+        eprintln!("SKIP: PostgreSQL 15 is not installed ({PG_BIN}; scripts/setup-test-env.sh)");
+        return;
+    }
+    let dir = TempDir::new("central-pg-tls");
+    let certs = dir.path.join("certs");
+    let (st, out, err) = common::run_to_end(
+        &[
+            "certs",
+            "init",
+            "--dir",
+            certs.to_str().expect("utf-8"),
+            "--hosts",
+            "127.0.0.1",
+            "--data-dir",
+            dir.path.join("data").to_str().expect("utf-8"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(st.success(), "certs init: {out}\n{err}");
+    let pg = Postgres::start_with(
+        &dir.path.join("pg"),
+        Some((&certs.join("server.pem"), &certs.join("server.key"))),
+    );
+    let (_nats, nats_port) = start_nats(&nats, &dir.path);
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let cfg = dir.path.join("central.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[central]\nurl = \"{url}\"\nstreams = [\"MW_TEST\"]\n\
+             victoria_metrics = \"http://127.0.0.1:{}\"\n\
+             postgres = \"host=127.0.0.1 port={} user=mw dbname=postgres connect_timeout=5\"\n\
+             postgres_tls = {{ ca = \"{}\" }}\n",
+            free_port(),
+            pg.port,
+            certs.join("ca.pem").display()
+        ),
+    )
+    .expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let js = rt.block_on(test_stream(&url));
+    let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
+    let c = rt.block_on(shared_consumer(&js));
+    let n = 20u64;
+    rt.block_on(async {
+        for i in 0..n {
+            let e = Event::new(
+                1_700_000_000_000_000_000 + i as i64,
+                "alarms/engine",
+                EventKind::OperatorAction {
+                    user: "op".into(),
+                    action: "ack".into(),
+                    target: format!("alarm {i}"),
+                    comment: String::new(),
+                },
+            );
+            let (subject, body) =
+                mw_uplink::wire::decode(&mw_uplink::wire::encode_event("test", &e), false)
+                    .expect("decodes");
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(
+                "Nats-Msg-Id",
+                mw_uplink::wire::msg_id("edge1", i + 1).as_str(),
+            );
+            js.publish_with_headers(subject, h, body.into())
+                .await
+                .expect("publish")
+                .await
+                .expect("PubAck");
+        }
+    });
+    rt.block_on(all_acked(&c, n, &mut central));
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events WHERE kind = 'operator_action'")
+            .as_deref(),
+        Ok("20")
+    );
 }

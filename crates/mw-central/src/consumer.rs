@@ -22,6 +22,8 @@ pub struct Pg {
     pub client: Mutex<Option<tokio_postgres::Client>>,
     /// The migrations have been applied (by this process, once).
     pub migrated: std::sync::atomic::AtomicBool,
+    /// `postgres_tls`, loaded.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Pg {
@@ -29,7 +31,7 @@ impl Pg {
         let mut guard = self.client.lock().await;
         let mut client = match guard.take() {
             Some(c) if !c.is_closed() => c,
-            _ => crate::pg::connect(&self.config).await?,
+            _ => crate::pg::connect(&self.config, self.tls.as_ref()).await?,
         };
         if !self.migrated.load(std::sync::atomic::Ordering::SeqCst) {
             // PostgreSQL was unreachable at start: the schema first

@@ -33,6 +33,8 @@ pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CentralError {
+    #[error("cannot load postgres_tls of [central]: {0}")]
+    PostgresTls(String),
     #[error("cannot read the secret file {path}: {why}")]
     Secret { path: String, why: String },
     #[error("cannot connect to NATS at {urls}: {why}")]
@@ -85,8 +87,18 @@ pub async fn run(
             if let Some(p) = &cfg.postgres_password_file {
                 pc.password(secret(p)?);
             }
+            let tls = match &cfg.postgres_tls {
+                None => None,
+                Some(t) => Some(Arc::new(
+                    mw_security::certs::client_config_files(
+                        &t.ca,
+                        t.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                    )
+                    .map_err(|e| CentralError::PostgresTls(e.to_string()))?,
+                )),
+            };
             let ready = async {
-                let mut client = pg::connect(&pc).await?;
+                let mut client = pg::connect(&pc, tls.as_ref()).await?;
                 let applied = pg::migrate(&mut client).await?;
                 tracing::info!(applied = ?applied, "central PostgreSQL schema up to date");
                 Ok::<_, pg::PgError>(client)
@@ -103,6 +115,7 @@ pub async fn run(
             };
             Some(Arc::new(consumer::Pg {
                 config: pc,
+                tls,
                 migrated: std::sync::atomic::AtomicBool::new(client.is_some()),
                 client: tokio::sync::Mutex::new(client),
             }))

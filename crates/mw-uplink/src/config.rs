@@ -428,26 +428,35 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
 
 /// The optional `tls = { ca, cert, key }` table of `t` (named `label` in messages).
 pub(crate) fn tls(t: Table<'_, '_>, cx: &mut Cx<'_>, label: &str) -> Option<TlsFiles> {
-    let f = cx.table(t, "tls", false, "tls")?;
-    let tls_name = format!("tls of {label}");
+    tls_table(t, cx, "tls", label)
+}
+
+/// The optional `key = { ca, cert, key }` table of `t` (named `label` in messages): the CA
+/// file is required, a client certificate and key go together. Also `[central]`'s `tls` and
+/// `postgres_tls`.
+pub fn tls_table(t: Table<'_, '_>, cx: &mut Cx<'_>, key: &str, label: &str) -> Option<TlsFiles> {
+    let f = cx.table(t, key, false, key)?;
+    let tls_name = format!("{key} of {label}");
     let tt = f.v.named(&tls_name);
     cx.unknown_keys(tt, &["ca", "cert", "key"]);
     let ca = path_field(cx, tt, "ca");
     if ca.is_none() && !tt.contains_key("ca") {
         cx.err(
             f.span.start,
-            format!("tls of {label} needs \"ca\": the CA certificate file that signed the server's certificate"),
+            format!("{key} of {label} needs \"ca\": the CA certificate file that signed the server's certificate"),
         );
     }
     let cert = path_field(cx, tt, "cert");
-    let key = path_field(cx, tt, "key");
-    let client = match (cert, key) {
+    let key_file = path_field(cx, tt, "key");
+    let client = match (cert, key_file) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         _ => {
             cx.err(
                 f.span.start,
-                format!("tls of {label}: \"cert\" and \"key\" go together (client authentication)"),
+                format!(
+                    "{key} of {label}: \"cert\" and \"key\" go together (client authentication)"
+                ),
             );
             None
         }
