@@ -216,16 +216,14 @@ pub(crate) struct TimeAware {
     learn: Vec<(i64, Vec<f64>)>,
     learning: bool,
     last_ts: Option<i64>,
-    /// The last finite value of each variable.
-    held: Vec<f64>,
-    /// Smallest change seen between consecutive values of each variable: above a deadband
-    /// series' deadband (every value it sends moved by more), so a held value lies within
-    /// it of the last one sent. 0 for a series that repeats values.
-    band: Vec<f64>,
-    /// A slow level of each variable (EWMA of the values sent, weight [`LEVEL_ALPHA`]).
-    level: Vec<f64>,
-    /// The values of a held tick.
-    tick: Vec<f64>,
+    /// The last finite value (one-variable series only: only those are filled).
+    held: f64,
+    /// Smallest change seen between consecutive values: above a deadband series' deadband
+    /// (every value it sends moved by more), so a held value lies within it of the last one
+    /// sent. 0 for a series that repeats values.
+    band: f64,
+    /// A slow level (EWMA of the values sent, weight [`LEVEL_ALPHA`]).
+    level: f64,
     report: TimeReport,
 }
 
@@ -254,10 +252,9 @@ impl TimeAware {
             learn: Vec::new(),
             learning: opts.interval_ns.is_none(),
             last_ts: None,
-            held: vec![f64::NAN; n_vars],
-            band: vec![f64::INFINITY; n_vars],
-            level: vec![f64::NAN; n_vars],
-            tick: vec![f64::NAN; n_vars],
+            held: f64::NAN,
+            band: f64::INFINITY,
+            level: f64::NAN,
             report: TimeReport::default(),
         };
         if !s.learning {
@@ -300,37 +297,36 @@ impl TimeAware {
                 if step > i * gap {
                     self.report.gaps += 1;
                     inner.restart(u64::try_from(k - 1).unwrap_or(u64::MAX));
-                } else if k >= 2 && self.n_vars == 1 && self.held[0].is_finite() {
+                } else if k >= 2 && self.n_vars == 1 && self.held.is_finite() {
                     // The least surprising value the source can have had: its slow level,
                     // kept within the deadband of the last value it sent.
-                    for (j, t) in self.tick.iter_mut().enumerate() {
-                        let (s, b, l) = (self.held[j], self.band[j], self.level[j]);
-                        *t = if b.is_finite() && l.is_finite() {
-                            l.clamp(s - b, s + b)
-                        } else {
-                            s
-                        };
-                    }
+                    let (s, b, l) = (self.held, self.band, self.level);
+                    let tick = [if b.is_finite() && l.is_finite() {
+                        l.clamp(s - b, s + b)
+                    } else {
+                        s
+                    }];
                     for t in 1..k.min(gap) {
                         let at = i128::from(last) + t * i;
-                        inner.hold(i64::try_from(at).unwrap_or(i64::MAX), &self.tick);
+                        inner.hold(i64::try_from(at).unwrap_or(i64::MAX), &tick);
                         self.report.filled += 1;
                     }
                 }
             }
         }
         self.last_ts = Some(ts);
-        for (j, &v) in values.iter().enumerate().take(self.n_vars) {
-            if v.is_finite() {
-                let h = self.held[j];
-                if h.is_finite() {
-                    self.band[j] = self.band[j].min((v - h).abs());
-                    self.level[j] += LEVEL_ALPHA * (v - self.level[j]);
-                } else {
-                    self.level[j] = v;
-                }
-                self.held[j] = v;
+        // Only a one-variable series is filled, so only it needs what a held tick is made of.
+        if self.n_vars == 1
+            && let Some(&v) = values.first()
+            && v.is_finite()
+        {
+            if self.held.is_finite() {
+                self.band = self.band.min((v - self.held).abs());
+                self.level += LEVEL_ALPHA * (v - self.level);
+            } else {
+                self.level = v;
             }
+            self.held = v;
         }
         inner.update(ts, values)
     }

@@ -135,7 +135,7 @@ impl fmt::Display for Summary {
         {
             writeln!(
                 f,
-                "irregular rows: {} ticks of {} the source did not send were filled with its last value \
+                "irregular rows: {} ticks of {} the source did not send were filled as held values \
                  (deadband / report-by-exception; see docs/analytics.md, \"Time\")",
                 l.filled,
                 l.interval_ns
