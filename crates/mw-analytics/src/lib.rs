@@ -37,6 +37,11 @@
 //!   one large one, released after a run of quiet rows.
 //!   The univariate `auto` has its own event rule and thresholds (peaks-over-threshold): its
 //!   alarms end, at the latest after 144 rows (see [`DetectorKind::Auto`]).
+//! * **Time.** [`build`] puts every detector behind the time-aware layer ([`time`]): it
+//!   learns the typical interval, fills the ticks a deadband or report-by-exception source
+//!   did not send (one variable), restarts short windows after a gap longer than
+//!   `gap_factor` intervals and converts a duration warm-up to rows. On a regular series it
+//!   changes nothing.
 //! * **Missing values.** A non-finite value (NaN, ±∞) is missing. Multivariate detectors
 //!   carry that variable's last finite value forward; a row in which nothing is finite,
 //!   or a variable that has never been seen, makes the row unusable: the state does not
@@ -114,10 +119,11 @@ pub trait Detector: Send {
     fn hold(&mut self, ts_ns: i64, values: &[f64]) -> Output {
         self.update(ts_ns, values)
     }
-    /// The series resumes after a gap of `missed` ticks (longer than the gap factor): the
-    /// detector ends a running alarm and restarts its short windows (drift statistics, runs
-    /// of equal values; a seasonal baseline moves its phase on by `missed`), keeping its
-    /// model and thresholds. The default does nothing.
+    /// The series resumes after a gap of `missed` ticks (longer than the gap factor): a
+    /// seasonal baseline moves its phase on by `missed`, runs of equal values restart, and
+    /// the `ewma`/`cusum` sums restart; the model, the thresholds, a rolling level and a
+    /// running alarm carry on (the rows after the gap are judged against what was known
+    /// before it). The default does nothing.
     fn restart(&mut self, _missed: u64) {}
     /// What the time-aware layer did (interval, fills, gaps); `None` for a detector without it.
     fn time_report(&self) -> Option<TimeReport> {

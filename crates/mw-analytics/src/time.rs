@@ -67,10 +67,11 @@ impl Length {
     }
 }
 
+/// The form [`FromStr`] reads back: `400` (rows) or `2h`.
 impl fmt::Display for Length {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Length::Rows(n) => write!(f, "{n} rows"),
+            Length::Rows(n) => write!(f, "{n}"),
             Length::Duration(d) => f.write_str(&format_duration(d)),
         }
     }
@@ -421,6 +422,9 @@ mod tests {
         assert_eq!(Length::Duration(NS_PER_S).rows(None), None);
         assert_eq!(Length::Rows(7).rows(None), Some(7));
         assert_eq!(format_duration(7_200 * NS_PER_S), "2h");
+        for l in [Length::Rows(400), Length::Duration(90 * NS_PER_S)] {
+            assert_eq!(l.to_string().parse(), Ok(l));
+        }
         assert_eq!(format_duration(90 * NS_PER_S), "90s");
     }
 
