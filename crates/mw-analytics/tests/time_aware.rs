@@ -454,3 +454,40 @@ fn a_stuck_sensor_fires_on_a_regular_source_and_is_a_gap_behind_a_deadband() {
         "no alarm from held ticks during the silence: {at_db:?}"
     );
 }
+
+/// The backtest of a deadband CSV: the summary gives the source's 1 s interval (not the
+/// typical silence), says how many held ticks were filled, counts the gaps with the gap
+/// factor given, and a warm-up given as a duration ends after that much time.
+#[test]
+fn the_backtest_of_a_deadband_file_reports_the_fill_and_takes_a_duration_warmup() {
+    use mw_analytics::backtest::{self, BacktestOptions};
+    let regular = simulated_flow(1);
+    let compressed = deadband(&regular, 0.4);
+    let mut csv = String::from("timestamp,flow\n");
+    for (t, x) in &compressed {
+        csv.push_str(&format!("{},{x:.4}\n", t / S));
+    }
+    let o = BacktestOptions {
+        warmup_duration_ns: Some(600 * S),
+        gap_factor: Some(20),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let s = backtest::run(csv.as_bytes(), &mut out, &o, &mut |_, _| {}).expect("runs");
+    let t = s.time.expect("time");
+    assert_eq!(t.typical_interval_ns, Some(S));
+    assert_eq!(t.gap_factor, 20);
+    let layer = s.time_layer.expect("time layer");
+    assert_eq!(layer.warmup_rows, Some(600), "600 s of 1 s ticks");
+    assert!(
+        layer.filled > 0 && layer.interval_ns == Some(S),
+        "{layer:?}"
+    );
+    // The warm-up ends at the first row at least 600 s (ticks) in.
+    let warm_rows = usize::try_from(s.warmup_rows).expect("fits");
+    assert!(compressed[warm_rows - 1].0 - compressed[0].0 < 600 * S);
+    assert!(compressed[warm_rows].0 - compressed[0].0 >= 599 * S);
+    let text = s.to_string();
+    assert!(text.contains("held values"), "{text}");
+    assert!(text.contains("(20 typical intervals)"), "{text}");
+}
