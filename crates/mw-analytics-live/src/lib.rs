@@ -83,7 +83,8 @@ struct DetectorSlot {
     score_tag: TagPath,
     flag_tag: TagPath,
     kind: DetectorKind,
-    warmup: Option<usize>,
+    /// Warm-up (rows or duration), gap factor and interval of the `[[detectors]]` entry.
+    time: mw_analytics::TimeOptions,
     detector: Box<dyn Detector>,
     latest: Vec<f64>,
 }
@@ -158,8 +159,8 @@ impl LiveAnalytics {
                 score_tag: d.score_tag.clone(),
                 flag_tag: d.flag_tag.clone(),
                 kind,
-                warmup: d.warmup,
-                detector: mw_analytics::build(kind, d.tags.len(), d.warmup),
+                time: d.time_options(),
+                detector: mw_analytics::build_timed(kind, d.tags.len(), &d.time_options()),
                 latest: vec![f64::NAN; d.tags.len()],
             });
         }
@@ -219,7 +220,7 @@ impl LiveAnalytics {
         for (flag, d) in ctl.relearn.iter().zip(&mut self.detectors) {
             if flag.swap(false, Ordering::Relaxed) {
                 tracing::info!(detector = %d.score_tag, "detector re-learning: warming up again");
-                d.detector = mw_analytics::build(d.kind, d.latest.len(), d.warmup);
+                d.detector = mw_analytics::build_timed(d.kind, d.latest.len(), &d.time);
                 d.relearns.increment(1);
             }
         }
