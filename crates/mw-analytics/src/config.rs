@@ -151,7 +151,7 @@ const RUL_ENTRY: EntryKeys = EntryKeys {
     required: &["tag", "threshold"],
     allowed: &["tag", "threshold", "window", "baseline", "decreasing"],
 };
-const WARMUP_RANGE: RangeInclusive<i128> = 10..=1_000_000;
+const WARMUP_RANGE: RangeInclusive<i128> = 10..=crate::MAX_WARMUP as i128;
 const GAP_FACTOR_RANGE: RangeInclusive<i128> = MIN_GAP_FACTOR as i128..=MAX_GAP_FACTOR as i128;
 /// Longest duration accepted for `warmup` and `interval`: a year.
 const MAX_DURATION_NS: i64 = 366 * 86_400 * 1_000_000_000;

@@ -72,6 +72,9 @@ pub use univariate::{CusumConfig, EwmaConfig, MadConfig, SeasonalConfig};
 
 /// Warm-up length used when the caller does not choose one.
 pub const DEFAULT_WARMUP: usize = 400;
+/// Longest warm-up in rows (the rows are kept until the model is fitted): a duration warm-up
+/// that converts to more is cut to this, as `[[detectors]] warmup` in rows is bounded by it.
+pub const MAX_WARMUP: usize = 1_000_000;
 /// Shortest warm-up any detector accepts; smaller requests are raised to this.
 pub const MIN_WARMUP: usize = 32;
 

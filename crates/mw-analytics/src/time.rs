@@ -265,14 +265,18 @@ impl TimeAware {
     }
 
     /// Builds the detector with its warm-up in rows; a duration warm-up without any interval
-    /// (time never moved forward) falls back to [`crate::DEFAULT_WARMUP`] rows.
+    /// (time never moved forward) falls back to [`crate::DEFAULT_WARMUP`] rows; at most
+    /// [`crate::MAX_WARMUP`] rows.
     fn start(&mut self, interval: Option<i64>) {
         self.report.interval_ns = interval;
         let warmup = self
             .opts
             .warmup
             .map_or(Some(crate::DEFAULT_WARMUP), |w| w.rows(interval))
-            .unwrap_or(crate::DEFAULT_WARMUP);
+            .unwrap_or(crate::DEFAULT_WARMUP)
+            // the warm-up rows are kept until fitted: a long duration at a short interval
+            // must not hold millions of rows
+            .min(crate::MAX_WARMUP);
         let inner = crate::build_rows(self.kind, self.n_vars, Some(warmup));
         self.report.warmup_rows = Some(inner.warmup());
         self.inner = Some(inner);
