@@ -295,6 +295,36 @@ async fn publish(
     }
 }
 
+/// Publishes `n` operator-action events (`alarm 0` …) in the uplink's format, ids `edge1-1` …,
+/// each awaited to its PubAck.
+async fn publish_acks(js: &async_nats::jetstream::Context, n: u64) {
+    for i in 0..n {
+        let e = Event::new(
+            1_700_000_000_000_000_000 + i as i64,
+            "alarms/engine",
+            EventKind::OperatorAction {
+                user: "op".into(),
+                action: "ack".into(),
+                target: format!("alarm {i}"),
+                comment: String::new(),
+            },
+        );
+        let (subject, body) =
+            mw_uplink::wire::decode(&mw_uplink::wire::encode_event("test", &e), false)
+                .expect("decodes");
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(
+            "Nats-Msg-Id",
+            mw_uplink::wire::msg_id("edge1", i + 1).as_str(),
+        );
+        js.publish_with_headers(subject, h, body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("PubAck");
+    }
+}
+
 /// Waits (bounded) until the consumer has acknowledged every message up to stream sequence `last`.
 async fn all_acked(c: &async_nats::jetstream::consumer::PullConsumer, last: u64, b: &mut Proc) {
     let t = Instant::now();
@@ -789,33 +819,7 @@ fn postgres_down(at_start: bool) {
         pg.stop();
     }
     let n = 120u64;
-    rt.block_on(async {
-        for i in 0..n {
-            let e = Event::new(
-                1_700_000_000_000_000_000 + i as i64,
-                "alarms/engine",
-                EventKind::OperatorAction {
-                    user: "op".into(),
-                    action: "ack".into(),
-                    target: format!("alarm {i}"),
-                    comment: String::new(),
-                },
-            );
-            let (subject, body) =
-                mw_uplink::wire::decode(&mw_uplink::wire::encode_event("test", &e), false)
-                    .expect("decodes");
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(
-                "Nats-Msg-Id",
-                mw_uplink::wire::msg_id("edge1", i + 1).as_str(),
-            );
-            js.publish_with_headers(subject, h, body.into())
-                .await
-                .expect("publish")
-                .await
-                .expect("PubAck");
-        }
-    });
+    rt.block_on(publish_acks(&js, n));
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let t = Instant::now();
     loop {
@@ -990,33 +994,7 @@ fn events_reach_postgres_over_tls() {
     let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
     let c = rt.block_on(shared_consumer(&js));
     let n = 20u64;
-    rt.block_on(async {
-        for i in 0..n {
-            let e = Event::new(
-                1_700_000_000_000_000_000 + i as i64,
-                "alarms/engine",
-                EventKind::OperatorAction {
-                    user: "op".into(),
-                    action: "ack".into(),
-                    target: format!("alarm {i}"),
-                    comment: String::new(),
-                },
-            );
-            let (subject, body) =
-                mw_uplink::wire::decode(&mw_uplink::wire::encode_event("test", &e), false)
-                    .expect("decodes");
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(
-                "Nats-Msg-Id",
-                mw_uplink::wire::msg_id("edge1", i + 1).as_str(),
-            );
-            js.publish_with_headers(subject, h, body.into())
-                .await
-                .expect("publish")
-                .await
-                .expect("PubAck");
-        }
-    });
+    rt.block_on(publish_acks(&js, n));
     rt.block_on(all_acked(&c, n, &mut central));
     assert_eq!(
         pg.psql("SELECT count(*) FROM events WHERE kind = 'operator_action'")

@@ -7,17 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Proc, TempDir, register_map, start_demo};
-
-fn nats_server() -> Option<&'static str> {
-    [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-}
+use common::{Proc, TempDir, nats_server, register_map, start_demo};
 
 #[test]
 fn demo_with_uplink_forwards_the_plant_tags_to_jetstream() {

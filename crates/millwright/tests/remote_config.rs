@@ -11,20 +11,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Proc, TempDir, create_token, get_json, http_addr_from, register_token, wait_for};
+use common::{
+    Proc, TempDir, create_token, get_json, http_addr_from, nats_server, register_token, wait_for,
+};
 use serde_json::Value as J;
 
 const T: Duration = Duration::from_secs(30);
-
-fn nats_server() -> Option<&'static str> {
-    [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-}
 
 /// The edge's configuration: the local file and every revision differ only in their assets,
 /// HTTP address and historian keys.

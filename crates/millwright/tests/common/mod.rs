@@ -996,3 +996,14 @@ pub fn spb_payload(line: &str) -> mw_sparkplug::Payload {
         .collect();
     mw_sparkplug::decode(&bytes).expect("a Sparkplug payload")
 }
+
+/// Debian's `nats-server`, or `None` (the test then says so and skips).
+pub fn nats_server() -> Option<&'static str> {
+    [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+}
