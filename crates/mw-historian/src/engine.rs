@@ -356,13 +356,6 @@ fn overlapped_blocks(segments: &[Arc<Segment>], tag: &TagPath) -> HashSet<(usize
     out
 }
 
-/// Whether a storage error is a full disk (ENOSPC), by its message: the WAL thread passes the
-/// error on as text.
-fn is_disk_full(why: &str) -> bool {
-    let w = why.to_ascii_lowercase();
-    w.contains("no space left") || w.contains("storage full") || w.contains("disk full")
-}
-
 /// The numeric value of a good, finite sample: what aggregates count.
 pub(crate) fn good_number(v: &Value, q: &Quality) -> Option<f64> {
     if *q != Quality::Good {
@@ -775,7 +768,7 @@ impl Historian {
         loop {
             match wal.write(buf.clone()).await {
                 Ok(()) => break,
-                Err(WalError::NotStored(why)) if is_disk_full(&why) => {
+                Err(WalError::DiskFull(why)) => {
                     // our own data fills the disk: make room, oldest partition first
                     let inner = self.inner.clone();
                     let evicted = tokio::task::spawn_blocking(move || inner.evict_oldest())

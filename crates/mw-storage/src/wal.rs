@@ -82,6 +82,48 @@ pub enum WalError {
     Stopped,
     #[error("the write was not stored: {0}")]
     NotStored(String),
+    /// The write was not stored because the disk is full (ENOSPC): the caller may make room
+    /// and write again.
+    #[error("the write was not stored: the disk is full ({0})")]
+    DiskFull(String),
+}
+
+impl WalError {
+    /// Whether the disk is full: an I/O error of kind `StorageFull` (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            WalError::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
+            WalError::DiskFull(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What the WAL thread answers for a failed write: the error's text, and whether the disk is
+/// full (the kind does not survive the text).
+#[derive(Clone)]
+struct Failure {
+    why: String,
+    disk_full: bool,
+}
+
+impl From<WalError> for Failure {
+    fn from(e: WalError) -> Failure {
+        Failure {
+            disk_full: e.is_disk_full(),
+            why: e.to_string(),
+        }
+    }
+}
+
+impl From<Failure> for WalError {
+    fn from(f: Failure) -> WalError {
+        if f.disk_full {
+            WalError::DiskFull(f.why)
+        } else {
+            WalError::NotStored(f.why)
+        }
+    }
 }
 
 /// Where a segment's valid records end, and why.
@@ -339,12 +381,12 @@ pub fn remove_segments_before(storage: &dyn Storage, dir: &Path, seq: u64) -> io
     Ok(n)
 }
 
-type Reply = oneshot::Sender<Result<(), String>>;
+type Reply = oneshot::Sender<Result<(), Failure>>;
 
 enum Cmd {
     Write(Vec<u8>, Reply),
     /// Close the current segment and start the next; answers the new segment's number.
-    Rotate(oneshot::Sender<Result<u64, String>>),
+    Rotate(oneshot::Sender<Result<u64, Failure>>),
 }
 
 /// The group-committing front of a [`Wal`], on a thread of its own: writes queue (bounded),
@@ -408,7 +450,7 @@ impl WalWriter {
                         let mut group = match first {
                             None => break,
                             Some(Cmd::Rotate(reply)) => {
-                                let r = wal.roll().map(|()| wal.seq).map_err(|e| e.to_string());
+                                let r = wal.roll().map(|()| wal.seq).map_err(Failure::from);
                                 last_sync = Instant::now();
                                 let _ = reply.send(r);
                                 continue;
@@ -437,7 +479,7 @@ impl WalWriter {
                             result = sync(&mut wal);
                             last_sync = Instant::now();
                         }
-                        let answer = result.map_err(|e| e.to_string());
+                        let answer = result.map_err(Failure::from);
                         for (_, reply) in group {
                             let _ = reply.send(answer.clone());
                         }
@@ -461,7 +503,7 @@ impl WalWriter {
             .map_err(|_| WalError::Stopped)?;
         match rx.await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(msg)) => Err(WalError::NotStored(msg)),
+            Ok(Err(f)) => Err(f.into()),
             Err(_) => Err(WalError::Stopped),
         }
     }
@@ -475,7 +517,7 @@ impl WalWriter {
             .map_err(|_| WalError::Stopped)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => Err(WalError::NotStored(msg)),
+            Ok(Err(f)) => Err(f.into()),
             Err(_) => Err(WalError::Stopped),
         }
     }

@@ -135,8 +135,13 @@ async fn a_full_disk_refuses_the_write_and_keeps_everything_acknowledged() {
     let (w, thread) = WalWriter::start(wal).unwrap();
     assert_eq!(write_all(&w, 0..5).await, 5);
     disk.set_space(Some(20)); // less than one record
-    let err = w.write(rec(5)).await.unwrap_err().to_string();
-    assert!(err.contains("no space left"), "{err}");
+    let err = w.write(rec(5)).await.unwrap_err();
+    // the kind survives the WAL thread: callers make room by it, not by the message's words
+    assert!(
+        matches!(err, wal::WalError::DiskFull(_)) && err.is_disk_full(),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("the disk is full"), "{err}");
     disk.set_space(None);
     assert_eq!(
         write_all(&w, 6..8).await,
