@@ -135,6 +135,30 @@ pub struct Delivery {
     /// The RETAIN flag to send.
     pub retain: bool,
     pub sub_ids: Vec<usize>,
+    /// Set on a delivery to an acknowledging tap ([`Broker::tap_acked`]) of a client's QoS 1/2
+    /// publish: the publisher's PUBACK/PUBREC waits for it.
+    pub settle: Option<Settle>,
+}
+
+/// Tells the publishing connection whether the process took a QoS 1/2 message on (`true`:
+/// e.g. the ingest's bus commit) — it then sends its PUBACK/PUBREC. Dropped without an answer
+/// counts as `false` (the message was dropped on the way).
+#[derive(Debug, Clone)]
+pub struct Settle(Arc<Mutex<Option<oneshot::Sender<bool>>>>);
+
+impl Settle {
+    /// A settle and the receiver of its answer.
+    pub(crate) fn new() -> (Settle, oneshot::Receiver<bool>) {
+        let (tx, rx) = oneshot::channel();
+        (Settle(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Answers (the first answer counts).
+    pub fn done(&self, taken: bool) {
+        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(taken);
+        }
+    }
 }
 
 /// A session's bounded delivery queue.
@@ -369,6 +393,8 @@ struct Session {
     online: Option<oneshot::Sender<Ctl>>,
     /// The process's own subscriber: always online, never expires.
     internal: bool,
+    /// An internal subscriber that settles the QoS 1/2 publishes it gets ([`Broker::tap_acked`]).
+    acks: bool,
     queue: Arc<Queue>,
     subs: BTreeMap<String, Sub>,
     /// Seconds to keep the session after disconnect; `None`: the broker's maximum.
@@ -638,6 +664,7 @@ impl Broker {
                     generation,
                     online: None,
                     internal: false,
+                    acks: false,
                     queue,
                     subs: s
                         .subs
@@ -699,6 +726,17 @@ impl Broker {
 
     /// Subscribes the process itself to `filters` with at most `capacity` queued deliveries.
     pub fn tap(&self, filters: &[&str], capacity: usize) -> Result<Tap, String> {
+        self.tap_with(filters, capacity, false)
+    }
+
+    /// [`Broker::tap`] whose deliveries of clients' QoS 1/2 publishes carry a [`Settle`]: the
+    /// publisher's PUBACK (PUBREC) is sent only once the tap's consumer answered it (the
+    /// ingest: after the bus committed the samples).
+    pub fn tap_acked(&self, filters: &[&str], capacity: usize) -> Result<Tap, String> {
+        self.tap_with(filters, capacity, true)
+    }
+
+    fn tap_with(&self, filters: &[&str], capacity: usize, acks: bool) -> Result<Tap, String> {
         let id = format!(
             "$mw/tap/{}",
             self.inner.taps.fetch_add(1, Ordering::Relaxed)
@@ -728,6 +766,7 @@ impl Broker {
                 generation,
                 online: None,
                 internal: true,
+                acks,
                 queue: queue.clone(),
                 subs,
                 expiry: None,
@@ -754,6 +793,17 @@ impl Broker {
     /// sessions it was queued for, and adds to `full` the online queues the publisher should
     /// wait for (see the module header).
     pub(crate) fn route(&self, msg: Arc<Message>, full: &mut Vec<Arc<Queue>>) -> usize {
+        self.route_settled(msg, full, None)
+    }
+
+    /// [`Broker::route`] for a client's publish: a delivery to an acknowledging tap carries a
+    /// [`Settle`] whose receiver is added to `settles` (the PUBACK waits for each).
+    pub(crate) fn route_settled(
+        &self,
+        msg: Arc<Message>,
+        full: &mut Vec<Arc<Queue>>,
+        mut settles: Option<&mut Vec<oneshot::Receiver<bool>>>,
+    ) -> usize {
         let stats = &self.inner.stats;
         stats.received.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("mw_mqtt_messages_received_total").increment(1);
@@ -809,6 +859,7 @@ impl Broker {
                         qos,
                         retain,
                         sub_ids,
+                        settle: None,
                     },
                 )
             })
@@ -838,13 +889,22 @@ impl Broker {
                     qos,
                     retain: false,
                     sub_ids: sub_id.into_iter().collect(),
+                    settle: None,
                 },
             ));
             st.round_robin.insert(key, n.wrapping_add(1));
         }
         let mut queued = 0;
-        for (id, d) in targets {
+        for (id, mut d) in targets {
             if let Some(s) = st.sessions.get(&id) {
+                if s.acks
+                    && d.qos > 0
+                    && let Some(list) = settles.as_deref_mut()
+                {
+                    let (settle, rx) = Settle::new();
+                    d.settle = Some(settle);
+                    list.push(rx);
+                }
                 match s.queue.push(d, stats, s.online.is_some() || s.internal) {
                     Pushed::Queued => queued += 1,
                     Pushed::Full => {
@@ -901,6 +961,7 @@ impl Broker {
                     generation,
                     online: Some(ctl),
                     internal: false,
+                    acks: false,
                     queue: Queue::new(self.inner.cfg.max_queued),
                     subs: BTreeMap::new(),
                     expiry,
@@ -1068,6 +1129,7 @@ impl Broker {
                     qos: m.qos.min(sub.qos),
                     retain: true,
                     sub_ids: sub.id.into_iter().collect(),
+                    settle: None,
                 },
                 stats,
                 true,
@@ -1167,5 +1229,6 @@ fn load_delivery(d: persist::SavedDelivery, now: Instant) -> Result<Delivery, St
         qos: d.qos.min(2),
         retain: d.retain,
         sub_ids: d.sub_ids,
+        settle: None,
     })
 }

@@ -18,10 +18,14 @@
 //! itself (the UNS sink) never wait.
 //!
 //! # Acknowledgements
-//! A QoS 1 PUBACK (QoS 2 PUBREC) tells the client the broker routed the message — into the
-//! ingest's queue in memory — not that the bus committed its samples. A crash loses what was
-//! queued for the ingest (at most `ingest_queue` messages) besides what the bus held; so does
-//! a stop (the queue is not drained after the shutdown signal).
+//! A client's QoS 1 PUBACK (QoS 2 PUBREC) for a message an ingest rule takes is sent only once
+//! the bus committed its samples — every durable sink (the historian, an uplink) has them — so
+//! an acknowledged publish survives a crash ([`crate::broker::Settle`]; the connection keeps
+//! its acknowledgements in publish order, a later one waiting for an earlier). If a sink
+//! dropped or failed them, an MQTT 5 client gets reason 0x80 (unspecified error) and an MQTT
+//! 3.1.1 client, which has no negative acknowledgement, is disconnected so that it publishes
+//! again. A payload that gives no sample (no tag could be made) is acknowledged at once. QoS 0
+//! publishes are what they are: unacknowledged, lost with the queue on a crash.
 //!
 //! # Bad payloads
 //! As for the client: a payload without a value is a bad sample with the reason, counted in
@@ -53,7 +57,7 @@ impl IngestSource {
     /// Subscribes to every rule's filter on `broker` with a queue of `capacity` deliveries.
     pub fn new(broker: &Broker, rules: Vec<Subscription>, capacity: usize) -> Result<Self, String> {
         let filters: Vec<&str> = rules.iter().map(|r| r.filter.as_str()).collect();
-        let tap = broker.tap(&filters, capacity)?;
+        let tap = broker.tap_acked(&filters, capacity)?;
         Ok(IngestSource { tap, rules })
     }
 }
@@ -92,6 +96,8 @@ async fn run(src: IngestSource, cx: SourceContext) {
         };
         let now = mw_model::now_ns();
         let mut samples = Vec::new();
+        // the QoS 1/2 publishers waiting for this batch's commit
+        let mut settles = Vec::new();
         let mut bytes = 0u64;
         let mut next = Some(first);
         let mut taken = 0;
@@ -104,6 +110,7 @@ async fn run(src: IngestSource, cx: SourceContext) {
                 // the process's own publish (the UNS sink): already a sample
                 continue;
             }
+            settles.extend(d.settle.clone());
             bytes += d.msg.payload.len() as u64;
             let m = map::map_matching(&rules, &d.msg.topic, &d.msg.payload, now);
             if let Some(why) = m.bad_payloads.first() {
@@ -119,13 +126,27 @@ async fn run(src: IngestSource, cx: SourceContext) {
         received_bytes.increment(bytes);
         cx.status.cycle_done(0.0);
         if samples.is_empty() {
+            // nothing to keep (payloads without a tag, counted above): taken as they are
+            settles.iter().for_each(|s| s.done(true));
             continue;
         }
         received.increment(samples.len() as u64);
-        tokio::select! {
+        let batch = mw_bus::Batch::from_samples(samples);
+        let committed = tokio::select! {
             biased;
             _ = shutdown.wait() => break,
-            r = cx.publisher.publish(samples) => if r.is_err() { break },
-        }
+            r = async {
+                match cx.publisher.send_with_ack(batch).await {
+                    Ok(ack) => Ok(ack.outcome().await),
+                    Err(closed) => Err(closed),
+                }
+            } => match r {
+                Ok(outcome) => outcome.is_committed(),
+                Err(_) => break,
+            },
+        };
+        // the publishers' PUBACKs (PUBRECs) go out now: after the durable sinks have the
+        // samples, or with "not taken" when a sink dropped or failed them
+        settles.iter().for_each(|s| s.done(committed));
     }
 }

@@ -379,3 +379,126 @@ async fn a_stalled_bus_holds_publishers_back_without_loss() {
     assert!(bus.stop(Duration::from_secs(5)).await);
     broker.shutdown();
 }
+
+/// A durable sink that commits each delivery only once its gate is open (or fails them all).
+struct HeldDurableSink {
+    open: tokio::sync::watch::Receiver<bool>,
+    fail: bool,
+    committed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Sink for HeldDurableSink {
+    fn options(&self) -> SinkOptions {
+        SinkOptions::new("held", 64).wants(Wants::Samples).durable()
+    }
+
+    fn run(mut self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
+        Box::pin(async move {
+            while let Some(d) = input.recv().await {
+                if self.fail {
+                    d.fail("the test's sink refuses");
+                    continue;
+                }
+                let _ = self.open.wait_for(|o| *o).await;
+                self.committed
+                    .fetch_add(d.batch.samples.len(), std::sync::atomic::Ordering::SeqCst);
+                d.commit();
+            }
+        })
+    }
+}
+
+/// rumqttc (3.1.1) publishing `n` QoS 1 messages; counts PUBACKs and disconnections until
+/// `until` says stop.
+async fn count_pubacks(
+    port: u16,
+    n: u64,
+    within: Duration,
+    acks: Arc<std::sync::atomic::AtomicU64>,
+    drops: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut o = rumqttc::MqttOptions::new(format!("acked-{port}"), "127.0.0.1", port);
+    o.set_clean_session(false);
+    let (client, mut lp) = rumqttc::AsyncClient::new(o, 64);
+    for i in 1..=n {
+        client
+            .publish("acked/v", rumqttc::QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    while let Ok(ev) = tokio::time::timeout_at(deadline, lp.poll()).await {
+        match ev {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// A QoS 1 publish an ingest rule takes is acknowledged only once the bus committed its samples
+/// (every durable sink has them); a commit that fails acknowledges nothing and disconnects the
+/// 3.1.1 client, which sends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubacks_wait_for_the_bus_commit() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    for fail in [false, true] {
+        let (broker, port) = broker_on_loopback(BrokerConfig {
+            allow_anonymous: true,
+            ..BrokerConfig::default()
+        })
+        .await;
+        let (open_tx, open_rx) = tokio::sync::watch::channel(false);
+        let committed = Arc::new(AtomicUsize::new(0));
+        let mut b = BusBuilder::new(BusConfig::default());
+        b.sink(Box::new(HeldDurableSink {
+            open: open_rx,
+            fail,
+            committed: committed.clone(),
+        }));
+        b.source(Box::new(
+            IngestSource::new(&broker, vec![rule("acked/+", "acked/{2}")], 64).unwrap(),
+        ));
+        let bus = b.start(&SourceRegistry::new());
+        let (acks, drops) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let client = tokio::spawn(count_pubacks(
+            port,
+            5,
+            Duration::from_secs(4),
+            acks.clone(),
+            drops.clone(),
+        ));
+        // the samples are on the bus (the sink holds them), but not committed: no PUBACK
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            acks.load(Ordering::SeqCst),
+            0,
+            "fail={fail}: acknowledged before the commit"
+        );
+        if fail {
+            assert!(
+                drops.load(Ordering::SeqCst) >= 1,
+                "a failed commit disconnects the 3.1.1 client"
+            );
+        } else {
+            open_tx.send(true).unwrap();
+            wait_for(
+                "five PUBACKs after the commit",
+                Duration::from_secs(5),
+                || acks.load(Ordering::SeqCst) == 5,
+            )
+            .await;
+            assert_eq!(committed.load(Ordering::SeqCst), 5);
+            assert_eq!(drops.load(Ordering::SeqCst), 0);
+        }
+        client.abort();
+        drop(open_tx);
+        assert!(bus.stop(Duration::from_secs(5)).await);
+        broker.shutdown();
+    }
+}
