@@ -618,6 +618,8 @@ struct Conn<'a> {
 }
 
 /// Resolves when the first waiting acknowledgement of `settling` may have its answers.
+/// (Takes the connection's field as it is: boxed, see [`Conn`].)
+#[allow(clippy::box_collection, reason = "the field's own type")]
 async fn settle_wait(settling: &mut Option<Box<std::collections::VecDeque<Settling>>>) {
     if let Some(front) = settling.as_mut().and_then(|q| q.front_mut())
         && let Some(a) = front
