@@ -73,7 +73,8 @@ def main():
         for label, sel in (("detectable (18)", det), ("odd (8)", [k for k in det if k % 2]), ("even (10)", [k for k in det if k % 2 == 0])):
             rows = [r for r in res[name] if r[0] in sel]
             rate = sum(r[1] for r in rows) / sum(r[2] for r in rows)
-            delay = np.mean([r[3] if r[3] is not None else r[2] for r in rows])
+            delays = [r[3] if r[3] is not None else r[2] for r in rows]
+            delay, median = np.mean(delays), np.median(delays)
             missed = sum(r[3] is None for r in rows)
             print(f"textbook PCA {name} {label:<16} detected {100*rate:.1f} %  mean delay {delay:.1f} samples  never detected {missed}")
 

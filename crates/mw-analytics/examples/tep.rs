@@ -46,11 +46,16 @@ fn main() {
         100.0 * tot.far(),
         tot.per_fold
     );
-    for (name, set) in [("detectable (18)", &all), ("odd (8)", &odd), ("even (10)", &even)] {
+    for (name, set) in [
+        ("detectable (18)", &all),
+        ("odd (8)", &odd),
+        ("even (10)", &even),
+    ] {
         let (rate, delay, missed) = tot.summary(set);
         println!(
-            "{kind} {name:<16} detected {:.1} %  mean delay {delay:.1} samples  never detected {missed}",
-            100.0 * rate
+            "{kind} {name:<16} detected {:.1} %  mean delay {delay:.1} samples  median {:.1}  never detected {missed}",
+            100.0 * rate,
+            tot.median_delay(set)
         );
     }
 }

@@ -129,6 +129,22 @@ impl Totals {
         )
     }
 
+    /// Median first-detection delay over the given faults (undetected: row count).
+    pub fn median_delay(&self, faults: &[usize]) -> f64 {
+        let mut d: Vec<usize> = self
+            .per_fault
+            .iter()
+            .filter(|r| faults.contains(&r.fault))
+            .map(|r| r.delay.unwrap_or(r.rows))
+            .collect();
+        d.sort_unstable();
+        match d.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => d[n / 2] as f64,
+            n => (d[n / 2 - 1] + d[n / 2]) as f64 / 2.0,
+        }
+    }
+
     pub fn far(&self) -> f64 {
         self.false_alarms as f64 / self.normal_rows.max(1) as f64
     }
