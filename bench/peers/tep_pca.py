@@ -76,7 +76,7 @@ def main():
             delays = [r[3] if r[3] is not None else r[2] for r in rows]
             delay, median = np.mean(delays), np.median(delays)
             missed = sum(r[3] is None for r in rows)
-            print(f"textbook PCA {name} {label:<16} detected {100*rate:.1f} %  mean delay {delay:.1f} samples  never detected {missed}")
+            print(f"textbook PCA {name} {label:<16} detected {100*rate:.1f} %  mean delay {delay:.1f} samples  median {median:.1f}  never detected {missed}")
 
 
 if __name__ == "__main__":

@@ -389,23 +389,21 @@ impl PcaModel {
 
     /// Hotelling T² in the retained subspace and squared prediction error (Q) outside it.
     fn t2_q(&self, x: &[f64]) -> (f64, f64) {
-        let mut total = 0.0;
+        let dev: Vec<f64> = x.iter().zip(&self.mean).map(|(a, b)| a - b).collect();
+        self.t2_q_dev(&dev)
+    }
+
+    /// [`PcaModel::t2_q`] of a deviation from the model's mean (the hot path: no allocation).
+    fn t2_q_dev(&self, dev: &[f64]) -> (f64, f64) {
         let mut t2 = 0.0;
         let mut explained = 0.0;
-        for (i, lam) in self.lambda.iter().enumerate() {
-            let p = &self.comps[i * self.d..(i + 1) * self.d];
-            let s: f64 = p
-                .iter()
-                .zip(x.iter().zip(&self.mean))
-                .map(|(pj, (xj, mj))| pj * (xj - mj))
-                .sum();
+        for (p, lam) in self.comps.chunks_exact(self.d).zip(&self.lambda) {
+            let s: f64 = p.iter().zip(dev).map(|(pj, xj)| pj * xj).sum();
             t2 += s * s / lam;
             explained += s * s;
         }
-        for (xj, mj) in x.iter().zip(&self.mean) {
-            total += (xj - mj) * (xj - mj);
-        }
         let q = if self.has_residual {
+            let total: f64 = dev.iter().map(|x| x * x).sum();
             (total - explained).max(0.0)
         } else {
             0.0
@@ -435,17 +433,22 @@ impl RollingMean {
     }
 
     fn push(&mut self, row: &[f64]) {
+        // The oldest row's buffer is reused for the new one: no allocation per row.
+        let mut slot = Vec::new();
         if self.rows.len() == self.w
             && let Some(old) = self.rows.pop_front()
         {
             for (s, o) in self.sum.iter_mut().zip(&old) {
                 *s -= o;
             }
+            slot = old;
         }
         for (s, x) in self.sum.iter_mut().zip(row) {
             *s += x;
         }
-        self.rows.push_back(row.to_vec());
+        slot.clear();
+        slot.extend_from_slice(row);
+        self.rows.push_back(slot);
         self.since_resum += 1;
         if self.since_resum >= self.w {
             self.since_resum = 0;
@@ -952,9 +955,9 @@ impl Scorer for PcaScorer {
                     for j in 0..self.d {
                         let (c, f) = (self.center[j], self.feat[j]);
                         let near = f.clamp(self.lo[j].min(c), self.hi[j].max(c));
-                        self.z[j] = (f - near) / self.scale[j];
+                        self.z[j] = (f - near) / self.scale[j] - m.mean[j];
                     }
-                    m.t2_q(&self.z)
+                    m.t2_q_dev(&self.z)
                 }
                 None => (0.0, 0.0),
             };
