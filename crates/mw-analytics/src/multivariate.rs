@@ -19,7 +19,7 @@ use crate::univariate::StuckScorer;
 pub struct PcaConfig {
     /// Smoothing windows in rows. Each window `w` gets its own PCA model and a T² and a Q
     /// head, computed on the mean of the last `w` rows (1 = the raw row). Default `[1]`
-    /// (classical T² + Q); `auto` uses `[1, 8, 32]`.
+    /// (classical T² + Q); `auto` uses `[1, 3, 8, 32]`.
     pub windows: Vec<usize>,
     /// Share of the variance the retained components must explain. Default 0.9.
     pub explained: f64,
@@ -142,7 +142,7 @@ pub(crate) fn pca(cfg: PcaConfig, n_vars: usize, warmup: usize) -> Box<dyn Detec
     ))
 }
 
-/// The multivariate `auto` detector: PCA heads at windows 1, 8 and 32 plus the
+/// The multivariate `auto` detector: PCA heads at windows 1, 3, 8 and 32 plus the
 /// stuck-sensor test on every variable.
 pub(crate) fn auto(n_vars: usize, warmup: usize) -> Box<dyn Detector> {
     let cfg = auto_config(warmup);
