@@ -66,10 +66,11 @@ fn first_alarm_and_contributors(
 }
 
 /// A step of 4 warm-up standard deviations on one variable (sensor bias: the others do not
-/// follow), for every variable and two seeds: flagged within 3 rows by `auto` and `pca`,
-/// and the variable that moved is the top contributor at the alarm onset.
+/// follow), for every variable and two seeds: flagged within 1 row by `auto` and `pca`
+/// (measured: on the step's first row in all 24 cases), and the variable that moved is the
+/// top contributor at the alarm onset (measured share 0.64–0.67).
 #[test]
-fn a_clear_step_on_one_variable_is_flagged_within_3_rows_and_named() {
+fn a_clear_step_on_one_variable_is_flagged_within_1_row_and_named() {
     for kind in [DetectorKind::Auto, DetectorKind::Pca] {
         for seed in [31, 32] {
             for k in 0..VARS {
@@ -80,7 +81,7 @@ fn a_clear_step_on_one_variable_is_flagged_within_3_rows_and_named() {
                 let (at, top) = first_alarm_and_contributors(det.as_mut(), &rows);
                 let at = at.unwrap_or_else(|| panic!("{kind} seed {seed}: step on {k} missed"));
                 assert!(
-                    at - ONSET <= 3,
+                    at - ONSET <= 1,
                     "{kind} seed {seed}: step on {k} flagged after {} rows",
                     at - ONSET
                 );
@@ -137,7 +138,7 @@ fn a_process_step_is_attributed_to_the_group_that_moved() {
 }
 
 /// Correlated clean data: over 20 seeds × 600 scored rows (12,000 rows) `auto` and `pca`
-/// raise at most 2 alarm onsets each.
+/// raise at most 2 alarm onsets each (measured: 1 and 0).
 #[test]
 fn correlated_clean_data_raises_at_most_2_onsets_in_12000_rows() {
     for kind in [DetectorKind::Auto, DetectorKind::Pca] {
