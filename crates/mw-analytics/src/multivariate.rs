@@ -1059,28 +1059,64 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pca_with_the_fast_q_head_flags_a_short_correlation_break_at_once() {
-        let cfg = PcaConfig {
-            fast_q: Some((3, 3)),
-            ..PcaConfig::default()
+    /// Three correlated variables (one factor, AR(1)) plus independent noise; from row 300 to
+    /// 339 variable 1 is offset by `size` against the factor (a correlation break: Q).
+    fn break_rows(size: f64) -> Vec<Vec<f64>> {
+        let mut s = 11u64;
+        let mut u = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         };
-        let row = |i: usize, brk: bool| {
-            let f = ((i * 7919) % 101) as f64 / 50.0 - 1.0;
-            let e = ((i * 104_729) % 97) as f64 / 970.0 - 0.05;
-            // A break of the correlation (Q), inside each variable's normal range.
-            vec![f + e, if brk { -f } else { f - e }, 0.1 * e]
-        };
+        let mut f = 0.0;
+        (0..500)
+            .map(|i| {
+                f = 0.8 * f + u();
+                let off = if (300..340).contains(&i) { size } else { 0.0 };
+                vec![f + 0.1 * u(), f + 0.1 * u() + off, -f + 0.1 * u()]
+            })
+            .collect()
+    }
+
+    fn first_alarm(cfg: PcaConfig, rows: &[Vec<f64>]) -> (Option<usize>, usize) {
         let mut det = pca(cfg, 3, 200);
         let mut first = None;
-        for i in 0..400 {
-            let out = det.update(i as i64, &row(i, (300..303).contains(&i)));
-            if out.anomalous && first.is_none() {
-                first = Some(i);
+        let mut last = 0;
+        for (i, r) in rows.iter().enumerate() {
+            if det.update(i as i64, r).anomalous {
+                first = first.or(Some(i));
+                last = i;
             }
         }
-        let first = first.expect("the correlation break is flagged");
-        assert!((300..=303).contains(&first), "first alarm at {first}");
+        (first, last)
+    }
+
+    #[test]
+    fn the_fast_q_head_opens_an_alarm_on_its_third_row_and_does_not_hold_it() {
+        let slow = PcaConfig {
+            refit_every: Some(0),
+            ..PcaConfig::default()
+        };
+        let fast = PcaConfig {
+            fast_q: Some((3, 3)),
+            ..slow.clone()
+        };
+        // Clean: no alarm either way.
+        assert_eq!(first_alarm(fast.clone(), &break_rows(0.0)).0, None);
+        // A small correlation break (0.15: about 5 σ of variable 1's own noise, a third of
+        // the factor's σ, so within the variable's normal range): the raw and smoothed heads
+        // miss it; the fast head flags it on its third row, and the alarm ends within the
+        // release (5 rows) after the break ends at row 339.
+        let rows = break_rows(0.15);
+        assert_eq!(first_alarm(slow.clone(), &rows).0, None);
+        let (first, last) = first_alarm(fast.clone(), &rows);
+        assert_eq!(first, Some(302));
+        assert!((339..=345).contains(&last), "last alarm at {last}");
+        // A larger one: the fast head is 7 rows ahead of the others.
+        let rows = break_rows(0.2);
+        assert_eq!(first_alarm(slow, &rows).0, Some(309));
+        assert_eq!(first_alarm(fast, &rows).0, Some(302));
     }
 
     #[test]
