@@ -15,6 +15,11 @@ pub(crate) struct Calibration {
     pub(crate) floor: f64,
     /// A fixed threshold that bypasses the quantile rule (used by the stuck-sensor head).
     pub(crate) fixed: Option<f64>,
+    /// `Some(calm)`: an *opening* head. Its exceedance raises the alarm at once, but only
+    /// after at least `calm` rows without an alarm; it neither counts towards the alarm
+    /// rule's k-of-n nor holds a raised alarm (the head carries its own persistence, e.g. a
+    /// k-of-n statistic, and only speeds up the onset of an alarm from a quiet state).
+    pub(crate) opens: Option<usize>,
 }
 
 impl Calibration {
@@ -23,6 +28,7 @@ impl Calibration {
             stats,
             floor,
             fixed: None,
+            opens: None,
         }
     }
     pub(crate) fn fixed(threshold: f64) -> Self {
@@ -30,6 +36,14 @@ impl Calibration {
             stats: Vec::new(),
             floor: threshold,
             fixed: Some(threshold),
+            opens: None,
+        }
+    }
+    /// Makes this an opening head (see `opens`).
+    pub(crate) fn opening(self, calm: usize) -> Self {
+        Self {
+            opens: Some(calm),
+            ..self
         }
     }
 }
@@ -71,6 +85,11 @@ pub(crate) trait Scorer: Send {
     fn held_rows(&mut self, _held: &[bool]) {}
     /// The series resumes after a gap of `missed` ticks ([`Detector::restart`]).
     fn restart(&mut self, _missed: u64) {}
+    /// Non-negative per-variable weights behind head `head`'s statistic on the latest row
+    /// (`out` is cleared first; left empty when the scorer cannot say).
+    fn contributions(&self, _head: usize, out: &mut Vec<f64>) {
+        out.clear();
+    }
 }
 
 /// Generic streaming detector around a [`Scorer`].
@@ -86,6 +105,12 @@ pub(crate) struct Engine<S> {
     warm_held: Vec<bool>,
     fitted: bool,
     thresholds: Vec<f64>,
+    /// Opening heads and the calm they need ([`Calibration::opens`]).
+    opens: Vec<Option<usize>>,
+    /// The head with the largest ratio on the latest scored row (for `contributors`).
+    top_head: Option<usize>,
+    /// Scored rows since the alarm was last raised (the warm-up counts as calm).
+    calm: usize,
     stats: Vec<f64>,
     last: Vec<f64>,
     have_last: Vec<bool>,
@@ -121,6 +146,9 @@ impl<S: Scorer> Engine<S> {
             warm_held: Vec::new(),
             fitted: false,
             thresholds: Vec::new(),
+            opens: Vec::new(),
+            top_head: None,
+            calm: usize::MAX,
             stats: Vec::new(),
             last: vec![0.0; n_vars],
             have_last: vec![false; n_vars],
@@ -167,6 +195,8 @@ impl<S: Scorer> Engine<S> {
             })
             .collect();
         self.thresholds.resize(self.scorer.heads(), f64::INFINITY);
+        self.opens = cals.iter().map(|c| c.opens).collect();
+        self.opens.resize(self.scorer.heads(), None);
         self.scorer.thresholds(&self.thresholds);
 
         self.stats = vec![0.0; self.scorer.heads()];
@@ -202,6 +232,24 @@ impl<S: Scorer> Detector for Engine<S> {
             self.scorer.restart(missed);
         }
     }
+
+    /// The scorer's weights for the head with the largest ratio on the latest row; a
+    /// univariate engine names its only variable.
+    fn contributors(&self, top: usize) -> Vec<Contribution> {
+        if self.n_vars == 1 {
+            return if top > 0 {
+                vec![Contribution { var: 0, share: 1.0 }]
+            } else {
+                Vec::new()
+            };
+        }
+        let Some(h) = self.top_head else {
+            return Vec::new();
+        };
+        let mut w = Vec::new();
+        self.scorer.contributions(h, &mut w);
+        shares_of(&w, top)
+    }
 }
 
 impl<S: Scorer> Engine<S> {
@@ -222,15 +270,30 @@ impl<S: Scorer> Engine<S> {
         self.scorer.held(held);
         self.scorer.step(&row, &mut self.stats);
         let mut ratio: f64 = 0.0;
-        for (s, t) in self.stats.iter().zip(&self.thresholds) {
+        // The ratio the alarm rule sees: opening heads excluded, unless one opens the alarm.
+        let mut rule_ratio: f64 = 0.0;
+        let mut open = false;
+        self.top_head = None;
+        for (h, (s, t)) in self.stats.iter().zip(&self.thresholds).enumerate() {
             let r = s / t;
             // NaN statistics (should not happen) count as "no evidence".
             if r > ratio {
                 ratio = r;
+                self.top_head = Some(h);
+            }
+            match self.opens[h] {
+                Some(calm) => open |= r >= 1.0 && self.calm >= calm,
+                None => rule_ratio = rule_ratio.max(r),
             }
         }
-        let anomalous = self.alarm.step(ratio);
-
+        let anomalous = self
+            .alarm
+            .step(if open { f64::INFINITY } else { rule_ratio });
+        self.calm = if anomalous {
+            0
+        } else {
+            self.calm.saturating_add(1)
+        };
         self.scorer.feedback(&row, Verdict { ratio, anomalous });
         self.row = row;
         self.prev = Output {
@@ -402,6 +465,19 @@ impl Scorer for Composite {
     fn restart(&mut self, missed: u64) {
         for p in &mut self.parts {
             p.restart(missed);
+        }
+    }
+
+    fn contributions(&self, head: usize, out: &mut Vec<f64>) {
+        out.clear();
+        let mut at = 0;
+        for p in &self.parts {
+            let h = p.heads();
+            if head < at + h {
+                p.contributions(head - at, out);
+                return;
+            }
+            at += h;
         }
     }
 }

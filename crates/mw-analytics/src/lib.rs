@@ -154,9 +154,10 @@ pub enum DetectorKind {
     /// tail), alarms shaped as events that end (at the latest after 144 rows, when the new
     /// state becomes the normal), plus the stuck-sensor test; memory O(warmup + period)
     /// (module `univariate::auto`, docs/analytics.md). Several
-    /// variables: PCA T² and Q on the raw rows and on 8- and 32-row means (variables that
-    /// wander during warm-up are high-passed first), plus the stuck-sensor test on every
-    /// variable; memory O((32 + n_vars) · n_vars).
+    /// variables: PCA T² and Q on the raw rows and on 3-, 8- and 32-row means (variables
+    /// that wander during warm-up are high-passed first), plus the stuck-sensor test on every
+    /// variable; memory O((32 + n_vars) · n_vars). `contributors` gives reconstruction-based
+    /// contributions to the T² or Q of the head that set the score.
     #[default]
     Auto,
     /// Rolling median / MAD robust z-score. Memory O(window).
@@ -170,6 +171,7 @@ pub enum DetectorKind {
     Seasonal,
     /// PCA on robustly standardized values with Hotelling T² and SPE/Q, refreshed every
     /// `warmup` rows on the recent rows judged normal. Memory O(warmup · n_vars + n_vars²).
+    /// `contributors`: reconstruction-based contributions to T² or Q (docs/analytics.md).
     Pca,
 }
 

@@ -742,7 +742,7 @@ fn describe_detector(kind: DetectorKind, n_vars: usize) -> String {
             "the univariate forecast residual: point and drift heads with peaks-over-threshold limits on the residual of a seasonal baseline (a 64-row rolling median when no period is found), alarms as events that end, plus a stuck-sensor test"
         }
         (DetectorKind::Auto, _) => {
-            "the multivariate PCA: T² and Q on the raw rows and on 8- and 32-row means, plus a stuck-sensor test per variable"
+            "the multivariate PCA: T² and Q on the raw rows and on 3-, 8- and 32-row means, plus a stuck-sensor test per variable"
         }
         (DetectorKind::Mad, _) => "rolling median / MAD robust z-score",
         (DetectorKind::Ewma, _) => "EWMA control chart",
