@@ -146,6 +146,14 @@ impl crate::DetectorControl for Detectors {
             inputs: vec!["acme/p1/water/pump1/flow".into()],
             score_tag: "acme/p1/water/pump1/anomaly_score".into(),
             flag_tag: "acme/p1/water/pump1/anomalous".into(),
+            contributors_tag: "acme/p1/water/pump1/anomaly_contributors".into(),
+            state: crate::DetectorState {
+                warming_up: true,
+                warmup_rows: 400,
+                warmup_rows_left: 130,
+                warmup_seconds_left: Some(130.0),
+                ..crate::DetectorState::default()
+            },
         }]
     }
     fn relearn(&self, asset: &str) -> usize {
