@@ -619,12 +619,72 @@ window = 50
             .position(|f| *f)
             .expect("shift detected");
         assert!(first < 10, "detected {first} samples after the shift");
+        let st = &la.control().unwrap().list()[0].state;
+        assert!(!st.warming_up && st.warmup_rows_left == 0, "{st:?}");
+        assert_eq!(
+            st.last_onset_ns,
+            Some((300 + first as i64) * 1_000_000_000),
+            "the onset's time: {st:?}"
+        );
+        assert!(
+            st.contributors
+                .iter()
+                .all(|(t, s)| (t == "a/p/x" || t == "a/p/z") && *s > 0.0 && *s <= 1.0),
+            "contributors name inputs: {st:?}"
+        );
         let rul_h = last_rul.expect("RUL published");
         let truth_h = (900.0 - 399.0) / 3600.0;
         assert!(
             (rul_h - truth_h).abs() < 0.25 * truth_h,
             "rul {rul_h} h vs truth {truth_h} h"
         );
+    }
+
+    #[test]
+    fn a_fault_in_the_warm_up_keeps_it_waiting_and_onsets_publish_contributors() {
+        let cfg = parse(&CFG.replace(
+            "tags = [\"x\", \"z\"]\nwarmup = 50",
+            "tags = [\"x\"]\nkind = \"mad\"\nwarmup = 64",
+        ));
+        let mut la = build(&cfg);
+        let ctl = la.control().unwrap();
+        let wiggle = |t: i64| ((t * 7919) % 101) as f64 / 101.0;
+        let mut contributors = Vec::new();
+        let mut opened = None;
+        for t in 0..400i64 {
+            // a step inside the warm-up (rows 20..40), then normal, then a spike at 300
+            let x = wiggle(t)
+                + if (20..40).contains(&t) { 30.0 } else { 0.0 }
+                + if t == 300 { 50.0 } else { 0.0 };
+            let out = run(&mut la, vec![sample("a/p/x", x, t)]);
+            let st = &ctl.list()[0].state;
+            if t == 70 {
+                assert!(st.warming_up, "the step is in the window at {t}: {st:?}");
+                let why = st.unstable.as_deref().unwrap_or_default();
+                assert!(why.contains("x changed level"), "{st:?}");
+                assert!(st.warmup_rows_left > 0 && st.warmup_seconds_left.is_some());
+            }
+            if opened.is_none() && !st.warming_up {
+                opened = Some(t);
+            }
+            contributors.extend(
+                out.into_iter()
+                    .filter(|s| s.tag.as_str() == "a/p/anomaly_contributors")
+                    .map(|s| (t, s.value)),
+            );
+        }
+        let opened = opened.expect("warmed up once the step had left");
+        assert!(
+            opened >= 40 + 64,
+            "warmed up at {opened}, with the step in its window"
+        );
+        assert!(opened < 200, "warmed up at {opened}");
+        assert_eq!(
+            contributors,
+            vec![(300, Value::string("a/p/x:1.00"))],
+            "one onset, at the spike, naming x"
+        );
+        assert_eq!(ctl.list()[0].contributors_tag, "a/p/anomaly_contributors");
     }
 
     #[test]
