@@ -47,9 +47,15 @@ pub struct BacktestArgs {
     /// Detector: auto, mad, ewma, cusum, seasonal, pca.
     #[arg(long, default_value = "auto", value_name = "NAME")]
     pub detector: DetectorKind,
-    /// Rows the detector learns from without alarming (default: the detector's own).
-    #[arg(long, value_name = "ROWS")]
-    pub warmup: Option<usize>,
+    /// Warm-up the detector learns from without alarming: rows (`400`) or a duration (`2h`, `90m`, `3d`; converted with the typical interval) (default: the detector's own).
+    #[arg(long, value_name = "ROWS|DURATION")]
+    pub warmup: Option<mw_analytics::Length>,
+    /// A step longer than this many typical intervals is a gap: not filled, the detector's short windows restart after it.
+    #[arg(long, value_name = "N", default_value_t = mw_analytics::time::DEFAULT_GAP_FACTOR, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub gap_factor: u32,
+    /// Typical interval of the series (e.g. `1s`, the source's poll or sampling interval; default: learnt from the first rows).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub interval: Option<i64>,
     /// 0/1 ground-truth column: prints precision, recall, F1, false-alarm and missed-alarm rates and event metrics.
     #[arg(long, value_name = "COLUMN", conflicts_with = "label_windows")]
     pub labels: Option<String>,
@@ -68,6 +74,10 @@ pub struct BacktestArgs {
     /// Kept for compatibility: unusable rows are always marked and counted now, and this flag changes nothing.
     #[arg(long, hide = true)]
     pub skip_bad_rows: bool,
+}
+
+fn parse_interval(s: &str) -> Result<i64, String> {
+    mw_analytics::time::parse_duration(s).map_err(|e| e.to_string())
 }
 
 pub fn run(a: BacktestArgs) -> Result<ExitCode> {
@@ -102,7 +112,16 @@ pub fn run(a: BacktestArgs) -> Result<ExitCode> {
         labels_column: a.labels.clone(),
         label_windows,
         detector: a.detector,
-        warmup: a.warmup,
+        warmup: match a.warmup {
+            Some(mw_analytics::Length::Rows(n)) => Some(n),
+            _ => None,
+        },
+        warmup_duration_ns: match a.warmup {
+            Some(mw_analytics::Length::Duration(d)) => Some(d),
+            _ => None,
+        },
+        gap_factor: Some(a.gap_factor),
+        interval_ns: a.interval,
         delimiter: None,
         bad_rows: if a.fail_on_bad_rows {
             BadRows::Fail

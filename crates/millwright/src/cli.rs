@@ -252,35 +252,7 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 pub fn dispatch(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Check(a) => check(a),
-        Command::Run(a) => {
-            // Read once: what is checked is what the audit trail names by its SHA-256.
-            let text = std::fs::read_to_string(&a.config);
-            let loaded = match &text {
-                Ok(t) => millwright::config_registry().parse(t, &a.config.display().to_string()),
-                Err(_) => millwright::config_registry().load(&a.config),
-            };
-            let cfg = match loaded {
-                Ok(c) => c,
-                Err(diags) => {
-                    eprintln!("{diags}");
-                    eprintln!(
-                        "{}: {} error(s); nothing was started",
-                        a.config.display(),
-                        diags.items.len()
-                    );
-                    return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
-                }
-            };
-            let opts = http_options(&cfg, &a.allow_host);
-            // what the audit trail records as the configuration applied
-            let source = format!(
-                "{} sha256={}",
-                a.config.display(),
-                mw_security::audit::digest(text.unwrap_or_default().as_bytes())
-            );
-            runtime()?.block_on(pipeline::run(cfg, None, None, opts, false, source))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run(a) => run_file(a),
         Command::Demo(a) => {
             runtime()?.block_on(demo(a))?;
             Ok(ExitCode::SUCCESS)
@@ -371,6 +343,146 @@ fn central(a: CentralArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The first line of `<data_dir>/remote-config.toml`, before the revision number.
+const SAVED_REMOTE_HEADER: &str =
+    "# millwright: applied from the [remote_config] bucket, revision ";
+
+/// `millwright run`: the file's configuration, or the `[remote_config]` revision applied last
+/// (kept in `<data_dir>/remote-config.toml`), restarted in place with each new revision from
+/// the bucket; a revision that passes the checks but does not start is reported `rejected`
+/// and the previous configuration runs again.
+fn run_file(a: RunArgs) -> Result<ExitCode> {
+    // Read once: what is checked is what the audit trail names by its SHA-256.
+    let text = std::fs::read_to_string(&a.config);
+    let loaded = match &text {
+        Ok(t) => millwright::config_registry().parse(t, &a.config.display().to_string()),
+        Err(_) => millwright::config_registry().load(&a.config),
+    };
+    let mut cfg = match loaded {
+        Ok(c) => c,
+        Err(diags) => {
+            eprintln!("{diags}");
+            eprintln!(
+                "{}: {} error(s); nothing was started",
+                a.config.display(),
+                diags.items.len()
+            );
+            return Ok(ExitCode::from(EXIT_INVALID_CONFIG));
+        }
+    };
+    // what the audit trail records as the configuration applied
+    let mut source = format!(
+        "{} sha256={}",
+        a.config.display(),
+        mw_security::audit::digest(text.unwrap_or_default().as_bytes())
+    );
+    let mut remote = pipeline::RemoteState::default();
+    let saved = cfg.site.data_dir.join("remote-config.toml");
+    if cfg
+        .section::<mw_uplink::RemoteConfigSection>()
+        .is_some_and(|s| s.0.is_some())
+        && let Some((rev, c, body)) = saved_remote(&saved)
+    {
+        tracing::info!(file = %saved.display(), revision = rev,
+            "running the remote config applied last; {} is the fallback", a.config.display());
+        cfg = c;
+        source = remote_source(&saved.display().to_string(), rev, &body);
+        remote.after = rev;
+    }
+    runtime()?.block_on(async {
+        let metrics = pipeline::install_metrics()?;
+        let mut previous: Option<(mw_config::Config, String)> = None;
+        loop {
+            let opts = http_options(&cfg, &a.allow_host);
+            let trying = remote.pending.as_ref().map(|(r, _)| *r);
+            let run = pipeline::run(
+                cfg.clone(),
+                None,
+                None,
+                opts,
+                false,
+                source.clone(),
+                metrics.clone(),
+                std::mem::take(&mut remote),
+            )
+            .await;
+            match run {
+                Ok(pipeline::Ended::Shutdown) => return Ok(ExitCode::SUCCESS),
+                Ok(pipeline::Ended::Reload(rev)) => {
+                    let name = format!("remote config revision {}", rev.revision);
+                    let new = millwright::config_registry()
+                        .parse(&rev.text, &name)
+                        .map_err(|d| anyhow::anyhow!("{name} passed its checks, then not:\n{d}"))?;
+                    remote = pipeline::RemoteState {
+                        after: rev.revision,
+                        pending: Some((rev.revision, mw_uplink::remote::Outcome::Applied)),
+                        save: Some((
+                            saved.clone(),
+                            format!("{SAVED_REMOTE_HEADER}{}\n{}", rev.revision, rev.text),
+                        )),
+                    };
+                    let new_source = remote_source(&name, rev.revision, &rev.text);
+                    previous = Some((
+                        std::mem::replace(&mut cfg, new),
+                        std::mem::replace(&mut source, new_source),
+                    ));
+                }
+                Err(e) => match (trying, previous.take()) {
+                    (Some(rev), Some((good, good_source))) => {
+                        tracing::error!(
+                            revision = rev,
+                            error = format!("{e:#}"),
+                            "the new configuration does not start; going back to the previous one"
+                        );
+                        cfg = good;
+                        source = good_source;
+                        remote = pipeline::RemoteState {
+                            after: rev,
+                            pending: Some((
+                                rev,
+                                mw_uplink::remote::Outcome::Rejected(format!(
+                                    "passed the checks but did not start: {e:#}"
+                                )),
+                            )),
+                            save: None,
+                        };
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+    })
+}
+
+/// What the audit trail names as an applied remote revision.
+fn remote_source(name: &str, revision: u64, text: &str) -> String {
+    format!(
+        "{name} (remote config revision {revision}) sha256={}",
+        mw_security::audit::digest(text.as_bytes())
+    )
+}
+
+/// The revision kept in `path` by an earlier run, if it is there and still passes the checks.
+fn saved_remote(path: &std::path::Path) -> Option<(u64, mw_config::Config, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (first, body) = text.split_once('\n')?;
+    let Some(rev) = first
+        .strip_prefix(SAVED_REMOTE_HEADER)
+        .and_then(|r| r.trim().parse::<u64>().ok())
+    else {
+        tracing::warn!(file = %path.display(), "not a kept remote config (no revision line); ignored");
+        return None;
+    };
+    match millwright::config_registry().parse(body, &path.display().to_string()) {
+        Ok(c) => Some((rev, c, body.to_owned())),
+        Err(d) => {
+            tracing::warn!(file = %path.display(), error = %d,
+                "the kept remote config no longer passes the checks; running the local file");
+            None
+        }
+    }
+}
+
 fn check(a: CheckArgs) -> Result<ExitCode> {
     if a.list_units {
         let mut text = String::new();
@@ -399,6 +511,26 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {
+            // a central tier's file is checked as `millwright central` reads it
+            let central = std::fs::read_to_string(&path).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.trim() == "[central]" || l.trim_start().starts_with("[central."))
+            });
+            let diags = if central {
+                match mw_central::config_registry().load(&path) {
+                    Ok(_) => {
+                        println!(
+                            "{}: OK — a [central] configuration (run it with `millwright central --config {}`)",
+                            path.display(),
+                            path.display()
+                        );
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Err(d) => d,
+                }
+            } else {
+                diags
+            };
             eprintln!("{diags}");
             eprintln!("{}: {} error(s)", path.display(), diags.items.len());
             Ok(ExitCode::from(EXIT_INVALID_CONFIG))
@@ -532,6 +664,9 @@ async fn demo(a: DemoArgs) -> Result<()> {
         opts,
         true,
         "the demo's built-in configuration (examples/plant.toml)".to_owned(),
+        pipeline::install_metrics()?,
+        pipeline::RemoteState::default(),
     )
     .await
+    .map(|_| ())
 }

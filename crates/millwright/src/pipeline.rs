@@ -66,10 +66,33 @@ pub async fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpList
     })
 }
 
+/// Where a run stands with its `[remote_config]` bucket (mw_uplink::remote).
+#[derive(Default)]
+pub struct RemoteState {
+    /// Revisions up to this one have been seen (applied or rejected).
+    pub after: u64,
+    /// The outcome of the last revision, reported once this run has started.
+    pub pending: Option<(u64, mw_uplink::remote::Outcome)>,
+    /// Written once this run has started: the file that keeps an applied revision across
+    /// restarts, and its contents.
+    pub save: Option<(std::path::PathBuf, String)>,
+}
+
+/// Why a run ended.
+pub enum Ended {
+    /// A signal, or the HTTP server stopped.
+    Shutdown,
+    /// A new revision from the `[remote_config]` bucket passed `millwright check`'s checks.
+    Reload(mw_uplink::remote::Revision),
+}
+
 /// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`]. `listener` is the
 /// HTTP listener if the caller bound it already (else `cfg.http.listener.address` is bound
 /// first); `http_options` are its limits (docs/security.md). With `demo_login`, a login token
-/// valid for this run only is made for an admin and printed as a `Login:` line.
+/// valid for this run only is made for an admin and printed as a `Login:` line. With a
+/// `[remote_config]` section it also watches that bucket and ends with [`Ended::Reload`] when a
+/// new revision passes the checks (the caller starts again with it).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: Config,
     sim: Option<SimRunning>,
@@ -77,7 +100,9 @@ pub async fn run(
     mut http_options: mw_web::ServeOptions,
     demo_login: bool,
     config_source: String,
-) -> Result<()> {
+    metrics: mw_web::MetricsRender,
+    remote: RemoteState,
+) -> Result<Ended> {
     let mut warnings = Vec::new();
     match mw_config::listener_policy("HTTP", &cfg.http.listener, true)? {
         mw_config::Exposure::Insecure => {
@@ -103,7 +128,6 @@ pub async fn run(
         Some(l) => l,
         None => bind_http(cfg.http.listener.address).await?,
     };
-    let metrics = install_metrics()?;
     metrics::gauge!("mw_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let tree = Arc::new(cfg.asset_tree());
     let sources = SourceRegistry::new();
@@ -170,6 +194,34 @@ pub async fn run(
         )])
         .await;
     drop(startup);
+    if let Some((path, text)) = &remote.save {
+        match mw_security::write_private_file(path, text.as_bytes()) {
+            Ok(()) => tracing::info!(file = %path.display(), "remote config kept for restarts"),
+            Err(e) => tracing::warn!(file = %path.display(), error = %e,
+                "cannot keep the remote config for restarts; a restart runs the local file until the bucket is reachable"),
+        }
+    }
+    let remote_watch = {
+        let rc = cfg
+            .section::<mw_uplink::RemoteConfigSection>()
+            .and_then(|s| s.0.clone());
+        let site = cfg.site.name.clone();
+        let RemoteState { after, pending, .. } = remote;
+        async move {
+            match rc {
+                Some(rc) => {
+                    mw_uplink::remote::watch(&rc, &site, after, pending, |text, name| {
+                        millwright::config_registry()
+                            .parse(text, name)
+                            .map(|_| ())
+                            .map_err(|d| d.to_string())
+                    })
+                    .await
+                }
+                None => std::future::pending().await,
+            }
+        }
+    };
 
     let http_addr = listener.local_addr()?;
     let state = mw_web::AppState {
@@ -207,7 +259,7 @@ pub async fn run(
     } else {
         "http"
     };
-    let http = tokio::spawn(mw_web::serve_with(
+    let mut http = tokio::spawn(mw_web::serve_with(
         listener,
         mw_web::router(state),
         http_options,
@@ -232,16 +284,26 @@ pub async fn run(
     }
     tracing::info!(%http_addr, sources = source_count, tags = tree.tag_count(), "started");
 
-    tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutdown requested"),
-        r = http => {
+    let mut http_done = false;
+    let ended = tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutdown requested");
+            Ended::Shutdown
+        }
+        r = &mut http => {
+            http_done = true;
             match r {
                 Ok(Ok(())) => tracing::warn!("HTTP server stopped"),
                 Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
                 Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
             }
+            Ended::Shutdown
         }
-    }
+        rev = remote_watch => {
+            tracing::info!(revision = rev.revision, "restarting with the new configuration");
+            Ended::Reload(rev)
+        }
+    };
     let orderly = async {
         let stopped = running.stop(SHUTDOWN_GRACE).await;
         if let Some(sim) = sim {
@@ -258,6 +320,10 @@ pub async fn run(
             SHUTDOWN_GRACE
         );
     }
+    if !http_done && matches!(ended, Ended::Reload(_)) {
+        // the listener is released when the server ends: the next run binds the address again
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
+    }
     tracing::info!("stopped");
-    Ok(())
+    Ok(ended)
 }

@@ -406,3 +406,45 @@ fn backtest_nab_machine_temperature_runs_through() {
     assert!(stdout.contains("22695 read, 22695 written"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14 item 2: `--warmup` takes a duration as well as rows (converted with the typical
+/// interval: 500 minutes of 5-minute rows are 100 rows), `--gap-factor` sets what counts as
+/// a gap, and a bad duration is refused with the forms it accepts.
+#[test]
+fn backtest_warmup_as_a_duration_and_gap_factor() {
+    let dir = tmp("duration");
+    let input = dir.join("in.csv");
+    let mut text = String::from("timestamp,temp\n");
+    for i in 0..400i64 {
+        // A 2-hour hole after row 200: 24 intervals.
+        let t = 1_700_000_000 + 300 * i + if i >= 200 { 7_200 } else { 0 };
+        text.push_str(&format!(
+            "{t},{:.3}\n",
+            70.0 + ((i * 37) % 11) as f64 / 10.0
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    let output = dir.join("out.csv");
+    let o = run(&input, &output, &["--warmup", "500m"]);
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for needle in [
+        "400 read, 400 written (one per input row), 100 warm-up, 300 scored",
+        "gaps longer than 50 min (10 typical intervals): 1",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} not in\n{stdout}");
+    }
+    let o = run(&input, &output, &["--warmup", "500m", "--gap-factor", "30"]);
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    for needle in [
+        "no gaps longer than 2 h 30 min (30 typical intervals)",
+        "irregular rows: 24 ticks of 5 min the source did not send were filled as held values",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} not in\n{stdout}");
+    }
+    let o = run(&input, &output, &["--warmup", "2 hours"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("invalid length \"2 hours\""), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

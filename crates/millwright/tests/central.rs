@@ -76,10 +76,18 @@ struct Postgres {
     port: u16,
     dir: PathBuf,
     nobody: Option<u32>,
+    /// More `postgres` arguments (`-c ssl=on`, …).
+    extra: Vec<String>,
 }
 
 impl Postgres {
     fn start(dir: &Path) -> Postgres {
+        Postgres::start_with(dir, None)
+    }
+
+    /// With `tls = (certificate, key)`: TLS on, and TCP clients accepted only over TLS
+    /// (`hostssl`; plain `host` connections are rejected).
+    fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Postgres {
         let nobody = am_root().then_some(65534u32);
         std::fs::create_dir_all(dir).expect("dir");
         if let Some(uid) = nobody {
@@ -107,7 +115,38 @@ impl Postgres {
             port: free_port(),
             dir: dir.to_path_buf(),
             nobody,
+            extra: Vec::new(),
         };
+        if let Some((cert, key)) = tls {
+            // the key must belong to the server's user and be private to it
+            let k = dir.join("server.key");
+            std::fs::copy(key, &k).expect("copy key");
+            std::fs::copy(cert, dir.join("server.pem")).expect("copy cert");
+            std::fs::set_permissions(&k, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("key mode");
+            if let Some(uid) = nobody {
+                for f in [&k, &dir.join("server.pem")] {
+                    Command::new("chown")
+                        .arg(format!("{uid}:{uid}"))
+                        .arg(f)
+                        .status()
+                        .expect("chown");
+                }
+            }
+            std::fs::write(
+                dir.join("pgdata/pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("pg_hba.conf");
+            p.extra = vec![
+                "-c".into(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={}", dir.join("server.pem").display()),
+                "-c".into(),
+                format!("ssl_key_file={}", k.display()),
+            ];
+        }
         p.run();
         p
     }
@@ -121,6 +160,7 @@ impl Postgres {
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
             .arg(&self.dir)
             .args(["-c", "fsync=off"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(uid) = self.nobody {
@@ -190,8 +230,8 @@ fn sigkill(p: &Proc) {
         .status();
 }
 
-/// Publishes, in the uplink's exact format (its own encoder), sample `i` of every tag and,
-/// every fifth step, an event; `Nats-Msg-Id` = `edge1-{seq}` as the uplink sends it.
+/// Publishes, in the uplink's exact format (its own encoder), sample `i` of every tag (every
+/// third step packed into one message) and, every fifth step, an event; `Nats-Msg-Id` = `edge1-{seq}` as the uplink sends it.
 async fn publish(
     js: &async_nats::jetstream::Context,
     from: usize,
@@ -202,10 +242,20 @@ async fn publish(
     let mut acks = Vec::new();
     for i in from..to {
         let mut recs = Vec::new();
-        for k in 0..TAGS {
-            let tag = TagPath::new(&format!("plant/t{k}/v")).expect("tag");
-            let s = Sample::good(tag, Value::U64(i as u64), (base_ms + i as i64) * 1_000_000);
-            recs.push(mw_uplink::wire::encode_sample("test", &s, Some("Cel")));
+        let samples: Vec<Sample> = (0..TAGS)
+            .map(|k| {
+                let tag = TagPath::new(&format!("plant/t{k}/v")).expect("tag");
+                Sample::good(tag, Value::U64(i as u64), (base_ms + i as i64) * 1_000_000)
+            })
+            .collect();
+        if i % 3 == 0 {
+            // every third step as one pack (`[[uplink]] pack`), the others one message each
+            let pack = samples.iter().map(|s| (s, Some("Cel")));
+            recs.push(mw_uplink::wire::encode_pack("test", pack));
+        } else {
+            for s in &samples {
+                recs.push(mw_uplink::wire::encode_sample("test", s, Some("Cel")));
+            }
         }
         if i * EVENTS / PER_TAG != (i + 1) * EVENTS / PER_TAG {
             let e = Event::new(
@@ -690,6 +740,17 @@ fn two_replicas_one_killed_mid_stream_write_every_sample_and_event_exactly_once(
 
 #[test]
 fn postgres_down_events_wait_and_arrive_once_it_is_back() {
+    postgres_down(false);
+}
+
+/// Central started while PostgreSQL is down: it runs (samples would flow), migrates once
+/// PostgreSQL answers and then stores the events that waited.
+#[test]
+fn postgres_down_at_start_central_waits_for_it_and_migrates_then() {
+    postgres_down(true);
+}
+
+fn postgres_down(at_start: bool) {
     let Some(nats) = find(NATS) else {
         eprintln!("SKIP: nats-server is not installed (scripts/setup-test-env.sh)");
         return;
@@ -718,10 +779,15 @@ fn postgres_down_events_wait_and_arrive_once_it_is_back() {
     .expect("config");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let js = rt.block_on(test_stream(&url));
+    if at_start {
+        pg.stop();
+    }
     let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
     wait_port(metrics_port, "central /metrics", Duration::from_secs(20));
-    let c = rt.block_on(shared_consumer(&js)); // created after the migration
-    pg.stop();
+    let c = rt.block_on(shared_consumer(&js)); // created once central runs
+    if !at_start {
+        pg.stop();
+    }
     let n = 120u64;
     rt.block_on(async {
         for i in 0..n {
@@ -868,4 +934,93 @@ fn a_real_edge_feeds_central_through_its_uplink() {
         "millwright/config config_change acme-plant-1-simulated"
     );
     eprintln!("{series} series of the demo plant in VictoriaMetrics");
+}
+
+/// Events to PostgreSQL over TLS (`postgres_tls`): the server accepts TCP clients only over
+/// TLS (`hostssl`), its certificate made by `millwright certs init` and verified by central
+/// against that CA and the host name `127.0.0.1`.
+#[test]
+fn events_reach_postgres_over_tls() {
+    let Some(nats) = find(NATS) else {
+        eprintln!("SKIP: nats-server is not installed (scripts/setup-test-env.sh)");
+        return;
+    };
+    if !Path::new(&format!("{PG_BIN}/postgres")).exists() {
+        eprintln!("SKIP: PostgreSQL 15 is not installed ({PG_BIN}; scripts/setup-test-env.sh)");
+        return;
+    }
+    let dir = TempDir::new("central-pg-tls");
+    let certs = dir.path.join("certs");
+    let (st, out, err) = common::run_to_end(
+        &[
+            "certs",
+            "init",
+            "--dir",
+            certs.to_str().expect("utf-8"),
+            "--hosts",
+            "127.0.0.1",
+            "--data-dir",
+            dir.path.join("data").to_str().expect("utf-8"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(st.success(), "certs init: {out}\n{err}");
+    let pg = Postgres::start_with(
+        &dir.path.join("pg"),
+        Some((&certs.join("server.pem"), &certs.join("server.key"))),
+    );
+    let (_nats, nats_port) = start_nats(&nats, &dir.path);
+    let url = format!("nats://127.0.0.1:{nats_port}");
+    let cfg = dir.path.join("central.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[central]\nurl = \"{url}\"\nstreams = [\"MW_TEST\"]\n\
+             victoria_metrics = \"http://127.0.0.1:{}\"\n\
+             postgres = \"host=127.0.0.1 port={} user=mw dbname=postgres connect_timeout=5\"\n\
+             postgres_tls = {{ ca = \"{}\" }}\n",
+            free_port(),
+            pg.port,
+            certs.join("ca.pem").display()
+        ),
+    )
+    .expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let js = rt.block_on(test_stream(&url));
+    let mut central = Proc::millwright(&["central", "--config", cfg.to_str().expect("utf-8")]);
+    let c = rt.block_on(shared_consumer(&js));
+    let n = 20u64;
+    rt.block_on(async {
+        for i in 0..n {
+            let e = Event::new(
+                1_700_000_000_000_000_000 + i as i64,
+                "alarms/engine",
+                EventKind::OperatorAction {
+                    user: "op".into(),
+                    action: "ack".into(),
+                    target: format!("alarm {i}"),
+                    comment: String::new(),
+                },
+            );
+            let (subject, body) =
+                mw_uplink::wire::decode(&mw_uplink::wire::encode_event("test", &e), false)
+                    .expect("decodes");
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(
+                "Nats-Msg-Id",
+                mw_uplink::wire::msg_id("edge1", i + 1).as_str(),
+            );
+            js.publish_with_headers(subject, h, body.into())
+                .await
+                .expect("publish")
+                .await
+                .expect("PubAck");
+        }
+    });
+    rt.block_on(all_acked(&c, n, &mut central));
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM events WHERE kind = 'operator_action'")
+            .as_deref(),
+        Ok("20")
+    );
 }

@@ -331,3 +331,29 @@ fn non_loopback_listeners_are_refused_without_insecure() {
         "{err}"
     );
 }
+
+/// `check` on a `millwright central` file checks it as central reads it, and still names a
+/// mistake in one at its line.
+#[test]
+fn check_accepts_a_central_configuration_and_reports_its_errors() {
+    let dir = common::TempDir::new("check-central");
+    let good = dir.path.join("central.toml");
+    std::fs::write(
+        &good,
+        "[central]\nurl = \"nats://127.0.0.1:4222\"\nstreams = [\"MW_PLANT1\"]\nvictoria_metrics = \"http://127.0.0.1:8428\"\n",
+    )
+    .unwrap();
+    let (st, out, err) = run_to_end(&["check", "--config", good.to_str().unwrap()], T);
+    assert_eq!(st.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("OK — a [central] configuration"), "{out}");
+    let bad = dir.path.join("bad.toml");
+    std::fs::write(&bad, "[central]\nurl = \"http://nowhere\"\n").unwrap();
+    let (st, out, err) = run_to_end(&["check", "--config", bad.to_str().unwrap()], T);
+    assert_ne!(st.code(), Some(0), "{out}\n{err}");
+    assert!(
+        err.contains("bad.toml:2:")
+            && err.contains("missing required key \"streams\"")
+            && !err.contains("unknown key"),
+        "{err}"
+    );
+}

@@ -262,7 +262,10 @@ fn check_detectors(config: &mw_config::Config, sim_csv: &Path, dir: &Path, start
         let truth = sim.flags(&label);
         let faults = windows(&truth);
         assert!(!faults.is_empty(), "the schedule must reach {}", det.asset);
-        let warmup = det.warmup.unwrap_or(400);
+        let warmup = match det.warmup {
+            Some(mw_analytics::Length::Rows(n)) => n,
+            _ => 400,
+        };
         let mut allowed = vec![false; alarms.len()];
         for w in &faults {
             let at = (w.start..w.end).find(|&i| alarms[i]);

@@ -127,10 +127,14 @@ struct DetectorSlot {
     contributors_tag: TagPath,
     inputs: Vec<TagPath>,
     kind: DetectorKind,
-    warmup: Option<usize>,
+    /// Warm-up (rows or duration), gap factor and interval of the `[[detectors]]` entry.
+    time: mw_analytics::TimeOptions,
     detector: Box<dyn Detector>,
     /// `Some` while warming up: the rows the detector will be fitted on once they are stable.
     gate: Option<WarmupGate>,
+    /// Rows the detector still warms up after the gate handed it the window (a duration
+    /// warm-up longer than the window the gate could size before the interval was known).
+    after_gate: usize,
     latest: Vec<f64>,
     state: DetectorState,
 }
@@ -138,18 +142,17 @@ struct DetectorSlot {
 impl DetectorSlot {
     /// A fresh detector behind a fresh warm-up gate.
     fn restart(&mut self) {
-        self.detector = mw_analytics::build(self.kind, self.latest.len(), self.warmup);
-        self.gate = Some(WarmupGate::new(
-            self.detector.warmup(),
-            self.detector.n_vars(),
-        ));
+        self.detector = mw_analytics::build_timed(self.kind, self.latest.len(), &self.time);
+        self.gate = Some(gate_for(&*self.detector, &self.time));
+        self.after_gate = 0;
         self.was_anomalous = false;
         self.state.warming_up = true;
         self.state.anomalous = false;
         self.state.score = None;
         self.state.unstable = None;
-        self.state.warmup_rows = self.detector.warmup();
-        self.state.warmup_rows_left = self.detector.warmup();
+        let need = self.gate.as_ref().map_or(0, WarmupGate::need);
+        self.state.warmup_rows = need;
+        self.state.warmup_rows_left = need;
         self.state.warmup_seconds_left = None;
     }
 
@@ -161,7 +164,14 @@ impl DetectorSlot {
             warming_up: true,
         };
         let Some(gate) = &mut self.gate else {
-            return self.detector.update(ts, &self.latest);
+            let o = self.detector.update(ts, &self.latest);
+            if o.warming_up {
+                self.after_gate = self.after_gate.saturating_sub(1).max(1);
+                self.state.warmup_rows_left = self.after_gate;
+            } else {
+                self.state.warmup_rows_left = 0;
+            }
+            return o;
         };
         let was_unstable = gate.unstable().is_some();
         let open = gate.push(ts, &self.latest);
@@ -189,7 +199,12 @@ impl DetectorSlot {
         }
         tracing::info!(detector = %self.score_tag, rows = rows.len(), "warm-up finished on a stable window");
         self.state.unstable = None;
-        self.state.warmup_rows_left = 0;
+        self.after_gate = if out.warming_up {
+            self.detector.warmup().saturating_sub(rows.len()).max(1)
+        } else {
+            0
+        };
+        self.state.warmup_rows_left = self.after_gate;
         self.state.warmup_seconds_left = None;
         // the row just replayed was the latest; its output (warming up) stands for it
         out
@@ -268,12 +283,12 @@ impl LiveAnalytics {
                 la.inputs.entry(t.clone()).or_default().push((slot, i));
             }
             let instance = d.score_tag.asset().to_owned();
-            let detector = mw_analytics::build(kind, d.tags.len(), d.warmup);
-            let gate = WarmupGate::new(detector.warmup(), detector.n_vars());
+            let detector = mw_analytics::build_timed(kind, d.tags.len(), &d.time_options());
+            let gate = gate_for(&*detector, &d.time_options());
             let state = DetectorState {
                 warming_up: true,
-                warmup_rows: detector.warmup(),
-                warmup_rows_left: detector.warmup(),
+                warmup_rows: gate.need(),
+                warmup_rows_left: gate.need(),
                 ..DetectorState::default()
             };
             la.detectors.push(DetectorSlot {
@@ -286,9 +301,10 @@ impl LiveAnalytics {
                 contributors_tag: d.contributors_tag.clone(),
                 inputs: d.tags.clone(),
                 kind,
-                warmup: d.warmup,
+                time: d.time_options(),
                 detector,
                 gate: Some(gate),
+                after_gate: 0,
                 latest: vec![f64::NAN; d.tags.len()],
                 state,
             });
@@ -357,6 +373,18 @@ impl LiveAnalytics {
             }
         }
     }
+}
+
+/// The warm-up gate of a fresh detector: as many rows as its warm-up — a duration warm-up in
+/// rows at the configured interval; without one, the detector's default until it knows its
+/// interval (the rest of such a warm-up runs in the detector, unguarded).
+fn gate_for(detector: &dyn Detector, time: &mw_analytics::TimeOptions) -> WarmupGate {
+    let rows = time
+        .warmup
+        .and_then(|w| w.rows(time.interval_ns))
+        .unwrap_or_else(|| detector.warmup())
+        .clamp(mw_analytics::MIN_WARMUP, mw_analytics::MAX_WARMUP);
+    WarmupGate::new(rows, detector.n_vars())
 }
 
 fn derived(tag: &TagPath, value: Value, quality: Quality, ts: i64, now: i64) -> Sample {

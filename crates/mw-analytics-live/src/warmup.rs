@@ -145,6 +145,11 @@ impl WarmupGate {
         self.rows.len()
     }
 
+    /// Rows the window holds when full.
+    pub(crate) fn need(&self) -> usize {
+        self.need
+    }
+
     /// Why the latest check of the full window failed.
     pub(crate) fn unstable(&self) -> Option<&Instability> {
         self.unstable.as_ref()

@@ -10,7 +10,8 @@ use mw_config::{
 };
 use mw_model::{DataType, TagDef, TagPath};
 
-use crate::DetectorKind;
+use crate::time::{DEFAULT_GAP_FACTOR, Length, MAX_GAP_FACTOR, MIN_GAP_FACTOR, parse_duration};
+use crate::{DetectorKind, TimeOptions};
 
 /// The checked `[[detectors]]` section.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,8 +34,13 @@ pub struct DetectorConfig {
     /// numeric tag of the asset in file order. Never empty.
     pub tags: Vec<TagPath>,
     pub kind: DetectorKind,
-    /// Warm-up in samples; `None`: the detector's own default.
-    pub warmup: Option<usize>,
+    /// Warm-up in samples (`warmup = 400`) or as a duration (`warmup = "2h"`, converted with
+    /// the typical interval); `None`: the detector's own default.
+    pub warmup: Option<Length>,
+    /// A step longer than this many typical intervals is a gap (default 10).
+    pub gap_factor: u32,
+    /// The typical interval (`interval = "1s"`), if given; learnt from the data otherwise.
+    pub interval_ns: Option<i64>,
     /// `ASSET/NAME_score` (default `ASSET/anomaly_score`): f64 in [0, 1], unit `1`.
     pub score_tag: TagPath,
     /// `ASSET/NAME` (default `ASSET/anomalous`): bool.
@@ -64,6 +70,17 @@ pub struct RulConfig {
     pub lower_tag: TagPath,
     /// `ASSET/rul_upper`, hours.
     pub upper_tag: TagPath,
+}
+
+impl DetectorConfig {
+    /// The time options this entry asks for (see [`crate::build_timed`]).
+    pub fn time_options(&self) -> TimeOptions {
+        TimeOptions {
+            warmup: self.warmup,
+            gap_factor: self.gap_factor,
+            interval_ns: self.interval_ns,
+        }
+    }
 }
 
 /// `mad`, `ewma`, `cusum` and `seasonal` watch exactly one tag; `auto` and `pca` any number.
@@ -123,14 +140,25 @@ impl Section for RulSection {
 const DETECTOR_ENTRY: EntryKeys = EntryKeys {
     id: "asset",
     required: &["asset"],
-    allowed: &["asset", "tags", "kind", "warmup", "name"],
+    allowed: &[
+        "asset",
+        "tags",
+        "kind",
+        "warmup",
+        "name",
+        "gap_factor",
+        "interval",
+    ],
 };
 const RUL_ENTRY: EntryKeys = EntryKeys {
     id: "tag",
     required: &["tag", "threshold"],
     allowed: &["tag", "threshold", "window", "baseline", "decreasing"],
 };
-const WARMUP_RANGE: RangeInclusive<i128> = 10..=1_000_000;
+const WARMUP_RANGE: RangeInclusive<i128> = 10..=crate::MAX_WARMUP as i128;
+const GAP_FACTOR_RANGE: RangeInclusive<i128> = MIN_GAP_FACTOR as i128..=MAX_GAP_FACTOR as i128;
+/// Longest duration accepted for `warmup` and `interval`: a year.
+const MAX_DURATION_NS: i64 = 366 * 86_400 * 1_000_000_000;
 const RUL_WINDOW_RANGE: RangeInclusive<i128> = 10..=100_000;
 const RUL_WINDOW_DEFAULT: usize = 600;
 /// A detector's `name` when none is given: it publishes `ASSET/anomaly_score` and `ASSET/anomalous`.
@@ -148,9 +176,16 @@ fn detector(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<DetectorConfig> {
 
     let kinds = DetectorKind::ALL.map(|k| (k.as_str(), k));
     let kind = cx.choice(t, "kind", "detector kind", &kinds);
-    let warmup = cx
-        .integer(t, "warmup", false, WARMUP_RANGE)
-        .map(|f| f.v as usize);
+    let warmup = if t.is_string("warmup") {
+        duration(t, "warmup", &label, cx).map(Length::Duration)
+    } else {
+        cx.integer(t, "warmup", false, WARMUP_RANGE)
+            .map(|f| Length::Rows(f.v as usize))
+    };
+    let gap_factor = cx
+        .integer(t, "gap_factor", false, GAP_FACTOR_RANGE)
+        .map_or(DEFAULT_GAP_FACTOR, |f| f.v as u32);
+    let interval_ns = duration(t, "interval", &label, cx);
     let (tags, count) = detector_tags(t, &label, asset.as_ref(), cx);
     if let (Some(k), Some((n, from))) = (&kind, &count)
         && is_univariate(k.v)
@@ -209,6 +244,8 @@ fn detector(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<DetectorConfig> {
         tags: tags?,
         kind: kind.map_or(DetectorKind::default(), |k| k.v),
         warmup,
+        gap_factor,
+        interval_ns,
         score_tag,
         flag_tag,
         contributors_tag,
@@ -217,6 +254,26 @@ fn detector(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<DetectorConfig> {
         cx.publish(def);
     }
     Some(d)
+}
+
+/// The duration `key` of a detector entry (`"2h"`), at most a year; reported otherwise.
+fn duration(t: Table<'_, '_>, key: &str, label: &str, cx: &mut Cx<'_>) -> Option<i64> {
+    let f = cx.string(t, key, false)?;
+    match parse_duration(f.v) {
+        Ok(v) if v <= MAX_DURATION_NS => Some(v),
+        Ok(_) => {
+            let msg = format!(
+                "{key:?} in {label} is {:?}: at most a year (e.g. \"52w\")",
+                f.v
+            );
+            cx.err(f.span.start, msg);
+            None
+        }
+        Err(e) => {
+            cx.err(f.span.start, format!("{key:?} in {label}: {e}"));
+            None
+        }
+    }
 }
 
 /// The definitions of a detector's score (`f64`, unit `1`), flag (`bool`) and contributors

@@ -63,6 +63,14 @@ pub(crate) trait Scorer: Send {
     fn step(&mut self, row: &[f64], stats: &mut [f64]);
     /// The verdict on the row just scored.
     fn feedback(&mut self, _row: &[f64], _verdict: Verdict) {}
+    /// Whether the next row (warm-up or scored) is a held tick, not a value the source sent
+    /// ([`Detector::hold`]). Called before every row once fitted; warm-up rows' flags are
+    /// given to [`Scorer::fit`] through [`Scorer::held_rows`].
+    fn held(&mut self, _held: bool) {}
+    /// Which warm-up rows were held ticks, just before [`Scorer::fit`].
+    fn held_rows(&mut self, _held: &[bool]) {}
+    /// The series resumes after a gap of `missed` ticks ([`Detector::restart`]).
+    fn restart(&mut self, _missed: u64) {}
 }
 
 /// Generic streaming detector around a [`Scorer`].
@@ -74,6 +82,8 @@ pub(crate) struct Engine<S> {
     scorer: S,
     /// Warm-up rows; emptied (and its memory released) once fitted.
     warm: Vec<Vec<f64>>,
+    /// Which warm-up rows were held ticks.
+    warm_held: Vec<bool>,
     fitted: bool,
     thresholds: Vec<f64>,
     stats: Vec<f64>,
@@ -108,6 +118,7 @@ impl<S: Scorer> Engine<S> {
             rule,
             scorer,
             warm: Vec::new(),
+            warm_held: Vec::new(),
             fitted: false,
             thresholds: Vec::new(),
             stats: Vec::new(),
@@ -141,6 +152,10 @@ impl<S: Scorer> Engine<S> {
 
     fn fit(&mut self) {
         let rows = std::mem::take(&mut self.warm);
+        let held = std::mem::take(&mut self.warm_held);
+        if held.iter().any(|&h| h) {
+            self.scorer.held_rows(&held);
+        }
         let cals = self.scorer.fit(&rows);
         self.thresholds = cals
             .iter()
@@ -173,11 +188,30 @@ impl<S: Scorer> Detector for Engine<S> {
     }
 
     fn update(&mut self, _ts_ns: i64, values: &[f64]) -> Output {
+        self.row_in(values, false)
+    }
+
+    fn hold(&mut self, _ts_ns: i64, values: &[f64]) -> Output {
+        self.row_in(values, true)
+    }
+
+    /// The scorer restarts its short windows; the alarm carries on (the rows after the gap
+    /// are judged against what was known before it).
+    fn restart(&mut self, missed: u64) {
+        if self.fitted {
+            self.scorer.restart(missed);
+        }
+    }
+}
+
+impl<S: Scorer> Engine<S> {
+    fn row_in(&mut self, values: &[f64], held: bool) -> Output {
         if !self.complete_row(values) {
             return self.prev;
         }
         if !self.fitted {
             self.warm.push(self.row.clone());
+            self.warm_held.push(held);
             if self.warm.len() >= self.warmup {
                 self.fit();
             }
@@ -185,6 +219,7 @@ impl<S: Scorer> Detector for Engine<S> {
             return WARMING;
         }
         let row = std::mem::take(&mut self.row);
+        self.scorer.held(held);
         self.scorer.step(&row, &mut self.stats);
         let mut ratio: f64 = 0.0;
         for (s, t) in self.stats.iter().zip(&self.thresholds) {
@@ -252,6 +287,27 @@ impl Detector for PerVariable {
             out.warming_up &= o.warming_up;
         }
         out
+    }
+    fn hold(&mut self, ts_ns: i64, values: &[f64]) -> Output {
+        let mut out = Output {
+            score: 0.0,
+            anomalous: false,
+            warming_up: true,
+        };
+        for (j, d) in self.inner.iter_mut().enumerate() {
+            self.buf[0] = values.get(j).copied().unwrap_or(f64::NAN);
+            let o = d.hold(ts_ns, &self.buf);
+            self.scores[j] = o.score;
+            out.score = out.score.max(o.score);
+            out.anomalous |= o.anomalous;
+            out.warming_up &= o.warming_up;
+        }
+        out
+    }
+    fn restart(&mut self, missed: u64) {
+        for d in &mut self.inner {
+            d.restart(missed);
+        }
     }
     /// Each variable's share of the sum of the per-variable scores.
     fn contributors(&self, top: usize) -> Vec<Contribution> {
@@ -328,6 +384,24 @@ impl Scorer for Composite {
     fn feedback(&mut self, row: &[f64], verdict: Verdict) {
         for p in &mut self.parts {
             p.feedback(row, verdict);
+        }
+    }
+
+    fn held(&mut self, held: bool) {
+        for p in &mut self.parts {
+            p.held(held);
+        }
+    }
+
+    fn held_rows(&mut self, held: &[bool]) {
+        for p in &mut self.parts {
+            p.held_rows(held);
+        }
+    }
+
+    fn restart(&mut self, missed: u64) {
+        for p in &mut self.parts {
+            p.restart(missed);
         }
     }
 }

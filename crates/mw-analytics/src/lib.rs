@@ -37,6 +37,11 @@
 //!   one large one, released after a run of quiet rows.
 //!   The univariate `auto` has its own event rule and thresholds (peaks-over-threshold): its
 //!   alarms end, at the latest after 144 rows (see [`DetectorKind::Auto`]).
+//! * **Time.** [`build`] puts every detector behind the time-aware layer ([`time`]): it
+//!   learns the typical interval, fills the ticks a deadband or report-by-exception source
+//!   did not send (one variable), restarts short windows after a gap longer than
+//!   `gap_factor` intervals and converts a duration warm-up to rows. On a regular series it
+//!   changes nothing.
 //! * **Missing values.** A non-finite value (NaN, ±∞) is missing. Multivariate detectors
 //!   carry that variable's last finite value forward; a row in which nothing is finite,
 //!   or a variable that has never been seen, makes the row unusable: the state does not
@@ -53,6 +58,7 @@ mod linalg;
 mod multivariate;
 mod spot;
 mod stats;
+pub mod time;
 mod univariate;
 
 use std::fmt;
@@ -61,10 +67,14 @@ use std::str::FromStr;
 pub use alarm::AlarmRule;
 pub use calibrate::ThresholdRule;
 pub use multivariate::PcaConfig;
+pub use time::{Length, TimeOptions, TimeReport};
 pub use univariate::{CusumConfig, EwmaConfig, MadConfig, SeasonalConfig};
 
 /// Warm-up length used when the caller does not choose one.
 pub const DEFAULT_WARMUP: usize = 400;
+/// Longest warm-up in rows (the rows are kept until the model is fitted): a duration warm-up
+/// that converts to more is cut to this, as `[[detectors]] warmup` in rows is bounded by it.
+pub const MAX_WARMUP: usize = 1_000_000;
 /// Shortest warm-up any detector accepts; smaller requests are raised to this.
 pub const MIN_WARMUP: usize = 32;
 
@@ -98,9 +108,30 @@ pub trait Detector: Send {
     fn n_vars(&self) -> usize;
     /// Number of usable rows consumed by the warm-up.
     fn warmup(&self) -> usize;
-    /// Scores one row. `ts_ns` is the row's time in nanoseconds since the Unix epoch; the
-    /// current detectors assume regular sampling and use it for nothing but the record.
+    /// Scores one row. `ts_ns` is the row's time in nanoseconds since the Unix epoch. The
+    /// detectors [`build`] returns are time-aware (module [`time`]): they fill the ticks a
+    /// deadband or report-by-exception source did not send and handle gaps; the inner
+    /// detectors count ticks of that regular grid.
     fn update(&mut self, ts_ns: i64, values: &[f64]) -> Output;
+    /// A tick at which the source sent nothing because its value held (within its deadband):
+    /// `values` is the layer's estimate of it (close to the last values sent). Scored like
+    /// [`Detector::update`] except that a held value is no evidence of a stuck sensor (the
+    /// stuck-sensor test counts only values that were sent) and, in the univariate `auto`,
+    /// no observation of the noise (scale and tails do not learn from it). The default is
+    /// [`Detector::update`].
+    fn hold(&mut self, ts_ns: i64, values: &[f64]) -> Output {
+        self.update(ts_ns, values)
+    }
+    /// The series resumes after a gap of `missed` ticks (longer than the gap factor): a
+    /// seasonal baseline moves its phase on by `missed`, runs of equal values restart, and
+    /// the `ewma`/`cusum` sums restart; the model, the thresholds, a rolling level and a
+    /// running alarm carry on (the rows after the gap are judged against what was known
+    /// before it). The default does nothing.
+    fn restart(&mut self, _missed: u64) {}
+    /// What the time-aware layer did (interval, fills, gaps); `None` for a detector without it.
+    fn time_report(&self) -> Option<TimeReport> {
+        None
+    }
     /// The variables that contributed most to the latest row's score, largest share first,
     /// at most `top` of them (empty before the first scored row). Callers ask at an alarm
     /// onset, not on every row: implementations may allocate. The default names the only
@@ -199,7 +230,31 @@ impl FromStr for DetectorKind {
 /// Univariate kinds (`mad`, `ewma`, `cusum`, `seasonal`) given several variables run one
 /// instance per variable; the row's score is the largest and it is anomalous if any is.
 /// That row counts as warming up only while every variable still is.
+///
+/// The detector is time-aware with the default [`TimeOptions`] (see [`build_timed`]).
 pub fn build(kind: DetectorKind, n_vars: usize, warmup: Option<usize>) -> Box<dyn Detector> {
+    build_timed(
+        kind,
+        n_vars,
+        &TimeOptions {
+            warmup: warmup.map(Length::Rows),
+            ..TimeOptions::default()
+        },
+    )
+}
+
+/// [`build`] with the warm-up in rows or as a duration, a gap factor and, if known, the
+/// typical interval (module [`time`], docs/analytics.md "Time").
+pub fn build_timed(kind: DetectorKind, n_vars: usize, opts: &TimeOptions) -> Box<dyn Detector> {
+    Box::new(time::TimeAware::new(kind, n_vars, *opts))
+}
+
+/// The detector itself, counting rows, without the time-aware layer.
+pub(crate) fn build_rows(
+    kind: DetectorKind,
+    n_vars: usize,
+    warmup: Option<usize>,
+) -> Box<dyn Detector> {
     let n_vars = n_vars.max(1);
     let warmup = warmup.unwrap_or(DEFAULT_WARMUP).max(MIN_WARMUP);
     let per_var = |make: &dyn Fn() -> Box<dyn Detector>| -> Box<dyn Detector> {

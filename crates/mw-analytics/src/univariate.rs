@@ -277,6 +277,11 @@ impl Scorer for EwmaScorer {
             self.center += self.adapt * (row[0] - self.center);
         }
     }
+
+    /// The average restarts at the reference.
+    fn restart(&mut self, _missed: u64) {
+        self.e = self.center;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -367,6 +372,12 @@ impl Scorer for CusumScorer {
         if verdict.is_normal() && self.adapt > 0.0 {
             self.center += self.adapt * (row[0] - self.center);
         }
+    }
+
+    /// The sums restart at zero.
+    fn restart(&mut self, _missed: u64) {
+        self.cusum.hi = 0.0;
+        self.cusum.lo = 0.0;
     }
 }
 
@@ -504,6 +515,24 @@ impl Baseline {
         }
     }
 
+    /// Moves the seasonal phase on by `ticks` that were not seen (a gap), so that the next
+    /// value lands on the phase of its time; the values remembered stay. A rolling window
+    /// keeps its values: the last level known is the best forecast after a gap.
+    fn skip(&mut self, ticks: u64) {
+        if let Baseline::Seasonal {
+            period,
+            phase,
+            round,
+            ..
+        } = self
+        {
+            let p = *period as u64;
+            let n = *phase as u64 + ticks % p.max(1);
+            *round += usize::try_from(n / p.max(1)).unwrap_or(0);
+            *phase = usize::try_from(n % p.max(1)).unwrap_or(0);
+        }
+    }
+
     /// Adds `d` to everything the baseline remembers (a level change taken as the new normal).
     fn shift(&mut self, d: f64) {
         match self {
@@ -609,6 +638,10 @@ impl Scorer for ResidualScorer {
     fn step(&mut self, row: &[f64], stats: &mut [f64]) {
         stats[0] = self.advance(row[0]).unwrap_or(0.0);
     }
+
+    fn restart(&mut self, missed: u64) {
+        self.baseline.skip(missed);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -622,6 +655,10 @@ pub(crate) struct StuckScorer {
     last: Vec<f64>,
     run: Vec<usize>,
     enabled: Vec<bool>,
+    /// The next row is a held tick ([`Scorer::held`]): it neither extends nor breaks a run.
+    held: bool,
+    /// Warm-up rows that were held ticks ([`Scorer::held_rows`]).
+    warm_held: Vec<bool>,
 }
 
 impl StuckScorer {
@@ -630,10 +667,15 @@ impl StuckScorer {
             last: vec![f64::NAN; d],
             run: vec![0; d],
             enabled: vec![false; d],
+            held: false,
+            warm_held: Vec::new(),
         }
     }
 
     fn observe(&mut self, row: &[f64]) {
+        if self.held {
+            return;
+        }
         for (j, &x) in row.iter().enumerate().take(self.last.len()) {
             if x == self.last[j] {
                 self.run[j] += 1;
@@ -653,12 +695,15 @@ impl Scorer for StuckScorer {
     fn fit(&mut self, rows: &[Vec<f64>]) -> Vec<Calibration> {
         let d = self.last.len();
         let mut longest = vec![0usize; d];
-        for r in rows {
+        let warm_held = std::mem::take(&mut self.warm_held);
+        for (i, r) in rows.iter().enumerate() {
+            self.held = warm_held.get(i).copied().unwrap_or(false);
             self.observe(r);
             for (l, r) in longest.iter_mut().zip(&self.run) {
                 *l = (*l).max(*r);
             }
         }
+        self.held = false;
         let limit = (rows.len() / 10).max(2);
         (0..d)
             .map(|j| {
@@ -670,6 +715,20 @@ impl Scorer for StuckScorer {
                 }
             })
             .collect()
+    }
+
+    fn held(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    fn held_rows(&mut self, held: &[bool]) {
+        self.warm_held = held.to_vec();
+    }
+
+    /// A run does not continue across a gap.
+    fn restart(&mut self, _missed: u64) {
+        self.run.iter_mut().for_each(|r| *r = 0);
+        self.last.iter_mut().for_each(|l| *l = f64::NAN);
     }
 
     fn step(&mut self, row: &[f64], stats: &mut [f64]) {

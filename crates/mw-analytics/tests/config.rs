@@ -2,10 +2,10 @@
 //! Modbus device, the source section the demo uses. Golden files under `tests/data/config`
 //! cover the rendered output of whole files.
 
-use mw_analytics::DetectorKind;
 use mw_analytics::config::{
     DetectorConfig, DetectorsConfig, DetectorsSection, RulConfig, RulSection, RulsConfig,
 };
+use mw_analytics::{DetectorKind, Length};
 use mw_config::{Config, Diagnostics, Registry};
 use mw_model::{DataType, TagPath};
 
@@ -98,6 +98,8 @@ fn detector_defaults_watch_every_numeric_tag_in_file_order() {
             tags: vec![tp("acme/p1/flow"), tp("acme/p1/vib"), tp("acme/p1/temp")],
             kind: DetectorKind::Auto,
             warmup: None,
+            gap_factor: 10,
+            interval_ns: None,
             score_tag: tp("acme/p1/anomaly_score"),
             flag_tag: tp("acme/p1/anomalous"),
             contributors_tag: tp("acme/p1/anomaly_contributors"),
@@ -120,7 +122,10 @@ fn detector_with_every_key() {
         vec![tp("acme/p1/vib"), tp("acme/p1/flow")],
         "in the order given"
     );
-    assert_eq!((d.kind, d.warmup), (DetectorKind::Pca, Some(300)));
+    assert_eq!(
+        (d.kind, d.warmup),
+        (DetectorKind::Pca, Some(Length::Rows(300)))
+    );
     assert_eq!(
         (d.score_tag.as_str(), d.flag_tag.as_str()),
         ("acme/p1/x_score", "acme/p1/x")
@@ -277,7 +282,10 @@ fn detector_warmup_range() {
             "[[detectors]]\nasset = \"acme/p1\"\nwarmup = {v}\n"
         ));
         if ok {
-            assert_eq!(detectors(&valid(&src))[0].warmup, Some(v.parse().unwrap()));
+            assert_eq!(
+                detectors(&valid(&src))[0].warmup,
+                Some(Length::Rows(v.parse().unwrap()))
+            );
         } else {
             assert_eq!(
                 errors(&src),
@@ -287,6 +295,35 @@ fn detector_warmup_range() {
             );
         }
     }
+}
+
+/// Issue 14 item 2: a warm-up as a duration, a gap factor and an interval; old configs
+/// (warm-up in rows) stay valid (above).
+#[test]
+fn detector_warmup_as_a_duration_gap_factor_and_interval() {
+    let src = with_plant(
+        "[[detectors]]\nasset = \"acme/p1\"\nwarmup = \"2h\"\ngap_factor = 30\ninterval = \"5s\"\n",
+    );
+    let c = valid(&src);
+    let d = &detectors(&c)[0];
+    assert_eq!(d.warmup, Some(Length::Duration(7_200_000_000_000)));
+    assert_eq!((d.gap_factor, d.interval_ns), (30, Some(5_000_000_000)));
+    let o = d.time_options();
+    assert_eq!(
+        (o.warmup, o.gap_factor, o.interval_ns),
+        (d.warmup, 30, Some(5_000_000_000))
+    );
+    assert_eq!(
+        errors(&with_plant(
+            "[[detectors]]\nasset = \"acme/p1\"\nwarmup = \"2 hours\"\ngap_factor = 1\ninterval = \"400d\"\n"
+        )),
+        vec![
+            "12:10: \"warmup\" in detector on \"acme/p1\": invalid length \"2 hours\" (expected a number of \
+             rows, e.g. \"400\", or a whole number and a unit: ms, s, m, h, d or w, e.g. \"2h\")",
+            "13:14: \"gap_factor\" in detector on \"acme/p1\" is 1, out of range (expected 2..=10000)",
+            "14:12: \"interval\" in detector on \"acme/p1\" is \"400d\": at most a year (e.g. \"52w\")",
+        ]
+    );
 }
 
 #[test]
@@ -522,7 +559,7 @@ fn analytics_sections_must_be_arrays_of_tables() {
         vec![
             "2:9: unknown asset \"a\": it is not declared in [[assets]] and no configured tag is directly under it",
             "3:10: \"warmup\" in detector on \"a\" is 5, out of range (expected 10..=1000000)",
-            "4:1: unknown key \"bogus\" in detector on \"a\" (allowed: asset, tags, kind, warmup, name)",
+            "4:1: unknown key \"bogus\" in detector on \"a\" (allowed: asset, tags, kind, warmup, name, gap_factor, interval)",
         ],
         "every problem of an entry is reported, even with an unknown asset"
     );

@@ -213,6 +213,7 @@ async fn main() {
         victoria_metrics: VmUrl::parse(&format!("http://127.0.0.1:{vm_port}")).expect("url"),
         postgres: None,
         postgres_password_file: None,
+        postgres_tls: None,
         metrics_address: None,
     };
     let js2 = js.clone();

@@ -15,6 +15,7 @@
 //! victoria_metrics = "http://127.0.0.1:8428"          # required
 //! postgres = "host=127.0.0.1 port=5432 user=mw dbname=millwright"  # optional: events
 //! postgres_password_file = "/etc/millwright/pg-password"
+//! postgres_tls = { ca = "pg-ca.pem" }    # optional: TLS to PostgreSQL, its certificate verified
 //! metrics_address = "127.0.0.1:9465"      # optional: GET /metrics (loopback only)
 //! ```
 
@@ -46,44 +47,13 @@ pub struct CentralConfig {
     /// A tokio-postgres key=value connection string without a password.
     pub postgres: Option<String>,
     pub postgres_password_file: Option<PathBuf>,
+    /// TLS to PostgreSQL (`sslmode=require`, the server's certificate verified against `ca`
+    /// and its host name; `cert` + `key`: client authentication).
+    pub postgres_tls: Option<TlsFiles>,
     pub metrics_address: Option<SocketAddr>,
 }
 
-/// A parsed `http://` base URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VmUrl {
-    /// `HOST:PORT`, as given (also the `Host` header).
-    pub authority: String,
-    /// Path prefix without a trailing `/` (often empty).
-    pub prefix: String,
-}
-
-impl VmUrl {
-    pub fn parse(u: &str) -> Result<VmUrl, String> {
-        let Some(rest) = u.strip_prefix("http://") else {
-            return Err(format!(
-                "{u:?} is not an http:// URL (https is not supported yet: put VictoriaMetrics on a private network or behind a local TLS proxy)"
-            ));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err("the URL carries credentials (not supported)".into());
-        }
-        let Some((host, port)) = authority.rsplit_once(':') else {
-            return Err(format!("{u:?} has no port (expected http://HOST:PORT)"));
-        };
-        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("{u:?} has no valid HOST:PORT"));
-        }
-        Ok(VmUrl {
-            authority: authority.to_owned(),
-            prefix: path.to_owned(),
-        })
-    }
-}
+pub use mw_uplink::vm::VmUrl;
 
 pub(crate) struct Checker;
 
@@ -102,6 +72,7 @@ const KEYS: &[&str] = &[
     "victoria_metrics",
     "postgres",
     "postgres_password_file",
+    "postgres_tls",
     "metrics_address",
 ];
 
@@ -156,6 +127,7 @@ fn central(t: Table<'_, '_>, start: usize, cx: &mut Cx<'_>) -> CentralConfig {
         },
         postgres: None,
         postgres_password_file: None,
+        postgres_tls: None,
         metrics_address: None,
     };
     if let Some(f) = cx.string(t, "url", false) {
@@ -184,27 +156,13 @@ fn central(t: Table<'_, '_>, start: usize, cx: &mut Cx<'_>) -> CentralConfig {
             Auth::None
         }
     };
-    if let Some(f) = cx.table(t, "tls", false, "tls of [central]") {
-        cx.unknown_keys(f.v, &["ca", "cert", "key"]);
-        let ca = path(cx, f.v, "ca");
-        let client = match (path(cx, f.v, "cert"), path(cx, f.v, "key")) {
-            (Some(a), Some(b)) => Some((a, b)),
-            (None, None) => None,
-            _ => {
-                cx.err(
-                    f.span.start,
-                    "tls of [central]: \"cert\" and \"key\" go together",
-                );
-                None
-            }
-        };
-        match ca {
-            Some(ca) => c.tls = Some(TlsFiles { ca, client }),
-            None => cx.err(
-                f.span.start,
-                "tls of [central] needs \"ca\" (the CA certificate file)",
-            ),
-        }
+    c.tls = mw_uplink::config::tls_table(t, cx, "tls", "[central]");
+    c.postgres_tls = mw_uplink::config::tls_table(t, cx, "postgres_tls", "[central]");
+    if c.postgres_tls.is_some() && !t.contains_key("postgres") {
+        cx.err(
+            t.key_start("postgres_tls").unwrap_or(t.start()),
+            "\"postgres_tls\" in [central] without \"postgres\"",
+        );
     }
     if let Some(f) = cx.array(t, "streams", false, "array of stream names") {
         if f.v.is_empty() {

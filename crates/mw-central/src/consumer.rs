@@ -11,23 +11,35 @@ use tokio::sync::{Mutex, watch};
 
 use crate::config::CentralConfig;
 use crate::metrics::Metrics;
-use crate::vm::VmClient;
 use crate::wire::{self, Envelope, Item};
+use mw_uplink::vm::VmClient;
 
 /// The PostgreSQL side, shared by the stream tasks: the connection string (with its password)
 /// and the current client, reconnected after a failure.
 pub struct Pg {
     pub config: tokio_postgres::Config,
+    /// `None`: not connected yet, or the connection broke.
     pub client: Mutex<Option<tokio_postgres::Client>>,
+    /// The migrations have been applied (by this process, once).
+    pub migrated: std::sync::atomic::AtomicBool,
+    /// `postgres_tls`, loaded.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Pg {
     async fn insert(&self, rows: &[wire::EventRow]) -> Result<u64, crate::pg::PgError> {
         let mut guard = self.client.lock().await;
-        let client = match guard.take() {
+        let mut client = match guard.take() {
             Some(c) if !c.is_closed() => c,
-            _ => crate::pg::connect(&self.config).await?,
+            _ => crate::pg::connect(&self.config, self.tls.as_ref()).await?,
         };
+        if !self.migrated.load(std::sync::atomic::Ordering::SeqCst) {
+            // PostgreSQL was unreachable at start: the schema first
+            let applied = crate::pg::migrate(&mut client).await?;
+            tracing::info!(applied = ?applied, "central PostgreSQL schema up to date");
+            self.migrated
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let n = crate::pg::insert_events(&client, rows).await?;
         *guard = Some(client);
         Ok(n)
@@ -178,6 +190,10 @@ async fn handle(
         match wire::parse(&env) {
             Ok(Item::Sample(s)) => {
                 samples.push(s);
+                sample_msgs.push(msg);
+            }
+            Ok(Item::Samples(list)) => {
+                samples.extend(list);
                 sample_msgs.push(msg);
             }
             Ok(Item::Event(e)) if pg.is_some() => {

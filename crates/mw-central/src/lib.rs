@@ -12,7 +12,7 @@ pub mod config;
 pub mod consumer;
 pub mod metrics;
 pub mod pg;
-pub mod vm;
+pub use mw_uplink::vm;
 pub mod wire;
 
 mod serve;
@@ -33,6 +33,8 @@ pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CentralError {
+    #[error("cannot load postgres_tls of [central]: {0}")]
+    PostgresTls(String),
     #[error("cannot read the secret file {path}: {why}")]
     Secret { path: String, why: String },
     #[error("cannot connect to NATS at {urls}: {why}")]
@@ -85,12 +87,37 @@ pub async fn run(
             if let Some(p) = &cfg.postgres_password_file {
                 pc.password(secret(p)?);
             }
-            let mut client = pg::connect(&pc).await?;
-            let applied = pg::migrate(&mut client).await?;
-            tracing::info!(applied = ?applied, "central PostgreSQL schema up to date");
+            let tls = match &cfg.postgres_tls {
+                None => None,
+                Some(t) => Some(Arc::new(
+                    mw_security::certs::client_config_files(
+                        &t.ca,
+                        t.client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                    )
+                    .map_err(|e| CentralError::PostgresTls(e.to_string()))?,
+                )),
+            };
+            let ready = async {
+                let mut client = pg::connect(&pc, tls.as_ref()).await?;
+                let applied = pg::migrate(&mut client).await?;
+                tracing::info!(applied = ?applied, "central PostgreSQL schema up to date");
+                Ok::<_, pg::PgError>(client)
+            };
+            let client = match ready.await {
+                Ok(c) => Some(c),
+                // a schema that cannot be applied will not fix itself
+                Err(e @ pg::PgError::Migration { .. }) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "central: PostgreSQL is not reachable at start; \
+                        samples flow, events wait in JetStream until it answers (retried with each batch)");
+                    None
+                }
+            };
             Some(Arc::new(consumer::Pg {
                 config: pc,
-                client: tokio::sync::Mutex::new(Some(client)),
+                tls,
+                migrated: std::sync::atomic::AtomicBool::new(client.is_some()),
+                client: tokio::sync::Mutex::new(client),
             }))
         }
         None => {

@@ -1,5 +1,12 @@
 //! The PostgreSQL sink: migrations at start, one idempotent multi-row insert per batch.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls};
 
 use crate::wire::EventRow;
@@ -26,16 +33,119 @@ pub enum PgError {
     Query(#[from] tokio_postgres::Error),
 }
 
-/// Connects with `config` (already holding the password, if any); the connection task is
-/// spawned and ends when the client is dropped or the connection breaks.
-pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, PgError> {
-    let (client, conn) = config.connect(NoTls).await.map_err(PgError::Connect)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
+/// Connects with `config` (already holding the password, if any), over TLS when `tls` is
+/// given; the connection task is spawned and ends when the client is dropped or the connection
+/// breaks.
+pub async fn connect(
+    config: &tokio_postgres::Config,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Client, PgError> {
+    fn spawn<T>(conn: tokio_postgres::Connection<tokio_postgres::Socket, T>)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+    }
+    match tls {
+        None => {
+            let (client, conn) = config.connect(NoTls).await.map_err(PgError::Connect)?;
+            spawn(conn);
+            Ok(client)
         }
-    });
-    Ok(client)
+        Some(tls) => {
+            let mut config = config.clone();
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, conn) = config
+                .connect(Rustls(tls.clone()))
+                .await
+                .map_err(PgError::Connect)?;
+            spawn(conn);
+            Ok(client)
+        }
+    }
+}
+
+/// TLS for tokio-postgres on the workspace's rustls (ring): the server's certificate is
+/// verified against the configured CA and the host name connected to. No channel binding
+/// (SCRAM works without it).
+#[derive(Clone)]
+struct Rustls(Arc<rustls::ClientConfig>);
+
+struct RustlsConnect {
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
+
+impl<S> MakeTlsConnect<S> for Rustls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsConnect;
+    type Error = rustls::pki_types::InvalidDnsNameError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, Self::Error> {
+        Ok(RustlsConnect {
+            config: self.0.clone(),
+            name: rustls::pki_types::ServerName::try_from(domain.to_owned())?,
+        })
+    }
+}
+
+impl<S> TlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<RustlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await
+                .map(RustlsStream)
+        })
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
 }
 
 /// Applies the migrations not yet in `schema_migrations`, each in the one transaction that

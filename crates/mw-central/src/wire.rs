@@ -1,7 +1,8 @@
 //! What central reads from the stream and writes to the sinks (pure: no I/O).
 //!
 //! The input is the uplink's format (`mw_uplink::wire`, docs/uplink.md): a sample on
-//! `mw.{site}.{tag tokens}` and an event on `mw.{site}.$events.{kind}`, one JSON object each.
+//! `mw.{site}.{tag tokens}`, packed samples on `mw.{site}.$samples` (`{"samples":[…]}`) and an
+//! event on `mw.{site}.$events.{kind}`, one JSON object each.
 //!
 //! A sample becomes two VictoriaMetrics series, written with `/api/v1/import` (JSON lines):
 //! `mw_tag_value{site, tag[, unit]}` (numbers; booleans as 0/1; a string or a NaN value has no
@@ -11,22 +12,8 @@
 //! An event becomes one row of the PostgreSQL `events` table, keyed by the message's
 //! `Nats-Msg-Id` (`{edge}-{seq}`), or `{stream}:{stream sequence}` for a message without one.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
-/// One sample, as read from a message.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SampleRow {
-    pub site: String,
-    pub tag: String,
-    pub ts_ns: i64,
-    /// `None`: a string or a NaN (`null`): only the quality series gets a point.
-    pub value: Option<f64>,
-    /// 0 good, 1 uncertain, 2 bad.
-    pub quality: u8,
-    pub unit: Option<String>,
-}
+use mw_uplink::vm::samples_of;
+pub use mw_uplink::vm::{BadMessage, SampleRow, vm_import};
 
 /// One event, as read from a message.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,18 +35,10 @@ pub struct EventRow {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     Sample(SampleRow),
+    /// A pack (`mw.{site}.$samples`, `[[uplink]] pack`), in order; written and acknowledged
+    /// as one message.
+    Samples(Vec<SampleRow>),
     Event(EventRow),
-}
-
-/// Why a message cannot be written anywhere (it is terminated, counted and logged).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BadMessage {
-    #[error("subject {0:?} is not mw.SITE.…")]
-    Subject(String),
-    #[error("payload is not a JSON object: {0}")]
-    Json(String),
-    #[error("field {0:?} is missing or has the wrong type")]
-    Field(&'static str),
 }
 
 /// Where a message came from: its subject, payload, `Nats-Msg-Id` and stream position.
@@ -81,6 +60,17 @@ pub fn parse(m: &Envelope<'_>) -> Result<Item, BadMessage> {
     if site.is_empty() {
         return Err(BadMessage::Subject(m.subject.chars().take(200).collect()));
     }
+    if third != "$events" {
+        let rows = samples_of(m.subject, m.payload)?;
+        if third == "$samples" {
+            return Ok(Item::Samples(rows));
+        }
+        return rows
+            .into_iter()
+            .next()
+            .map(Item::Sample)
+            .ok_or(BadMessage::Field("value"));
+    }
     let v: serde_json::Value =
         serde_json::from_slice(m.payload).map_err(|e| BadMessage::Json(e.to_string()))?;
     let o = v
@@ -96,102 +86,30 @@ pub fn parse(m: &Envelope<'_>) -> Result<Item, BadMessage> {
             .and_then(|x| x.as_str())
             .ok_or(BadMessage::Field(k))
     };
-    if third == "$events" {
-        let kind = o
-            .get("kind")
-            .and_then(|k| k.get("type"))
-            .and_then(|t| t.as_str())
-            .ok_or(BadMessage::Field("kind.type"))?;
-        let msg_id = match m.msg_id {
-            Some(id) if !id.is_empty() => id.to_owned(),
-            _ => format!("{}:{}", m.stream, m.stream_seq),
-        };
-        return Ok(Item::Event(EventRow {
-            msg_id,
-            stream: m.stream.to_owned(),
-            stream_seq: i64::try_from(m.stream_seq).unwrap_or(i64::MAX),
-            site: site.to_owned(),
-            ts_ns: int("ts")?,
-            source: string("source")?.to_owned(),
-            asset: o.get("asset").and_then(|a| a.as_str()).map(str::to_owned),
-            kind: kind.to_owned(),
-            body: v.to_string(),
-            historical: o
-                .get("historical")
-                .and_then(|h| h.as_bool())
-                .unwrap_or(false),
-        }));
-    }
-    let value = match o.get("value") {
-        Some(serde_json::Value::Number(n)) => n.as_f64(),
-        Some(serde_json::Value::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
-        Some(serde_json::Value::String(_) | serde_json::Value::Null) => None,
-        _ => return Err(BadMessage::Field("value")),
+    let kind = o
+        .get("kind")
+        .and_then(|k| k.get("type"))
+        .and_then(|t| t.as_str())
+        .ok_or(BadMessage::Field("kind.type"))?;
+    let msg_id = match m.msg_id {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => format!("{}:{}", m.stream, m.stream_seq),
     };
-    let quality = match string("quality")? {
-        "good" => 0,
-        "uncertain" => 1,
-        "bad" => 2,
-        _ => return Err(BadMessage::Field("quality")),
-    };
-    Ok(Item::Sample(SampleRow {
+    Ok(Item::Event(EventRow {
+        msg_id,
+        stream: m.stream.to_owned(),
+        stream_seq: i64::try_from(m.stream_seq).unwrap_or(i64::MAX),
         site: site.to_owned(),
-        tag: string("tag")?.to_owned(),
         ts_ns: int("ts")?,
-        value,
-        quality,
-        unit: o.get("unit").and_then(|u| u.as_str()).map(str::to_owned),
+        source: string("source")?.to_owned(),
+        asset: o.get("asset").and_then(|a| a.as_str()).map(str::to_owned),
+        kind: kind.to_owned(),
+        body: v.to_string(),
+        historical: o
+            .get("historical")
+            .and_then(|h| h.as_bool())
+            .unwrap_or(false),
     }))
-}
-
-/// The `/api/v1/import` body for `samples`: one JSON line per series, its points in the
-/// order given.
-pub fn vm_import(samples: &[SampleRow]) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Line<'a> {
-        metric: BTreeMap<&'static str, &'a str>,
-        values: Vec<f64>,
-        timestamps: Vec<i64>,
-    }
-    /// (metric, site, tag, unit)
-    type Series<'a> = (&'static str, &'a str, &'a str, Option<&'a str>);
-    let mut series: BTreeMap<Series<'_>, (Vec<f64>, Vec<i64>)> = BTreeMap::new();
-    for s in samples {
-        let ms = s.ts_ns.div_euclid(1_000_000);
-        if let Some(v) = s.value.filter(|v| v.is_finite()) {
-            let e = series
-                .entry(("mw_tag_value", &s.site, &s.tag, s.unit.as_deref()))
-                .or_default();
-            e.0.push(v);
-            e.1.push(ms);
-        }
-        let e = series
-            .entry(("mw_tag_quality", &s.site, &s.tag, None))
-            .or_default();
-        e.0.push(f64::from(s.quality));
-        e.1.push(ms);
-    }
-    let mut out = Vec::new();
-    for ((name, site, tag, unit), (values, timestamps)) in series {
-        let mut metric = BTreeMap::from([("__name__", name), ("site", site), ("tag", tag)]);
-        if let Some(u) = unit {
-            metric.insert("unit", u);
-        }
-        // plain strings and finite floats: serializing cannot fail
-        if serde_json::to_writer(
-            &mut out,
-            &Line {
-                metric,
-                values,
-                timestamps,
-            },
-        )
-        .is_ok()
-        {
-            out.push(b'\n');
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -252,6 +170,22 @@ mod tests {
         assert_eq!(ev.source, "modbus/plc1");
         let body: serde_json::Value = serde_json::from_str(&ev.body).unwrap();
         assert_eq!(body["kind"]["reason"], "refused");
+
+        // a pack: every sample, in order, as if each had come alone
+        let t = Sample::good(TagPath::new("acme/t").unwrap(), Value::Bool(true), 9);
+        let rec = mw_uplink::wire::encode_pack("p1", [(&s, Some("m3/h")), (&t, None)]);
+        let (subject, body) = mw_uplink::wire::decode(&rec, false).unwrap();
+        let Item::Samples(rows) =
+            parse(&env(&subject, std::str::from_utf8(&body).unwrap())).unwrap()
+        else {
+            panic!("not a pack")
+        };
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0], row);
+        assert_eq!(
+            (rows[1].tag.as_str(), rows[1].value, rows[1].ts_ns),
+            ("acme/t", Some(1.0), 9)
+        );
     }
 
     #[test]
@@ -290,6 +224,12 @@ mod tests {
             ),
             ("mw.s.$events.audit", r#"{"ts":1,"source":"x","kind":{}}"#),
             ("mw.s.$events.audit", r#"{"ts":1,"kind":{"type":"audit"}}"#),
+            ("mw.s.$samples", r#"{"samples":{}}"#),
+            ("mw.s.$samples", r#"{"samples":[1]}"#),
+            (
+                "mw.s.$samples",
+                r#"{"samples":[{"tag":"a","ts":1,"value":1,"quality":"good"},{"tag":"b"}]}"#,
+            ),
         ] {
             assert!(
                 parse(&env(subject, payload)).is_err(),

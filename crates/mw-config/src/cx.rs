@@ -73,6 +73,14 @@ impl<'a, 'i> Table<'a, 'i> {
         v.get_ref().as_table().map(|t| Table::new(t, start, name))
     }
 
+    /// Whether `key` is present with a string value (for keys that take a number or a
+    /// string, such as a warm-up in rows or as a duration).
+    pub fn is_string(&self, key: &str) -> bool {
+        self.t
+            .get(key)
+            .is_some_and(|v| v.get_ref().as_str().is_some())
+    }
+
     /// Byte offset of `key` itself, if the table has it.
     pub fn key_start(&self, key: &str) -> Option<usize> {
         self.t.get_key_value(key).map(|(k, _)| k.span().start)

@@ -54,6 +54,13 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     crypto::ct_eq(a, b)
 }
 
+/// Replaces `path` with `bytes` atomically (temporary file, fsync, rename, fsync of the
+/// directory), mode 0600, creating its directory with mode 0700: a reader sees the old file
+/// or the new one, also after a crash.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    fsutil::write_atomic(path, bytes, 0o600)
+}
+
 /// The directory under a data directory that holds users, tokens and certificates.
 pub fn security_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("security")

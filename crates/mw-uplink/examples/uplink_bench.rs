@@ -8,9 +8,10 @@
 //!   per append — the bus sink's path), then the forwarder drains the backlog to another stream
 //!   with the same window; the rate counts buffer records PubAck'd and acknowledged.
 //!
-//! Prints both rates and their ratio.
+//! With `--pack P` every message (raw and uplink alike) carries P samples, as `[[uplink]] pack`
+//! sends them (`wire::encode_pack`); N counts samples. Prints both rates and their ratio.
 //!
-//!   cargo run --release -p mw-uplink --example uplink_bench -- [--records N] [--window W] [--smoke]
+//!   cargo run --release -p mw-uplink --example uplink_bench -- [--records N] [--pack P] [--window W] [--smoke]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -43,8 +44,22 @@ fn sample(i: u64, base: i64) -> Sample {
 #[tokio::main]
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
+    let base = 1_700_000_000_000_000_000i64;
+    let site = "bench";
     let n = arg("--records").unwrap_or(if smoke { 5_000 } else { 200_000 });
     let window = arg("--window").unwrap_or(256) as usize;
+    let pack = arg("--pack").unwrap_or(1).max(1);
+    // buffer records (= messages): one per sample, or one per pack of `pack` samples
+    let records = n.div_ceil(pack);
+    let encode = |r: u64| -> Vec<u8> {
+        if pack == 1 {
+            return wire::encode_sample(site, &sample(r, base), Some("m3/h"));
+        }
+        let samples: Vec<Sample> = (r * pack..((r + 1) * pack).min(n))
+            .map(|i| sample(i, base))
+            .collect();
+        wire::encode_pack(site, samples.iter().map(|s| (s, Some("m3/h"))))
+    };
     let bin = [
         "/usr/sbin/nats-server",
         "/usr/bin/nats-server",
@@ -83,8 +98,6 @@ async fn main() {
             }
         }
     };
-    let base = 1_700_000_000_000_000_000i64;
-    let site = "bench";
 
     // raw async-nats
     let js = jetstream::ContextBuilder::new()
@@ -99,9 +112,9 @@ async fn main() {
     })
     .await
     .expect("raw stream");
-    let msgs: Vec<(String, Vec<u8>)> = (0..n)
+    let msgs: Vec<(String, Vec<u8>)> = (0..records)
         .map(|i| {
-            let rec = wire::encode_sample(site, &sample(i, base), Some("m3/h"));
+            let rec = encode(i);
             let (subject, body) = wire::decode(&rec, true).expect("ours");
             (subject.replacen("mw.", "raw.", 1), body)
         })
@@ -133,7 +146,7 @@ async fn main() {
         r.expect("raw PubAck");
     }
     let raw_s = t.elapsed().as_secs_f64();
-    let raw = n as f64 / raw_s;
+    let raw = records as f64 / raw_s;
 
     // the uplink: buffer first, then drain
     let opts = Options {
@@ -146,16 +159,9 @@ async fn main() {
     let (buffer, _) = Buffer::open(Arc::new(FsStorage), opts).expect("buffer");
     let t = Instant::now();
     let mut i = 0;
-    while i < n {
-        let end = (i + 1000).min(n);
-        let recs: Vec<(i64, Vec<u8>)> = (i..end)
-            .map(|j| {
-                (
-                    base + j as i64,
-                    wire::encode_sample(site, &sample(j, base), Some("m3/h")),
-                )
-            })
-            .collect();
+    while i < records {
+        let end = (i + 1000).min(records);
+        let recs: Vec<(i64, Vec<u8>)> = (i..end).map(|j| (base + j as i64, encode(j))).collect();
         buffer.append_batch_async(recs).await.expect("append");
         i = end;
     }
@@ -218,7 +224,7 @@ async fn main() {
             k
         })
     };
-    while status.get().acked_historical < n {
+    while status.get().acked_historical < records {
         assert!(
             t.elapsed() < Duration::from_secs(600),
             "drain stalled: {:?}",
@@ -227,7 +233,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let up_s = t.elapsed().as_secs_f64();
-    let up = n as f64 / up_s;
+    let up = records as f64 / up_s;
     draining.store(false, std::sync::atomic::Ordering::Relaxed);
     let live_n = live.await.expect("live task");
     tokio::time::sleep(Duration::from_millis(500)).await; // the last live ones arrive
@@ -244,20 +250,23 @@ async fn main() {
             .unwrap_or(f64::NAN)
     };
     assert!(
-        st.acked_historical >= n,
+        st.acked_historical >= records,
         "the buffered samples drain as the backlog"
     );
 
     println!(
-        "uplink bench: {n} records, {:.0} bytes per message (subject + JSON), window {window}",
-        bytes as f64 / n as f64
+        "uplink bench: {n} samples in {records} records ({pack} per message), {:.0} bytes per message (subject + JSON), window {window}",
+        bytes as f64 / records as f64
     );
     println!(
         "  buffer fill (sync = always, 1000 per append): {:.0} records/s",
-        n as f64 / fill_s
+        records as f64 / fill_s
     );
     println!("  raw async-nats JetStream publish:            {raw:.0} msg/s ({raw_s:.2} s)");
-    println!("  uplink backlog drain (buffer -> JetStream):  {up:.0} records/s ({up_s:.2} s)");
+    println!(
+        "  uplink backlog drain (buffer -> JetStream):  {up:.0} records/s ({up_s:.2} s) = {:.0} samples/s",
+        n as f64 / up_s
+    );
     println!(
         "  ratio uplink / raw:                          {:.2}",
         up / raw

@@ -28,7 +28,7 @@ impl Component for UplinkComponent {
     }
 
     fn sections(&self) -> Vec<Box<dyn Section>> {
-        vec![Box::new(Checker)]
+        vec![Box::new(Checker), Box::new(crate::remote::RemoteChecker)]
     }
 
     fn build(&self, cfg: &Config, parts: &mut Parts) -> Result<(), BuildError> {
@@ -94,15 +94,9 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
         Some(e) => e.clone(),
         None => edge_id(&dir).map_err(|e| format!("uplink {:?}: {e}", u.name))?,
     };
-    let credentials = match &u.auth {
-        Auth::None => Credentials::None,
-        Auth::UserPassword {
-            user,
-            password_file,
-        } => Credentials::UserPassword(user.clone(), read_secret(password_file, &u.name)?),
-        Auth::Token { token_file } => Credentials::Token(read_secret(token_file, &u.name)?),
-    };
+    let credentials = credentials(&u.auth, &format!("uplink {:?}", u.name))?;
     let site = u.site_for(&cfg.site.name);
+    let (forwarder_edge_id, site_for_topics) = (edge_id.clone(), site.clone());
     let mut units = HashMap::new();
     for t in cfg.tags.iter().chain(&cfg.published) {
         if let Some(unit) = &t.unit {
@@ -111,7 +105,11 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
     }
     Ok(UplinkSink {
         opts: SinkOptions::new(format!("uplink/{}", u.name), cfg.pipeline.sink_capacity)
-            .wants(Wants::Both)
+            .wants(if u.victoria_metrics.is_some() {
+                Wants::Samples
+            } else {
+                Wants::Both
+            })
             .durable(),
         buffer,
         forwarder: ForwarderConfig {
@@ -130,13 +128,52 @@ pub fn build_sink(cfg: &Config, u: &UplinkConfig) -> Result<UplinkSink, String> 
         units: Arc::new(units),
         status: StatusHandle::default(),
         chunk_bytes,
+        pack: u.pack,
+        victoria_metrics: u.victoria_metrics.clone(),
+        hold: u.hold,
+        mqtt: match &u.mqtt {
+            None => None,
+            Some(m) => {
+                let user = match &u.auth {
+                    Auth::UserPassword {
+                        user,
+                        password_file,
+                    } => Some((user.clone(), password_file.clone())),
+                    _ => None,
+                };
+                let cc = crate::mqtt::client_config(
+                    &u.name,
+                    m,
+                    &forwarder_edge_id,
+                    user,
+                    u.tls.as_ref().map(|t| (t.ca.clone(), t.client.clone())),
+                );
+                let prefix = m
+                    .topic_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("millwright/{site_for_topics}"));
+                Some(crate::mqtt::MqttUpstream::new(cc, prefix, u.batch)?)
+            }
+        },
     })
 }
 
-fn read_secret(path: &Path, name: &str) -> Result<Secret, String> {
+/// Reads the secret files `auth` names; errors start with `what` and never show a secret.
+pub(crate) fn credentials(auth: &Auth, what: &str) -> Result<Credentials, String> {
+    Ok(match auth {
+        Auth::None => Credentials::None,
+        Auth::UserPassword {
+            user,
+            password_file,
+        } => Credentials::UserPassword(user.clone(), read_secret(password_file, what)?),
+        Auth::Token { token_file } => Credentials::Token(read_secret(token_file, what)?),
+    })
+}
+
+fn read_secret(path: &Path, what: &str) -> Result<Secret, String> {
     let s = std::fs::read_to_string(path).map_err(|e| {
         format!(
-            "uplink {name:?}: cannot read the secret file {}: {}",
+            "{what}: cannot read the secret file {}: {}",
             path.display(),
             e.kind()
         )
@@ -144,7 +181,7 @@ fn read_secret(path: &Path, name: &str) -> Result<Secret, String> {
     let s = s.trim_end_matches(['\r', '\n']);
     if s.is_empty() {
         return Err(format!(
-            "uplink {name:?}: the secret file {} is empty",
+            "{what}: the secret file {} is empty",
             path.display()
         ));
     }

@@ -8,6 +8,7 @@
 //! stream = "MW_ACME-PLANT1"               # default: "MW_" + site in upper case
 //! edge_id = "plant1-gw1"                  # default: generated once, kept in <buffer dir>/edge-id
 //! batch = 256                             # messages awaiting a PubAck per flow (live, backlog)
+//! pack = 1                                # samples per message: > 1 sends them packed on mw.{site}.$samples
 //! duplicate_window_s = 120                # the stream's dedup window, when the uplink creates it
 //! replicas = 1                            # the stream's replicas, when the uplink creates it (3 on a cluster)
 //! user = "edge1"                          # with password_file; or token_file instead
@@ -40,8 +41,18 @@ pub struct UplinkSection {
 #[derive(Clone, Debug, PartialEq)]
 pub struct UplinkConfig {
     pub name: String,
-    /// `nats://HOST:PORT` (or `tls://`), at least one.
+    /// `nats://HOST:PORT` (or `tls://`), at least one — unless the uplink goes to
+    /// VictoriaMetrics.
     pub urls: Vec<String>,
+    /// `url = "http://HOST:PORT[/prefix]"`: the uplink writes samples to this VictoriaMetrics
+    /// (`/api/v1/import`) instead of NATS; events are not forwarded.
+    pub victoria_metrics: Option<crate::vm::VmUrl>,
+    /// VictoriaMetrics only: how long a record stays in the buffer after its 2xx (longer than
+    /// the server's `-inmemoryDataFlushInterval`).
+    pub hold: Duration,
+    /// `url = "mqtt://HOST:PORT"` (or `mqtts://`): the uplink publishes to this MQTT broker
+    /// (`crate::mqtt`) instead of NATS.
+    pub mqtt: Option<crate::mqtt::MqttTarget>,
     /// `None`: derived from `[site] name` ([`site_token`]).
     pub site: Option<String>,
     /// `None`: `MW_` + the site in upper case.
@@ -50,6 +61,9 @@ pub struct UplinkConfig {
     pub edge_id: Option<String>,
     /// Messages awaiting a PubAck per flow.
     pub batch: usize,
+    /// Samples per message: 1 = one message per sample on its tag's subject; more = packs of
+    /// up to this many on `mw.{site}.$samples` (`wire::encode_pack`).
+    pub pack: usize,
     pub duplicate_window: Duration,
     /// Replicas of the stream when the uplink creates it (1, or 3/5 on a JetStream cluster).
     pub replicas: usize,
@@ -105,6 +119,10 @@ impl UplinkConfig {
             stream: None,
             edge_id: None,
             batch: 256,
+            pack: 1,
+            victoria_metrics: None,
+            hold: Duration::from_millis(6000),
+            mqtt: None,
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
             auth: Auth::None,
@@ -150,7 +168,7 @@ pub fn site_token(name: &str) -> String {
 }
 
 /// Why a string is not a usable token (site, stream, edge id, name).
-fn check_token(s: &str, max: usize) -> Result<(), String> {
+pub(crate) fn check_token(s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() {
         return Err("it is empty".into());
     }
@@ -213,6 +231,9 @@ const ENTRY: EntryKeys = EntryKeys {
         "stream",
         "edge_id",
         "batch",
+        "pack",
+        "hold_ms",
+        "topic_prefix",
         "duplicate_window_s",
         "replicas",
         "user",
@@ -285,7 +306,49 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         }
         u.name = n.v.to_owned();
     }
-    urls(t, cx, &mut u.urls);
+    match cx.string(t, "url", false) {
+        Some(f) if f.v.trim_start().starts_with("http") => {
+            match crate::vm::VmUrl::parse(f.v.trim()) {
+                Ok(v) => u.victoria_metrics = Some(v),
+                Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {label}: {why}")),
+            }
+            // VictoriaMetrics holds records for seconds: a wide window, and packs, by default
+            u.batch = 8192;
+            u.pack = 64;
+            for k in [
+                "stream",
+                "duplicate_window_s",
+                "replicas",
+                "user",
+                "password_file",
+                "token_file",
+                "tls",
+            ] {
+                if let Some(at) = t.key_start(k) {
+                    cx.err(
+                        at,
+                        format!("{k:?} in {label} applies to NATS uplinks only (this one writes to VictoriaMetrics)"),
+                    );
+                }
+            }
+        }
+        Some(f) if f.v.trim_start().starts_with("mqtt") => {
+            match crate::mqtt::MqttTarget::parse(f.v.trim()) {
+                Ok(m) => u.mqtt = Some(m),
+                Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {label}: {why}")),
+            }
+            for k in ["stream", "duplicate_window_s", "replicas", "token_file"] {
+                if let Some(at) = t.key_start(k) {
+                    cx.err(
+                        at,
+                        format!("{k:?} in {label} applies to NATS uplinks only (this one publishes to MQTT)"),
+                    );
+                }
+            }
+        }
+        Some(f) => nats_urls(&f, t.name(), cx, &mut u.urls),
+        None => {}
+    }
     if let Some(f) = cx.string(t, "site", false)
         && token_field(cx, &f, "site", &label, 64)
     {
@@ -304,6 +367,36 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     if let Some(f) = cx.integer(t, "batch", false, 1..=65_536) {
         u.batch = f.v as usize;
     }
+    if let Some(f) = cx.integer(t, "pack", false, 1..=1024) {
+        u.pack = f.v as usize;
+    }
+    if let Some(f) = cx.string(t, "topic_prefix", false) {
+        let p = f.v.trim_end_matches('/');
+        if u.mqtt.is_none() {
+            cx.err(
+                f.span.start,
+                format!(
+                    "\"topic_prefix\" in {label} applies to MQTT uplinks only (url = \"mqtt://…\")"
+                ),
+            );
+        } else if p.is_empty() || p.contains(['+', '#', '\0']) || p.starts_with('$') {
+            cx.err(
+                f.span.start,
+                format!("invalid \"topic_prefix\" {:?} in {label}: a topic without wildcards, not starting with $", f.v),
+            );
+        } else if let Some(m) = &mut u.mqtt {
+            m.topic_prefix = Some(p.to_owned());
+        }
+    }
+    if let Some(f) = cx.integer(t, "hold_ms", false, 0..=600_000) {
+        if u.victoria_metrics.is_none() {
+            cx.err(
+                f.span.start,
+                format!("\"hold_ms\" in {label} applies to VictoriaMetrics uplinks only (url = \"http://…\")"),
+            );
+        }
+        u.hold = Duration::from_millis(f.v as u64);
+    }
     if let Some(f) = cx.integer(t, "duplicate_window_s", false, 1..=86_400) {
         u.duplicate_window = Duration::from_secs(f.v as u64);
     }
@@ -311,34 +404,18 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
         u.replicas = f.v as usize;
     }
     u.auth = auth(t, cx);
-    if let Some(f) = cx.table(t, "tls", false, "tls") {
-        let tls_name = format!("tls of {label}");
-        let tt = f.v.named(&tls_name);
-        cx.unknown_keys(tt, &["ca", "cert", "key"]);
-        let ca = path_field(cx, tt, "ca");
-        if ca.is_none() && !tt.contains_key("ca") {
-            cx.err(
-                f.span.start,
-                format!("tls of {label} needs \"ca\": the CA certificate file that signed the server's certificate"),
-            );
-        }
-        let cert = path_field(cx, tt, "cert");
-        let key = path_field(cx, tt, "key");
-        let client = match (cert, key) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            _ => {
-                cx.err(
-                    f.span.start,
-                    format!(
-                        "tls of {label}: \"cert\" and \"key\" go together (client authentication)"
-                    ),
-                );
-                None
-            }
-        };
-        if let Some(ca) = ca {
-            u.tls = Some(TlsFiles { ca, client });
+    u.tls = tls(t, cx, &label);
+    if let Some(m) = &u.mqtt {
+        match (m.tls, u.tls.is_some()) {
+            (true, false) => cx.err(
+                t.key_start("url").unwrap_or(t.start()),
+                format!("{label}: mqtts:// needs tls = {{ ca = \"…\" }} (the CA that signed the broker's certificate)"),
+            ),
+            (false, true) => cx.err(
+                t.key_start("tls").unwrap_or(t.start()),
+                format!("{label}: tls is given but the url is mqtt://; use mqtts:// for TLS"),
+            ),
+            _ => {}
         }
     }
     if let Some(f) = cx.table(t, "buffer", false, "buffer") {
@@ -349,24 +426,63 @@ fn entry(item: Item<'_, '_>, cx: &mut Cx<'_>, names: &mut HashMap<String, usize>
     u
 }
 
-fn urls(t: Table<'_, '_>, cx: &mut Cx<'_>, out: &mut Vec<String>) {
-    // one string; several servers separated by commas, as NATS tools take them
-    let Some(f) = cx.string(t, "url", false) else {
-        return;
+/// The optional `tls = { ca, cert, key }` table of `t` (named `label` in messages).
+pub(crate) fn tls(t: Table<'_, '_>, cx: &mut Cx<'_>, label: &str) -> Option<TlsFiles> {
+    tls_table(t, cx, "tls", label)
+}
+
+/// The optional `key = { ca, cert, key }` table of `t` (named `label` in messages): the CA
+/// file is required, a client certificate and key go together. Also `[central]`'s `tls` and
+/// `postgres_tls`.
+pub fn tls_table(t: Table<'_, '_>, cx: &mut Cx<'_>, key: &str, label: &str) -> Option<TlsFiles> {
+    let f = cx.table(t, key, false, key)?;
+    let tls_name = format!("{key} of {label}");
+    let tt = f.v.named(&tls_name);
+    cx.unknown_keys(tt, &["ca", "cert", "key"]);
+    let ca = path_field(cx, tt, "ca");
+    if ca.is_none() && !tt.contains_key("ca") {
+        cx.err(
+            f.span.start,
+            format!("{key} of {label} needs \"ca\": the CA certificate file that signed the server's certificate"),
+        );
+    }
+    let cert = path_field(cx, tt, "cert");
+    let key_file = path_field(cx, tt, "key");
+    let client = match (cert, key_file) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            cx.err(
+                f.span.start,
+                format!(
+                    "{key} of {label}: \"cert\" and \"key\" go together (client authentication)"
+                ),
+            );
+            None
+        }
     };
+    Some(TlsFiles { ca: ca?, client })
+}
+
+pub(crate) fn urls(t: Table<'_, '_>, cx: &mut Cx<'_>, out: &mut Vec<String>) {
+    // one string; several servers separated by commas, as NATS tools take them
+    if let Some(f) = cx.string(t, "url", false) {
+        nats_urls(&f, t.name(), cx, out);
+    }
+}
+
+/// The comma-separated NATS URLs of `f` (the `url` of the table called `name`).
+fn nats_urls(f: &Field<&str>, name: &str, cx: &mut Cx<'_>, out: &mut Vec<String>) {
     for part in f.v.split(',') {
         let u = part.trim();
         match check_url(u) {
             Ok(()) => out.push(u.to_owned()),
-            Err(why) => cx.err(
-                f.span.start,
-                format!("invalid \"url\" in {}: {why}", t.name()),
-            ),
+            Err(why) => cx.err(f.span.start, format!("invalid \"url\" in {name}: {why}")),
         }
     }
 }
 
-fn auth(t: Table<'_, '_>, cx: &mut Cx<'_>) -> Auth {
+pub(crate) fn auth(t: Table<'_, '_>, cx: &mut Cx<'_>) -> Auth {
     let user = cx.string(t, "user", false);
     let password = path_field(cx, t, "password_file");
     let token = path_field(cx, t, "token_file");
@@ -484,6 +600,71 @@ mod tests {
     }
 
     #[test]
+    fn an_http_url_makes_a_victoria_metrics_uplink_with_its_own_defaults() {
+        let s = parse("[[uplink]]\nname = \"vm\"\nurl = \"http://10.0.0.9:8428\"\n").unwrap();
+        let u = &s.uplinks[0];
+        assert_eq!(
+            u.victoria_metrics.as_ref().unwrap().authority,
+            "10.0.0.9:8428"
+        );
+        assert!(u.urls.is_empty());
+        assert_eq!(
+            (u.batch, u.pack, u.hold),
+            (8192, 64, Duration::from_secs(6))
+        );
+        let s = parse(
+            "[[uplink]]\nname = \"vm\"\nurl = \"http://h:1\"\nbatch = 10\npack = 1\nhold_ms = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.uplinks[0].batch, s.uplinks[0].pack, s.uplinks[0].hold),
+            (10, 1, Duration::ZERO)
+        );
+        let e = parse(
+            "[[uplink]]\nname = \"vm\"\nurl = \"http://h:1\"\nstream = \"S\"\nreplicas = 3\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:4:") && e.contains("\"stream\"") && e.contains("NATS uplinks only"),
+            "{e}"
+        );
+        assert!(e.contains("t.toml:5:") && e.contains("\"replicas\""), "{e}");
+        let e = parse("[[uplink]]\nname = \"n\"\nurl = \"nats://h:1\"\nhold_ms = 5\n").unwrap_err();
+        assert!(e.contains("VictoriaMetrics uplinks only"), "{e}");
+        let e = parse("[[uplink]]\nname = \"vm\"\nurl = \"https://h:1\"\n").unwrap_err();
+        assert!(e.contains("not an http:// URL"), "{e}");
+    }
+
+    #[test]
+    fn an_mqtt_url_makes_an_mqtt_uplink() {
+        let s = parse(
+            "[[uplink]]\nname = \"m\"\nurl = \"mqtt://broker:1883\"\ntopic_prefix = \"acme/uns/\"\n\
+             user = \"edge\"\npassword_file = \"/p\"\n",
+        )
+        .unwrap();
+        let m = s.uplinks[0].mqtt.as_ref().unwrap();
+        assert_eq!((m.host.as_str(), m.port, m.tls), ("broker", 1883, false));
+        assert_eq!(m.topic_prefix.as_deref(), Some("acme/uns"));
+        assert_eq!((s.uplinks[0].batch, s.uplinks[0].pack), (256, 1));
+        let e = parse(
+            "[[uplink]]\nname = \"m\"\nurl = \"mqtts://b:8883\"\nstream = \"S\"\ntopic_prefix = \"a/#\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:4:") && e.contains("NATS uplinks only"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.toml:5:") && e.contains("invalid \"topic_prefix\""),
+            "{e}"
+        );
+        assert!(e.contains("mqtts:// needs tls"), "{e}");
+        let e = parse("[[uplink]]\nname = \"n\"\nurl = \"nats://h:1\"\ntopic_prefix = \"x\"\n")
+            .unwrap_err();
+        assert!(e.contains("MQTT uplinks only"), "{e}");
+    }
+
+    #[test]
     fn absent_means_no_uplink() {
         assert_eq!(parse("").unwrap(), UplinkSection::default());
     }
@@ -499,6 +680,7 @@ site = "plant1"
 stream = "MW_P1"
 edge_id = "gw-1"
 batch = 64
+pack = 32
 duplicate_window_s = 600
 replicas = 3
 user = "edge1"
@@ -525,6 +707,7 @@ fsync_interval_ms = 200
         assert_eq!(u.stream_for("plant1"), "MW_P1");
         assert_eq!(u.edge_id.as_deref(), Some("gw-1"));
         assert_eq!(u.batch, 64);
+        assert_eq!(u.pack, 32);
         assert_eq!(u.duplicate_window, Duration::from_secs(600));
         assert_eq!(u.replicas, 3);
         assert_eq!(
@@ -556,6 +739,7 @@ fsync_interval_ms = 200
             "MW_ACME-PLANT-1-SIMULATED"
         );
         assert_eq!(u.batch, 256);
+        assert_eq!(u.pack, 1);
         assert_eq!(u.auth, Auth::None);
         assert!(
             u.buffer.dir.as_os_str().is_empty(),
@@ -569,7 +753,7 @@ fsync_interval_ms = 200
         let e = parse(
             r#"[[uplink]]
 name = "a b"
-url = "http://x:1"
+url = "ftp://x:1"
 site = "p.1"
 batch = 0
 token_file = "t"
@@ -586,7 +770,7 @@ url = "nats://h"
         .unwrap_err();
         for want in [
             "t.toml:2:8: invalid uplink name \"a b\" in [[uplink]] entry #1: character ' ' is not allowed",
-            "t.toml:3:7: invalid \"url\" in uplink \"a b\": unknown URL scheme \"http\"",
+            "t.toml:3:7: invalid \"url\" in uplink \"a b\": unknown URL scheme \"ftp\"",
             "t.toml:4:8: invalid site \"p.1\"",
             "t.toml:5:9: \"batch\" in uplink \"a b\" is 0, out of range",
             "t.toml:6:1: uplink \"a b\" has both \"token_file\" and \"user\"/\"password_file\"",

@@ -64,10 +64,7 @@ pub struct ForwarderConfig {
     pub replicas: usize,
     pub credentials: Credentials,
     /// CA file and optional client certificate + key.
-    pub tls: Option<(
-        std::path::PathBuf,
-        Option<(std::path::PathBuf, std::path::PathBuf)>,
-    )>,
+    pub tls: TlsPaths,
     /// How long a PubAck may take.
     pub ack_timeout: Duration,
 }
@@ -139,7 +136,7 @@ impl StatusHandle {
     }
 }
 
-struct Metrics {
+pub(crate) struct Metrics {
     published: metrics::Counter,
     acked: metrics::Counter,
     acked_historical: metrics::Counter,
@@ -153,7 +150,7 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn new(name: &str) -> Metrics {
+    pub(crate) fn new(name: &str) -> Metrics {
         let i = name.to_owned();
         Metrics {
             published: metrics::counter!("mw_uplink_published_total", "component" => "uplink", "instance" => i.clone()),
@@ -171,17 +168,28 @@ impl Metrics {
     }
 }
 
-type AckFut = Pin<
-    Box<
-        dyn std::future::Future<
-                Output = (
-                    Seq,
-                    Instant,
-                    Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
-                ),
-            > + Send,
-    >,
->;
+/// A boxed future of the forwarder's upstreams.
+pub type BoxFut<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The acknowledgement of one record: `Ok(duplicate)` once the upstream has it durably
+/// (`duplicate`: it said it had it already and dropped the copy).
+pub type Ack = BoxFut<'static, Result<bool, String>>;
+
+/// Where the forwarder sends buffer records (the NATS JetStream stream; VictoriaMetrics,
+/// [`crate::vm`]). The forwarder keeps the two flows, their windows, the order and the buffer
+/// acknowledgements; an upstream only sends and acknowledges.
+pub trait Upstream: Send {
+    /// Called once connected, at the start of each session: makes sure the destination exists
+    /// (the stream, …). An error ends the session (retried after a backoff).
+    fn prepare(&mut self) -> BoxFut<'_, Result<(), String>>;
+    /// Sends buffer record `seq` (its subject and its body with the `historical` flag, as
+    /// [`wire::decode`] gives them) and answers the future of its acknowledgement. Records are
+    /// sent in buffer order within each flow; an error ends the session.
+    fn send(&mut self, seq: Seq, subject: String, body: Vec<u8>)
+    -> BoxFut<'_, Result<Ack, String>>;
+}
+
+type AckFut = BoxFut<'static, (Seq, Instant, Result<bool, String>)>;
 
 /// One flow's messages awaiting their PubAck, in publish order.
 struct Flow {
@@ -215,7 +223,7 @@ enum End {
     Broken(String),
 }
 
-/// The forwarder task: runs until `stop` turns true.
+/// The forwarder task to NATS JetStream: runs until `stop` turns true.
 pub async fn run(
     cfg: ForwarderConfig,
     buffer: Buffer,
@@ -223,7 +231,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let m = Arc::new(Metrics::new(&cfg.name));
-    let (conn_tx, mut conn_rx) = watch::channel(false);
+    let (conn_tx, conn_rx) = watch::channel(false);
     let client = match connect(&cfg, conn_tx, status.clone(), m.clone()).await {
         Ok(c) => c,
         Err(e) => {
@@ -238,6 +246,85 @@ pub async fn run(
         .max_ack_inflight(2 * cfg.batch + 16)
         .backpressure_on_inflight(true)
         .build(client.clone());
+    let mut up = Nats {
+        js,
+        cfg: cfg.clone(),
+    };
+    drive(
+        &cfg.name, cfg.batch, &mut up, conn_rx, &buffer, &status, &m, stop,
+    )
+    .await;
+    // in flight at shutdown: not acknowledged, so sent again (and deduplicated) after a restart
+    drop(client);
+}
+
+/// The forwarder task to an upstream without connection events of its own (VictoriaMetrics:
+/// HTTP requests; a failed one breaks the session): runs until `stop` turns true.
+pub async fn run_upstream(
+    name: String,
+    batch: usize,
+    mut up: impl Upstream,
+    buffer: Buffer,
+    status: StatusHandle,
+    stop: watch::Receiver<bool>,
+) {
+    let m = Metrics::new(&name);
+    let (conn_tx, conn_rx) = watch::channel(true);
+    m.connected.set(1.0);
+    status.update(|s| s.connected = true);
+    drive(&name, batch, &mut up, conn_rx, &buffer, &status, &m, stop).await;
+    drop(conn_tx);
+}
+
+/// The NATS JetStream upstream.
+struct Nats {
+    js: jetstream::Context,
+    cfg: ForwarderConfig,
+}
+
+impl Upstream for Nats {
+    fn prepare(&mut self) -> BoxFut<'_, Result<(), String>> {
+        Box::pin(ensure_stream(&self.js, &self.cfg))
+    }
+
+    fn send(
+        &mut self,
+        seq: Seq,
+        subject: String,
+        body: Vec<u8>,
+    ) -> BoxFut<'_, Result<Ack, String>> {
+        Box::pin(async move {
+            let msg = PublishMessage::build()
+                .payload(body.into())
+                .message_id(wire::msg_id(&self.cfg.edge_id, seq));
+            let fut = self
+                .js
+                .send_publish(subject, msg)
+                .await
+                .map_err(|e| format!("publish: {e}"))?;
+            Ok(Box::pin(async move {
+                fut.await
+                    .map(|a| a.duplicate)
+                    .map_err(|e| format!("PubAck for record {seq}: {e}"))
+            }) as Ack)
+        })
+    }
+}
+
+/// Forwards `buffer` to `up` until `stop` turns true: sessions while `conn` says connected,
+/// each starting with [`Upstream::prepare`], broken ones retried after a backoff (see the
+/// module docs). `name` and `batch` are the uplink's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn drive(
+    name: &str,
+    batch: usize,
+    up: &mut dyn Upstream,
+    mut conn_rx: watch::Receiver<bool>,
+    buffer: &Buffer,
+    status: &StatusHandle,
+    m: &Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut st = State {
         live_next: 0,
         live: Flow::new(false),
@@ -253,8 +340,8 @@ pub async fn run(
             () = until(&mut stop, true) => break,
             () = until(&mut conn_rx, true) => {}
         }
-        if let Err(e) = ensure_stream(&js, &cfg).await {
-            tracing::warn!(uplink = %cfg.name, error = %e, "uplink cannot create or find its stream; retrying");
+        if let Err(e) = up.prepare().await {
+            tracing::warn!(uplink = %name, error = %e, "uplink cannot prepare its destination; retrying");
             status.update(|s| s.last_error = Some(e));
             failures += 1;
             if backoff(failures, &mut stop).await {
@@ -262,17 +349,18 @@ pub async fn run(
             }
             continue;
         }
-        st.recover(&buffer);
-        tracing::debug!(uplink = %cfg.name, live_next = st.live_next, back_next = st.back_next,
+        st.recover(buffer);
+        tracing::debug!(uplink = %name, live_next = st.live_next, back_next = st.back_next,
             backlog = ?st.backlog, "session starts");
         status.update(|s| s.sessions += 1);
         match session(
-            &cfg,
-            &js,
-            &buffer,
+            name,
+            batch,
+            up,
+            buffer,
             &mut st,
-            &status,
-            &m,
+            status,
+            m,
             &mut stop,
             &mut conn_rx,
             &mut failures,
@@ -281,10 +369,10 @@ pub async fn run(
         {
             End::Shutdown => break,
             End::Broken(why) => {
-                tracing::debug!(uplink = %cfg.name, reason = %why, live_next = st.live_next,
+                tracing::debug!(uplink = %name, reason = %why, live_next = st.live_next,
                     back_next = st.back_next, backlog = ?st.backlog, "session broken");
                 m.errors.increment(1);
-                tracing::warn!(uplink = %cfg.name, reason = %why, "uplink session broken; unacknowledged records are sent again");
+                tracing::warn!(uplink = %name, reason = %why, "uplink session broken; unacknowledged records are sent again");
                 status.update(|s| {
                     s.errors += 1;
                     s.last_error = Some(why);
@@ -296,8 +384,6 @@ pub async fn run(
             }
         }
     }
-    // in flight at shutdown: not acknowledged, so sent again (and deduplicated) after a restart
-    drop(client);
 }
 
 /// Resolves once the watch holds `v` (or its sender is gone).
@@ -365,21 +451,37 @@ async fn connect(
                 }
             }
         });
-    opts = match &cfg.credentials {
+    opts = with_auth(opts, &cfg.credentials, &cfg.tls);
+    // never shows credentials: the URLs were checked to carry none
+    async_nats::connect_with_options(cfg.urls.clone(), opts)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", cfg.urls.join(",")))
+}
+
+/// CA file and optional client certificate + key.
+pub(crate) type TlsPaths = Option<(
+    std::path::PathBuf,
+    Option<(std::path::PathBuf, std::path::PathBuf)>,
+)>;
+
+/// `opts` with the credentials and TLS files of an uplink (or of `[remote_config]`).
+pub(crate) fn with_auth(
+    mut opts: async_nats::ConnectOptions,
+    credentials: &Credentials,
+    tls: &TlsPaths,
+) -> async_nats::ConnectOptions {
+    opts = match credentials {
         Credentials::None => opts,
         Credentials::UserPassword(u, p) => opts.user_and_password(u.clone(), p.0.clone()),
         Credentials::Token(t) => opts.token(t.0.clone()),
     };
-    if let Some((ca, client)) = &cfg.tls {
+    if let Some((ca, client)) = tls {
         opts = opts.require_tls(true).add_root_certificates(ca.clone());
         if let Some((cert, key)) = client {
             opts = opts.add_client_certificate(cert.clone(), key.clone());
         }
     }
-    // never shows credentials: the URLs were checked to carry none
-    async_nats::connect_with_options(cfg.urls.clone(), opts)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", cfg.urls.join(",")))
+    opts
 }
 
 async fn ensure_stream(js: &jetstream::Context, cfg: &ForwarderConfig) -> Result<(), String> {
@@ -437,8 +539,9 @@ impl State {
 
 #[allow(clippy::too_many_arguments)]
 async fn session(
-    cfg: &ForwarderConfig,
-    js: &jetstream::Context,
+    name: &str,
+    batch: usize,
+    up: &mut dyn Upstream,
     buffer: &Buffer,
     st: &mut State,
     status: &StatusHandle,
@@ -460,10 +563,10 @@ async fn session(
         }
         // the backlog: refill its window once it is half empty (a buffer read costs about the
         // same for one record as for a hundred)
-        while st.back.seqs.len() <= cfg.batch / 2 && !st.backlog.is_empty() {
+        while st.back.seqs.len() <= batch / 2 && !st.backlog.is_empty() {
             let range = st.backlog[0].clone();
             let from = st.back_next.max(range.start);
-            let want = cfg.batch - st.back.seqs.len();
+            let want = batch - st.back.seqs.len();
             let b = buffer.clone();
             let recs = match tokio::task::spawn_blocking(move || b.read_from(from, want)).await {
                 Ok(Ok(r)) => r,
@@ -476,8 +579,8 @@ async fn session(
                 continue;
             }
             if let Err(e) = publish(
-                cfg,
-                js,
+                name,
+                up,
                 buffer,
                 &mut st.back,
                 &mut st.back_next,
@@ -490,8 +593,8 @@ async fn session(
                 return End::Broken(e);
             }
         }
-        if live_read.is_none() && st.live.seqs.len() <= cfg.batch / 2 {
-            let (b, from, n) = (buffer.clone(), st.live_next, cfg.batch - st.live.seqs.len());
+        if live_read.is_none() && st.live.seqs.len() <= batch / 2 {
+            let (b, from, n) = (buffer.clone(), st.live_next, batch - st.live.seqs.len());
             live_read = Some(Box::pin(async move { b.next_batch(from, n).await }));
         }
         // biased, live before the backlog: the backlog's PubAcks are nearly always ready while
@@ -507,7 +610,7 @@ async fn session(
                     Err(e) => return End::Broken(format!("reading the buffer: {e}")),
                 };
                 if let Err(e) =
-                    publish(cfg, js, buffer, &mut st.live, &mut st.live_next, recs, status, m).await
+                    publish(name, up, buffer, &mut st.live, &mut st.live_next, recs, status, m).await
                 {
                     return End::Broken(e);
                 }
@@ -532,8 +635,8 @@ async fn session(
 /// it at the first record not sent.
 #[allow(clippy::too_many_arguments)]
 async fn publish(
-    cfg: &ForwarderConfig,
-    js: &jetstream::Context,
+    name: &str,
+    up: &mut dyn Upstream,
     buffer: &Buffer,
     flow: &mut Flow,
     next: &mut Seq,
@@ -543,7 +646,7 @@ async fn publish(
 ) -> Result<(), String> {
     let mut sent = 0u64;
     let mut skipped = 0u64;
-    let r = publish_each(cfg, js, buffer, flow, next, recs, &mut sent, &mut skipped).await;
+    let r = publish_each(name, up, buffer, flow, next, recs, &mut sent, &mut skipped).await;
     m.published.increment(sent);
     status.update(|s| {
         s.published += sent;
@@ -554,8 +657,8 @@ async fn publish(
 
 #[allow(clippy::too_many_arguments)]
 async fn publish_each(
-    cfg: &ForwarderConfig,
-    js: &jetstream::Context,
+    name: &str,
+    up: &mut dyn Upstream,
     buffer: &Buffer,
     flow: &mut Flow,
     next: &mut Seq,
@@ -566,20 +669,14 @@ async fn publish_each(
     for r in recs {
         let Some((subject, body)) = wire::decode(&r.payload, flow.historical) else {
             // not a record of ours: skip it rather than block the buffer forever
-            tracing::error!(uplink = %cfg.name, seq = r.seq, "uplink: unreadable buffer record skipped");
+            tracing::error!(uplink = %name, seq = r.seq, "uplink: unreadable buffer record skipped");
             *skipped += 1;
             let _ = buffer.ack(r.seq);
             *next = r.seq + 1;
             continue;
         };
-        let msg = PublishMessage::build()
-            .payload(body.into())
-            .message_id(wire::msg_id(&cfg.edge_id, r.seq));
         let t0 = Instant::now();
-        let fut = js
-            .send_publish(subject, msg)
-            .await
-            .map_err(|e| format!("publish: {e}"))?;
+        let fut = up.send(r.seq, subject, body).await?;
         flow.seqs.push_back(r.seq);
         *next = r.seq + 1;
         let seq = r.seq;
@@ -595,11 +692,11 @@ fn acked(
     flow: &mut Flow,
     seq: Seq,
     t0: Instant,
-    r: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
+    r: Result<bool, String>,
     status: &StatusHandle,
     m: &Metrics,
 ) -> Result<(), String> {
-    let ack = r.map_err(|e| format!("PubAck for record {seq}: {e}"))?;
+    let duplicate = r?;
     flow.seqs.pop_front();
     m.latency.record(t0.elapsed().as_secs_f64());
     if let Err(e) = buffer.ack(seq) {
@@ -610,12 +707,12 @@ fn acked(
     if flow.historical {
         m.acked_historical.increment(1);
     }
-    if ack.duplicate {
+    if duplicate {
         m.duplicates.increment(1);
     }
     status.update(|s| {
         s.acked += 1;
-        s.duplicates += u64::from(ack.duplicate);
+        s.duplicates += u64::from(duplicate);
         s.acked_historical += u64::from(flow.historical);
     });
     Ok(())

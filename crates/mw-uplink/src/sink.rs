@@ -36,6 +36,14 @@ pub struct UplinkSink {
     pub(crate) status: StatusHandle,
     /// Largest bytes appended at once (half a segment).
     pub(crate) chunk_bytes: u64,
+    /// Samples per buffer record (`[[uplink]] pack`).
+    pub(crate) pack: usize,
+    /// Set: the upstream is VictoriaMetrics, not NATS (the forwarder's URLs are unused).
+    pub(crate) victoria_metrics: Option<crate::vm::VmUrl>,
+    /// VictoriaMetrics: how long a record is held after its 2xx.
+    pub(crate) hold: std::time::Duration,
+    /// Set: the upstream is this MQTT broker, not NATS.
+    pub(crate) mqtt: Option<crate::mqtt::MqttUpstream>,
 }
 
 impl UplinkSink {
@@ -55,15 +63,34 @@ impl Sink for UplinkSink {
         self.opts.clone()
     }
 
-    fn run(self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
+    fn run(mut self: Box<Self>, mut input: SinkInput) -> BoxFuture<()> {
         Box::pin(async move {
             let (stop_tx, stop_rx) = watch::channel(false);
-            let fwd = tokio::spawn(forward::run(
-                self.forwarder.clone(),
-                self.buffer.clone(),
-                self.status.clone(),
-                stop_rx,
-            ));
+            let mqtt = self.mqtt.take();
+            let fwd = match (&self.victoria_metrics, mqtt) {
+                (_, Some(up)) => tokio::spawn(forward::run_upstream(
+                    self.forwarder.name.clone(),
+                    self.forwarder.batch,
+                    up,
+                    self.buffer.clone(),
+                    self.status.clone(),
+                    stop_rx,
+                )),
+                (None, None) => tokio::spawn(forward::run(
+                    self.forwarder.clone(),
+                    self.buffer.clone(),
+                    self.status.clone(),
+                    stop_rx,
+                )),
+                (Some(url), None) => tokio::spawn(forward::run_upstream(
+                    self.forwarder.name.clone(),
+                    self.forwarder.batch,
+                    crate::vm::VmUpstream::new(url.clone(), &self.forwarder.name, self.hold),
+                    self.buffer.clone(),
+                    self.status.clone(),
+                    stop_rx,
+                )),
+            };
             let site = self.forwarder.site.clone();
             let mut warned = false;
             while let Some(first) = input.recv().await {
@@ -101,35 +128,64 @@ impl Sink for UplinkSink {
 }
 
 impl UplinkSink {
+    fn unit(&self, s: &mw_model::Sample) -> Option<&str> {
+        self.units.get(&s.tag).map(String::as_str)
+    }
+
     async fn store(&self, site: &str, group: &[Delivery]) -> Result<(), BufferError> {
         let mut chunk: Vec<(i64, Vec<u8>)> = Vec::new();
         let mut bytes = 0u64;
-        for d in group {
-            let recs = d
-                .batch
-                .samples
-                .iter()
-                .map(|s| {
-                    let unit = self.units.get(&s.tag).map(String::as_str);
-                    (s.receive_ts, wire::encode_sample(site, s, unit))
+        let records: Vec<(i64, Vec<u8>)> = if self.pack > 1 {
+            // packs span the group's deliveries (what one append holds), in bus order; the
+            // group's events follow them
+            let all: Vec<&mw_model::Sample> =
+                group.iter().flat_map(|d| d.batch.samples.iter()).collect();
+            all.chunks(self.pack)
+                .map(|p| {
+                    let rec = wire::encode_pack(site, p.iter().map(|s| (*s, self.unit(s))));
+                    (p[0].receive_ts, rec)
                 })
                 .chain(
-                    d.batch
-                        .events
+                    group
                         .iter()
-                        .map(|e| (e.ts, wire::encode_event(site, e))),
-                );
-            for r in recs {
-                let n = framed_len(r.1.len());
-                if bytes + n > self.chunk_bytes && !chunk.is_empty() {
-                    self.buffer
-                        .append_batch_async(std::mem::take(&mut chunk))
-                        .await?;
-                    bytes = 0;
-                }
-                bytes += n;
-                chunk.push(r);
+                        .filter(|_| self.victoria_metrics.is_none())
+                        .flat_map(|d| {
+                            d.batch
+                                .events
+                                .iter()
+                                .map(|e| (e.ts, wire::encode_event(site, e)))
+                        }),
+                )
+                .collect()
+        } else {
+            group
+                .iter()
+                .flat_map(|d| {
+                    d.batch
+                        .samples
+                        .iter()
+                        .map(|s| (s.receive_ts, wire::encode_sample(site, s, self.unit(s))))
+                        .chain(
+                            d.batch
+                                .events
+                                .iter()
+                                // VictoriaMetrics keeps samples only
+                                .filter(|_| self.victoria_metrics.is_none())
+                                .map(|e| (e.ts, wire::encode_event(site, e))),
+                        )
+                })
+                .collect()
+        };
+        for r in records {
+            let n = framed_len(r.1.len());
+            if bytes + n > self.chunk_bytes && !chunk.is_empty() {
+                self.buffer
+                    .append_batch_async(std::mem::take(&mut chunk))
+                    .await?;
+                bytes = 0;
             }
+            bytes += n;
+            chunk.push(r);
         }
         if !chunk.is_empty() {
             self.buffer.append_batch_async(chunk).await?;

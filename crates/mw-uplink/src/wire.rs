@@ -7,7 +7,9 @@
 //! * an event: `mw.{site}.$events.{kind}` (`alarm_transition`, `connection_change`, …); `$`
 //!   cannot start a tag segment, so the two never collide.
 //!
-//! # Payload (JSON, one message per sample or event)
+//! * packed samples (`[[uplink]] pack` > 1): `mw.{site}.$samples`, see [`encode_pack`].
+//!
+//! # Payload (JSON, one message per sample or event, or per pack of samples)
 //! ```json
 //! {"tag":"acme/plant1/pump1/flow","ts":1764792000123000000,"value":12.5,"quality":"good",
 //!  "unit":"m3/h","receive_ts":1764792000124000000,"historical":false}
@@ -28,34 +30,65 @@
 use mw_model::{Event, Quality, Sample, Value};
 use serde::Serialize;
 
+/// A sample as JSON (see the module docs).
+#[derive(Serialize)]
+struct Msg<'a> {
+    tag: &'a str,
+    ts: i64,
+    value: &'a Value,
+    quality: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+    receive_ts: i64,
+}
+
+impl<'a> Msg<'a> {
+    fn new(s: &'a Sample, unit: Option<&'a str>) -> Msg<'a> {
+        Msg {
+            tag: s.tag.as_str(),
+            ts: s.source_ts,
+            value: &s.value,
+            quality: s.quality.status(),
+            reason: match &s.quality {
+                Quality::Good => None,
+                q => q.reason(),
+            },
+            unit,
+            receive_ts: s.receive_ts,
+        }
+    }
+}
+
 /// Encodes a sample as a buffer record.
 pub fn encode_sample(site: &str, s: &Sample, unit: Option<&str>) -> Vec<u8> {
-    let subject = sample_subject(site, s.tag.as_str());
+    record(&sample_subject(site, s.tag.as_str()), &Msg::new(s, unit))
+}
+
+/// Encodes several samples (with their units) as one buffer record, sent as one message on
+/// `mw.{site}.$samples`: `{"samples":[…each as encode_sample's JSON…],"historical":…}` —
+/// `[[uplink]] pack` (docs/uplink.md). The order is kept.
+pub fn encode_pack<'a>(
+    site: &str,
+    samples: impl IntoIterator<Item = (&'a Sample, Option<&'a str>)>,
+) -> Vec<u8> {
     #[derive(Serialize)]
-    struct Msg<'a> {
-        tag: &'a str,
-        ts: i64,
-        value: &'a Value,
-        quality: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        unit: Option<&'a str>,
-        receive_ts: i64,
+    struct Pack<'a> {
+        samples: Vec<Msg<'a>>,
     }
-    let msg = Msg {
-        tag: s.tag.as_str(),
-        ts: s.source_ts,
-        value: &s.value,
-        quality: s.quality.status(),
-        reason: match &s.quality {
-            Quality::Good => None,
-            q => q.reason(),
-        },
-        unit,
-        receive_ts: s.receive_ts,
+    let pack = Pack {
+        samples: samples
+            .into_iter()
+            .map(|(s, unit)| Msg::new(s, unit))
+            .collect(),
     };
-    record(&subject, &msg)
+    record(&pack_subject(site), &pack)
+}
+
+/// The subject of packed samples (`$` cannot start a tag segment: no tag's subject).
+pub fn pack_subject(site: &str) -> String {
+    format!("mw.{site}.$samples")
 }
 
 /// Encodes an event as a buffer record.
@@ -147,6 +180,36 @@ mod tests {
         assert_eq!(v["historical"], true);
         let (_, v) = json(&rec, false);
         assert_eq!(v["historical"], false);
+    }
+
+    #[test]
+    fn a_pack_keeps_every_sample_in_order_with_its_unit() {
+        let a = Sample::good(TagPath::new("a/b").unwrap(), Value::F64(1.5), 5);
+        let b = Sample {
+            quality: Quality::Bad("comm".into()),
+            ..Sample::good(TagPath::new("a/c").unwrap(), Value::Bool(true), 6)
+        };
+        let rec = encode_pack("s1", [(&a, Some("bar")), (&b, None)]);
+        let (subj, v) = json(&rec, true);
+        assert_eq!(subj, "mw.s1.$samples");
+        assert_eq!(v["historical"], true);
+        let list = v["samples"].as_array().expect("samples");
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0]["tag"].as_str(), list[0]["value"].as_f64()),
+            (Some("a/b"), Some(1.5))
+        );
+        assert_eq!(list[0]["unit"], "bar");
+        assert_eq!(
+            (list[1]["tag"].as_str(), list[1]["ts"].as_i64()),
+            (Some("a/c"), Some(6))
+        );
+        assert_eq!(list[1]["reason"], "comm");
+        // each element is what encode_sample would send, without the flag
+        let (_, one) = json(&encode_sample("s1", &a, Some("bar")), false);
+        let mut one = one.as_object().unwrap().clone();
+        one.remove("historical");
+        assert_eq!(list[0], serde_json::Value::Object(one));
     }
 
     #[test]

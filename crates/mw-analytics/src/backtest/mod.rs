@@ -61,7 +61,26 @@ pub use metrics::{
 pub use report::{format_duration, format_time};
 pub use timestamp::{EpochUnit, TimestampFormat};
 
-use crate::{DetectorKind, build};
+use crate::time::{DEFAULT_GAP_FACTOR, Length, MAX_GAP_FACTOR, MIN_GAP_FACTOR};
+use crate::{DetectorKind, TimeOptions, build_timed};
+
+/// The detector's time options from the backtest's.
+fn time_options(opts: &BacktestOptions) -> TimeOptions {
+    TimeOptions {
+        warmup: opts
+            .warmup_duration_ns
+            .map(Length::Duration)
+            .or(opts.warmup.map(Length::Rows)),
+        gap_factor: gap_factor(opts),
+        interval_ns: opts.interval_ns,
+    }
+}
+
+fn gap_factor(opts: &BacktestOptions) -> u32 {
+    opts.gap_factor
+        .unwrap_or(DEFAULT_GAP_FACTOR)
+        .clamp(MIN_GAP_FACTOR, MAX_GAP_FACTOR)
+}
 
 /// Column names recognised as timestamps when no timestamp column is named.
 pub const TIMESTAMP_COLUMNS: [&str; 6] =
@@ -103,8 +122,16 @@ pub struct BacktestOptions {
     pub label_windows: Option<LabelWindows>,
     /// Detector to run.
     pub detector: DetectorKind,
-    /// Warm-up rows; [`crate::DEFAULT_WARMUP`] when `None`.
+    /// Warm-up rows; [`crate::DEFAULT_WARMUP`] when `None` (and no `warmup_duration_ns`).
     pub warmup: Option<usize>,
+    /// Warm-up as a duration (ns), converted to rows with the typical interval; takes
+    /// precedence over `warmup`.
+    pub warmup_duration_ns: Option<i64>,
+    /// A step longer than this many typical intervals is a gap, for the detector and the
+    /// summary; [`crate::time::DEFAULT_GAP_FACTOR`] when `None`.
+    pub gap_factor: Option<u32>,
+    /// The typical interval (ns), if known; learnt by the detector when `None`.
+    pub interval_ns: Option<i64>,
     /// Field delimiter; detected from the header when `None`.
     pub delimiter: Option<u8>,
     /// Policy for unusable rows.
@@ -200,10 +227,14 @@ pub struct TimeStats {
     pub first_ns: i64,
     /// Latest timestamp.
     pub last_ns: i64,
-    /// Median of the first [`INTERVAL_SAMPLE`] forward steps between consecutive rows;
-    /// `None` when time never moved forward.
+    /// Typical interval ([`crate::time::typical_interval`]) of the first
+    /// [`INTERVAL_SAMPLE`] forward steps between consecutive rows: the interval of a regular
+    /// series, the source's interval of a deadband/report-by-exception one; `None` when time
+    /// never moved forward.
     pub typical_interval_ns: Option<i64>,
-    /// Forward steps longer than [`GAP_FACTOR`] × the typical interval.
+    /// The gap factor in use ([`BacktestOptions::gap_factor`]).
+    pub gap_factor: u32,
+    /// Forward steps longer than `gap_factor` × the typical interval.
     pub gaps: u64,
     /// The longest of them.
     pub longest_gap: Option<Gap>,
@@ -211,8 +242,9 @@ pub struct TimeStats {
 
 /// Forward steps the typical interval is the median of.
 pub const INTERVAL_SAMPLE: usize = 1000;
-/// A step longer than this many typical intervals is a gap.
-pub const GAP_FACTOR: i64 = 10;
+/// A step longer than this many typical intervals is a gap, by default
+/// ([`crate::time::DEFAULT_GAP_FACTOR`]).
+pub const GAP_FACTOR: i64 = DEFAULT_GAP_FACTOR as i64;
 
 /// What a backtest did.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,6 +275,9 @@ pub struct Summary {
     pub value_columns: Vec<String>,
     /// Name of the detector that ran.
     pub detector: String,
+    /// What the detector's time-aware layer did: the interval it used, held ticks filled
+    /// for a deadband/report-by-exception series, gaps it restarted after.
+    pub time_layer: Option<crate::TimeReport>,
     /// What the detector is, in words (for `auto`: the kind it became for this many columns).
     pub detector_description: String,
     /// Alarm onsets and the first flagged ranges.
@@ -638,6 +673,8 @@ struct Intervals {
     /// The first forward steps (until the typical interval is fixed): (step, line, from).
     sample: Vec<(i64, u64, i64)>,
     typical: Option<i64>,
+    /// Gap factor (a step over `factor` × typical is a gap).
+    factor: i64,
     gaps: u64,
     longest: Option<Gap>,
 }
@@ -656,7 +693,7 @@ impl Intervals {
     }
 
     fn check(&mut self, typical: i64, step: i64, line: u64, from_ns: i64) {
-        if step > typical.saturating_mul(GAP_FACTOR) {
+        if step > typical.saturating_mul(self.factor.max(1)) {
             self.gaps += 1;
             let gap = Gap {
                 line,
@@ -676,9 +713,10 @@ impl Intervals {
         if self.sample.is_empty() {
             return;
         }
-        let mut steps: Vec<i64> = self.sample.iter().map(|s| s.0).collect();
-        steps.sort_unstable();
-        let t = steps[steps.len() / 2];
+        let steps: Vec<i64> = self.sample.iter().map(|s| s.0).collect();
+        let Some(t) = crate::time::typical_interval(&steps) else {
+            return;
+        };
         self.typical = Some(t);
         for (step, line, from) in std::mem::take(&mut self.sample) {
             self.check(t, step, line, from);
@@ -837,7 +875,7 @@ fn run_inner(
     let ts_name = header[layout.ts].clone();
     let value_names: Vec<String> = layout.values.iter().map(|&i| header[i].clone()).collect();
 
-    let mut detector = build(opts.detector, layout.values.len(), opts.warmup);
+    let mut detector = build_timed(opts.detector, layout.values.len(), &time_options(opts));
     let mut summary = Summary {
         rows: 0,
         written: 0,
@@ -852,6 +890,7 @@ fn run_inner(
         timestamp_format: layout.format,
         value_columns: value_names.clone(),
         detector: detector.name().to_owned(),
+        time_layer: None,
         detector_description: describe_detector(opts.detector, layout.values.len()),
         alarms: Alarms::default(),
         labels: match (&opts.labels_column, &opts.label_windows) {
@@ -885,6 +924,7 @@ fn run_inner(
     let mut confusion = Confusion::default();
     let mut events = EventCounter::default();
     let mut clock = Clock::default();
+    clock.intervals.factor = i64::from(gap_factor(opts));
     let mut values = vec![0.0; layout.values.len()];
     let mut score_text = String::with_capacity(16);
     // alarm onsets: the contributing value columns, `name:share` largest first
@@ -976,12 +1016,14 @@ fn run_inner(
     }
     out.flush().map_err(BacktestError::Write)?;
     progress(summary.rows, total.or(Some(summary.rows)));
+    summary.time_layer = detector.time_report();
     clock.intervals.fix();
     if let (Some(first_ns), Some(last_ns)) = (clock.min, clock.max) {
         summary.time = Some(TimeStats {
             first_ns,
             last_ns,
             typical_interval_ns: clock.intervals.typical,
+            gap_factor: gap_factor(opts),
             gaps: clock.intervals.gaps,
             longest_gap: clock.intervals.longest,
         });

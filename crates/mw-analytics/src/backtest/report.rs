@@ -4,7 +4,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use super::{GAP_FACTOR, Issue, Summary};
+use super::{Issue, Summary};
 
 /// `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) of a time in nanoseconds since the epoch.
 pub fn format_time(ns: i64) -> String {
@@ -109,22 +109,38 @@ impl fmt::Display for Summary {
             match t.typical_interval_ns {
                 Some(i) => {
                     writeln!(f, ", typically {} between rows", format_duration(i))?;
-                    let limit = format_duration(i.saturating_mul(GAP_FACTOR));
+                    let factor = t.gap_factor;
+                    let limit = format_duration(i.saturating_mul(i64::from(factor)));
                     match &t.longest_gap {
                         Some(g) => writeln!(
                             f,
-                            "gaps longer than {limit} (10 typical intervals): {}, the longest {} before line {} ({} to {})",
+                            "gaps longer than {limit} ({factor} typical intervals): {}, the longest {} before line {} ({} to {})",
                             t.gaps,
                             format_duration(g.to_ns.saturating_sub(g.from_ns)),
                             g.line,
                             format_time(g.from_ns),
                             format_time(g.to_ns)
                         )?,
-                        None => writeln!(f, "no gaps longer than {limit} (10 typical intervals)")?,
+                        None => writeln!(
+                            f,
+                            "no gaps longer than {limit} ({factor} typical intervals)"
+                        )?,
                     }
                 }
                 None => writeln!(f)?,
             }
+        }
+        if let Some(l) = &self.time_layer
+            && l.filled > 0
+        {
+            writeln!(
+                f,
+                "irregular rows: {} ticks of {} the source did not send were filled as held values \
+                 (deadband / report-by-exception; see docs/analytics.md, \"Time\")",
+                l.filled,
+                l.interval_ns
+                    .map_or_else(|| "?".to_owned(), format_duration)
+            )?;
         }
         let k = &self.issues;
         if k.backwards.count == 0 && k.duplicates.count == 0 {

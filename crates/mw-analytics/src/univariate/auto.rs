@@ -143,6 +143,8 @@ impl Event {
 struct AutoUni {
     warmup: usize,
     warm: Vec<f64>,
+    /// Which warm-up values were held ticks ([`Detector::hold`]).
+    warm_held: Vec<bool>,
     fitted: Option<Box<Fitted>>,
     prev: Output,
 }
@@ -176,12 +178,14 @@ impl AutoUni {
         Self {
             warmup: warmup.max(crate::MIN_WARMUP),
             warm: Vec::new(),
+            warm_held: Vec::new(),
             fitted: None,
             prev: WARMING,
         }
     }
 
-    fn fit(xs: &[f64]) -> Fitted {
+    /// `held[i]`: `xs[i]` was a held tick, no evidence of a stuck sensor.
+    fn fit(xs: &[f64], held: &[bool]) -> Fitted {
         let seasonal = make_baseline(xs);
         let skip = seasonal
             .as_ref()
@@ -190,31 +194,51 @@ impl AutoUni {
         let mut baseline =
             seasonal.unwrap_or_else(|| Baseline::Rolling(RollingWindow::new(LEVEL_ROWS)));
         // Replay the warm-up through the baseline: out-of-sample residuals.
+        // Held ticks keep the baseline in time but are no observations of the noise: they
+        // are left out of the scale and the tails.
+        let is_held = |i: usize| held.get(i).copied().unwrap_or(false);
         let mut resid = Vec::with_capacity(xs.len());
+        let mut sent = Vec::with_capacity(xs.len());
         for (i, &x) in xs.iter().enumerate() {
             if let Some(b) = baseline.predict()
                 && i >= skip
             {
                 resid.push(x - b);
+                sent.push(!is_held(i));
             }
             baseline.push(x);
         }
-        let abs = sorted_finite(&resid.iter().map(|r| r.abs()).collect::<Vec<_>>());
+        let abs = sorted_finite(
+            &resid
+                .iter()
+                .zip(&sent)
+                .filter(|(_, s)| **s)
+                .map(|(r, _)| r.abs())
+                .collect::<Vec<_>>(),
+        );
         let median_x = quantile_sorted(&sorted_finite(xs), 0.5);
         let floor = scale_floor(if median_x.is_finite() { median_x } else { 0.0 });
         let scale = residual_scale(&abs, floor);
-        let z: Vec<f64> = resid.iter().map(|r| r.abs() / scale).collect();
+        let z: Vec<f64> = resid
+            .iter()
+            .zip(&sent)
+            .filter(|(_, s)| **s)
+            .map(|(r, _)| r.abs() / scale)
+            .collect();
         let mut e = 0.0;
         let mut ze = Vec::with_capacity(resid.len());
         for (i, r) in resid.iter().enumerate() {
             e = LAMBDA * (r / scale).clamp(-CLIP, CLIP) + (1.0 - LAMBDA) * e;
-            if i as f64 >= 1.0 / LAMBDA {
+            if i as f64 >= 1.0 / LAMBDA && sent[i] {
                 ze.push(e.abs() / ewma_sd());
             }
         }
         // Stuck-sensor head: on only if the warm-up's longest run of equal values was short.
         let (mut last, mut run, mut longest) = (f64::NAN, 0usize, 0usize);
-        for &x in xs {
+        for (i, &x) in xs.iter().enumerate() {
+            if held.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             if x == last {
                 run += 1;
             } else {
@@ -243,7 +267,20 @@ impl AutoUni {
 }
 
 impl Fitted {
-    fn step(&mut self, x: f64) -> Output {
+    /// After a gap of `missed` ticks: the seasonal phase moves on by `missed` (the next value
+    /// is compared with its own phase) and a run of equal values restarts (a value that is
+    /// the same on both sides of a gap is no evidence of a stuck sensor). The rolling level,
+    /// the drift statistic, a running event, the scale and the thresholds carry on: the data
+    /// on the far side of the gap is compared with what was known before it.
+    fn restart(&mut self, missed: u64) {
+        self.baseline.skip(missed);
+        self.stuck_run = 0;
+        self.stuck_last = f64::NAN;
+    }
+
+    /// `held`: a tick at which the source sent nothing ([`Detector::hold`]); it does not
+    /// extend (or break) a run of equal values.
+    fn step(&mut self, x: f64, held: bool) -> Output {
         let resid = self.baseline.predict().map_or(0.0, |b| x - b);
         let z = resid / self.scale;
         // Winsorized: one spike is the point head's business, not a drift.
@@ -251,18 +288,20 @@ impl Fitted {
         let point = z.abs() / self.point.threshold();
         let ze = self.ewma.abs() / ewma_sd();
         let drift = ze / self.drift.threshold();
-        if x == self.stuck_last {
-            self.stuck_run += 1;
-        } else {
-            self.stuck_run = 1;
-            self.stuck_last = x;
+        if !held {
+            if x == self.stuck_last {
+                self.stuck_run += 1;
+            } else {
+                self.stuck_run = 1;
+                self.stuck_last = x;
+            }
         }
         let stuck = self
             .stuck_limit
             .map_or(0.0, |l| self.stuck_run as f64 / l as f64);
         let ratio = point.max(drift).max(stuck);
         let (on, expired) = self.event.step(ratio);
-        if !on && ratio < 1.0 {
+        if !on && ratio < 1.0 && !held {
             self.point.observe(z.abs());
             self.drift.observe(ze);
             self.scale +=
@@ -322,17 +361,35 @@ impl Detector for AutoUni {
     }
 
     fn update(&mut self, _ts_ns: i64, values: &[f64]) -> Output {
+        self.push(values, false)
+    }
+
+    fn hold(&mut self, _ts_ns: i64, values: &[f64]) -> Output {
+        self.push(values, true)
+    }
+
+    fn restart(&mut self, missed: u64) {
+        if let Some(f) = &mut self.fitted {
+            f.restart(missed);
+        }
+    }
+}
+
+impl AutoUni {
+    fn push(&mut self, values: &[f64], held: bool) -> Output {
         let x = values.first().copied().unwrap_or(f64::NAN);
         if !x.is_finite() {
             return self.prev;
         }
         self.prev = match &mut self.fitted {
-            Some(f) => f.step(x),
+            Some(f) => f.step(x, held),
             None => {
                 self.warm.push(x);
+                self.warm_held.push(held);
                 if self.warm.len() >= self.warmup {
                     let xs = std::mem::take(&mut self.warm);
-                    self.fitted = Some(Box::new(AutoUni::fit(&xs)));
+                    let held = std::mem::take(&mut self.warm_held);
+                    self.fitted = Some(Box::new(AutoUni::fit(&xs, &held)));
                 }
                 WARMING
             }
