@@ -716,6 +716,36 @@ window = 50
     }
 
     #[test]
+    fn a_duration_warm_up_longer_than_the_gate_counts_down_in_the_detector() {
+        // 600 s at a 1 s interval the gate does not know yet: it guards 400 rows, the
+        // detector warms up on 200 more
+        let cfg = parse(&CFG.replace(
+            "tags = [\"x\", \"z\"]\nwarmup = 50",
+            "tags = [\"x\"]\nkind = \"mad\"\nwarmup = \"600s\"",
+        ));
+        let mut la = build(&cfg);
+        let ctl = la.control().unwrap();
+        assert_eq!(ctl.list()[0].state.warmup_rows, 400);
+        let wiggle = |t: i64| ((t * 7919) % 101) as f64 / 101.0;
+        let mut done = None;
+        for t in 0..700i64 {
+            run(&mut la, vec![sample("a/p/x", wiggle(t), t)]);
+            let st = &ctl.list()[0].state;
+            if t == 449 {
+                assert!(st.warming_up, "{st:?}");
+                let left = st.warmup_rows_left;
+                assert!((140..=160).contains(&left), "{left} rows left at {t}");
+            }
+            if done.is_none() && !st.warming_up {
+                assert_eq!(st.warmup_rows_left, 0);
+                done = Some(t);
+            }
+        }
+        let done = done.expect("warmed up");
+        assert!((595..=610).contains(&done), "warmed up at {done}");
+    }
+
+    #[test]
     fn bad_inputs_are_missing_not_zero() {
         let cfg = parse(CFG);
         let mut la = build(&cfg);
