@@ -5,7 +5,9 @@ Usage: ui_overview.py HTTP_ADDR TOKEN [CHROMIUM]
 
 Signs in through the demo's login link, then checks, with real-time waits (bounded): the page script
 refreshed (the status line says "updated …"), at least 10 sparklines are drawn from the tags' history,
-the pump's flow row and its detector's re-learn button are there, the CSRF meta tag carries a token,
+the pump's flow row and its detector's re-learn button are there, gd1's detector shows its warm-up as a
+countdown (``warm-up …`` in place of the quality, kept by the script's refresh) with a place for the alarm's
+contributors next to its flag, the CSRF meta tag carries a token,
 the alarm stream is open (an EventSource request answered 200), and the served page has no inline
 handler or style. Any console message, page error or CSP violation fails. Prints ``OK <summary>`` or
 ``FAIL <reason>`` and exits 0 or 1.
@@ -17,6 +19,7 @@ from playwright.sync_api import sync_playwright
 
 FLOW = "acme/plant1/utilities/water/pump1/flow"
 PUMP = "acme/plant1/utilities/water/pump1"
+GD1 = "acme/plant1/utilities/compressor_house/gd1"
 
 
 def main():
@@ -46,6 +49,10 @@ def main():
                 "() => (document.getElementById('status')||{}).textContent?.startsWith('updated')")
             page.wait_for_function(
                 "() => [...document.querySelectorAll('polyline')].filter(p => p.getAttribute('points')).length >= 10")
+            # the demo has just started: gd1's 400-poll warm-up is still running
+            page.wait_for_function(
+                "() => { const s = document.querySelector(\"[id='t:%s/anomaly_score'] td.q span\");"
+                " return s && s.className === 'warmup' && s.textContent.startsWith('warm-up'); }" % GD1)
             drawn = page.eval_on_selector_all("polyline", "ps => ps.filter(p => p.getAttribute('points')).length")
             page.wait_for_function("() => true")  # let queued console events arrive
             for _ in range(50):
@@ -55,6 +62,8 @@ def main():
             checks = {
                 "flow row": page.query_selector(f"[id='t:{FLOW}']") is not None,
                 "re-learn button": page.query_selector(f"button.relearn[data-asset='{PUMP}']") is not None,
+                "contributors next to the flag": page.query_selector(
+                    f"small.contrib[data-flag='{GD1}/anomalous']") is not None,
                 "csrf token": bool(page.get_attribute("meta[name='csrf-token']", "content")),
                 "alarm stream open": 200 in streams,
                 "no inline handler or style": "onclick" not in raw and "<style" not in raw and "onclick" not in html,

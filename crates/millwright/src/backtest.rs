@@ -35,7 +35,7 @@ pub struct BacktestArgs {
     pub to: Option<String>,
     #[command(flatten)]
     pub store: crate::history::StoreArgs,
-    /// Output CSV, one row per input row: `timestamp`, the value columns, `anomaly_score`, `is_anomaly` (input cells kept exactly; unusable rows get an empty score).
+    /// Output CSV, one row per input row: `timestamp`, the value columns, `anomaly_score`, `is_anomaly`, `contributors` (input cells kept exactly; unusable rows get an empty score; `contributors` names the columns behind each alarm onset as `name:share …`, empty on other rows).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
     /// Timestamp column (default: detected).

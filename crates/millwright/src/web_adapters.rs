@@ -277,6 +277,19 @@ impl mw_web::DetectorControl for DetectorsApi {
                 inputs: d.inputs,
                 score_tag: d.score_tag,
                 flag_tag: d.flag_tag,
+                contributors_tag: d.contributors_tag,
+                state: mw_web::DetectorState {
+                    warming_up: d.state.warming_up,
+                    warmup_rows: d.state.warmup_rows,
+                    warmup_rows_left: d.state.warmup_rows_left,
+                    warmup_seconds_left: d.state.warmup_seconds_left,
+                    unstable: d.state.unstable,
+                    score: d.state.score,
+                    anomalous: d.state.anomalous,
+                    last_onset_ns: d.state.last_onset_ns,
+                    contributors: d.state.contributors,
+                    missing: d.state.missing,
+                },
             })
             .collect()
     }

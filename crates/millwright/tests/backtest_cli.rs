@@ -73,13 +73,13 @@ fn backtest_skab_file_metrics_match_an_independent_count() {
     let header: Vec<&str> = out_lines.next().unwrap().split(',').collect();
     assert_eq!(header.first(), Some(&"timestamp"));
     assert_eq!(
-        &header[header.len() - 2..],
-        &["anomaly_score", "is_anomaly"]
+        &header[header.len() - 3..],
+        &["anomaly_score", "is_anomaly", "contributors"]
     );
     assert_eq!(
         header.len(),
-        1 + 8 + 2,
-        "timestamp, 8 sensors, score, flag: {header:?}"
+        1 + 8 + 3,
+        "timestamp, 8 sensors, score, flag, contributors: {header:?}"
     );
     let out_rows: Vec<Vec<&str>> = out_lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(
@@ -91,9 +91,9 @@ fn backtest_skab_file_metrics_match_an_independent_count() {
     let (mut tp, mut fp, mut tn, mut fn_) = (0u64, 0u64, 0u64, 0u64);
     for (i, (s, o)) in src_rows.iter().zip(&out_rows).enumerate() {
         assert_eq!(o[0], s[0], "row {i}: timestamp kept exactly");
-        let score: f64 = o[o.len() - 2].parse().unwrap();
+        let score: f64 = o[o.len() - 3].parse().unwrap();
         assert!((0.0..=1.0).contains(&score), "row {i}: score {score}");
-        let flag = o[o.len() - 1] == "1";
+        let flag = o[o.len() - 2] == "1";
         if i < 400 {
             assert!(!flag, "row {i}: no alarm during warm-up");
             continue;
@@ -217,7 +217,7 @@ fn backtest_replays_a_clock_step_in_file_order_and_strict_order_refuses_it() {
     assert_eq!(out.lines().count(), 601, "one output row per input row");
     assert_eq!(
         out.lines().nth(9),
-        Some("1700002400,n/a,,0"),
+        Some("1700002400,n/a,,0,"),
         "unusable row: empty score"
     );
     for needle in [

@@ -43,7 +43,7 @@ fn example_plant_toml_is_valid() {
     let tree = config.asset_tree();
     assert_eq!(
         tree.tag_count(),
-        config.tags.len() + 2 * detectors(&config).len() + 3 * ruls(&config).len(),
+        config.tags.len() + 3 * detectors(&config).len() + 3 * ruls(&config).len(),
         "every device tag and every published tag lands in the asset tree"
     );
     for def in &config.published {

@@ -9,7 +9,15 @@
 //! * `ASSET/anomaly_score` (0..1, 0.5 = threshold) and `ASSET/anomalous` per detector, emitted once
 //!   per batch that carries any of the detector's input tags; a detector sees the latest value of
 //!   each of its inputs (NaN = missing while an input is bad or has no data yet). During warm-up
-//!   the outputs have quality `uncertain` ("warming up").
+//!   the outputs have quality `uncertain` ("warming up"); while an input has no usable value they
+//!   are `uncertain` ("no data from NAME", the detector carrying its last value forward).
+//! * `ASSET/anomaly_contributors` at each alarm onset: the inputs behind it, largest share first,
+//!   as `PATH:SHARE` separated by spaces ([`Detector::contributors`]); the latest onset and its
+//!   contributors are also in [`DetectorInfo::state`], for the API.
+//! * **Robust warm-up** ([`warmup`]): a detector is fitted only on a window of `warmup` rows that
+//!   looks stable; while the window holds a level change or too many outliers (a fault during
+//!   the warm-up) the warm-up does not finish and [`DetectorState::unstable`] says why. The
+//!   state carries the warm-up countdown (rows, and seconds at the inputs' sampling interval).
 //! * `ASSET/rul`, `rul_lower`, `rul_upper` in hours, from the trend of one health indicator, once
 //!   the trend window has enough points. An unbounded upper limit is published as no value with
 //!   quality `uncertain`.
@@ -21,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mw_analytics::config::{
@@ -31,6 +40,12 @@ use mw_bus::{Batch, BuildError, Component, Parts, Processor};
 use mw_config::{Config, Section};
 use mw_model::{Quality, Sample, TagPath, Value};
 use mw_pdm::TrendRul;
+
+mod warmup;
+use warmup::WarmupGate;
+
+/// How many contributing inputs an alarm onset names.
+pub const TOP_CONTRIBUTORS: usize = 3;
 
 /// The live-analytics component: the `[[detectors]]` and `[[rul]]` sections, and one bus
 /// processor for all of them (none when neither is configured). Provides an `Arc<Control>`
@@ -71,6 +86,33 @@ pub struct DetectorInfo {
     pub inputs: Vec<String>,
     pub score_tag: String,
     pub flag_tag: String,
+    pub contributors_tag: String,
+    /// What it is doing now.
+    pub state: DetectorState,
+}
+
+/// A live detector's current state, as the processor last left it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DetectorState {
+    /// Still learning what normal looks like (outputs `uncertain`, never anomalous).
+    pub warming_up: bool,
+    /// Rows the warm-up window holds when full (the detector's warm-up length).
+    pub warmup_rows: usize,
+    /// Usable rows still needed at least before the warm-up can finish (0 once warmed up).
+    pub warmup_rows_left: usize,
+    /// `warmup_rows_left` at the inputs' recent interval between rows, in seconds (when known).
+    pub warmup_seconds_left: Option<f64>,
+    /// Why the warm-up has not finished although its window is full: the data is unstable.
+    pub unstable: Option<String>,
+    /// The latest score (`None` before the first row).
+    pub score: Option<f64>,
+    pub anomalous: bool,
+    /// The latest alarm onset: its time (ns since the epoch, the row's source time).
+    pub last_onset_ns: Option<i64>,
+    /// The inputs (full tag paths) behind the latest onset, largest share first.
+    pub contributors: Vec<(String, f64)>,
+    /// Inputs without a usable value now (full tag paths).
+    pub missing: Vec<String>,
 }
 
 struct DetectorSlot {
@@ -82,11 +124,91 @@ struct DetectorSlot {
     relearns: metrics::Counter,
     score_tag: TagPath,
     flag_tag: TagPath,
+    contributors_tag: TagPath,
+    inputs: Vec<TagPath>,
     kind: DetectorKind,
     /// Warm-up (rows or duration), gap factor and interval of the `[[detectors]]` entry.
     time: mw_analytics::TimeOptions,
     detector: Box<dyn Detector>,
+    /// `Some` while warming up: the rows the detector will be fitted on once they are stable.
+    gate: Option<WarmupGate>,
+    /// Rows the detector still warms up after the gate handed it the window (a duration
+    /// warm-up longer than the window the gate could size before the interval was known).
+    after_gate: usize,
     latest: Vec<f64>,
+    state: DetectorState,
+}
+
+impl DetectorSlot {
+    /// A fresh detector behind a fresh warm-up gate.
+    fn restart(&mut self) {
+        self.detector = mw_analytics::build_timed(self.kind, self.latest.len(), &self.time);
+        self.gate = Some(gate_for(&*self.detector, &self.time));
+        self.after_gate = 0;
+        self.was_anomalous = false;
+        self.state.warming_up = true;
+        self.state.anomalous = false;
+        self.state.score = None;
+        self.state.unstable = None;
+        let need = self.gate.as_ref().map_or(0, WarmupGate::need);
+        self.state.warmup_rows = need;
+        self.state.warmup_rows_left = need;
+        self.state.warmup_seconds_left = None;
+    }
+
+    /// One row of the latest inputs at `ts`: the detector's output, through the warm-up gate.
+    fn step(&mut self, ts: i64) -> mw_analytics::Output {
+        const WARMING: mw_analytics::Output = mw_analytics::Output {
+            score: 0.0,
+            anomalous: false,
+            warming_up: true,
+        };
+        let Some(gate) = &mut self.gate else {
+            let o = self.detector.update(ts, &self.latest);
+            if o.warming_up {
+                self.after_gate = self.after_gate.saturating_sub(1).max(1);
+                self.state.warmup_rows_left = self.after_gate;
+            } else {
+                self.state.warmup_rows_left = 0;
+            }
+            return o;
+        };
+        let was_unstable = gate.unstable().is_some();
+        let open = gate.push(ts, &self.latest);
+        let (left, interval) = (gate.rows_left(), gate.interval_s());
+        self.state.warmup_rows_left = left;
+        self.state.warmup_seconds_left = interval.map(|s| s * left as f64);
+        let name = |var: usize| self.inputs.get(var).map_or("?", |t| t.name());
+        match gate.unstable() {
+            Some(u) => {
+                let why = u.describe(name(u.var));
+                if !was_unstable {
+                    tracing::warn!(detector = %self.score_tag, "warm-up not finished: {why}");
+                }
+                self.state.unstable = Some(why);
+            }
+            None => self.state.unstable = None,
+        }
+        if !open {
+            return WARMING;
+        }
+        let rows = self.gate.take().expect("gate present").take();
+        let mut out = WARMING;
+        for (t, row) in &rows {
+            out = self.detector.update(*t, row);
+        }
+        tracing::info!(detector = %self.score_tag, rows = rows.len(), "warm-up finished on a stable window");
+        self.state.unstable = None;
+        self.after_gate = if out.warming_up {
+            self.detector.warmup().saturating_sub(rows.len()).max(1)
+        } else {
+            0
+        };
+        self.state.warmup_rows_left = self.after_gate;
+        self.state.warmup_seconds_left = None;
+        // the row just replayed was the latest; its output (warming up) stands for it
+        out
+    }
 }
 
 /// The handle the HTTP API uses to list the detectors and ask for a fresh warm-up: one flag
@@ -94,14 +216,24 @@ struct DetectorSlot {
 /// checks with every batch (the per-detector flags are read only when it is set).
 pub struct Control {
     info: Vec<DetectorInfo>,
+    /// Each detector's state, written by the processor after every batch it touched.
+    state: Mutex<Vec<DetectorState>>,
     relearn: Vec<AtomicBool>,
     pending: AtomicBool,
 }
 
 impl Control {
-    /// The live detectors.
+    /// The live detectors, each with its current state.
     pub fn list(&self) -> Vec<DetectorInfo> {
-        self.info.clone()
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.info
+            .iter()
+            .zip(state.iter())
+            .map(|(i, s)| DetectorInfo {
+                state: s.clone(),
+                ..i.clone()
+            })
+            .collect()
     }
 
     /// Asks every detector of `asset` (full path) to forget what it learnt and warm up again on
@@ -151,6 +283,14 @@ impl LiveAnalytics {
                 la.inputs.entry(t.clone()).or_default().push((slot, i));
             }
             let instance = d.score_tag.asset().to_owned();
+            let detector = mw_analytics::build_timed(kind, d.tags.len(), &d.time_options());
+            let gate = gate_for(&*detector, &d.time_options());
+            let state = DetectorState {
+                warming_up: true,
+                warmup_rows: gate.need(),
+                warmup_rows_left: gate.need(),
+                ..DetectorState::default()
+            };
             la.detectors.push(DetectorSlot {
                 flag_gauge: metrics::gauge!("mw_anomalous", "component" => "analytics", "instance" => instance.clone()),
                 onsets: metrics::counter!("mw_anomaly_onsets_total", "component" => "analytics", "instance" => instance.clone()),
@@ -158,10 +298,15 @@ impl LiveAnalytics {
                 was_anomalous: false,
                 score_tag: d.score_tag.clone(),
                 flag_tag: d.flag_tag.clone(),
+                contributors_tag: d.contributors_tag.clone(),
+                inputs: d.tags.clone(),
                 kind,
                 time: d.time_options(),
-                detector: mw_analytics::build_timed(kind, d.tags.len(), &d.time_options()),
+                detector,
+                gate: Some(gate),
+                after_gate: 0,
                 latest: vec![f64::NAN; d.tags.len()],
+                state,
             });
         }
         if !detectors.is_empty() {
@@ -174,8 +319,11 @@ impl LiveAnalytics {
                         inputs: d.tags.iter().map(|t| t.as_str().to_owned()).collect(),
                         score_tag: d.score_tag.as_str().to_owned(),
                         flag_tag: d.flag_tag.as_str().to_owned(),
+                        contributors_tag: d.contributors_tag.as_str().to_owned(),
+                        state: DetectorState::default(),
                     })
                     .collect(),
+                state: Mutex::new(la.detectors.iter().map(|d| d.state.clone()).collect()),
                 relearn: detectors.iter().map(|_| AtomicBool::new(false)).collect(),
                 pending: AtomicBool::new(false),
             }));
@@ -220,11 +368,23 @@ impl LiveAnalytics {
         for (flag, d) in ctl.relearn.iter().zip(&mut self.detectors) {
             if flag.swap(false, Ordering::Relaxed) {
                 tracing::info!(detector = %d.score_tag, "detector re-learning: warming up again");
-                d.detector = mw_analytics::build_timed(d.kind, d.latest.len(), &d.time);
+                d.restart();
                 d.relearns.increment(1);
             }
         }
     }
+}
+
+/// The warm-up gate of a fresh detector: as many rows as its warm-up — a duration warm-up in
+/// rows at the configured interval; without one, the detector's default until it knows its
+/// interval (the rest of such a warm-up runs in the detector, unguarded).
+fn gate_for(detector: &dyn Detector, time: &mw_analytics::TimeOptions) -> WarmupGate {
+    let rows = time
+        .warmup
+        .and_then(|w| w.rows(time.interval_ns))
+        .unwrap_or_else(|| detector.warmup())
+        .clamp(mw_analytics::MIN_WARMUP, mw_analytics::MAX_WARMUP);
+    WarmupGate::new(rows, detector.n_vars())
 }
 
 fn derived(tag: &TagPath, value: Value, quality: Quality, ts: i64, now: i64) -> Sample {
@@ -307,20 +467,55 @@ impl Processor for LiveAnalytics {
                 out.push(upper);
             }
         }
+        let mut changed = false;
         for (slot, ts) in touched.into_iter().enumerate() {
             let Some(ts) = ts else { continue };
             let d = &mut self.detectors[slot];
             if d.latest.iter().all(|v| v.is_nan()) {
                 continue;
             }
-            let o = d.detector.update(ts, &d.latest);
+            changed = true;
+            let o = d.step(ts);
             if o.anomalous && !d.was_anomalous {
                 d.onsets.increment(1);
+                let named: Vec<(String, f64)> = d
+                    .detector
+                    .contributors(TOP_CONTRIBUTORS)
+                    .into_iter()
+                    .filter_map(|c| Some((d.inputs.get(c.var)?.as_str().to_owned(), c.share)))
+                    .collect();
+                let text = named
+                    .iter()
+                    .map(|(t, s)| format!("{t}:{s:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tracing::info!(detector = %d.score_tag, contributors = %text, "anomaly onset");
+                out.push(derived(
+                    &d.contributors_tag,
+                    Value::string(&text),
+                    Quality::Good,
+                    ts,
+                    now,
+                ));
+                d.state.last_onset_ns = Some(ts);
+                d.state.contributors = named;
             }
             d.was_anomalous = o.anomalous;
             d.flag_gauge.set(if o.anomalous { 1.0 } else { 0.0 });
+            d.state.warming_up = o.warming_up;
+            d.state.score = Some(o.score);
+            d.state.anomalous = o.anomalous;
+            d.state.missing.clear();
+            for (t, v) in d.inputs.iter().zip(&d.latest) {
+                if !v.is_finite() {
+                    d.state.missing.push(t.as_str().to_owned());
+                }
+            }
             let q = if o.warming_up {
                 Quality::Uncertain("warming up".into())
+            } else if let Some(m) = d.state.missing.first() {
+                let name = m.rsplit('/').next().unwrap_or(m);
+                Quality::Uncertain(format!("no data from {name}"))
             } else {
                 Quality::Good
             };
@@ -332,6 +527,12 @@ impl Processor for LiveAnalytics {
                 now,
             ));
             out.push(derived(&d.flag_tag, Value::Bool(o.anomalous), q, ts, now));
+        }
+        if changed && let Some(ctl) = &self.control {
+            let mut st = ctl.state.lock().unwrap_or_else(|e| e.into_inner());
+            for (s, d) in st.iter_mut().zip(&self.detectors) {
+                s.clone_from(&d.state);
+            }
         }
         batch.samples.extend(out);
     }
@@ -446,12 +647,102 @@ window = 50
             .position(|f| *f)
             .expect("shift detected");
         assert!(first < 10, "detected {first} samples after the shift");
+        let st = &la.control().unwrap().list()[0].state;
+        assert!(!st.warming_up && st.warmup_rows_left == 0, "{st:?}");
+        assert_eq!(
+            st.last_onset_ns,
+            Some((300 + first as i64) * 1_000_000_000),
+            "the onset's time: {st:?}"
+        );
+        assert!(
+            st.contributors
+                .iter()
+                .all(|(t, s)| (t == "a/p/x" || t == "a/p/z") && *s > 0.0 && *s <= 1.0),
+            "contributors name inputs: {st:?}"
+        );
         let rul_h = last_rul.expect("RUL published");
         let truth_h = (900.0 - 399.0) / 3600.0;
         assert!(
             (rul_h - truth_h).abs() < 0.25 * truth_h,
             "rul {rul_h} h vs truth {truth_h} h"
         );
+    }
+
+    #[test]
+    fn a_fault_in_the_warm_up_keeps_it_waiting_and_onsets_publish_contributors() {
+        let cfg = parse(&CFG.replace(
+            "tags = [\"x\", \"z\"]\nwarmup = 50",
+            "tags = [\"x\"]\nkind = \"mad\"\nwarmup = 64",
+        ));
+        let mut la = build(&cfg);
+        let ctl = la.control().unwrap();
+        let wiggle = |t: i64| ((t * 7919) % 101) as f64 / 101.0;
+        let mut contributors = Vec::new();
+        let mut opened = None;
+        for t in 0..400i64 {
+            // a step inside the warm-up (rows 20..40), then normal, then a spike at 300
+            let x = wiggle(t)
+                + if (20..40).contains(&t) { 30.0 } else { 0.0 }
+                + if t == 300 { 50.0 } else { 0.0 };
+            let out = run(&mut la, vec![sample("a/p/x", x, t)]);
+            let st = &ctl.list()[0].state;
+            if t == 70 {
+                assert!(st.warming_up, "the step is in the window at {t}: {st:?}");
+                let why = st.unstable.as_deref().unwrap_or_default();
+                assert!(why.contains("x changed level"), "{st:?}");
+                assert!(st.warmup_rows_left > 0 && st.warmup_seconds_left.is_some());
+            }
+            if opened.is_none() && !st.warming_up {
+                opened = Some(t);
+            }
+            contributors.extend(
+                out.into_iter()
+                    .filter(|s| s.tag.as_str() == "a/p/anomaly_contributors")
+                    .map(|s| (t, s.value)),
+            );
+        }
+        let opened = opened.expect("warmed up once the step had left");
+        assert!(
+            opened >= 40 + 64,
+            "warmed up at {opened}, with the step in its window"
+        );
+        assert!(opened < 200, "warmed up at {opened}");
+        assert_eq!(
+            contributors,
+            vec![(300, Value::string("a/p/x:1.00"))],
+            "one onset, at the spike, naming x"
+        );
+        assert_eq!(ctl.list()[0].contributors_tag, "a/p/anomaly_contributors");
+    }
+
+    #[test]
+    fn a_duration_warm_up_longer_than_the_gate_counts_down_in_the_detector() {
+        // 600 s at a 1 s interval the gate does not know yet: it guards 400 rows, the
+        // detector warms up on 200 more
+        let cfg = parse(&CFG.replace(
+            "tags = [\"x\", \"z\"]\nwarmup = 50",
+            "tags = [\"x\"]\nkind = \"mad\"\nwarmup = \"600s\"",
+        ));
+        let mut la = build(&cfg);
+        let ctl = la.control().unwrap();
+        assert_eq!(ctl.list()[0].state.warmup_rows, 400);
+        let wiggle = |t: i64| ((t * 7919) % 101) as f64 / 101.0;
+        let mut done = None;
+        for t in 0..700i64 {
+            run(&mut la, vec![sample("a/p/x", wiggle(t), t)]);
+            let st = &ctl.list()[0].state;
+            if t == 449 {
+                assert!(st.warming_up, "{st:?}");
+                let left = st.warmup_rows_left;
+                assert!((140..=160).contains(&left), "{left} rows left at {t}");
+            }
+            if done.is_none() && !st.warming_up {
+                assert_eq!(st.warmup_rows_left, 0);
+                done = Some(t);
+            }
+        }
+        let done = done.expect("warmed up");
+        assert!((595..=610).contains(&done), "warmed up at {done}");
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct DetectorConfig {
     pub score_tag: TagPath,
     /// `ASSET/NAME` (default `ASSET/anomalous`): bool.
     pub flag_tag: TagPath,
+    /// `ASSET/NAME_contributors` (default `ASSET/anomaly_contributors`): string, the input tags
+    /// that contributed most at the latest alarm onset with their shares
+    /// (`PATH:0.62 PATH:0.21`), published at each onset.
+    pub contributors_tag: TagPath,
 }
 
 /// One `[[rul]]` entry: remaining useful life by trend extrapolation of one health indicator.
@@ -160,6 +164,7 @@ const RUL_WINDOW_DEFAULT: usize = 600;
 /// A detector's `name` when none is given: it publishes `ASSET/anomaly_score` and `ASSET/anomalous`.
 const DETECTOR_SCORE_DEFAULT: &str = "anomaly_score";
 const DETECTOR_FLAG_DEFAULT: &str = "anomalous";
+const DETECTOR_CONTRIBUTORS_DEFAULT: &str = "anomaly_contributors";
 
 fn detector(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<DetectorConfig> {
     let anon = format!("[[detectors]] entry #{}", item.index);
@@ -207,18 +212,28 @@ fn detector(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<DetectorConfig> {
         return None;
     }
     let asset = asset?;
-    let (score, flag) = match &name {
-        Some(n) => (format!("{}_score", n.v), n.v.to_owned()),
+    let (score, flag, contributors) = match &name {
+        Some(n) => (
+            format!("{}_score", n.v),
+            n.v.to_owned(),
+            format!("{}_contributors", n.v),
+        ),
         None if t.contains_key("name") => return None, // wrong type, reported
         None => (
             DETECTOR_SCORE_DEFAULT.to_owned(),
             DETECTOR_FLAG_DEFAULT.to_owned(),
+            DETECTOR_CONTRIBUTORS_DEFAULT.to_owned(),
         ),
     };
     let at = name.as_ref().map_or(asset.span.start, |n| n.span.start);
-    let [score_tag, flag_tag] = cx.outputs(asset.v, [score, flag], at, &label)?;
+    let [score_tag, flag_tag, contributors_tag] =
+        cx.outputs(asset.v, [score, flag, contributors], at, &label)?;
     cx.claim(Claim {
-        paths: vec![score_tag.clone(), flag_tag.clone()],
+        paths: vec![
+            score_tag.clone(),
+            flag_tag.clone(),
+            contributors_tag.clone(),
+        ],
         at,
         label: label.clone(),
         group: "detectors",
@@ -233,6 +248,7 @@ fn detector(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<DetectorConfig> {
         interval_ns,
         score_tag,
         flag_tag,
+        contributors_tag,
     };
     for def in detector_outputs(&d) {
         cx.publish(def);
@@ -260,8 +276,9 @@ fn duration(t: Table<'_, '_>, key: &str, label: &str, cx: &mut Cx<'_>) -> Option
     }
 }
 
-/// The definitions of a detector's score (`f64`, unit `1`) and flag (`bool`).
-fn detector_outputs(d: &DetectorConfig) -> [TagDef; 2] {
+/// The definitions of a detector's score (`f64`, unit `1`), flag (`bool`) and contributors
+/// (`string`).
+fn detector_outputs(d: &DetectorConfig) -> [TagDef; 3] {
     let n = d.tags.len();
     let plural = if n == 1 { "" } else { "s" };
     let mut score = TagDef::new(d.score_tag.clone(), DataType::F64);
@@ -272,7 +289,10 @@ fn detector_outputs(d: &DetectorConfig) -> [TagDef; 2] {
     );
     let mut flag = TagDef::new(d.flag_tag.clone(), DataType::Bool);
     flag.description = format!("anomalous ({} detector)", d.kind);
-    [score, flag]
+    let mut contributors = TagDef::new(d.contributors_tag.clone(), DataType::String);
+    contributors.description =
+        "input tags behind the latest alarm onset, with their shares (PATH:SHARE …)".to_owned();
+    [score, flag, contributors]
 }
 
 /// The definitions of a RUL entry's estimate and bounds (`f64`, unit `h`); `unit` is the

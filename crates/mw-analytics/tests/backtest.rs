@@ -53,7 +53,10 @@ fn semicolon_naive_timestamps_output_shape_and_metrics() {
         (200, 200, 64, 136)
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "timestamp,a,b,anomaly_score,is_anomaly");
+    assert_eq!(
+        lines[0],
+        "timestamp,a,b,anomaly_score,is_anomaly,contributors"
+    );
     assert_eq!(lines.len(), 201);
     // Timestamps and values are copied exactly.
     assert!(
@@ -62,13 +65,69 @@ fn semicolon_naive_timestamps_output_shape_and_metrics() {
         lines[1]
     );
     assert!(
-        lines[64].ends_with(",0.000000,0"),
+        lines[64].ends_with(",0.000000,0,"),
         "warm-up row: {}",
         lines[64]
     );
+    assert_onsets_name(&lines, "a", false);
     let m = s.metrics.expect("metrics");
     assert_eq!(m.tp + m.fp + m.tn + m.fn_, 136);
     assert!(m.recall > 0.9 && m.far < 0.05, "{m:?}");
+}
+
+/// Checks the `contributors` column: filled on alarm onsets only, where (when `strict`, or
+/// whenever the detector names anything) the first named column is `moved`.
+fn assert_onsets_name(lines: &[&str], moved: &str, strict: bool) {
+    let mut onsets = 0;
+    let mut was = false;
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        let (flag, contributors) = (f[f.len() - 2] == "1", f[f.len() - 1]);
+        if flag && !was {
+            onsets += 1;
+            if strict || !contributors.is_empty() {
+                assert!(
+                    contributors.starts_with(&format!("{moved}:")),
+                    "onset row: {l}"
+                );
+            }
+        } else {
+            assert_eq!(contributors, "", "not an onset: {l}");
+        }
+        was = flag;
+    }
+    assert!(onsets >= 1, "the step raised an alarm");
+}
+
+#[test]
+fn alarm_onsets_name_their_contributing_columns() {
+    let input = csv(',', 200, |i| format!("{}", 1_700_000_000 + i), 150);
+    let o = BacktestOptions {
+        detector: DetectorKind::Mad,
+        ..opts()
+    };
+    let (s, out) = run(&input, &o).expect("runs");
+    assert_eq!(s.written, 200, "one row per input row");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].ends_with(",is_anomaly,contributors"),
+        "{}",
+        lines[0]
+    );
+    assert_onsets_name(&lines, "a", true);
+    let onset = lines[1..]
+        .iter()
+        .find(|l| !l.ends_with(','))
+        .expect("an onset row");
+    let cell = onset.rsplit(',').next().unwrap();
+    let shares: Vec<f64> = cell
+        .split(' ')
+        .map(|p| p.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        shares.iter().all(|s| (0.0..=1.0).contains(s)) && shares.iter().sum::<f64>() <= 1.0 + 0.02,
+        "{cell}"
+    );
 }
 
 #[test]
@@ -110,7 +169,7 @@ fn named_columns_and_detectors() {
     assert!(s.metrics.is_none());
     assert_eq!(
         out.lines().next(),
-        Some("timestamp,b,anomaly_score,is_anomaly")
+        Some("timestamp,b,anomaly_score,is_anomaly,contributors")
     );
 }
 
@@ -295,10 +354,10 @@ fn unusable_rows_and_order_problems_are_counted_with_their_first_line() {
     assert_eq!((s.rows, s.written), (49, 49));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 50);
-    assert_eq!(lines[41], "40,1.0,,,0");
-    assert_eq!(lines[42], "41,abc,2,,0");
-    assert_eq!(lines[47], "soon,1,2,,0");
-    assert!(lines[46].starts_with("3,1,2,") && !lines[46].ends_with(",,0"));
+    assert_eq!(lines[41], "40,1.0,,,0,");
+    assert_eq!(lines[42], "41,abc,2,,0,");
+    assert_eq!(lines[47], "soon,1,2,,0,");
+    assert!(lines[46].starts_with("3,1,2,") && !lines[46].ends_with(",,0,"));
     let text = s.to_string();
     for needle in [
         "49 read, 49 written",
@@ -624,7 +683,11 @@ fn skab_file_end_to_end_matches_an_independent_metric() {
         .skip(1)
         .map(|l| l.split(';').nth(9) == Some("1.0"))
         .collect();
-    let predicted: Vec<bool> = out.lines().skip(1).map(|l| l.ends_with(",1")).collect();
+    let predicted: Vec<bool> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').nth(1) == Some("1"))
+        .collect();
     let stamps_in: Vec<&str> = text
         .lines()
         .skip(1)

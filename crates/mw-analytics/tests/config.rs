@@ -102,6 +102,7 @@ fn detector_defaults_watch_every_numeric_tag_in_file_order() {
             interval_ns: None,
             score_tag: tp("acme/p1/anomaly_score"),
             flag_tag: tp("acme/p1/anomalous"),
+            contributors_tag: tp("acme/p1/anomaly_contributors"),
         }],
         "bool tags are left out; scaled integer tags are numeric"
     );
@@ -369,7 +370,7 @@ fn detector_outputs_must_not_collide() {
     assert_eq!(
         errors(&with_plant(two)),
         vec![
-            "14:9: duplicate tag paths acme/p1/anomaly_score, acme/p1/anomalous: detector on \"acme/p1\" publishes them, but detector on \"acme/p1\" (line 11) already publishes them; set \"name\" to publish under other names"
+            "14:9: duplicate tag paths acme/p1/anomaly_score, acme/p1/anomalous, acme/p1/anomaly_contributors: detector on \"acme/p1\" publishes them, but detector on \"acme/p1\" (line 11) already publishes them; set \"name\" to publish under other names"
         ]
     );
     // a distinct name resolves it
@@ -564,6 +565,10 @@ fn analytics_sections_must_be_arrays_of_tables() {
     );
 }
 
+fn def_type(tree: &mw_model::AssetTree, p: &str) -> Option<DataType> {
+    tree.tag(&tp(p)).map(|d| d.data_type)
+}
+
 #[test]
 fn asset_tree_lists_the_published_tags() {
     let c = valid(&with_plant(
@@ -571,7 +576,11 @@ fn asset_tree_lists_the_published_tags() {
          [[rul]]\ntag = \"acme/p1/vib\"\nthreshold = 7.1\n",
     ));
     let tree = c.asset_tree();
-    assert_eq!(tree.tag_count(), c.tags.len() + 2 * 2 + 3);
+    assert_eq!(tree.tag_count(), c.tags.len() + 2 * 3 + 3);
+    assert_eq!(
+        def_type(&tree, "acme/p2/level_anomaly_contributors"),
+        Some(DataType::String)
+    );
     let def = |p: &str| {
         tree.tag(&tp(p))
             .unwrap_or_else(|| panic!("{p} not in the tree"))
@@ -630,7 +639,7 @@ fn asset_tree_lists_the_published_tags() {
         assert!(d.scaling.is_none() && d.deadband.is_none());
     }
     // every published unit is a known one
-    assert_eq!(c.published.len(), 2 * 2 + 3);
+    assert_eq!(c.published.len(), 2 * 3 + 3);
     for d in &c.published {
         if let Some(u) = &d.unit {
             assert!(mw_model::unit_info(u).is_some(), "{u}");
@@ -638,7 +647,7 @@ fn asset_tree_lists_the_published_tags() {
     }
     // a hand-built config with a clashing output: the tree skips it instead of failing
     let mut bad = c.clone();
-    assert_eq!(bad.published[2].path, tp("acme/p2/level_anomaly_score"));
-    bad.published[2].path = tp("acme/p1/flow");
+    assert_eq!(bad.published[3].path, tp("acme/p2/level_anomaly_score"));
+    bad.published[3].path = tp("acme/p1/flow");
     assert_eq!(bad.asset_tree().tag_count(), tree.tag_count() - 1);
 }

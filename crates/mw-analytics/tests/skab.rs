@@ -81,7 +81,7 @@ fn evaluate(path: &Path) -> FileResult {
         .expect("utf-8")
         .lines()
         .skip(1)
-        .map(|l| l.ends_with(",1"))
+        .map(|l| l.rsplit(',').nth(1) == Some("1"))
         .collect();
     FileResult {
         summary,

@@ -13,15 +13,30 @@ function fmt(v){if(v===null||v===undefined)return '—';if(typeof v==='number'){
 function spark(h){const pts=h.map((v,i)=>[i,v]).filter(p=>typeof p[1]==='number');if(pts.length<2)return '';
 let lo=Math.min(...pts.map(p=>p[1])),hi=Math.max(...pts.map(p=>p[1]));if(hi===lo){hi+=1;lo-=1;}
 const n=Math.max(h.length-1,1);return pts.map(p=>(p[0]*120/n).toFixed(1)+','+(21-(p[1]-lo)*20/(hi-lo)).toFixed(1)).join(' ');}
-async function refresh(){try{const r=await fetch('/api/v1/tags?history=120');if(!r.ok)throw new Error(r.status);const j=await r.json();
+async function refresh(){const dp=HAS_DET?fetch('/api/v1/detectors').then(r=>r.ok?r.json():null).catch(()=>null):null;
+try{const r=await fetch('/api/v1/tags?history=120');if(!r.ok)throw new Error(r.status);const j=await r.json();
 for(const t of j.tags){const row=document.getElementById('t:'+t.path);if(!row)continue;
 const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true&&ALARMISH.test(t.path.split('/').pop()));
 const q=row.querySelector('.q span');q.textContent=t.quality;q.className=t.quality+(t.ts?'':' nodata');q.title=t.reason||'';
 row.querySelector('.ts').textContent=t.ts?t.ts.substring(11,19):'';
 const pl=row.querySelector('polyline');if(pl&&t.history)pl.setAttribute('points',spark(t.history));}
-TAGS_LOST=false;paint();
+if(dp)detectors(await dp);TAGS_LOST=false;paint();
 document.getElementById('status').textContent='updated '+new Date().toLocaleTimeString();}
 catch(e){TAGS_LOST=true;paint();document.getElementById('status').textContent='connection lost — retrying';}}
+// The detectors' warm-up replaces the quality of their score and flag rows by a countdown (it is not a
+// quality problem), and the flag row names the inputs behind the latest alarm onset (page.rs renders the same).
+const HAS_DET=document.querySelector('small.contrib')!==null;
+function warmupText(d){const w=d.warmup,n=w.rows_left,pl=n===1?'':'s';
+if(w.unstable)return ['warm-up waiting',w.unstable+' (at least '+n+' more row'+pl+')'];
+let t=n+' rows';if(typeof w.seconds_left==='number'){const s=Math.ceil(w.seconds_left);t=s>=60?Math.floor(s/60)+' min '+(s%60)+' s':s+' s';}
+return ['warm-up '+t,'learning normal behaviour: '+n+' more row'+pl+' of '+w.rows];}
+function contribText(d){if(!d.contributors.length)return '';
+const s=d.contributors.map(c=>c.tag.split('/').pop()+' '+Math.round(c.share*100)+' %').join(' · ');return d.anomalous?s:'last: '+s;}
+function detectors(j){if(!j)return;
+for(const d of j.detectors){
+if(d.warming_up){const [t,why]=warmupText(d);for(const p of [d.score_tag,d.flag_tag]){const row=document.getElementById('t:'+p);
+if(!row)continue;const q=row.querySelector('.q span');q.textContent=t;q.className='warmup';q.title=why;}}
+const c=document.querySelector('small.contrib[data-flag="'+CSS.escape(d.flag_tag)+'"]');if(c)c.textContent=contribText(d);}}
 async function faults(){const tb=document.getElementById('faultrows');if(!tb)return;
 try{const r=await fetch('/api/v1/sim/faults');const j=await r.json();
 const rows=j.faults.slice(-8).reverse().map(f=>'<tr><td>'+f.id+'</td><td>'+esc(f.kind)+'</td><td>'+esc(f.asset.split('/').pop())+

@@ -364,20 +364,36 @@ pub(crate) async fn inject_fault(
     }
 }
 
+/// One detector in `GET /api/v1/detectors`: its configuration, its warm-up (a countdown in
+/// rows and seconds, and why it does not finish while the data is unstable) and its latest
+/// alarm onset with the inputs behind it.
+pub(crate) fn detector_json(d: &crate::DetectorInfo) -> J {
+    let s = &d.state;
+    json!({
+        "asset": d.asset,
+        "kind": d.kind,
+        "inputs": d.inputs,
+        "score_tag": d.score_tag,
+        "flag_tag": d.flag_tag,
+        "contributors_tag": d.contributors_tag,
+        "warming_up": s.warming_up,
+        "warmup": {
+            "rows": s.warmup_rows,
+            "rows_left": s.warmup_rows_left,
+            "seconds_left": s.warmup_seconds_left.filter(|x| x.is_finite()),
+            "unstable": s.unstable,
+        },
+        "score": s.score.filter(|x| x.is_finite()),
+        "anomalous": s.anomalous,
+        "last_onset": s.last_onset_ns.map(mw_model::format_rfc3339_ns),
+        "contributors": s.contributors.iter().map(|(t, share)| json!({"tag": t, "share": share})).collect::<Vec<_>>(),
+        "missing": s.missing,
+    })
+}
+
 pub(crate) async fn list_detectors(State(st): State<AppState>) -> Response {
     let list = st.detectors.as_ref().map(|d| d.list()).unwrap_or_default();
-    let items: Vec<J> = list
-        .iter()
-        .map(|d| {
-            json!({
-                "asset": d.asset,
-                "kind": d.kind,
-                "inputs": d.inputs,
-                "score_tag": d.score_tag,
-                "flag_tag": d.flag_tag,
-            })
-        })
-        .collect();
+    let items: Vec<J> = list.iter().map(detector_json).collect();
     Json(json!({ "detectors": items })).into_response()
 }
 

@@ -55,8 +55,8 @@ pub use history::WRITE_BODY_LIMIT;
 pub use seams::{
     Aggregate, AggregatePoint, AlarmAction, AlarmActionError, AlarmApi, AlarmChange, AlarmFeed,
     AlarmFeedItem, AlarmKpis, AlarmPriority, AlarmRecordView, AlarmState, AlarmView, AuditLog,
-    DetectorControl, DetectorInfo, FaultControl, FaultInfo, FaultSpec, Ingest, IngestError,
-    IngestFuture, IngestReceipt, QueryError, TagStore,
+    DetectorControl, DetectorInfo, DetectorState, FaultControl, FaultInfo, FaultSpec, Ingest,
+    IngestError, IngestFuture, IngestReceipt, QueryError, TagStore,
 };
 pub use serve::{ClientCert, ServeOptions, TlsConfigError, serve_with, server_tls_config};
 

@@ -82,14 +82,12 @@ pub(crate) async fn index(
              <tr><td colspan=6>loading…</td></tr></tbody></table></section>",
         );
     }
-    let detector_assets: Vec<String> = st
-        .detectors
-        .as_ref()
-        .map(|d| d.list().into_iter().map(|i| i.asset).collect())
-        .unwrap_or_default();
+    let detectors: Vec<crate::DetectorInfo> =
+        st.detectors.as_ref().map(|d| d.list()).unwrap_or_default();
+    let detector_assets: Vec<&str> = detectors.iter().map(|d| d.asset.as_str()).collect();
     let alarms = crate::alarms::asset_alarms(&st);
     for asset in st.tree.assets().filter(|a| !a.tags.is_empty()) {
-        let button = if detector_assets.iter().any(|a| a == asset.path.as_str()) {
+        let button = if detector_assets.contains(&asset.path.as_str()) {
             format!(
                 "<button class=relearn data-asset='{}' \
                  title='The anomaly detectors forget what they learnt and warm up again'>re-learn</button>",
@@ -157,6 +155,27 @@ pub(crate) async fn index(
                     String::new(),
                 ),
             };
+            // a detector's score and flag: warm-up as a countdown, not as a quality problem; the
+            // flag names the inputs behind the latest onset
+            let det = detectors
+                .iter()
+                .find(|d| d.score_tag == def.path.as_str() || d.flag_tag == def.path.as_str());
+            let is_flag = det.is_some_and(|d| d.flag_tag == def.path.as_str());
+            let (quality, qclass, reason) = match det {
+                Some(d) if d.state.warming_up => {
+                    let (text, why) = warmup_text(&d.state);
+                    (text, "warmup".to_owned(), why)
+                }
+                _ => (quality.to_owned(), qclass.to_owned(), reason.to_owned()),
+            };
+            let contrib = match det {
+                Some(d) if is_flag => format!(
+                    "<small class=contrib data-flag='{}'>{}</small>",
+                    esc(&d.flag_tag),
+                    esc(&contributors_text(&d.state))
+                ),
+                _ => String::new(),
+            };
             let unit = def
                 .unit
                 .as_deref()
@@ -165,7 +184,7 @@ pub(crate) async fn index(
                 .unwrap_or("");
             let _ = write!(
                 h,
-                "<tr id='t:{path}' title='{desc}'><td>{name}</td><td class='v{on}'>{value}</td><td class=u>{unit}</td>\
+                "<tr id='t:{path}' title='{desc}'><td>{name}{contrib}</td><td class='v{on}'>{value}</td><td class=u>{unit}</td>\
                  <td class=q><span class='{qclass}' title='{reason}'>{quality}</span></td>\
                  <td><svg class=spark viewBox='0 0 120 22' preserveAspectRatio=none><polyline points=''/></svg></td>\
                  <td class=ts>{ts}</td></tr>",
@@ -183,7 +202,8 @@ pub(crate) async fn index(
                 name = esc(def.path.name()),
                 value = esc(&value),
                 unit = esc(unit),
-                reason = esc(reason),
+                reason = esc(&reason),
+                quality = esc(&quality),
             );
         }
         h.push_str("</table></section>");
@@ -209,6 +229,61 @@ pub(crate) async fn index(
         "</table></section></main><script src='/assets/app.js'></script></body></html>"
     );
     Html(h)
+}
+
+/// A detector's warm-up as the page shows it in place of the quality: the countdown, and the
+/// reason (for the title) — e.g. `warm-up 2 min 13 s` (133 rows left at the inputs' interval), or
+/// `warm-up waiting` while the data is unstable. `assets/app.js` renders the same.
+pub(crate) fn warmup_text(s: &crate::DetectorState) -> (String, String) {
+    let rows = s.warmup_rows_left;
+    let time = s.warmup_seconds_left.filter(|x| x.is_finite()).map(|secs| {
+        let secs = secs.ceil() as u64;
+        if secs >= 60 {
+            format!("{} min {} s", secs / 60, secs % 60)
+        } else {
+            format!("{secs} s")
+        }
+    });
+    let plural = if rows == 1 { "" } else { "s" };
+    match &s.unstable {
+        Some(why) => (
+            "warm-up waiting".to_owned(),
+            format!("{why} (at least {rows} more row{plural})"),
+        ),
+        None => (
+            format!("warm-up {}", time.unwrap_or_else(|| format!("{rows} rows"))),
+            format!(
+                "learning normal behaviour: {rows} more row{plural} of {}",
+                s.warmup_rows
+            ),
+        ),
+    }
+}
+
+/// The inputs behind a detector's latest alarm onset, as the page names them next to its flag
+/// (tag names with their shares in per cent; `last:` once the alarm has ended; empty before
+/// the first onset).
+pub(crate) fn contributors_text(s: &crate::DetectorState) -> String {
+    if s.contributors.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = s
+        .contributors
+        .iter()
+        .map(|(t, share)| {
+            format!(
+                "{} {:.0} %",
+                t.rsplit('/').next().unwrap_or(t),
+                share * 100.0
+            )
+        })
+        .collect();
+    let names = names.join(" · ");
+    if s.anomalous {
+        names
+    } else {
+        format!("last: {names}")
+    }
 }
 
 pub(crate) fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {

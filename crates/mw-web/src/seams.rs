@@ -229,6 +229,33 @@ pub struct DetectorInfo {
     pub inputs: Vec<String>,
     pub score_tag: String,
     pub flag_tag: String,
+    /// The string tag the detector publishes its contributors to at each alarm onset.
+    pub contributors_tag: String,
+    pub state: DetectorState,
+}
+
+/// What a live detector is doing now.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DetectorState {
+    /// Still learning what normal looks like.
+    pub warming_up: bool,
+    /// Rows the warm-up window holds when full.
+    pub warmup_rows: usize,
+    /// Rows still needed at least before the warm-up can finish (0 once warmed up).
+    pub warmup_rows_left: usize,
+    /// `warmup_rows_left` in seconds at the inputs' recent interval, when known.
+    pub warmup_seconds_left: Option<f64>,
+    /// Why the warm-up has not finished although its window is full (the data is unstable).
+    pub unstable: Option<String>,
+    /// The latest score (`None` before the first row).
+    pub score: Option<f64>,
+    pub anomalous: bool,
+    /// The latest alarm onset's time (ns since the epoch).
+    pub last_onset_ns: Option<i64>,
+    /// The inputs (full tag paths) behind the latest onset with their shares, largest first.
+    pub contributors: Vec<(String, f64)>,
+    /// Inputs without a usable value now.
+    pub missing: Vec<String>,
 }
 
 /// The live anomaly detectors (implemented by the binary's analytics processor).

@@ -146,12 +146,153 @@ impl crate::DetectorControl for Detectors {
             inputs: vec!["acme/p1/water/pump1/flow".into()],
             score_tag: "acme/p1/water/pump1/anomaly_score".into(),
             flag_tag: "acme/p1/water/pump1/anomalous".into(),
+            contributors_tag: "acme/p1/water/pump1/anomaly_contributors".into(),
+            state: crate::DetectorState {
+                warming_up: true,
+                warmup_rows: 400,
+                warmup_rows_left: 130,
+                warmup_seconds_left: Some(130.0),
+                ..crate::DetectorState::default()
+            },
         }]
     }
     fn relearn(&self, asset: &str) -> usize {
         self.asked.lock().unwrap().push(asset.to_owned());
         usize::from(asset == "acme/p1/water/pump1")
     }
+}
+
+/// One detector on the pump in a given state.
+struct FixedDetector(crate::DetectorState);
+
+impl crate::DetectorControl for FixedDetector {
+    fn list(&self) -> Vec<crate::DetectorInfo> {
+        vec![crate::DetectorInfo {
+            asset: "acme/p1/water/pump1".into(),
+            kind: "auto".into(),
+            inputs: vec![
+                "acme/p1/water/pump1/flow".into(),
+                "acme/p1/water/pump1/temp".into(),
+            ],
+            score_tag: "acme/p1/water/pump1/anomaly_score".into(),
+            flag_tag: "acme/p1/water/pump1/anomalous".into(),
+            contributors_tag: "acme/p1/water/pump1/anomaly_contributors".into(),
+            state: self.0.clone(),
+        }]
+    }
+    fn relearn(&self, _asset: &str) -> usize {
+        0
+    }
+}
+
+/// The fixture with the pump detector's score and flag in the tree (and latest samples of
+/// them, `uncertain` "warming up" as the processor publishes them) and the detector in `state`.
+fn with_detector(state: crate::DetectorState) -> AppState {
+    let (mut st, live) = fixture(false);
+    let mut tree = (*st.tree).clone();
+    for (name, ty) in [
+        ("anomaly_score", DataType::F64),
+        ("anomalous", DataType::Bool),
+    ] {
+        tree.add_tag(TagDef::new(
+            TagPath::new(&format!("acme/p1/water/pump1/{name}")).unwrap(),
+            ty,
+        ))
+        .unwrap();
+    }
+    st.tree = Arc::new(tree);
+    let q = if state.warming_up {
+        Quality::Uncertain("warming up".into())
+    } else {
+        mw_model::Quality::Good
+    };
+    let mut score = sample("acme/p1/water/pump1/anomaly_score", 0.7, 5);
+    score.quality = q.clone();
+    let mut flag = Sample::good(
+        TagPath::new("acme/p1/water/pump1/anomalous").unwrap(),
+        Value::Bool(state.anomalous),
+        5,
+    );
+    flag.quality = q;
+    live.apply(&[score, flag]);
+    st.detectors = Some(Arc::new(FixedDetector(state)));
+    st
+}
+
+fn page_row<'a>(page: &'a str, path: &str) -> &'a str {
+    page.split(&format!("<tr id='t:{path}'"))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no row {path} in {page}"))
+}
+
+#[tokio::test]
+async fn warm_up_is_a_countdown_and_onsets_name_their_contributors() {
+    let st = with_detector(crate::DetectorState {
+        warming_up: true,
+        warmup_rows: 400,
+        warmup_rows_left: 130,
+        warmup_seconds_left: Some(129.2),
+        ..crate::DetectorState::default()
+    });
+    let (s, j) = get_json(&st, "/api/v1/detectors").await;
+    assert_eq!(s, StatusCode::OK);
+    let d = &j["detectors"][0];
+    assert_eq!(d["warming_up"], true);
+    assert_eq!(
+        d["warmup"],
+        serde_json::json!({"rows": 400, "rows_left": 130, "seconds_left": 129.2, "unstable": null})
+    );
+    let (_, page) = call(&st, "GET", "/", "").await;
+    for tag in ["anomaly_score", "anomalous"] {
+        let row = page_row(&page, &format!("acme/p1/water/pump1/{tag}"));
+        assert!(
+            row.contains("<span class='warmup' title='learning normal behaviour: 130 more rows of 400'>warm-up 2 min 10 s</span>"),
+            "{row}"
+        );
+        assert!(!row.contains(">uncertain<"), "not a quality problem: {row}");
+    }
+    // waiting for stable data: said so
+    let st = with_detector(crate::DetectorState {
+        warming_up: true,
+        warmup_rows: 400,
+        warmup_rows_left: 250,
+        unstable: Some("data unstable: flow changed level by 40 σ".into()),
+        ..crate::DetectorState::default()
+    });
+    let (_, page) = call(&st, "GET", "/", "").await;
+    let row = page_row(&page, "acme/p1/water/pump1/anomalous");
+    assert!(
+        row.contains("title='data unstable: flow changed level by 40 σ (at least 250 more rows)'>warm-up waiting<"),
+        "{row}"
+    );
+    // an onset: the contributors next to the flag, in the API with the onset's time
+    let st = with_detector(crate::DetectorState {
+        anomalous: true,
+        score: Some(0.7),
+        last_onset_ns: Some(1_700_000_000_000_000_000),
+        contributors: vec![
+            ("acme/p1/water/pump1/flow".into(), 0.62),
+            ("acme/p1/water/pump1/temp".into(), 0.21),
+        ],
+        ..crate::DetectorState::default()
+    });
+    let (_, j) = get_json(&st, "/api/v1/detectors").await;
+    let d = &j["detectors"][0];
+    assert_eq!(d["contributors"][0]["tag"], "acme/p1/water/pump1/flow");
+    assert_eq!(d["contributors"][1]["share"], 0.21);
+    assert_eq!(d["last_onset"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(
+        d["contributors_tag"],
+        "acme/p1/water/pump1/anomaly_contributors"
+    );
+    let (_, page) = call(&st, "GET", "/", "").await;
+    let row = page_row(&page, "acme/p1/water/pump1/anomalous");
+    assert!(
+        row.contains(">anomalous<small class=contrib data-flag='acme/p1/water/pump1/anomalous'>flow 62 % · temp 21 %</small>"),
+        "{row}"
+    );
+    assert!(row.contains("<span class='good'"), "{row}");
 }
 
 #[tokio::test]

@@ -18,10 +18,14 @@
 //!   are conventionally labels (`anomaly`, `label`, `changepoint`, … see
 //!   [`LABEL_LIKE_COLUMNS`]).
 //! * **Output.** Exactly one row per input row: a `,`-separated CSV with the columns
-//!   `timestamp, <value columns…>, anomaly_score, is_anomaly`. Timestamp and value cells are
-//!   copied *exactly* as they were in the input; `anomaly_score` has six decimals;
-//!   `is_anomaly` is `0` or `1`. Warm-up rows are written with score `0` and `is_anomaly` `0`;
-//!   unusable rows with an empty score and `is_anomaly` `0`.
+//!   `timestamp, <value columns…>, anomaly_score, is_anomaly, contributors`. Timestamp and
+//!   value cells are copied *exactly* as they were in the input; `anomaly_score` has six
+//!   decimals; `is_anomaly` is `0` or `1`. Warm-up rows are written with score `0` and
+//!   `is_anomaly` `0`; unusable rows with an empty score and `is_anomaly` `0`. `contributors`
+//!   is filled only on alarm onsets (a row with `is_anomaly` 1 after one with 0): the value
+//!   columns behind the onset, largest share first, as `name:share` separated by spaces (e.g.
+//!   `flow:0.62 temp:0.21`, at most [`TOP_CONTRIBUTORS`], see
+//!   [`crate::Detector::contributors`]); it is empty on every other row.
 //! * **Labels.** With [`BacktestOptions::labels_column`], every row needs a label (`0`/`1`,
 //!   `0.0`/`1.0`, `true`/`false`; any non-zero number is anomalous); with
 //!   [`BacktestOptions::label_windows`] a row is anomalous when its time is in a window. The
@@ -758,6 +762,25 @@ fn describe_detector(kind: DetectorKind, n_vars: usize) -> String {
     format!("{kind} on {vars}: {what}{per_var}")
 }
 
+/// How many contributing columns an alarm onset names in the `contributors` column.
+pub const TOP_CONTRIBUTORS: usize = 3;
+
+/// The `contributors` cell of an alarm onset: the value columns behind it, largest share
+/// first, as `name:share` (two decimals) separated by spaces; empty when the detector cannot
+/// say.
+fn write_contributors(out: &mut String, detector: &dyn crate::Detector, names: &[String]) {
+    use std::fmt::Write as _;
+    for c in detector.contributors(TOP_CONTRIBUTORS) {
+        let Some(name) = names.get(c.var) else {
+            continue;
+        };
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let _ = write!(out, "{name}:{:.2}", c.share);
+    }
+}
+
 fn run_inner(
     input: impl Read,
     output: impl Write,
@@ -895,6 +918,7 @@ fn run_inner(
     }
     out.write_field("anomaly_score").map_err(write_err)?;
     out.write_field("is_anomaly").map_err(write_err)?;
+    out.write_field("contributors").map_err(write_err)?;
     out.write_record(None::<&[u8]>).map_err(write_err)?;
 
     let mut confusion = Confusion::default();
@@ -903,6 +927,9 @@ fn run_inner(
     clock.intervals.factor = i64::from(gap_factor(opts));
     let mut values = vec![0.0; layout.values.len()];
     let mut score_text = String::with_capacity(16);
+    // alarm onsets: the contributing value columns, `name:share` largest first
+    let mut contributors_text = String::new();
+    let mut was_anomalous = false;
     let mut last_line;
     loop {
         let line = line_of(&mut reader, &rec);
@@ -922,6 +949,7 @@ fn run_inner(
             &mut summary.issues,
             &mut values,
         )?;
+        contributors_text.clear();
         let score = match checked {
             Ok(checked) => {
                 if checked.missing {
@@ -938,6 +966,10 @@ fn run_inner(
                         confusion.add(o.anomalous, label);
                     }
                     events.push(line, checked.ts_ns, checked.label, o.anomalous);
+                    if o.anomalous && !was_anomalous {
+                        write_contributors(&mut contributors_text, &*detector, &value_names);
+                    }
+                    was_anomalous = o.anomalous;
                     Some((o.score, o.anomalous))
                 }
             }
@@ -972,6 +1004,7 @@ fn run_inner(
         };
         out.write_field(&score_text).map_err(write_err)?;
         out.write_field(flag).map_err(write_err)?;
+        out.write_field(&contributors_text).map_err(write_err)?;
         out.write_record(None::<&[u8]>).map_err(write_err)?;
         summary.written += 1;
         if !next(&mut reader, &mut rec)? {
