@@ -40,7 +40,7 @@ pub use fault::{
     ScheduledFault, SimError,
 };
 pub use labels::CSV_HEADER as LABELS_CSV_HEADER;
-pub use physics::DEGRADED_WEAR;
+pub use physics::DEGRADATION_WEAR_RISE;
 pub use registers::{RegisterPoint, Registers, Table, register_map, sentinel};
 pub use schedule::{ScheduleError, ScheduleProblem, parse_schedule};
 
@@ -194,12 +194,14 @@ pub struct Plant {
     gas_alarm: [bool; 3],
     /// Zero offset of each gas detector, %LEL (seeded).
     gas_offsets: [f64; 3],
-    /// Sim ns at which the bearing's wear first reached [`DEGRADED_WEAR`] (wear never falls).
+    /// Sim ns at which the bearing's wear first reached `wear0` + [`DEGRADATION_WEAR_RISE`] (wear never falls).
     degraded_ns: Option<i64>,
+    /// The bearing's wear at the start of the run.
+    wear0: f64,
 }
 
 /// The bearing's natural degradation as a label: from the substep where its wear first reached
-/// [`DEGRADED_WEAR`] on, for good (wear never falls). Not a fault: it is the state the plant's own wear (and the
+/// its initial wear + [`DEGRADATION_WEAR_RISE`] on, for good (wear never falls). Not a fault: it is the state the plant's own wear (and the
 /// damage a `bearing_wear` fault leaves behind) brings the pump to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DegradationRecord {
@@ -272,6 +274,7 @@ impl Plant {
             gas_alarm: [false; 3],
             gas_offsets: gas_offset_draws.map(|u| 0.4 * u),
             degraded_ns: None,
+            wear0,
         };
         plant.check_degradation();
         plant.process_events();
@@ -310,12 +313,13 @@ impl Plant {
     }
 
     fn check_degradation(&mut self) {
-        if self.degraded_ns.is_none() && self.phys.wear >= DEGRADED_WEAR {
+        if self.degraded_ns.is_none() && self.phys.wear >= self.wear0 + DEGRADATION_WEAR_RISE {
             self.degraded_ns = Some(self.elapsed_ns);
         }
     }
 
-    /// The bearing's degradation label, once its wear has reached [`DEGRADED_WEAR`] (docs/simulator.md "Labels").
+    /// The bearing's degradation label, once its wear has risen by [`DEGRADATION_WEAR_RISE`] since the start
+    /// (docs/simulator.md "Labels").
     pub fn degradation(&self) -> Option<DegradationRecord> {
         self.degraded_ns.map(|ns| DegradationRecord {
             kind: "bearing_degradation",

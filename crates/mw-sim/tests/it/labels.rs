@@ -121,7 +121,7 @@ fn active_faults_are_the_active_records() {
 
 #[test]
 fn natural_degradation_is_a_permanent_label_in_files_and_exports() {
-    // 20 minutes of accelerated wear take the bearing past DEGRADED_WEAR; after the fault the damage stays,
+    // 20 minutes of accelerated wear raise the bearing's wear by more than DEGRADATION_WEAR_RISE; after the fault the damage stays,
     // and so does the label (id 0, origin natural), in the label files and in the export's per-asset columns.
     let mut p = Plant::new(SimConfig {
         seed: 3,

@@ -222,11 +222,12 @@ fn natural_wear_is_slow_so_a_healthy_pump_stays_healthy_for_days() {
 #[test]
 fn a_bearing_wear_fault_degrades_the_bearing_for_good() {
     let mut p = plant(13);
+    let w0 = p.bearing_wear();
     inject(&mut p, "pump1", FaultKind::BearingWear, 900.0, None);
     let mut crossed = None;
     for i in 0..900 {
         p.step(1.0);
-        if crossed.is_none() && p.bearing_wear() >= mw_sim::DEGRADED_WEAR {
+        if crossed.is_none() && p.bearing_wear() >= w0 + mw_sim::DEGRADATION_WEAR_RISE {
             crossed = Some(i as f64 + 1.0);
         }
     }
