@@ -144,16 +144,19 @@ fn export_writes_every_point_and_per_asset_ground_truth() {
         300
     );
     assert_eq!(ones("fault:acme/plant1/utilities/water/valve1"), 600);
-    assert_eq!(ones(&format!("fault:{PUMP}")), 600 + 1800);
+    // The bearing-wear fault ends at the last row (10 800 s), and the worn bearing it leaves stays labelled
+    // (`bearing_degradation`, docs/simulator.md "Labels"): that row too.
+    assert_eq!(ones(&format!("fault:{PUMP}")), 600 + 1800 + 1);
     assert_eq!(ones("fault:acme/plant1/utilities/water/tank1"), 600 + 900);
-    assert_eq!(ones("fault"), 300 + 600 + 900 + 1800);
+    assert_eq!(ones("fault"), 300 + 600 + 900 + 1800 + 1);
     assert_eq!(
         windows(&t.flags(&format!("fault:{PUMP}"))),
-        vec![3000..3600, 9000..10_800]
+        vec![3000..3600, 9000..10_801]
     );
+    assert_eq!(t.col("faults")[10_800], "pump1:bearing_degradation");
     assert_eq!(t.col("faults")[3000], "valve1:blocked_valve");
     assert_eq!(t.col("faults")[2999], "");
-    // The ground truth of the bearing: wear only grows, 40 times faster during the fault.
+    // The ground truth of the bearing: wear only grows, 4000 times faster during the fault.
     let wear: Vec<f64> = t
         .col("bearing_wear")
         .iter()

@@ -18,9 +18,13 @@
 //!   looks stable; while the window holds a level change or too many outliers (a fault during
 //!   the warm-up) the warm-up does not finish and [`DetectorState::unstable`] says why. The
 //!   state carries the warm-up countdown (rows, and seconds at the inputs' sampling interval).
-//! * `ASSET/rul`, `rul_lower`, `rul_upper` in hours, from the trend of one health indicator, once
-//!   the trend window has enough points. An unbounded upper limit is published as no value with
-//!   quality `uncertain`.
+//! * `ASSET/rul`, `rul_lower`, `rul_upper` in hours, from the trend of one health indicator
+//!   ([`mw_pdm::LiveRul`]: a finite estimate only while the trend rises significantly, capped at a
+//!   horizon, with a bounded rate of change), once the trend window holds 30 samples. "Beyond the
+//!   horizon" is published as `rul` = the horizon in hours (quality `good`, so a `rul` alarm
+//!   clears) with `rul_upper` without a value, quality `uncertain` "beyond the horizon"; an
+//!   unbounded upper limit of a finite estimate is no value, `uncertain` "trend cannot rule out no
+//!   failure".
 //!
 //! Memory is bounded by the detectors' own windows (docs/analytics.md) and the RUL window.
 //! Metrics: `mw_anomalous{component="analytics",instance=ASSET}` (0/1),
@@ -39,7 +43,7 @@ use mw_analytics::{Detector, DetectorKind};
 use mw_bus::{Batch, BuildError, Component, Parts, Processor};
 use mw_config::{Config, Section};
 use mw_model::{Quality, Sample, TagPath, Value};
-use mw_pdm::TrendRul;
+use mw_pdm::{LiveOptions, LiveRul, RulState, TrendKind, TrendRul};
 
 mod warmup;
 use warmup::WarmupGate;
@@ -258,8 +262,13 @@ struct RulSlot {
     rul_tag: TagPath,
     lower_tag: TagPath,
     upper_tag: TagPath,
-    trend: TrendRul,
+    live: LiveRul,
 }
+
+/// The reason of `rul_upper` (no value) while the estimate is beyond the horizon.
+pub const BEYOND_HORIZON: &str = "beyond the horizon";
+/// The reason of `rul_upper` (no value) while a finite estimate cannot rule out "never".
+pub const UNBOUNDED: &str = "trend cannot rule out no failure";
 
 /// The bus processor.
 #[derive(Default)]
@@ -329,9 +338,13 @@ impl LiveAnalytics {
             }));
         }
         for r in rul {
-            let mut trend = TrendRul::new(r.threshold, r.window);
+            // Band: each side a one-sided 95 % bound (5…95 %) under the fit's assumptions.
+            let mut trend = TrendRul::new(r.threshold, r.window).with_z(1.645);
+            // With a healthy level the degradation on top of it is taken as exponential (wear accelerates);
+            // letting the fit choose between a line and an exponential sample by sample makes the band jump
+            // whenever the choice flips.
             if let Some(b) = r.baseline {
-                trend = trend.with_baseline(b);
+                trend = trend.with_baseline(b).only(TrendKind::Exponential);
             }
             if r.decreasing {
                 trend = trend.decreasing();
@@ -344,7 +357,15 @@ impl LiveAnalytics {
                 rul_tag: r.rul_tag.clone(),
                 lower_tag: r.lower_tag.clone(),
                 upper_tag: r.upper_tag.clone(),
-                trend,
+                live: LiveRul::new(
+                    trend,
+                    LiveOptions {
+                        horizon: r.horizon_days * 86_400.0,
+                        significance: r.significance,
+                        smoothing: r.smoothing,
+                        ..LiveOptions::default()
+                    },
+                ),
             });
         }
         la
@@ -429,7 +450,7 @@ impl Processor for LiveAnalytics {
                 if !v.is_finite() {
                     continue;
                 }
-                let Some(p) = r.trend.update(s.source_ts as f64 / 1e9, v) else {
+                let Some(p) = r.live.update(s.source_ts as f64 / 1e9, v) else {
                     continue;
                 };
                 let hours = |x: f64| x / 3600.0;
@@ -447,24 +468,20 @@ impl Processor for LiveAnalytics {
                     s.source_ts,
                     now,
                 ));
-                let upper = if p.upper.is_finite() {
-                    derived(
-                        &r.upper_tag,
-                        Value::F64(hours(p.upper)),
-                        Quality::Good,
-                        s.source_ts,
-                        now,
-                    )
-                } else {
-                    derived(
-                        &r.upper_tag,
-                        Value::F64(f64::NAN),
-                        Quality::Uncertain("trend cannot rule out no failure".into()),
-                        s.source_ts,
-                        now,
-                    )
+                let (value, quality) = match p.state {
+                    RulState::Beyond => (f64::NAN, Quality::Uncertain(BEYOND_HORIZON.into())),
+                    RulState::Estimate if !p.upper.is_finite() => {
+                        (f64::NAN, Quality::Uncertain(UNBOUNDED.into()))
+                    }
+                    RulState::Estimate => (hours(p.upper), Quality::Good),
                 };
-                out.push(upper);
+                out.push(derived(
+                    &r.upper_tag,
+                    Value::F64(value),
+                    quality,
+                    s.source_ts,
+                    now,
+                ));
             }
         }
         let mut changed = false;

@@ -64,6 +64,14 @@ pub struct RulConfig {
     pub baseline: Option<f64>,
     /// The indicator falls toward the threshold (default: it rises).
     pub decreasing: bool,
+    /// Longest RUL published as a number, days (0 < h ≤ 3650, default 30); beyond it `ASSET/rul` reads the
+    /// horizon in hours and `ASSET/rul_upper` has no value, quality `uncertain` "beyond the horizon".
+    pub horizon_days: f64,
+    /// Standard errors the slope must be above 0 before a finite RUL is published (1..=20, default 6).
+    pub significance: f64,
+    /// Time constant of the published RUL following the trend's estimate, as a fraction of the window's time
+    /// span (0..=10, default 0.25); it jumps only to stay inside the trend's band.
+    pub smoothing: f64,
     /// `ASSET/rul`: the estimate in hours (ASSET is the tag's asset).
     pub rul_tag: TagPath,
     /// `ASSET/rul_lower`, hours.
@@ -153,7 +161,16 @@ const DETECTOR_ENTRY: EntryKeys = EntryKeys {
 const RUL_ENTRY: EntryKeys = EntryKeys {
     id: "tag",
     required: &["tag", "threshold"],
-    allowed: &["tag", "threshold", "window", "baseline", "decreasing"],
+    allowed: &[
+        "tag",
+        "threshold",
+        "window",
+        "baseline",
+        "decreasing",
+        "horizon_days",
+        "significance",
+        "smoothing",
+    ],
 };
 const WARMUP_RANGE: RangeInclusive<i128> = 10..=crate::MAX_WARMUP as i128;
 const GAP_FACTOR_RANGE: RangeInclusive<i128> = MIN_GAP_FACTOR as i128..=MAX_GAP_FACTOR as i128;
@@ -161,6 +178,9 @@ const GAP_FACTOR_RANGE: RangeInclusive<i128> = MIN_GAP_FACTOR as i128..=MAX_GAP_
 const MAX_DURATION_NS: i64 = 366 * 86_400 * 1_000_000_000;
 const RUL_WINDOW_RANGE: RangeInclusive<i128> = 10..=100_000;
 const RUL_WINDOW_DEFAULT: usize = 600;
+const RUL_HORIZON_DAYS_DEFAULT: f64 = 30.0;
+const RUL_SIGNIFICANCE_DEFAULT: f64 = 6.0;
+const RUL_SMOOTHING_DEFAULT: f64 = 0.25;
 /// A detector's `name` when none is given: it publishes `ASSET/anomaly_score` and `ASSET/anomalous`.
 const DETECTOR_SCORE_DEFAULT: &str = "anomaly_score";
 const DETECTOR_FLAG_DEFAULT: &str = "anomalous";
@@ -311,8 +331,11 @@ fn rul_outputs(r: &RulConfig, unit: Option<&str>) -> [TagDef; 3] {
         hours(
             &r.rul_tag,
             format!(
-                "remaining useful life: hours until {what} (trend over {} samples)",
-                r.window
+                "remaining useful life: hours until {what} (trend over {} samples; {} h = beyond the \
+                 {}-day horizon)",
+                r.window,
+                r.horizon_days * 24.0,
+                r.horizon_days
             ),
         ),
         hours(
@@ -493,6 +516,40 @@ fn rul(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<RulConfig> {
         .map_or(RUL_WINDOW_DEFAULT, |f| f.v as usize);
     let baseline = cx.finite(t, "baseline", false);
     let decreasing = cx.boolean(t, "decreasing", false).is_some_and(|f| f.v);
+    let mut bounded = |key: &str, ok: fn(f64) -> bool, expected: &str, default: f64| {
+        let f = cx.finite(t, key, false)?;
+        if ok(f.v) {
+            Some(f.v)
+        } else {
+            cx.err(
+                f.span.start,
+                format!(
+                    "{key:?} in {label} is {}, out of range (expected {expected})",
+                    f.v
+                ),
+            );
+            None
+        }
+        .or(Some(default))
+    };
+    let horizon_days = bounded(
+        "horizon_days",
+        |v| v > 0.0 && v <= 3650.0,
+        "> 0 and <= 3650",
+        RUL_HORIZON_DAYS_DEFAULT,
+    );
+    let significance = bounded(
+        "significance",
+        |v| (1.0..=20.0).contains(&v),
+        "1..=20",
+        RUL_SIGNIFICANCE_DEFAULT,
+    );
+    let smoothing = bounded(
+        "smoothing",
+        |v| (0.0..=10.0).contains(&v),
+        "0..=10",
+        RUL_SMOOTHING_DEFAULT,
+    );
     if let (Some(th), Some(b)) = (&threshold, &baseline) {
         let msg = if decreasing && b.v <= th.v {
             Some(format!(
@@ -535,6 +592,9 @@ fn rul(item: Item<'_, '_>, cx: &mut Cx<'_>) -> Option<RulConfig> {
         window,
         baseline: baseline.map(|b| b.v),
         decreasing,
+        horizon_days: horizon_days.unwrap_or(RUL_HORIZON_DAYS_DEFAULT),
+        significance: significance.unwrap_or(RUL_SIGNIFICANCE_DEFAULT),
+        smoothing: smoothing.unwrap_or(RUL_SMOOTHING_DEFAULT),
         rul_tag,
         lower_tag,
         upper_tag,

@@ -389,7 +389,8 @@ fn detector_outputs_must_not_collide() {
 fn rul_defaults_and_values() {
     let c = valid(&with_plant(
         "[[rul]]\ntag = \"acme/p1/vib\"\nthreshold = 7.1\n\
-         [[rul]]\ntag = \"acme/p2/level\"\nthreshold = 1\nwindow = 10\nbaseline = 3\ndecreasing = true\n",
+         [[rul]]\ntag = \"acme/p2/level\"\nthreshold = 1\nwindow = 10\nbaseline = 3\ndecreasing = true\n\
+         horizon_days = 7.5\nsignificance = 3\nsmoothing = 0\n",
     ));
     assert_eq!(
         ruls(&c),
@@ -400,6 +401,9 @@ fn rul_defaults_and_values() {
                 window: 600,
                 baseline: None,
                 decreasing: false,
+                horizon_days: 30.0,
+                significance: 6.0,
+                smoothing: 0.25,
                 rul_tag: tp("acme/p1/rul"),
                 lower_tag: tp("acme/p1/rul_lower"),
                 upper_tag: tp("acme/p1/rul_upper"),
@@ -410,6 +414,9 @@ fn rul_defaults_and_values() {
                 window: 10,
                 baseline: Some(3.0),
                 decreasing: true,
+                horizon_days: 7.5,
+                significance: 3.0,
+                smoothing: 0.0,
                 rul_tag: tp("acme/p2/rul"),
                 lower_tag: tp("acme/p2/rul_lower"),
                 upper_tag: tp("acme/p2/rul_upper"),
@@ -514,7 +521,15 @@ fn rul_threshold_window_and_baseline() {
     assert_eq!(
         e,
         vec![
-            "13:1: unknown key \"horizon\" in rul for acme/p1/vib (allowed: tag, threshold, window, baseline, decreasing)"
+            "13:1: unknown key \"horizon\" in rul for acme/p1/vib (allowed: tag, threshold, window, baseline, decreasing, horizon_days, significance, smoothing)"
+        ]
+    );
+    assert_eq!(
+        rul("threshold = 7\nhorizon_days = 0\nsignificance = 0.5\nsmoothing = 11"),
+        vec![
+            "13:16: \"horizon_days\" in rul for acme/p1/vib is 0, out of range (expected > 0 and <= 3650)",
+            "14:16: \"significance\" in rul for acme/p1/vib is 0.5, out of range (expected 1..=20)",
+            "15:13: \"smoothing\" in rul for acme/p1/vib is 11, out of range (expected 0..=10)",
         ]
     );
 }
@@ -619,7 +634,7 @@ fn asset_tree_lists_the_published_tags() {
     for (p, what) in [
         (
             "acme/p1/rul",
-            "remaining useful life: hours until vib reaches 7.1 mm/s (trend over 600 samples)",
+            "remaining useful life: hours until vib reaches 7.1 mm/s (trend over 600 samples; 720 h = beyond the 30-day horizon)",
         ),
         (
             "acme/p1/rul_lower",

@@ -6,7 +6,8 @@
 //!   features, and a histogram gradient-boosted tree ensemble on min(RUL, cap); the uncertainty band comes from
 //!   residual quantiles of a by-unit cross-validation. [`Model::predict_last`], [`Model::save`], [`Model::load`].
 //! - [`OnlineRul`] applies a model to one live asset cycle by cycle; [`TrendRul`] needs no model at all and
-//!   extrapolates one health indicator's trend to a threshold.
+//!   extrapolates one health indicator's trend to a threshold; [`LiveRul`] turns that into a live estimate with a
+//!   horizon, a significance test and a bounded rate of change.
 //! - [`eval`] holds the hold-out/truncation protocol used in `docs/pdm.md`.
 //!
 //! Pure library: no files, no threads beyond `train`'s scoped workers, no global state. Everything is
@@ -17,6 +18,7 @@ mod error;
 pub mod eval;
 mod features;
 mod gbm;
+mod live;
 mod model;
 mod rng;
 mod trend;
@@ -24,5 +26,6 @@ mod trend;
 pub use data::{CsvOptions, Format, Run, read_runs, write_predictions};
 pub use error::{InputProblem, Location, PdmError};
 pub use gbm::GbmParams;
+pub use live::{LiveEstimate, LiveOptions, LiveRul, RulState};
 pub use model::{Model, ModelInfo, OnlineRul, Prediction, TrainOptions, train};
-pub use trend::{TrendKind, TrendRul};
+pub use trend::{TrendFit, TrendKind, TrendRul};

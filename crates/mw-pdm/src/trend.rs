@@ -36,6 +36,27 @@ pub enum TrendKind {
     Exponential,
 }
 
+/// One fit of [`TrendRul::fit_trend`], times in the unit of the samples' times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrendFit {
+    /// Where the fitted trend reaches the threshold; infinite when it does not move towards it, 0 once the fitted
+    /// level is there.
+    pub rul: f64,
+    /// Where a trend `z` standard errors higher and steeper reaches it (widened by the newest half-window's
+    /// estimate); infinite when even that trend does not move towards the threshold.
+    pub lower: f64,
+    /// Where a trend `z` standard errors lower and flatter reaches it (widened likewise); infinite when that trend
+    /// does not move towards the threshold.
+    pub upper: f64,
+    /// The slope in standard errors (its t statistic): how surely the indicator moves towards the threshold.
+    pub slope_t: f64,
+    /// The fitted slope (towards the threshold positive) per time unit, in the trend's space (the indicator's
+    /// units for a linear trend, ln-units of `value − baseline` for an exponential one), and its standard error.
+    pub slope: f64,
+    pub slope_se: f64,
+    pub kind: TrendKind,
+}
+
 struct Fit {
     /// Fitted level at the newest time, in the transformed space.
     level: f64,
@@ -91,6 +112,19 @@ impl TrendRul {
         self
     }
 
+    /// Samples the window holds when full.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Time from the oldest to the newest sample held.
+    pub fn span(&self) -> f64 {
+        match (self.t.front(), self.t.back()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
+        }
+    }
+
     /// Samples currently held (≤ window).
     pub fn len(&self) -> usize {
         self.t.len()
@@ -118,6 +152,26 @@ impl TrendRul {
 
     /// Like [`TrendRul::update`], also telling which trend was used.
     pub fn estimate(&mut self, t_s: f64, value: f64) -> Option<(Prediction, TrendKind)> {
+        let f = self.fit_trend(t_s, value)?;
+        f.rul.is_finite().then_some((
+            Prediction {
+                rul: f.rul,
+                lower: f.lower,
+                upper: f.upper,
+            },
+            f.kind,
+        ))
+    }
+
+    /// Time of the newest accepted sample.
+    pub fn last_time(&self) -> Option<f64> {
+        self.t.back().copied()
+    }
+
+    /// Adds a sample like [`TrendRul::update`] and returns the whole fit, also when the indicator is not moving
+    /// towards the threshold (then `rul` is infinite). `None` only while fewer than `min(window, 5)` samples are
+    /// held or when the sample is rejected.
+    pub fn fit_trend(&mut self, t_s: f64, value: f64) -> Option<TrendFit> {
         if !t_s.is_finite() || !value.is_finite() || self.t.back().is_some_and(|&last| t_s <= last)
         {
             return None;
@@ -135,6 +189,7 @@ impl TrendRul {
         let b = self.baseline * self.sign;
         let exp_ok = thr > b && self.v.iter().all(|&v| v > b);
         let kind = match self.only {
+            // The exponential cannot be fitted (a value at or below the baseline): nothing to extrapolate.
             Some(TrendKind::Exponential) if !exp_ok => return None,
             Some(k) => k,
             None if !exp_ok => TrendKind::Linear,
@@ -153,25 +208,39 @@ impl TrendRul {
             TrendKind::Exponential => (thr - b).ln(),
         };
         let f = self.fit(kind, 0, t_s);
+        let slope_t = if f.slope_se > 0.0 {
+            f.slope / f.slope_se
+        } else if f.slope > 0.0 {
+            f64::INFINITY
+        } else if f.slope < 0.0 {
+            f64::NEG_INFINITY
+        } else {
+            0.0
+        };
         if f.level >= g {
-            return Some((
-                Prediction {
-                    rul: 0.0,
-                    lower: 0.0,
-                    upper: 0.0,
-                },
+            return Some(TrendFit {
+                rul: 0.0,
+                lower: 0.0,
+                upper: 0.0,
+                slope_t,
+                slope: f.slope,
+                slope_se: f.slope_se,
                 kind,
-            ));
+            });
         }
-        if f.slope <= 0.0 {
-            return None;
-        }
-        let rul = (g - f.level) / f.slope;
+        let rul = if f.slope > 0.0 {
+            (g - f.level) / f.slope
+        } else {
+            f64::INFINITY
+        };
         let hi_level = f.level + self.z * f.level_se;
+        let hi_slope = f.slope + self.z * f.slope_se;
         let mut lower = if hi_level >= g {
             0.0
+        } else if hi_slope > 0.0 {
+            (g - hi_level) / hi_slope
         } else {
-            (g - hi_level) / (f.slope + self.z * f.slope_se)
+            f64::INFINITY
         };
         let lo_slope = f.slope - self.z * f.slope_se;
         let mut upper = if lo_slope > 0.0 {
@@ -194,14 +263,15 @@ impl TrendRul {
             lower = lower.min(half);
             upper = upper.max(half);
         }
-        Some((
-            Prediction {
-                rul,
-                lower: lower.min(rul),
-                upper: upper.max(rul),
-            },
+        Some(TrendFit {
+            rul,
+            lower: lower.min(rul),
+            upper: upper.max(rul),
+            slope_t,
+            slope: f.slope,
+            slope_se: f.slope_se,
             kind,
-        ))
+        })
     }
 
     /// Fits `kind` to the samples from index `skip` on, with time measured from `now`.

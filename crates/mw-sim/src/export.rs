@@ -6,8 +6,8 @@ use std::io::{self, Write};
 
 use thiserror::Error;
 
-use crate::Plant;
 use crate::fault::{FaultId, FaultRecord};
+use crate::{DegradationRecord, Plant};
 
 /// Why an export stopped.
 #[derive(Debug, Error)]
@@ -62,7 +62,7 @@ pub fn export_csv(
     let rows = export_rows(duration_s, step_s);
     let mut line = String::new();
     // The ground-truth cells change only when a fault starts or ends.
-    let mut truth_of: Option<Vec<FaultId>> = None;
+    let mut truth_of: Option<(Vec<FaultId>, bool)> = None;
     let mut truth = String::new();
     for i in 0..rows {
         if i > 0 {
@@ -77,9 +77,13 @@ pub fn export_csv(
             }
         }
         let active = plant.active_faults();
-        let ids: Vec<FaultId> = active.iter().map(|f| f.id).collect();
+        let degraded = plant.degradation();
+        let ids = (
+            active.iter().map(|f| f.id).collect::<Vec<FaultId>>(),
+            degraded.is_some(),
+        );
         if truth_of.as_ref() != Some(&ids) {
-            truth = truth_cells(&active, &assets);
+            truth = truth_cells(&active, degraded.as_ref(), &assets);
             truth_of = Some(ids);
         }
         let _ = write!(line, "{truth},{:.6}", plant.bearing_wear());
@@ -93,20 +97,30 @@ pub fn export_csv(
     Ok(rows)
 }
 
-/// `,fault,fault:ASSET…,faults` of one exported row, for these active faults.
-fn truth_cells(active: &[FaultRecord], assets: &[&'static str]) -> String {
-    let mut s = String::from(if active.is_empty() { ",0" } else { ",1" });
+/// `,fault,fault:ASSET…,faults` of one exported row, for these active faults and the bearing's degradation.
+fn truth_cells(
+    active: &[FaultRecord],
+    degraded: Option<&DegradationRecord>,
+    assets: &[&'static str],
+) -> String {
+    let any = !active.is_empty() || degraded.is_some();
+    let mut s = String::from(if any { ",1" } else { ",0" });
     for a in assets {
-        let hit = active.iter().any(|f| f.affected_assets().contains(a));
+        let hit = active.iter().any(|f| f.affected_assets().contains(a))
+            || degraded.is_some_and(|d| d.affected_assets().contains(a));
         s.push_str(if hit { ",1" } else { ",0" });
     }
-    let names: Vec<String> = active
+    let mut names: Vec<String> = active
         .iter()
         .map(|f| {
             let short = f.asset.rsplit('/').next().unwrap_or(&f.asset);
             format!("{short}:{}", f.kind)
         })
         .collect();
+    if let Some(d) = degraded {
+        let short = d.asset.rsplit('/').next().unwrap_or(d.asset);
+        names.push(format!("{short}:{}", d.kind));
+    }
     s.push(',');
     s.push_str(&names.join("+"));
     s

@@ -4,7 +4,16 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::DegradationRecord;
 use crate::fault::FaultRecord;
+
+/// The bearing's degradation as a label row: id 0, origin `natural`, from when the wear reached the threshold to
+/// the time the file is written (`now`), active (it is permanent).
+pub(crate) struct DegradationLabel {
+    pub record: DegradationRecord,
+    pub now_s: f64,
+    pub now_ns: i64,
+}
 
 /// Header of the CSV label file.
 pub const CSV_HEADER: &str =
@@ -20,7 +29,11 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub(crate) fn write_csv(records: &[FaultRecord], mut w: impl Write) -> io::Result<()> {
+pub(crate) fn write_csv(
+    records: &[FaultRecord],
+    degradation: Option<&DegradationLabel>,
+    mut w: impl Write,
+) -> io::Result<()> {
     writeln!(w, "{CSV_HEADER}")?;
     for r in records {
         writeln!(
@@ -36,6 +49,18 @@ pub(crate) fn write_csv(records: &[FaultRecord], mut w: impl Write) -> io::Resul
             r.start_ns,
             r.end_ns,
             r.active
+        )?;
+    }
+    if let Some(d) = degradation {
+        writeln!(
+            w,
+            "0,{},{},,natural,{},{},{},{},true",
+            d.record.kind,
+            csv_field(d.record.asset),
+            d.record.start_s,
+            d.now_s,
+            d.record.start_ns,
+            d.now_ns
         )?;
     }
     w.flush()
@@ -68,9 +93,10 @@ pub(crate) fn write_json(
     start_epoch_ns: i64,
     time_s: f64,
     records: &[FaultRecord],
+    degradation: Option<&DegradationLabel>,
     mut w: impl Write,
 ) -> io::Result<()> {
-    let file = LabelFile {
+    let mut file = LabelFile {
         seed,
         start_epoch_ns,
         time_s,
@@ -90,6 +116,20 @@ pub(crate) fn write_json(
             })
             .collect(),
     };
+    if let Some(d) = degradation {
+        file.faults.push(Label {
+            id: 0,
+            kind: d.record.kind,
+            asset: d.record.asset,
+            point: None,
+            origin: "natural",
+            start_s: d.record.start_s,
+            end_s: d.now_s,
+            start_epoch_ns: d.record.start_ns,
+            end_epoch_ns: d.now_ns,
+            active: true,
+        });
+    }
     serde_json::to_writer_pretty(&mut w, &file).map_err(io::Error::other)?;
     writeln!(w)?;
     w.flush()

@@ -40,6 +40,7 @@ pub use fault::{
     ScheduledFault, SimError,
 };
 pub use labels::CSV_HEADER as LABELS_CSV_HEADER;
+pub use physics::DEGRADATION_WEAR_RISE;
 pub use registers::{RegisterPoint, Registers, Table, register_map, sentinel};
 pub use schedule::{ScheduleError, ScheduleProblem, parse_schedule};
 
@@ -193,6 +194,33 @@ pub struct Plant {
     gas_alarm: [bool; 3],
     /// Zero offset of each gas detector, %LEL (seeded).
     gas_offsets: [f64; 3],
+    /// Sim ns at which the bearing's wear first reached `wear0` + [`DEGRADATION_WEAR_RISE`] (wear never falls).
+    degraded_ns: Option<i64>,
+    /// The bearing's wear at the start of the run.
+    wear0: f64,
+}
+
+/// The bearing's natural degradation as a label: from the substep where its wear first reached
+/// its initial wear + [`DEGRADATION_WEAR_RISE`] on, for good (wear never falls). Not a fault: it is the state the plant's own wear (and the
+/// damage a `bearing_wear` fault leaves behind) brings the pump to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DegradationRecord {
+    /// `bearing_degradation`.
+    pub kind: &'static str,
+    /// The pump; [`DegradationRecord::affected_assets`] also names its motor.
+    pub asset: &'static str,
+    /// Sim seconds since the start when the threshold was reached.
+    pub start_s: f64,
+    /// `start_epoch_ns + start_s · 1e9`.
+    pub start_ns: i64,
+}
+
+impl DegradationRecord {
+    /// The assets whose readings a worn bearing changes: the pump (vibration, bearing temperature) and its motor
+    /// (friction current), as for a `bearing_wear` fault.
+    pub fn affected_assets(&self) -> Vec<&'static str> {
+        vec![catalog::PUMP, catalog::MOTOR]
+    }
 }
 
 fn secs_to_ns(s: f64) -> i64 {
@@ -245,7 +273,10 @@ impl Plant {
             measured: [None; N_POINTS],
             gas_alarm: [false; 3],
             gas_offsets: gas_offset_draws.map(|u| 0.4 * u),
+            degraded_ns: None,
+            wear0,
         };
+        plant.check_degradation();
         plant.process_events();
         plant.measure();
         plant
@@ -276,8 +307,26 @@ impl Plant {
                 &mut self.rng_process,
             );
             self.process_events();
+            self.check_degradation();
         }
         self.measure();
+    }
+
+    fn check_degradation(&mut self) {
+        if self.degraded_ns.is_none() && self.phys.wear >= self.wear0 + DEGRADATION_WEAR_RISE {
+            self.degraded_ns = Some(self.elapsed_ns);
+        }
+    }
+
+    /// The bearing's degradation label, once its wear has risen by [`DEGRADATION_WEAR_RISE`] since the start
+    /// (docs/simulator.md "Labels").
+    pub fn degradation(&self) -> Option<DegradationRecord> {
+        self.degraded_ns.map(|ns| DegradationRecord {
+            kind: "bearing_degradation",
+            asset: catalog::PUMP,
+            start_s: ns as f64 / 1e9,
+            start_ns: self.cfg.start_epoch_ns.saturating_add(ns),
+        })
     }
 
     /// Sim seconds since the start.
@@ -371,17 +420,28 @@ impl Plant {
     }
 
     /// Writes the labels (all started faults) as CSV; header [`LABELS_CSV_HEADER`].
+    /// The bearing's degradation, once reached, is the last row (id 0, see [`Plant::degradation`]).
     pub fn write_labels_csv(&self, w: impl Write) -> io::Result<()> {
-        labels::write_csv(&self.faults(), w)
+        labels::write_csv(&self.faults(), self.degradation_label().as_ref(), w)
     }
 
-    /// Writes the labels as a JSON object `{seed, start_epoch_ns, time_s, faults: [...]}`.
+    fn degradation_label(&self) -> Option<labels::DegradationLabel> {
+        self.degradation().map(|d| labels::DegradationLabel {
+            record: d,
+            now_s: self.time_s(),
+            now_ns: self.now_ns(),
+        })
+    }
+
+    /// Writes the labels as a JSON object `{seed, start_epoch_ns, time_s, faults: [...]}`; the bearing's
+    /// degradation, once reached, is the last entry of `faults` (id 0, origin `natural`).
     pub fn write_labels_json(&self, w: impl Write) -> io::Result<()> {
         labels::write_json(
             self.cfg.seed,
             self.cfg.start_epoch_ns,
             self.time_s(),
             &self.faults(),
+            self.degradation_label().as_ref(),
             w,
         )
     }

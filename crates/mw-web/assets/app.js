@@ -10,13 +10,23 @@ let AST=null;
 // both are back, never its last colour.
 let TAGS_LOST=false,STREAM_LOST=false;
 function fmt(v){if(v===null||v===undefined)return '—';if(typeof v==='number'){const a=Math.abs(v);return a>=1000?v.toFixed(0):a>=100?v.toFixed(1):a>=1?v.toFixed(2):v.toFixed(3);}return String(v);}
+// A remaining-useful-life tag (ASSET/rul, rul_lower, rul_upper: hours) reads as a duration — "12 min", "2 h 10 min",
+// "3 days 4 h" — and "beyond 30 days" while the estimate is beyond its horizon (rul = the horizon, rul_upper empty
+// with reason "beyond the horizon"; docs/pdm.md "Live RUL"). Other tags: null.
+function dur(h){if(typeof h!=='number')return '—';if(h<=0)return '0 min';const m=Math.round(h*60);if(m<1)return '< 1 min';
+if(m<60)return m+' min';const hh=Math.floor(m/60),mm=m%60;if(hh<24)return hh+' h'+(mm?' '+mm+' min':'');
+const w=Math.round(h),d=Math.floor(w/24),rh=w%24;return d+(d===1?' day':' days')+(rh?' '+rh+' h':'');}
+function rulText(t,by){const nm=t.path.split('/').pop();if(t.unit!=='h'||!/^rul(_lower|_upper)?$/.test(nm))return null;
+const up=by[t.path.slice(0,-nm.length)+'rul_upper'];const beyond=!!up&&up.reason==='beyond the horizon';
+if(nm==='rul'&&beyond)return 'beyond '+dur(t.value);return dur(t.value);}
 function spark(h){const pts=h.map((v,i)=>[i,v]).filter(p=>typeof p[1]==='number');if(pts.length<2)return '';
 let lo=Math.min(...pts.map(p=>p[1])),hi=Math.max(...pts.map(p=>p[1]));if(hi===lo){hi+=1;lo-=1;}
 const n=Math.max(h.length-1,1);return pts.map(p=>(p[0]*120/n).toFixed(1)+','+(21-(p[1]-lo)*20/(hi-lo)).toFixed(1)).join(' ');}
 async function refresh(){const dp=HAS_DET?fetch('/api/v1/detectors').then(r=>r.ok?r.json():null).catch(()=>null):null;
 try{const r=await fetch('/api/v1/tags?history=120');if(!r.ok)throw new Error(r.status);const j=await r.json();
+const by={};for(const t of j.tags)by[t.path]=t;
 for(const t of j.tags){const row=document.getElementById('t:'+t.path);if(!row)continue;
-const vc=row.querySelector('.v');vc.textContent=fmt(t.value);vc.classList.toggle('on',t.value===true&&ALARMISH.test(t.path.split('/').pop()));
+const vc=row.querySelector('.v');const rt=rulText(t,by);vc.textContent=rt===null?fmt(t.value):rt;if(rt!==null)row.querySelector('.u').textContent='';vc.classList.toggle('on',t.value===true&&ALARMISH.test(t.path.split('/').pop()));
 const q=row.querySelector('.q span');q.textContent=t.quality;q.className=t.quality+(t.ts?'':' nodata');q.title=t.reason||'';
 row.querySelector('.ts').textContent=t.ts?t.ts.substring(11,19):'';
 const pl=row.querySelector('polyline');if(pl&&t.history)pl.setAttribute('points',spark(t.history));}

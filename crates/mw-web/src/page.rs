@@ -127,13 +127,22 @@ pub(crate) async fn index(
             path = esc(asset.path.as_str()),
             label = esc(&label),
         );
+        let beyond = asset.tags.iter().zip(&latest).any(|(d, s)| {
+            d.path.name() == "rul_upper"
+                && s.as_ref().and_then(|s| s.quality.reason()) == Some(RUL_BEYOND)
+        });
         for (def, latest) in asset.tags.iter().zip(latest) {
+            let rul = is_rul(def.path.name(), def.unit.as_deref());
             // a row without a value is marked `nodata` too, so the script can tell it from an
             // uncertain value when it recomputes the asset's status
             let (value, quality, qclass, reason, ts) = match &latest {
                 Some(s) => (
                     match &s.value {
                         mw_model::Value::F64(f) if !f.is_finite() => "—".to_owned(),
+                        mw_model::Value::F64(f) if rul && beyond && def.path.name() == "rul" => {
+                            format!("beyond {}", duration_text(*f))
+                        }
+                        mw_model::Value::F64(f) if rul => duration_text(*f),
                         mw_model::Value::F64(f) => format!("{f:.2}"),
                         mw_model::Value::F32(f) if !f.is_finite() => "—".to_owned(),
                         mw_model::Value::F32(f) => format!("{f:.2}"),
@@ -179,6 +188,7 @@ pub(crate) async fn index(
             let unit = def
                 .unit
                 .as_deref()
+                .filter(|_| !rul)
                 .and_then(unit_info)
                 .map(|u| u.symbol)
                 .unwrap_or("");
@@ -305,4 +315,69 @@ pub(crate) async fn script() -> axum::response::Response {
 
 pub(crate) async fn style() -> axum::response::Response {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+/// The reason of `ASSET/rul_upper` (no value) while the RUL estimate is beyond its horizon; `ASSET/rul` then
+/// holds the horizon (docs/pdm.md "Live RUL").
+const RUL_BEYOND: &str = "beyond the horizon";
+
+/// `ASSET/rul`, `rul_lower`, `rul_upper` in hours: shown as durations (the rule of `rulText` in the page script).
+fn is_rul(name: &str, unit: Option<&str>) -> bool {
+    unit == Some("h") && matches!(name, "rul" | "rul_lower" | "rul_upper")
+}
+
+/// Hours as a duration an operator reads at a glance: "12 min", "2 h 10 min", "3 days 4 h" (`dur` in the page
+/// script).
+fn duration_text(h: f64) -> String {
+    if h <= 0.0 {
+        return "0 min".to_owned();
+    }
+    let m = (h * 60.0).round();
+    if m < 1.0 {
+        return "< 1 min".to_owned();
+    }
+    if m < 60.0 {
+        return format!("{m} min");
+    }
+    let (hh, mm) = ((m / 60.0).floor(), m % 60.0);
+    if hh < 24.0 {
+        return if mm > 0.0 {
+            format!("{hh} h {mm} min")
+        } else {
+            format!("{hh} h")
+        };
+    }
+    let whole = h.round();
+    let (d, rh) = ((whole / 24.0).floor(), whole % 24.0);
+    let days = if d == 1.0 { "day" } else { "days" };
+    if rh > 0.0 {
+        format!("{d} {days} {rh} h")
+    } else {
+        format!("{d} {days}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rul_durations_read_as_days_hours_minutes() {
+        let cases = [
+            (0.0, "0 min"),
+            (0.005, "< 1 min"),
+            (0.2, "12 min"),
+            (2.1667, "2 h 10 min"),
+            (23.99, "23 h 59 min"),
+            (24.0, "1 day"),
+            (47.9, "2 days"),
+            (76.0, "3 days 4 h"),
+            (720.0, "30 days"),
+        ];
+        for (h, text) in cases {
+            assert_eq!(duration_text(h), text, "{h} h");
+        }
+        assert!(is_rul("rul", Some("h")) && is_rul("rul_upper", Some("h")));
+        assert!(!is_rul("rul", Some("min")) && !is_rul("flow", Some("h")));
+    }
 }

@@ -118,3 +118,70 @@ fn active_faults_are_the_active_records() {
     p.step(600.0);
     assert!(p.active_faults().is_empty());
 }
+
+#[test]
+fn natural_degradation_is_a_permanent_label_in_files_and_exports() {
+    // 20 minutes of accelerated wear raise the bearing's wear by more than DEGRADATION_WEAR_RISE; after the fault the damage stays,
+    // and so does the label (id 0, origin natural), in the label files and in the export's per-asset columns.
+    let mut p = Plant::new(SimConfig {
+        seed: 3,
+        start_epoch_ns: START,
+        schedule: vec![ScheduledFault {
+            start_s: 60.0,
+            asset: "pump1".into(),
+            kind: FaultKind::BearingWear,
+            duration_s: 1200.0,
+            point: None,
+        }],
+        ..SimConfig::default()
+    });
+    let mut out = Vec::new();
+    mw_sim::export_csv(&mut p, 3600.0, 10.0, &mut out, |_, _| {}).unwrap();
+    let d = p.degradation().expect("degraded");
+    assert!(d.start_s > 60.0 && d.start_s < 1260.0, "{d:?}");
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (pump, motor, tank, any, names) = (
+        col("fault:acme/plant1/utilities/water/pump1"),
+        col("fault:acme/plant1/utilities/water/pump1_motor"),
+        col("fault:acme/plant1/utilities/water/tank1"),
+        col("fault"),
+        col("faults"),
+    );
+    for (i, l) in lines.enumerate() {
+        let c: Vec<&str> = l.split(',').collect();
+        let t = i as f64 * 10.0;
+        let labelled = (60.0..1260.0).contains(&t) || t >= d.start_s;
+        assert_eq!(c[pump] == "1", labelled, "pump label at {t} s");
+        assert_eq!(c[motor] == "1", labelled, "motor label at {t} s");
+        assert_eq!(c[any] == "1", labelled, "any label at {t} s");
+        assert_eq!(c[tank], "0", "the tank is not affected");
+        if t >= 1260.0 {
+            assert_eq!(c[names], "pump1:bearing_degradation", "at {t} s");
+        }
+    }
+    let mut csv = Vec::new();
+    p.write_labels_csv(&mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    let last = csv.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "0,bearing_degradation,acme/plant1/utilities/water/pump1,,natural,{},3600,{},{},true",
+            d.start_s,
+            d.start_ns,
+            START + 3_600_000_000_000
+        )
+    );
+    let mut json = Vec::new();
+    p.write_labels_json(&mut json).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let f = v["faults"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(f["id"], 0);
+    assert_eq!(f["kind"], "bearing_degradation");
+    assert_eq!(f["origin"], "natural");
+    assert_eq!(f["active"], true);
+    assert_eq!(f["start_s"].as_f64(), Some(d.start_s));
+}

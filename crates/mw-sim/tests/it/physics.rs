@@ -200,29 +200,48 @@ fn bearing_wear_fault_raises_vibration_and_bearing_temperature() {
 }
 
 #[test]
-fn natural_wear_shows_a_trend_within_hours_and_reaches_failure_in_about_a_day() {
+fn natural_wear_is_slow_so_a_healthy_pump_stays_healthy_for_days() {
+    // Natural wear takes 100 days from w = 0.2 to failure (about 69 days to the 7.1 mm/s limit): over one
+    // simulated day the wear grows by about 0.005 and the vibration by a few hundredths of a mm/s.
     let mut p = plant(13);
     let w0 = p.bearing_wear();
     assert!((0.15..0.25).contains(&w0));
-    let v0 = mean_over(&mut p, "pump1/vibration", 300.0, 1.0);
-    p.step(3.0 * 3600.0);
-    let v3 = mean_over(&mut p, "pump1/vibration", 300.0, 1.0);
-    assert!(v3 > v0 + 0.3, "vibration after 3 h: {v0} -> {v3}");
-    // Time to failure from the seeded initial wear: 24 h from w = 0.2, so between 20 and 30 h.
-    let mut hours = 3.0;
-    while p.bearing_wear() < 1.0 && hours < 40.0 {
+    let v0 = mean_over(&mut p, "pump1/vibration", 600.0, 1.0);
+    for _ in 0..48 {
         p.step(1800.0);
-        hours += 0.5;
     }
+    let dw = p.bearing_wear() - w0;
+    assert!((0.003..0.008).contains(&dw), "wear grew by {dw} in a day");
+    let v1 = mean_over(&mut p, "pump1/vibration", 600.0, 1.0);
+    assert!((v1 - v0).abs() < 0.2, "vibration over a day: {v0} -> {v1}");
+    // At that rate (it accelerates with wear, so this overestimates) the 7.1 mm/s limit (w ≈ 0.66) is months away.
+    assert!((0.66 - p.bearing_wear()) / dw > 60.0);
+    assert!(p.degradation().is_none(), "healthy after a day");
+}
+
+#[test]
+fn a_bearing_wear_fault_degrades_the_bearing_for_good() {
+    let mut p = plant(13);
+    let w0 = p.bearing_wear();
+    inject(&mut p, "pump1", FaultKind::BearingWear, 900.0, None);
+    let mut crossed = None;
+    for i in 0..900 {
+        p.step(1.0);
+        if crossed.is_none() && p.bearing_wear() >= w0 + mw_sim::DEGRADATION_WEAR_RISE {
+            crossed = Some(i as f64 + 1.0);
+        }
+    }
+    let d = p.degradation().expect("degraded by the fault");
+    let crossed = crossed.expect("wear crossed the threshold");
+    assert!((d.start_s - crossed).abs() <= 1.0, "{d:?} vs {crossed}");
+    let w = p.bearing_wear();
+    assert!((0.35..0.6).contains(&w), "wear after 15 min of fault: {w}");
+    p.step(3600.0);
     assert!(
-        (20.0..30.0).contains(&hours),
-        "bearing failed after {hours} h (w0 = {w0})"
+        p.bearing_wear() - w < 0.001,
+        "natural wear again after the fault"
     );
-    assert!(
-        val(&p, "pump1/vibration") > 11.0,
-        "vibration at failure {}",
-        val(&p, "pump1/vibration")
-    );
+    assert_eq!(p.degradation(), Some(d), "the label stays");
 }
 
 #[test]
