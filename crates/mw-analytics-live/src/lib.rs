@@ -22,7 +22,8 @@
 //!   ([`mw_pdm::LiveRul`]: a finite estimate only while the trend rises significantly, capped at a
 //!   horizon, with a bounded rate of change), once the trend window holds 30 samples. "Beyond the
 //!   horizon" is published as `rul` = the horizon in hours (quality `good`, so a `rul` alarm
-//!   clears) with `rul_upper` without a value, quality `uncertain` "beyond the horizon"; an
+//!   clears) with `rul_lower` and `rul_upper` without a value, quality `uncertain` "beyond the
+//!   horizon"; an
 //!   unbounded upper limit of a finite estimate is no value, `uncertain` "trend cannot rule out no
 //!   failure".
 //!
@@ -461,10 +462,16 @@ impl Processor for LiveAnalytics {
                     s.source_ts,
                     now,
                 ));
+                // no significant trend: a lower bound from it would be a small number that means
+                // nothing ("6 min" on a healthy pump), so there is none
+                let (lower, lower_q) = match p.state {
+                    RulState::Beyond => (f64::NAN, Quality::Uncertain(BEYOND_HORIZON.into())),
+                    RulState::Estimate => (hours(p.lower), Quality::Good),
+                };
                 out.push(derived(
                     &r.lower_tag,
-                    Value::F64(hours(p.lower)),
-                    Quality::Good,
+                    Value::F64(lower),
+                    lower_q,
                     s.source_ts,
                     now,
                 ));

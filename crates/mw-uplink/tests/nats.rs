@@ -592,3 +592,70 @@ async fn a_damaged_segment_is_quarantined_and_the_rest_forwarded() {
     assert_eq!(status.get().duplicates, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// TLS and a token towards a server that requires them: with the CA that signed the server's
+/// certificate (`certs init`) and the right token file the uplink forwards (every record
+/// PubAck'd); with another CA there is no session and the certificate error is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_a_token_file_against_a_server_that_requires_them() {
+    need_nats!();
+    let dir = temp_dir("tls");
+    let certs = dir.join("certs");
+    let other = dir.join("other-ca");
+    mw_security::certs::init(&certs, &["127.0.0.1".into()], &[], false).expect("certs");
+    mw_security::certs::init(&other, &["127.0.0.1".into()], &[], false).expect("other CA");
+    let port = free_port();
+    let (cert, key) = (certs.join("server.pem"), certs.join("server.key"));
+    let _server = NatsServer::start_with(
+        port,
+        &dir.join("nats"),
+        &[
+            "--tls",
+            "--tlscert",
+            cert.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+            "--auth",
+            "tok-3f9a2c",
+        ],
+    );
+    std::fs::write(dir.join("token"), "tok-3f9a2c\n").unwrap();
+    let entry = |name: &str, ca: &std::path::Path| {
+        format!(
+            "[[uplink]]\nname = \"{name}\"\nurl = \"tls://127.0.0.1:{port}\"\nsite = \"test\"\n\
+             token_file = \"{}\"\ntls = {{ ca = \"{}\" }}\n[uplink.buffer]\ndir = \"{}\"\n",
+            dir.join("token").display(),
+            ca.join("ca.pem").display(),
+            dir.join(format!("buf-{name}")).display()
+        )
+    };
+    let (bad_p, bad_bus, bad_status, _) = start(&entry("untrusted", &other));
+    let (p, running, status, buffer) = start(&entry("trusted", &certs));
+    until("a TLS session", Duration::from_secs(15), || {
+        status.get().sessions >= 1
+    })
+    .await;
+    let base = mw_model::now_ns();
+    for i in 0..20 {
+        let a = p.send_with_ack(batch(i, base)).await.unwrap();
+        assert!(a.outcome().await.is_committed());
+    }
+    until(
+        "every record PubAck'd over TLS",
+        Duration::from_secs(15),
+        || buffer.stats().pending_records == 0,
+    )
+    .await;
+    assert_eq!(status.get().acked, 20 * TAGS as u64);
+    let st = bad_status.get();
+    assert_eq!(
+        st.sessions, 0,
+        "an untrusted certificate gives no session: {st:?}"
+    );
+    let err = st.last_error.unwrap_or_default();
+    assert!(!err.contains("tok-3f9a2c"), "the token never shows: {err}");
+    drop((p, bad_p));
+    assert!(running.stop(Duration::from_secs(5)).await);
+    assert!(bad_bus.stop(Duration::from_secs(5)).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}

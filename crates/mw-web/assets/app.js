@@ -11,7 +11,7 @@ let AST=null;
 let TAGS_LOST=false,STREAM_LOST=false;
 function fmt(v){if(v===null||v===undefined)return '—';if(typeof v==='number'){const a=Math.abs(v);return a>=1000?v.toFixed(0):a>=100?v.toFixed(1):a>=1?v.toFixed(2):v.toFixed(3);}return String(v);}
 // A remaining-useful-life tag (ASSET/rul, rul_lower, rul_upper: hours) reads as a duration — "12 min", "2 h 10 min",
-// "3 days 4 h" — and "beyond 30 days" while the estimate is beyond its horizon (rul = the horizon, rul_upper empty
+// "3 days 4 h" — and "beyond 30 days" while the estimate is beyond its horizon (rul = the horizon, rul_lower and rul_upper empty
 // with reason "beyond the horizon"; docs/pdm.md "Live RUL"). Other tags: null.
 function dur(h){if(typeof h!=='number')return '—';if(h<=0)return '0 min';const m=Math.round(h*60);if(m<1)return '< 1 min';
 if(m<60)return m+' min';const hh=Math.floor(m/60),mm=m%60;if(hh<24)return hh+' h'+(mm?' '+mm+' min':'');
