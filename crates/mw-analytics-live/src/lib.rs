@@ -12,7 +12,8 @@
 //!   the outputs have quality `uncertain` ("warming up"); while an input has no usable value they
 //!   are `uncertain` ("no data from NAME", the detector carrying its last value forward).
 //! * `ASSET/anomaly_contributors` at each alarm onset: the inputs behind it, largest share first,
-//!   as `PATH:SHARE` separated by spaces ([`Detector::contributors`]); the latest onset and its
+//!   as `PATH:SHARE` separated by spaces ([`Detector::contributors`]), the empty string from the
+//!   detector's first output until its first onset; the latest onset and its
 //!   contributors are also in [`DetectorInfo::state`], for the API.
 //! * **Robust warm-up** ([`warmup`]): a detector is fitted only on a window of `warmup` rows that
 //!   looks stable; while the window holds a level change or too many outliers (a fault during
@@ -126,6 +127,9 @@ struct DetectorSlot {
     /// `mw_anomaly_onsets_total{…}`: transitions from normal to anomalous.
     onsets: metrics::Counter,
     was_anomalous: bool,
+    /// The contributors tag has a value (the empty string until the first onset, so that the
+    /// asset does not show an input "without a value").
+    contributors_said: bool,
     relearns: metrics::Counter,
     score_tag: TagPath,
     flag_tag: TagPath,
@@ -306,6 +310,7 @@ impl LiveAnalytics {
                 onsets: metrics::counter!("mw_anomaly_onsets_total", "component" => "analytics", "instance" => instance.clone()),
                 relearns: metrics::counter!("mw_detector_relearns_total", "component" => "analytics", "instance" => instance),
                 was_anomalous: false,
+                contributors_said: false,
                 score_tag: d.score_tag.clone(),
                 flag_tag: d.flag_tag.clone(),
                 contributors_tag: d.contributors_tag.clone(),
@@ -500,7 +505,19 @@ impl Processor for LiveAnalytics {
             }
             changed = true;
             let o = d.step(ts);
-            if o.anomalous && !d.was_anomalous {
+            let onset = o.anomalous && !d.was_anomalous;
+            if !d.contributors_said && !onset {
+                // no onset yet: nobody to name
+                out.push(derived(
+                    &d.contributors_tag,
+                    Value::string(""),
+                    Quality::Good,
+                    ts,
+                    now,
+                ));
+            }
+            d.contributors_said = true;
+            if onset {
                 d.onsets.increment(1);
                 let named: Vec<(String, f64)> = d
                     .detector
@@ -732,8 +749,13 @@ window = 50
         );
         assert!(opened < 200, "warmed up at {opened}");
         assert_eq!(
-            contributors,
-            vec![(300, Value::string("a/p/x:1.00"))],
+            contributors[0].1,
+            Value::string(""),
+            "empty until the first onset (the tag has a value from the first output)"
+        );
+        assert_eq!(
+            contributors[1..],
+            [(300, Value::string("a/p/x:1.00"))],
             "one onset, at the spike, naming x"
         );
         assert_eq!(ctl.list()[0].contributors_tag, "a/p/anomaly_contributors");
