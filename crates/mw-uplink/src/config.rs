@@ -45,7 +45,7 @@ pub struct UplinkConfig {
     /// VictoriaMetrics.
     pub urls: Vec<String>,
     /// `url = "http://HOST:PORT[/prefix]"`: the uplink writes samples to this VictoriaMetrics
-    /// (`/api/v1/import`) instead of NATS; events are not forwarded.
+    /// (InfluxDB line protocol on `/write`) instead of NATS; events are not forwarded.
     pub victoria_metrics: Option<crate::vm::VmUrl>,
     /// VictoriaMetrics only: how long a record stays in the buffer after its 2xx (longer than
     /// the server's `-inmemoryDataFlushInterval`).

@@ -1,6 +1,7 @@
 //! VictoriaMetrics, shared by `millwright central` and the VictoriaMetrics uplink
 //! ([`VmUpstream`]): the uplink's samples as rows ([`sample_row`]), the `/api/v1/import` body
-//! ([`vm_import`]) and a client (`POST {base}/api/v1/import` over HTTP/1.1 on hyper, one
+//! ([`vm_import`], central's) and the same series in InfluxDB line protocol
+//! ([`vm_line_protocol`], the uplink's `/write`), and a client (HTTP/1.1 on hyper, one
 //! keep-alive connection, reopened after an error).
 
 use std::collections::BTreeMap;
@@ -54,6 +55,11 @@ impl VmClient {
         self.request(Some(body), "/api/v1/import").await.map(|_| ())
     }
 
+    /// Writes `body` (InfluxDB line protocol, ns timestamps) to `/write`; `Ok` only on a 2xx.
+    pub async fn write_line_protocol(&mut self, body: Vec<u8>) -> Result<(), VmError> {
+        self.request(Some(body), "/write").await.map(|_| ())
+    }
+
     /// `GET path` (under the prefix); the answer's body (at most 1 MiB) on a 2xx.
     pub async fn get(&mut self, path: &str) -> Result<Bytes, VmError> {
         self.request(None, path).await
@@ -98,7 +104,14 @@ impl VmClient {
         let uri = format!("{}{path}", self.url.prefix);
         let req = match body {
             Some(b) => hyper::Request::post(uri)
-                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header(
+                    hyper::header::CONTENT_TYPE,
+                    if path.ends_with("/write") {
+                        "text/plain; charset=utf-8"
+                    } else {
+                        "application/json"
+                    },
+                )
                 .header(hyper::header::HOST, a.as_str())
                 .body(Full::new(Bytes::from(b))),
             None => hyper::Request::get(uri)
@@ -223,6 +236,44 @@ pub fn sample_row(
     })
 }
 
+/// The same series as [`vm_import`] in InfluxDB line protocol, for VictoriaMetrics' `/write`
+/// (which names a series `{measurement}_{field}`): per sample `mw_tag,site=…,tag=…[,unit=…]
+/// value=V TS` (numbers; booleans 0/1; none for a string or NaN) and `mw_tag,site=…,tag=…
+/// quality=Q TS`, `TS` in ns. Tag values are escaped (`,`, ` `, `=`, `\`).
+pub fn vm_line_protocol(samples: &[SampleRow]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    fn esc(out: &mut String, v: &str) {
+        for c in v.chars() {
+            if matches!(c, ',' | ' ' | '=' | '\\') {
+                out.push('\\');
+            }
+            if c != '\n' && c != '\r' {
+                out.push(c);
+            }
+        }
+    }
+    let mut out = String::with_capacity(samples.len() * 120);
+    for s in samples {
+        let head = |out: &mut String, unit: Option<&str>| {
+            out.push_str("mw_tag,site=");
+            esc(out, &s.site);
+            out.push_str(",tag=");
+            esc(out, &s.tag);
+            if let Some(u) = unit {
+                out.push_str(",unit=");
+                esc(out, u);
+            }
+        };
+        if let Some(v) = s.value.filter(|v| v.is_finite()) {
+            head(&mut out, s.unit.as_deref().filter(|u| !u.is_empty()));
+            let _ = writeln!(out, " value={v:?} {}", s.ts_ns);
+        }
+        head(&mut out, None);
+        let _ = writeln!(out, " quality={} {}", s.quality, s.ts_ns);
+    }
+    out.into_bytes()
+}
+
 /// The `/api/v1/import` body for `samples`: one JSON line per series, its points in the
 /// order given.
 pub fn vm_import(samples: &[SampleRow]) -> Vec<u8> {
@@ -283,7 +334,8 @@ type Pending = (
 );
 
 /// The VictoriaMetrics uplink (`[[uplink]] url = "http://HOST:PORT"`): each buffer record's
-/// samples are written with `/api/v1/import`, the records in hand at once (up to the window)
+/// samples are written as InfluxDB line protocol to `/write` ([`vm_line_protocol`]), the records
+/// in hand at once (up to the window)
 /// in one request. A 2xx answer means VictoriaMetrics has them *in memory*: it persists them
 /// within its `-inmemoryDataFlushInterval` (default 5 s) and loses them if killed before. So a
 /// record is acknowledged (and may leave the buffer) only `hold` after its 2xx, and only if no
@@ -325,7 +377,7 @@ impl VmUpstream {
                 }
                 let rows: Vec<SampleRow> =
                     group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
-                let r = client.import(vm_import(&rows)).await;
+                let r = client.write_line_protocol(vm_line_protocol(&rows)).await;
                 if let Err(e) = &r {
                     failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tracing::debug!(uplink = %name, error = %e, records = group.len(), "VictoriaMetrics import failed");
@@ -467,6 +519,33 @@ pub fn samples_of(subject: &str, payload: &[u8]) -> Result<Vec<SampleRow>, BadMe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_protocol_names_the_series_as_the_import_does() {
+        let row = |tag: &str, value: Option<f64>, unit: Option<&str>| SampleRow {
+            site: "p 1".into(),
+            tag: tag.into(),
+            ts_ns: 1_700_000_000_123_456_789,
+            value,
+            quality: 2,
+            unit: unit.map(str::to_owned),
+        };
+        let text = String::from_utf8(vm_line_protocol(&[
+            row("a/b", Some(1.5), Some("m3/h")),
+            row("a/c", None, None),
+            row("a/d", Some(f64::NAN), Some("K")),
+        ]))
+        .unwrap();
+        assert_eq!(
+            text,
+            "mw_tag,site=p\\ 1,tag=a/b,unit=m3/h value=1.5 1700000000123456789\n\
+             mw_tag,site=p\\ 1,tag=a/b quality=2 1700000000123456789\n\
+             mw_tag,site=p\\ 1,tag=a/c quality=2 1700000000123456789\n\
+             mw_tag,site=p\\ 1,tag=a/d quality=2 1700000000123456789\n"
+        );
+        // and it parses back with the project's own line-protocol reader's rules
+        assert!(text.lines().all(|l| l.starts_with("mw_tag,")));
+    }
 
     #[test]
     fn a_restart_is_read_from_the_metrics_page() {
