@@ -461,6 +461,27 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// Waits (30 s at most) until central's `/metrics` counts at least two
+/// `mw_errors_total{error_type=KIND}`: its writes are failing.
+fn wait_errors(metrics_addr: &str, kind: &str, central: &mut Proc) {
+    let label = format!("error_type=\"{kind}\"");
+    let t = Instant::now();
+    loop {
+        let m = request(metrics_addr, "GET", "/metrics", None)
+            .expect("metrics")
+            .text();
+        if metric(&m, "mw_errors_total", &[label.as_str()]) >= 2.0 {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no {kind} error counted:\n{m}\n{}",
+            central.report()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The sum of metric `name` over the series whose labels include every one of `labels`.
 fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()
@@ -542,21 +563,7 @@ fn victoria_metrics_down_nothing_is_acknowledged_until_it_is_back() {
     });
     // central fails to write (connection refused) and counts it; nothing may be acknowledged
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let t = Instant::now();
-    loop {
-        let m = request(&metrics_addr, "GET", "/metrics", None)
-            .expect("metrics")
-            .text();
-        if metric(&m, "mw_errors_total", &["error_type=\"connect\""]) >= 2.0 {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "no write error counted:\n{m}\n{}",
-            central.report()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_errors(&metrics_addr, "connect", &mut central);
     let info = rt.block_on(c.get_info()).expect("consumer info");
     assert_eq!(
         info.ack_floor.stream_sequence, 0,
@@ -821,21 +828,7 @@ fn postgres_down(at_start: bool) {
     let n = 120u64;
     rt.block_on(publish_acks(&js, n));
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let t = Instant::now();
-    loop {
-        let m = request(&metrics_addr, "GET", "/metrics", None)
-            .expect("metrics")
-            .text();
-        if metric(&m, "mw_errors_total", &["error_type=\"postgres\""]) >= 2.0 {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "no PostgreSQL error counted:\n{m}\n{}",
-            central.report()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_errors(&metrics_addr, "postgres", &mut central);
     let info = rt.block_on(c.get_info()).expect("consumer info");
     assert_eq!(
         info.ack_floor.stream_sequence, 0,

@@ -32,29 +32,12 @@ fn value_of(addr: &str, tag: &str) -> J {
     get_json(addr, &format!("/api/v1/tags/{tag}"))["value"].clone()
 }
 
-#[test]
-fn an_operator_writes_a_setpoint_to_a_real_modbus_device() {
-    let (_server, port) = start_pymodbus();
-    let data = TempDir::new("tag-write");
-    let dir = data.path.to_str().unwrap().to_owned();
-    let (operator, viewer, admin) = (
-        create_token(&dir, "operator", "operator"),
-        create_token(&dir, "viewer", "viewer"),
-        create_token(&dir, "admin", "admin"),
-    );
-    // modbus_server.py: holding 18 = 2500 (25 % with this scaling), holding 0 = 54321.
-    let config = data.path.join("millwright.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[site]
-name = "write test"
-data_dir = "{dir}"
-
-[http]
-address = "127.0.0.1:0"
-
-[[devices]]
+/// The pymodbus device both configs poll: the set point (holding 18, writable up to 80 %, from
+/// `write_min` when given) and a counter (holding 0).
+fn devices_toml(port: u16, write_min: Option<u16>) -> String {
+    let min = write_min.map_or(String::new(), |m| format!("write_min = {m}\n"));
+    format!(
+        r#"[[devices]]
 name = "py"
 endpoint = "127.0.0.1:{port}"
 poll_interval_ms = 200
@@ -68,8 +51,7 @@ type = "u16"
 unit = "%"
 scale = {{ raw = [0, 10000], eu = [0, 100] }}
 writable = true
-write_min = 10
-write_max = 80
+{min}write_max = 80
 
 [[devices.tags]]
 path = "acme/p1/water/pump1/count"
@@ -77,6 +59,33 @@ table = "holding"
 address = 0
 type = "u16"
 "#
+    )
+}
+
+#[test]
+fn an_operator_writes_a_setpoint_to_a_real_modbus_device() {
+    let (_server, port) = start_pymodbus();
+    let data = TempDir::new("tag-write");
+    let dir = data.path.to_str().unwrap().to_owned();
+    let (operator, viewer, admin) = (
+        create_token(&dir, "operator", "operator"),
+        create_token(&dir, "viewer", "viewer"),
+        create_token(&dir, "admin", "admin"),
+    );
+    // modbus_server.py: holding 18 = 2500 (25 % with this scaling), holding 0 = 54321.
+    let config = data.path.join("millwright.toml");
+    let devices = devices_toml(port, Some(10));
+    std::fs::write(
+        &config,
+        format!(
+            r#"[site]
+name = "write test"
+data_dir = "{dir}"
+
+[http]
+address = "127.0.0.1:0"
+
+{devices}"#
         ),
     )
     .unwrap();
@@ -223,6 +232,7 @@ fn a_sparkplug_dcmd_writes_a_setpoint_to_a_real_modbus_device() {
     let (_server, port) = start_pymodbus();
     let dir = data.path.to_str().unwrap().to_owned();
     let config = data.path.join("millwright.toml");
+    let devices = devices_toml(port, None);
     std::fs::write(
         &config,
         format!(
@@ -233,28 +243,7 @@ data_dir = "{dir}"
 [http]
 address = "127.0.0.1:0"
 
-[[devices]]
-name = "py"
-endpoint = "127.0.0.1:{port}"
-poll_interval_ms = 200
-timeout_ms = 2000
-
-[[devices.tags]]
-path = "{SP}"
-table = "holding"
-address = 18
-type = "u16"
-unit = "%"
-scale = {{ raw = [0, 10000], eu = [0, 100] }}
-writable = true
-write_max = 80
-
-[[devices.tags]]
-path = "acme/p1/water/pump1/count"
-table = "holding"
-address = 0
-type = "u16"
-
+{devices}
 [sparkplug.edge]
 url = "mqtt://127.0.0.1:{mqtt}"
 group_id = "G1"
