@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use futures_util::StreamExt;
 use mw_model::{Sample, TagPath, Value};
 use mw_uplink::{UplinkComponent, UplinkSection, UplinkSink};
 
@@ -255,73 +254,65 @@ pub async fn read_all(url: &str, stream: &str) -> Vec<Got> {
     read_all_within(url, stream, Duration::ZERO).await
 }
 
-/// [`read_all`], retrying the stream lookup and the consumer's creation for up to `retry_for`
-/// (a JetStream cluster that just lost a node answers them only once a new leader is elected).
+/// [`read_all`], retrying for up to `retry_for` while the stream does not answer (a JetStream
+/// cluster that just lost a node answers only once a new stream leader is elected). Messages are
+/// read one by one by sequence (`STREAM.MSG.GET`, answered by the stream leader): no consumer is
+/// created, so the read does not wait for the meta leader to place one on a degraded cluster.
 pub async fn read_all_within(url: &str, stream: &str, retry_for: Duration) -> Vec<Got> {
     let js = jetstream::new(test_client(url).await);
-    let t0 = Instant::now();
-    let (s, consumer) = loop {
+    let deadline = Instant::now() + retry_for + Duration::from_secs(30);
+    let (s, first, last) = loop {
         let attempt = async {
             let mut s = js
                 .get_stream(stream)
                 .await
                 .map_err(|e| format!("stream: {e}"))?;
-            s.info().await.map_err(|e| format!("info: {e}"))?;
-            let c = s
-                .create_consumer(jetstream::consumer::pull::Config {
-                    ack_policy: jetstream::consumer::AckPolicy::None,
-                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| format!("consumer: {e}"))?;
-            Ok::<_, String>((s, c))
+            let info = s.info().await.map_err(|e| format!("info: {e}"))?;
+            let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+            Ok::<_, String>((s, first, last))
         };
         match attempt.await {
             Ok(x) => break x,
-            Err(e) if t0.elapsed() >= retry_for => panic!("{e}"),
+            Err(e) if Instant::now() >= deadline => panic!("{e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     };
-    let total = s.cached_info().state.messages as usize;
-    let mut out = Vec::with_capacity(total);
-    let mut messages = 0;
-    let t = Instant::now();
-    while messages < total && t.elapsed() < Duration::from_secs(30) {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1000)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .expect("fetch");
-        while let Some(m) = batch.next().await {
-            let m = m.expect("message");
-            messages += 1;
-            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON payload");
-            let msg_id = m
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Nats-Msg-Id"))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default();
-            let historical = v["historical"].as_bool().expect("historical flag");
-            // a pack is read as its samples, in order, each with the pack's subject and id
-            let items = match v["samples"].as_array() {
-                Some(list) => list.clone(),
-                None => vec![v],
-            };
-            for (in_pack, x) in items.iter().enumerate() {
-                out.push(Got {
-                    subject: m.subject.to_string(),
-                    msg_id: msg_id.clone(),
-                    tag: x["tag"].as_str().unwrap_or("").to_owned(),
-                    ts: x["ts"].as_i64().unwrap_or(-1),
-                    value: x["value"].as_u64().unwrap_or(u64::MAX),
-                    historical,
-                    in_pack,
-                });
+    let mut out = Vec::new();
+    if last == 0 {
+        return out;
+    }
+    for seq in first..=last {
+        let m = loop {
+            match s.get_raw_message(seq).await {
+                Ok(m) => break Some(m),
+                Err(e) if e.to_string().contains("no message found") => break None,
+                Err(e) if Instant::now() >= deadline => panic!("message {seq}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
             }
+        };
+        let Some(m) = m else { continue };
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON payload");
+        let msg_id = m
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        let historical = v["historical"].as_bool().expect("historical flag");
+        // a pack is read as its samples, in order, each with the pack's subject and id
+        let items = match v["samples"].as_array() {
+            Some(list) => list.clone(),
+            None => vec![v],
+        };
+        for (in_pack, x) in items.iter().enumerate() {
+            out.push(Got {
+                subject: m.subject.to_string(),
+                msg_id: msg_id.clone(),
+                tag: x["tag"].as_str().unwrap_or("").to_owned(),
+                ts: x["ts"].as_i64().unwrap_or(-1),
+                value: x["value"].as_u64().unwrap_or(u64::MAX),
+                historical,
+                in_pack,
+            });
         }
     }
     out
