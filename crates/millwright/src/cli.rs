@@ -378,9 +378,7 @@ fn run_file(a: RunArgs) -> Result<ExitCode> {
     );
     let mut remote = pipeline::RemoteState::default();
     let saved = cfg.site.data_dir.join("remote-config.toml");
-    if cfg
-        .section::<mw_uplink::RemoteConfigSection>()
-        .is_some_and(|s| s.0.is_some())
+    if millwright::config_watch(&cfg).is_some()
         && let Some((rev, c, body)) = saved_remote(&saved)
     {
         tracing::info!(file = %saved.display(), revision = rev,
@@ -415,7 +413,7 @@ fn run_file(a: RunArgs) -> Result<ExitCode> {
                         .map_err(|d| anyhow::anyhow!("{name} passed its checks, then not:\n{d}"))?;
                     remote = pipeline::RemoteState {
                         after: rev.revision,
-                        pending: Some((rev.revision, mw_uplink::remote::Outcome::Applied)),
+                        pending: Some((rev.revision, mw_bus::ConfigOutcome::Applied)),
                         save: Some((
                             saved.clone(),
                             format!("{SAVED_REMOTE_HEADER}{}\n{}", rev.revision, rev.text),
@@ -440,7 +438,7 @@ fn run_file(a: RunArgs) -> Result<ExitCode> {
                             after: rev,
                             pending: Some((
                                 rev,
-                                mw_uplink::remote::Outcome::Rejected(format!(
+                                mw_bus::ConfigOutcome::Rejected(format!(
                                     "passed the checks but did not start: {e:#}"
                                 )),
                             )),

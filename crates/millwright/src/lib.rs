@@ -33,6 +33,12 @@ pub fn components() -> Vec<&'static dyn Component> {
     ]
 }
 
+/// Where new revisions of the configuration come from, if a component's sections in `cfg` ask
+/// for that (`[remote_config]`): the first component's watch.
+pub fn config_watch(cfg: &mw_config::Config) -> Option<std::sync::Arc<dyn mw_bus::ConfigWatch>> {
+    components().into_iter().find_map(|c| c.config_watch(cfg))
+}
+
 /// The config registry of [`components`].
 pub fn config_registry() -> mw_config::Registry {
     mw_bus::config_registry(&components())

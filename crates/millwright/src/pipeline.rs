@@ -66,13 +66,13 @@ pub async fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpList
     })
 }
 
-/// Where a run stands with its `[remote_config]` bucket (mw_uplink::remote).
+/// Where a run stands with its config watch (`[remote_config]`: mw_bus::config_watch).
 #[derive(Default)]
 pub struct RemoteState {
     /// Revisions up to this one have been seen (applied or rejected).
     pub after: u64,
     /// The outcome of the last revision, reported once this run has started.
-    pub pending: Option<(u64, mw_uplink::remote::Outcome)>,
+    pub pending: Option<(u64, mw_bus::ConfigOutcome)>,
     /// Written once this run has started: the file that keeps an applied revision across
     /// restarts, and its contents.
     pub save: Option<(std::path::PathBuf, String)>,
@@ -83,7 +83,7 @@ pub enum Ended {
     /// A signal, or the HTTP server stopped.
     Shutdown,
     /// A new revision from the `[remote_config]` bucket passed `millwright check`'s checks.
-    Reload(mw_uplink::remote::Revision),
+    Reload(mw_bus::ConfigRevision),
 }
 
 /// Runs until Ctrl-C / SIGTERM, then shuts down within [`SHUTDOWN_GRACE`]. `listener` is the
@@ -202,21 +202,18 @@ pub async fn run(
         }
     }
     let remote_watch = {
-        let rc = cfg
-            .section::<mw_uplink::RemoteConfigSection>()
-            .and_then(|s| s.0.clone());
-        let site = cfg.site.name.clone();
+        let watch = millwright::config_watch(&cfg);
         let RemoteState { after, pending, .. } = remote;
         async move {
-            match rc {
-                Some(rc) => {
-                    mw_uplink::remote::watch(&rc, &site, after, pending, |text, name| {
+            match watch {
+                Some(w) => {
+                    let validate: mw_bus::config_watch::Validate = Arc::new(|text, name| {
                         millwright::config_registry()
                             .parse(text, name)
                             .map(|_| ())
                             .map_err(|d| d.to_string())
-                    })
-                    .await
+                    });
+                    w.next_revision(after, pending, validate).await
                 }
                 None => std::future::pending().await,
             }
@@ -224,35 +221,32 @@ pub async fn run(
     };
 
     let http_addr = listener.local_addr()?;
-    let state = mw_web::AppState {
-        site_name: cfg.site.name.as_str().into(),
-        tags: match &historian {
-            Some(h) => Arc::new(crate::web_adapters::HistoryTags {
-                live: live.clone(),
-                historian: h.clone(),
-            }),
-            None => Arc::new(crate::web_adapters::LiveTags(live.clone())),
-        },
-        tree: tree.clone(),
-        sources: sources.clone(),
-        metrics,
-        faults: sim.as_ref().map(|s| {
+    let tags: Arc<dyn mw_web::TagStore> = match &historian {
+        Some(h) => Arc::new(crate::web_adapters::HistoryTags {
+            live: live.clone(),
+            historian: h.clone(),
+        }),
+        None => Arc::new(crate::web_adapters::LiveTags(live.clone())),
+    };
+    let state = mw_web::AppState::new(cfg.site.name.as_str(), tags, Arc::new(auth))
+        .with_tree(tree.clone())
+        .with_sources(sources.clone())
+        .with_metrics(metrics)
+        .with_faults(sim.as_ref().map(|s| {
             Arc::new(crate::web_adapters::SimFaults {
                 plant: s.plant.clone(),
                 wall_start_ns: s.wall_start_ns,
                 speed: s.speed,
             }) as Arc<dyn mw_web::FaultControl>
-        }),
-        detectors: detector_control,
-        alarms: alarm_control,
-        ingest,
-        writes: Some(writes),
-        auth: Arc::new(auth),
-        audit: Some(Arc::new(crate::web_adapters::AuditFile(
+        }))
+        .with_detectors(detector_control)
+        .with_alarms(alarm_control)
+        .with_ingest(ingest)
+        .with_writes(Some(writes))
+        .with_audit(Some(Arc::new(crate::web_adapters::AuditFile(
             cfg.site.data_dir.clone(),
-        ))),
-        warnings,
-    };
+        ))))
+        .with_warnings(warnings);
     let mut http_stop = running.shutdown_signal();
     let scheme = if http_options.tls.is_some() {
         "https"

@@ -29,6 +29,14 @@ pub trait Component: Send + Sync {
     /// Adds its sources, processors and sinks (and any run-time handle other layers need) to
     /// `parts`, from a config validated with the registry of [`config_registry`].
     fn build(&self, cfg: &Config, parts: &mut Parts) -> Result<(), BuildError>;
+
+    /// Where new revisions of the whole configuration come from, when this component's
+    /// sections in `cfg` ask for that (see [`crate::config_watch`]). Asked before the
+    /// pipeline is built, with the same validated config. Default: none.
+    fn config_watch(&self, cfg: &Config) -> Option<std::sync::Arc<dyn crate::ConfigWatch>> {
+        let _ = cfg;
+        None
+    }
 }
 
 /// A config registry with every section of these components, in their order.

@@ -34,6 +34,7 @@
 pub mod ack;
 mod batch;
 mod component;
+pub mod config_watch;
 mod contract;
 mod processor;
 mod queue;
@@ -51,6 +52,7 @@ use tokio::task::JoinHandle;
 pub use ack::{AckOutcome, AckReceiver, AckShare};
 pub use batch::{Batch, Wants};
 pub use component::{BuildError, Component, Parts, config_registry};
+pub use config_watch::{ConfigOutcome, ConfigRevision, ConfigWatch};
 pub use contract::{BoxFuture, Shutdown, Sink, SinkOptions, Source, SourceContext};
 pub use processor::{DeadbandComponent, DeadbandProcessor, Processor};
 pub use sources::{SourceHandle, SourceRegistry, SourceState, SourceStatus};

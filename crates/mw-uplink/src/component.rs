@@ -49,6 +49,14 @@ impl Component for UplinkComponent {
         }
         Ok(())
     }
+
+    fn config_watch(&self, cfg: &Config) -> Option<std::sync::Arc<dyn mw_bus::ConfigWatch>> {
+        let rc = cfg.section::<crate::RemoteConfigSection>()?.0.clone()?;
+        Some(std::sync::Arc::new(crate::remote::KvWatch {
+            rc,
+            site_name: cfg.site.name.clone(),
+        }))
+    }
 }
 
 /// The buffer directory of `u`: its `buffer.dir`, or `<site.data_dir>/uplink/<name>`.

@@ -111,13 +111,8 @@ impl Section for RemoteChecker {
     }
 }
 
-/// What became of a revision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Applied,
-    /// Why, in the words `millwright check` or the failed start used.
-    Rejected(String),
-}
+/// What became of a revision (the config-watch seam's type).
+pub use mw_bus::ConfigOutcome as Outcome;
 
 /// The JSON the edge puts under `KEY.status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,11 +129,27 @@ pub struct Status {
     pub at_ns: i64,
 }
 
-/// A revision of the configuration text that passed `validate`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Revision {
-    pub revision: u64,
-    pub text: String,
+/// A revision of the configuration text that passed `validate` (the config-watch seam's type).
+pub use mw_bus::ConfigRevision as Revision;
+
+/// The bucket of a `[remote_config]` section as the process's [`mw_bus::ConfigWatch`]
+/// (returned by the uplink component's `config_watch`).
+pub struct KvWatch {
+    pub rc: RemoteConfig,
+    pub site_name: String,
+}
+
+impl mw_bus::ConfigWatch for KvWatch {
+    fn next_revision(
+        &self,
+        after: u64,
+        pending: Option<(u64, Outcome)>,
+        validate: mw_bus::config_watch::Validate,
+    ) -> mw_bus::BoxFuture<Revision> {
+        let rc = self.rc.clone();
+        let site = self.site_name.clone();
+        Box::pin(async move { watch(&rc, &site, after, pending, |t, n| validate(t, n)).await })
+    }
 }
 
 /// A connection to the bucket.

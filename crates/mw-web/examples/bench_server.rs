@@ -10,8 +10,7 @@
 
 use std::sync::Arc;
 
-use mw_bus::SourceRegistry;
-use mw_model::{AssetTree, Sample, TagPath};
+use mw_model::{Sample, TagPath};
 use mw_web::{AppState, ServeOptions, TagStore};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -60,34 +59,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bench",
     )?;
     std::fs::write(dir.join("token"), format!("{}\n", issued.token))?;
-    let state = AppState {
-        site_name: "bench".into(),
-        tags: Arc::new(NoTags),
-        tree: Arc::new(AssetTree::new()),
-        sources: SourceRegistry::new(),
-        metrics: Arc::new(String::new),
-        faults: None,
-        detectors: None,
-        alarms: None,
-        ingest: None,
-        writes: None,
-        // `GET /health` is public; `/api/v1/whoami` with `Authorization: Bearer bench` (the
-        // process's login token) or with `DIR/token` (a stored API token) measures an
-        // authenticated request
-        auth: Arc::new(
-            mw_web::Auth::new(Arc::new(mw_security::LocalAuthenticator::open(&security)?))
-                .with_ephemeral_token(
-                    "bench".into(),
-                    mw_security::Principal {
-                        name: "bench".into(),
-                        role: mw_security::Role::Viewer,
-                        via: mw_security::Via::Token,
-                    },
-                ),
-        ),
-        audit: None,
-        warnings: Vec::new(),
-    };
+    // `GET /health` is public; `/api/v1/whoami` with `Authorization: Bearer bench` (the
+    // process's login token) or with `DIR/token` (a stored API token) measures an
+    // authenticated request
+    let auth = mw_web::Auth::new(Arc::new(mw_security::LocalAuthenticator::open(&security)?))
+        .with_ephemeral_token(
+            "bench".into(),
+            mw_security::Principal {
+                name: "bench".into(),
+                role: mw_security::Role::Viewer,
+                via: mw_security::Via::Token,
+            },
+        );
+    let state = AppState::new("bench", Arc::new(NoTags), Arc::new(auth));
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let secure = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     std::fs::write(

@@ -93,6 +93,81 @@ pub struct AppState {
     pub warnings: Vec<String>,
 }
 
+impl AppState {
+    /// The state with what every process has — its site's name, its tags, who may do what —
+    /// and every optional capability off: no asset tree, no sources, an empty `/metrics`,
+    /// and the routes of faults, detectors, alarms, writes, ingest and the audit trail
+    /// answering as documented when their capability is absent. A capability is added with
+    /// its `with_*` setter, so adding one is a change here and at the one place that has it.
+    pub fn new(site_name: impl Into<Arc<str>>, tags: Arc<dyn TagStore>, auth: Arc<Auth>) -> Self {
+        Self {
+            site_name: site_name.into(),
+            tags,
+            tree: Arc::new(AssetTree::default()),
+            sources: SourceRegistry::new(),
+            metrics: Arc::new(String::new),
+            faults: None,
+            detectors: None,
+            alarms: None,
+            ingest: None,
+            writes: None,
+            auth,
+            audit: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn with_tree(mut self, tree: Arc<AssetTree>) -> Self {
+        self.tree = tree;
+        self
+    }
+
+    pub fn with_sources(mut self, sources: SourceRegistry) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: MetricsRender) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn with_faults(mut self, faults: Option<Arc<dyn FaultControl>>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn with_detectors(mut self, detectors: Option<Arc<dyn DetectorControl>>) -> Self {
+        self.detectors = detectors;
+        self
+    }
+
+    pub fn with_alarms(mut self, alarms: Option<Arc<dyn AlarmApi>>) -> Self {
+        self.alarms = alarms;
+        self
+    }
+
+    pub fn with_ingest(mut self, ingest: Option<Arc<dyn Ingest>>) -> Self {
+        self.ingest = ingest;
+        self
+    }
+
+    pub fn with_writes(mut self, writes: Option<mw_bus::WriteRegistry>) -> Self {
+        self.writes = writes;
+        self
+    }
+
+    pub fn with_audit(mut self, audit: Option<Arc<dyn AuditLog>>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
+    }
+}
+
 /// Requests handled at once; beyond this, requests are refused with 503 (load shedding) and
 /// counted in `mw_errors_total{component="http",error_type="overloaded"}` rather than queued.
 pub const MAX_IN_FLIGHT: usize = 256;

@@ -3,7 +3,6 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use mw_bus::SourceRegistry;
 use mw_live::LiveStore;
 use mw_model::{AssetKind, AssetTree, DataType, Quality, Sample, TagDef, TagPath, Value};
 use tower::ServiceExt;
@@ -35,21 +34,14 @@ fn fixture(with_sim: bool) -> (AppState, LiveStore) {
         }) as Arc<dyn FaultControl>
     });
     let live = LiveStore::new(10);
-    let st = AppState {
-        site_name: "Test <site>".into(),
-        tags: Arc::new(live.clone()),
-        tree: Arc::new(tree),
-        sources: SourceRegistry::new(),
-        metrics: Arc::new(|| "mw_test_total 1\n".to_owned()),
-        faults,
-        detectors: None,
-        alarms: None,
-        ingest: None,
-        writes: None,
-        auth: Arc::new(crate::Auth::token_only(TOKEN.into(), admin())),
-        audit: None,
-        warnings: Vec::new(),
-    };
+    let st = AppState::new(
+        "Test <site>",
+        Arc::new(live.clone()),
+        Arc::new(crate::Auth::token_only(TOKEN.into(), admin())),
+    )
+    .with_tree(Arc::new(tree))
+    .with_metrics(Arc::new(|| "mw_test_total 1\n".to_owned()))
+    .with_faults(faults);
     (st, live)
 }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use mw_bus::SourceRegistry;
 use mw_model::{AssetTree, Sample, TagPath};
 use mw_security::{Principal, Role, Via};
 use mw_web::{
@@ -244,18 +243,10 @@ impl AlarmApi for Fake {
 }
 
 fn state(fake: Option<Arc<Fake>>) -> AppState {
-    AppState {
-        site_name: "Test".into(),
-        tags: Arc::new(NoTags),
-        tree: Arc::new(AssetTree::new()),
-        sources: SourceRegistry::new(),
-        metrics: Arc::new(String::new),
-        faults: None,
-        detectors: None,
-        alarms: fake.map(|f| f as Arc<dyn AlarmApi>),
-        ingest: None,
-        writes: None,
-        auth: Arc::new(mw_web::Auth::token_only(
+    AppState::new(
+        "Test",
+        Arc::new(NoTags),
+        Arc::new(mw_web::Auth::token_only(
             TOKEN.into(),
             Principal {
                 name: "olga".into(),
@@ -263,9 +254,8 @@ fn state(fake: Option<Arc<Fake>>) -> AppState {
                 via: Via::Token,
             },
         )),
-        audit: None,
-        warnings: Vec::new(),
-    }
+    )
+    .with_alarms(fake.map(|f| f as Arc<dyn AlarmApi>))
 }
 
 async fn call(st: &AppState, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, String) {

@@ -10,8 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use mw_bus::SourceRegistry;
-use mw_model::{AssetTree, Sample, TagPath};
+use mw_model::{Sample, TagPath};
 use mw_security::{HashParams, LocalAuthenticator, Role, TokenStore, UserStore};
 use mw_web::{AppState, TagStore};
 use tower::ServiceExt;
@@ -87,21 +86,11 @@ fn fixture(name: &str) -> Fixture {
     ts.revoke(&revoked_t.id).unwrap();
     std::thread::sleep(Duration::from_millis(5)); // let "t-old" expire
     let auth = LocalAuthenticator::open(&dir).unwrap();
-    let state = AppState {
-        site_name: "t".into(),
-        tags: Arc::new(NoTags),
-        tree: Arc::new(AssetTree::new()),
-        sources: SourceRegistry::new(),
-        metrics: Arc::new(String::new),
-        faults: None,
-        detectors: None,
-        alarms: None,
-        ingest: None,
-        writes: None,
-        auth: Arc::new(mw_web::Auth::new(Arc::new(auth))),
-        audit: None,
-        warnings: Vec::new(),
-    };
+    let state = AppState::new(
+        "t",
+        Arc::new(NoTags),
+        Arc::new(mw_web::Auth::new(Arc::new(auth))),
+    );
     Fixture {
         _dir: TempDir(dir),
         state,

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use mw_bus::SourceRegistry;
-use mw_model::{AssetTree, Quality, Sample, TagPath, Value};
+use mw_model::{Quality, Sample, TagPath, Value};
 use mw_web::{
     Aggregate, AggregatePoint, AppState, Ingest, IngestError, IngestFuture, IngestReceipt,
     QueryError, TagStore,
@@ -133,18 +132,10 @@ impl Ingest for Recorder {
 }
 
 fn state(tags: Arc<MemTags>, ingest: Option<Arc<Recorder>>) -> AppState {
-    AppState {
-        site_name: "t".into(),
+    AppState::new(
+        "t",
         tags,
-        tree: Arc::new(AssetTree::new()),
-        sources: SourceRegistry::new(),
-        metrics: Arc::new(String::new),
-        faults: None,
-        detectors: None,
-        alarms: None,
-        ingest: ingest.map(|i| i as Arc<dyn Ingest>),
-        writes: None,
-        auth: Arc::new(mw_web::Auth::token_only(
+        Arc::new(mw_web::Auth::token_only(
             TOKEN.into(),
             mw_security::Principal {
                 name: "tester".into(),
@@ -152,9 +143,8 @@ fn state(tags: Arc<MemTags>, ingest: Option<Arc<Recorder>>) -> AppState {
                 via: mw_security::Via::Token,
             },
         )),
-        audit: None,
-        warnings: Vec::new(),
-    }
+    )
+    .with_ingest(ingest.map(|i| i as Arc<dyn Ingest>))
 }
 
 fn recorder() -> Arc<Recorder> {

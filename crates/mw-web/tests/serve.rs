@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use mw_bus::SourceRegistry;
-use mw_model::{AssetTree, Sample, TagPath};
+use mw_model::{Sample, TagPath};
 use mw_web::{AppState, ClientCert, ServeOptions, TagStore};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -73,28 +72,21 @@ fn http_errors(error_type: &str) -> f64 {
 
 fn app(relearns: Arc<Relearns>) -> Router {
     metrics();
-    mw_web::router(AppState {
-        site_name: "t".into(),
-        tags: Arc::new(NoTags),
-        tree: Arc::new(AssetTree::new()),
-        sources: SourceRegistry::new(),
-        metrics: Arc::new(String::new),
-        faults: None,
-        detectors: Some(relearns),
-        alarms: None,
-        ingest: None,
-        writes: None,
-        auth: Arc::new(mw_web::Auth::token_only(
-            "t".into(),
-            mw_security::Principal {
-                name: "tester".into(),
-                role: mw_security::Role::Admin,
-                via: mw_security::Via::Token,
-            },
-        )),
-        audit: None,
-        warnings: Vec::new(),
-    })
+    mw_web::router(
+        AppState::new(
+            "t",
+            Arc::new(NoTags),
+            Arc::new(mw_web::Auth::token_only(
+                "t".into(),
+                mw_security::Principal {
+                    name: "tester".into(),
+                    role: mw_security::Role::Admin,
+                    via: mw_security::Via::Token,
+                },
+            )),
+        )
+        .with_detectors(Some(relearns)),
+    )
 }
 
 struct Server {
@@ -917,21 +909,11 @@ async fn mutual_tls_signs_in_the_user_the_certificate_names() {
         )
         .unwrap();
     let auth = mw_security::LocalAuthenticator::open(&dir).unwrap();
-    let router = mw_web::router(AppState {
-        site_name: "t".into(),
-        tags: Arc::new(NoTags),
-        tree: Arc::new(AssetTree::new()),
-        sources: SourceRegistry::new(),
-        metrics: Arc::new(String::new),
-        faults: None,
-        detectors: None,
-        alarms: None,
-        ingest: None,
-        writes: None,
-        auth: Arc::new(mw_web::Auth::new(Arc::new(auth))),
-        audit: None,
-        warnings: Vec::new(),
-    });
+    let router = mw_web::router(AppState::new(
+        "t",
+        Arc::new(NoTags),
+        Arc::new(mw_web::Auth::new(Arc::new(auth))),
+    ));
     let pki = Pki::new("Millwright test CA");
     let clients = Pki::new("Millwright operators CA");
     let (chain, key) = pki.issue("localhost", &["localhost"], true);
