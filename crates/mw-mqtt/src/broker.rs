@@ -244,7 +244,7 @@ impl Queue {
                 stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
                 "queue_full"
             };
-            metrics::counter!("mw_mqtt_dropped_total", "reason" => reason).increment(1);
+            metrics::counter!("mw_mqtt_dropped_total", "component" => "mqtt-broker", "instance" => "broker", "reason" => reason).increment(1);
             return Pushed::Dropped;
         }
         q.push_back(d);
@@ -278,7 +278,7 @@ impl Queue {
     /// Marks the queue slow (a publisher gave up waiting for it).
     pub(crate) fn mark_slow(&self) {
         if !self.slow.swap(true, Ordering::Relaxed) {
-            metrics::counter!("mw_mqtt_slow_consumers_total").increment(1);
+            metrics::counter!("mw_mqtt_slow_consumers_total", "component" => "mqtt-broker", "instance" => "broker").increment(1);
         }
     }
 
@@ -292,7 +292,7 @@ impl Queue {
             }
             if d.msg.expired(now) {
                 stats.expired.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("mw_mqtt_dropped_total", "reason" => "expired").increment(1);
+                metrics::counter!("mw_mqtt_dropped_total", "component" => "mqtt-broker", "instance" => "broker", "reason" => "expired").increment(1);
                 continue;
             }
             return Some(d);
@@ -695,8 +695,10 @@ impl Broker {
             st.retained.len(),
             queued,
         );
-        metrics::gauge!("mw_mqtt_sessions").set(st.sessions.len() as f64);
-        metrics::gauge!("mw_mqtt_retained").set(st.retained.len() as f64);
+        metrics::gauge!("mw_mqtt_sessions", "component" => "mqtt-broker", "instance" => "broker")
+            .set(st.sessions.len() as f64);
+        metrics::gauge!("mw_mqtt_retained", "component" => "mqtt-broker", "instance" => "broker")
+            .set(st.retained.len() as f64);
         Ok(counts)
     }
 
@@ -806,7 +808,7 @@ impl Broker {
     ) -> usize {
         let stats = &self.inner.stats;
         stats.received.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mw_mqtt_messages_received_total").increment(1);
+        metrics::counter!("mw_mqtt_messages_received_total", "component" => "mqtt-broker", "instance" => "broker").increment(1);
         let mut st = self.lock();
         let st = &mut *st;
         if msg.retain {
@@ -818,10 +820,10 @@ impl Broker {
                 st.retained.insert(msg.topic.clone(), msg.clone());
             } else {
                 stats.dropped_retained_full.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("mw_mqtt_dropped_total", "reason" => "retained_full")
+                metrics::counter!("mw_mqtt_dropped_total", "component" => "mqtt-broker", "instance" => "broker", "reason" => "retained_full")
                     .increment(1);
             }
-            metrics::gauge!("mw_mqtt_retained").set(st.retained.len() as f64);
+            metrics::gauge!("mw_mqtt_retained", "component" => "mqtt-broker", "instance" => "broker").set(st.retained.len() as f64);
         }
         // per session: (granted qos, retain flag, subscription ids)
         let mut direct: HashMap<&str, (u8, bool, Vec<usize>)> = HashMap::new();
@@ -979,7 +981,8 @@ impl Broker {
             unacked: session.unacked.clone(),
         };
         st.sessions.insert(client_id.to_string(), session);
-        metrics::gauge!("mw_mqtt_sessions").set(st.sessions.len() as f64);
+        metrics::gauge!("mw_mqtt_sessions", "component" => "mqtt-broker", "instance" => "broker")
+            .set(st.sessions.len() as f64);
         drop(st);
         for w in fire {
             self.publish_will(client_id, w);
@@ -1030,7 +1033,8 @@ impl Broker {
                 fire = Some(w);
             }
         }
-        metrics::gauge!("mw_mqtt_sessions").set(st.sessions.len() as f64);
+        metrics::gauge!("mw_mqtt_sessions", "component" => "mqtt-broker", "instance" => "broker")
+            .set(st.sessions.len() as f64);
         drop(st);
         if let Some(w) = fire {
             self.publish_will(client_id, w);
@@ -1091,7 +1095,7 @@ impl Broker {
             _ => true,
         });
         if st.sessions.len() != before {
-            metrics::gauge!("mw_mqtt_sessions").set(st.sessions.len() as f64);
+            metrics::gauge!("mw_mqtt_sessions", "component" => "mqtt-broker", "instance" => "broker").set(st.sessions.len() as f64);
         }
         drop(st);
         for (id, w) in due {

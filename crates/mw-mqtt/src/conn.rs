@@ -43,7 +43,7 @@ impl Drop for ConnGuard<'_> {
             .connections
             .fetch_sub(1, Ordering::Relaxed)
             - 1;
-        metrics::gauge!("mw_mqtt_connections").set(n as f64);
+        metrics::gauge!("mw_mqtt_connections", "component" => "mqtt-broker", "instance" => "broker").set(n as f64);
     }
 }
 
@@ -61,7 +61,8 @@ where
 {
     let stats = &broker.inner.stats;
     let n = stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    metrics::gauge!("mw_mqtt_connections").set(n as f64);
+    metrics::gauge!("mw_mqtt_connections", "component" => "mqtt-broker", "instance" => "broker")
+        .set(n as f64);
     let _guard = ConnGuard(&broker);
     let Some(h) = Box::pin(handshake(&broker, &mut stream, peer, n)).await else {
         return;
@@ -258,7 +259,7 @@ where
     let version = connect.version;
     let refuse = |code: u8, why: &str| {
         stats.refused_connects.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mw_mqtt_refused_connects_total").increment(1);
+        metrics::counter!("mw_mqtt_refused_connects_total", "component" => "mqtt-broker", "instance" => "broker").increment(1);
         tracing::info!(%peer, client = %connect.client_id, user = ?connect.username, "mqtt: connection refused: {why}");
         let mut b = BytesMut::new();
         wire::encode(
@@ -724,7 +725,7 @@ impl Conn<'_> {
             .stats
             .protocol_errors
             .fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mw_mqtt_protocol_errors_total").increment(1);
+        metrics::counter!("mw_mqtt_protocol_errors_total", "component" => "mqtt-broker", "instance" => "broker").increment(1);
         tracing::info!(%peer, client = %self.client_id, error = %e, "mqtt: protocol error; disconnected");
         self.write(&Out::Disconnect {
             code: e.code,
@@ -782,7 +783,7 @@ impl Conn<'_> {
         let out = self.out_publish(d, pkid, dup);
         self.write(&out);
         self.broker.inner.stats.sent.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mw_mqtt_messages_sent_total").increment(1);
+        metrics::counter!("mw_mqtt_messages_sent_total", "component" => "mqtt-broker", "instance" => "broker").increment(1);
     }
 
     /// Moves queued deliveries onto the wire while the in-flight window has room.
@@ -803,7 +804,7 @@ impl Conn<'_> {
                 let probe = self.out_publish(&d, if d.qos > 0 { 1 } else { 0 }, false);
                 if wire::encoded_len(&probe, self.version) > max {
                     stats.dropped_too_large.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("mw_mqtt_dropped_total", "reason" => "too_large_for_client")
+                    metrics::counter!("mw_mqtt_dropped_total", "component" => "mqtt-broker", "instance" => "broker", "reason" => "too_large_for_client")
                         .increment(1);
                     continue;
                 }
@@ -1032,7 +1033,7 @@ impl Conn<'_> {
                 .acl
                 .may_publish(self.username.as_deref(), &self.client_id, &p.topic);
         if !allowed {
-            metrics::counter!("mw_mqtt_dropped_total", "reason" => "acl").increment(1);
+            metrics::counter!("mw_mqtt_dropped_total", "component" => "mqtt-broker", "instance" => "broker", "reason" => "acl").increment(1);
             tracing::debug!(client = %self.client_id, topic = %p.topic, "mqtt: publish denied by the ACL");
         }
         let denied_code = if self.version == Version::V5 {

@@ -96,7 +96,7 @@ pub async fn keep_saved(broker: Broker, file: Arc<persist::StateFile>) {
             {
                 Ok(Ok(())) => {}
                 Ok(Err((path, e))) => {
-                    metrics::counter!("mw_mqtt_state_save_errors_total").increment(1);
+                    metrics::counter!("mw_mqtt_state_save_errors_total", "component" => "mqtt-broker", "instance" => "broker").increment(1);
                     tracing::error!(path = %path.display(), error = %e, "mqtt: cannot save the broker state");
                 }
                 Err(e) => tracing::error!(error = %e, "mqtt: state save task failed"),

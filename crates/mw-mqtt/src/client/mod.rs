@@ -375,7 +375,7 @@ async fn run(src: ClientSource, cx: SourceContext) {
         "instance" => name.clone(), "stage" => "processing", "error_type" => "bad_tag");
     let conn_errors = metrics::counter!("mw_errors_total", "component" => "mqtt-client",
         "instance" => name.clone(), "stage" => "receiving", "error_type" => "connection");
-    let connected_gauge = metrics::gauge!("mw_mqtt_client_connected", "instance" => name.clone());
+    let connected_gauge = metrics::gauge!("mw_mqtt_client_connected", "component" => "mqtt-client", "instance" => name.clone());
     let cap = MAX_UNSETTLED + CHANNEL_SPARE + cfg.subscribe.len();
     let (client, lp) = conn::connect(&cfg, password.as_deref(), tls.as_ref(), None, cap);
     let mut window = cfg.publish.as_ref().map(|p| Window {
