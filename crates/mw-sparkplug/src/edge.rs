@@ -18,10 +18,16 @@
 //! - [`EdgeEvent::Define`] adds metrics (or changes a metric's data type) while the node runs:
 //!   a device's new metrics are announced by a new DBIRTH of that device (not by DDATA a host
 //!   could not resolve), node metrics by a rebirth of everything (NBIRTH defines them).
+//! - A device is **dead** while every one of its metrics is bad or stale (its source cannot read
+//!   it: a Modbus device that stopped answering reports every tag bad). The update that makes it
+//!   so publishes a DDEATH (seq, timestamp, no metrics) instead of DDATA; nothing more is
+//!   published for it until a reading is good or uncertain again, which publishes its DBIRTH
+//!   (every current value) instead of DDATA. A birth of a dead device (a rebirth, a reconnection,
+//!   new metrics) is followed by its DDEATH, so a host learns the model and that it is dead.
 //! - [`EdgeEvent::Stopping`] is an intentional disconnect: the node publishes its NDEATH
 //!   itself before the runtime sends DISCONNECT (the broker drops the will then).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mw_model::Quality;
 
@@ -169,6 +175,16 @@ pub struct EdgeNode {
     alias: u64,
     node: Vec<Entry>,
     devices: BTreeMap<String, Vec<Entry>>,
+    /// Devices whose last announcement was a DDEATH.
+    dead: BTreeSet<String>,
+}
+
+/// Whether no metric of a device has a usable value (bad or stale, every one).
+fn all_bad(es: &[Entry]) -> bool {
+    !es.is_empty()
+        && es
+            .iter()
+            .all(|e| e.current.1 == quality::BAD || e.current.1 == quality::STALE)
 }
 
 fn entries(defs: Vec<MetricDef>, next_alias: &mut u64) -> Vec<Entry> {
@@ -205,7 +221,13 @@ impl EdgeNode {
             alias,
             node,
             devices,
+            dead: BTreeSet::new(),
         }
+    }
+
+    /// Whether the device's last announcement was a DDEATH (see the module's rules).
+    pub fn is_dead(&self, device: &str) -> bool {
+        self.dead.contains(device)
     }
 
     /// Whether the node or device (`device: None`: the node) has a metric of that name, and
@@ -281,14 +303,21 @@ impl EdgeNode {
         out
     }
 
-    fn device_birth(&mut self, d: &str, now: u64) -> Option<EdgeAction> {
-        let metrics = self
-            .devices
-            .get_mut(d)?
-            .iter_mut()
-            .map(|e| birth_metric(e, now))
-            .collect();
-        Some(self.publish(MessageType::DBirth, Some(d), metrics, now))
+    /// The device's DBIRTH, followed by its DDEATH when it is dead.
+    fn device_birth(&mut self, d: &str, now: u64) -> Vec<EdgeAction> {
+        let Some(es) = self.devices.get_mut(d) else {
+            return vec![];
+        };
+        let metrics = es.iter_mut().map(|e| birth_metric(e, now)).collect();
+        let dead = all_bad(es);
+        let mut out = vec![self.publish(MessageType::DBirth, Some(d), metrics, now)];
+        if dead {
+            out.push(self.publish(MessageType::DDeath, Some(d), vec![], now));
+            self.dead.insert(d.to_owned());
+        } else {
+            self.dead.remove(d);
+        }
+        out
     }
 
     fn define(
@@ -325,7 +354,7 @@ impl EdgeNode {
         }
         match device {
             None => self.births(now),
-            Some(d) => self.device_birth(&d, now).into_iter().collect(),
+            Some(d) => self.device_birth(&d, now),
         }
     }
 
@@ -478,6 +507,22 @@ impl EdgeNode {
                         .then(|| quality::property(code)),
                     value: e.current.0.clone(),
                 });
+            }
+        }
+        if let Some(d) = device.as_deref().filter(|_| online) {
+            let dead = self.devices.get(d).is_some_and(|es| all_bad(es));
+            match (self.dead.contains(d), dead) {
+                (false, true) => {
+                    self.dead.insert(d.to_owned());
+                    refused.push(self.publish(MessageType::DDeath, Some(d), vec![], now));
+                    return refused;
+                }
+                (true, true) => return refused,
+                (true, false) => {
+                    refused.extend(self.device_birth(d, now));
+                    return refused;
+                }
+                (false, false) => {}
             }
         }
         if !changed.is_empty() {

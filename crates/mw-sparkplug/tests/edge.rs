@@ -487,3 +487,76 @@ fn stopping_publishes_the_sessions_ndeath_and_the_next_session_takes_the_next_bd
         ],
     );
 }
+
+#[test]
+fn a_device_whose_every_metric_is_bad_is_announced_dead_then_born_again() {
+    use EdgeState::*;
+    let mut n = node(0);
+    n.step(EdgeEvent::Connecting);
+    n.step(EdgeEvent::Connected { now: 1 });
+    let pump = |v: V, q: Quality| EdgeEvent::Update {
+        device: Some("pump".into()),
+        values: vec![reading("run", v, q)],
+        now: 5,
+    };
+    let timeout = || Quality::Bad("timeout".into());
+    run(
+        &mut n,
+        vec![
+            // the device's source cannot read it: DDEATH, not DDATA with nulls
+            (
+                pump(V::Boolean(false), timeout()),
+                Online,
+                vec!["pub spBv1.0/G/DDEATH/E/pump seq=2 []"],
+            ),
+            // still dead: nothing, whatever the (unusable) value
+            (
+                pump(V::Boolean(true), Quality::Bad("stale: NDEATH".into())),
+                Online,
+                vec![],
+            ),
+            // a usable reading again: the device is born again with every current value
+            (
+                pump(V::Boolean(true), Quality::Good),
+                Online,
+                vec!["pub spBv1.0/G/DBIRTH/E/pump seq=3 [run#3=true]"],
+            ),
+            // alive: data by exception as before
+            (
+                pump(V::Boolean(false), Quality::Good),
+                Online,
+                vec!["pub spBv1.0/G/DDATA/E/pump seq=4 [#3=false]"],
+            ),
+            (
+                pump(V::Boolean(false), timeout()),
+                Online,
+                vec!["pub spBv1.0/G/DDEATH/E/pump seq=5 []"],
+            ),
+            // a rebirth while it is dead: the model, then that it is dead
+            (
+                cmd(
+                    "spBv1.0/G/NCMD/E",
+                    vec![Metric::new("Node Control/Rebirth", V::Boolean(true))],
+                ),
+                Online,
+                vec![
+                    "pub spBv1.0/G/NBIRTH/E seq=0 [bdSeq=0 Node Control/Rebirth=false temp#1=20 setpoint#2=50]",
+                    "pub spBv1.0/G/DBIRTH/E/pump seq=1 [run#3=null@0]",
+                    "pub spBv1.0/G/DDEATH/E/pump seq=2 []",
+                ],
+            ),
+        ],
+    );
+    assert!(n.is_dead("pump"));
+    // the node's own metrics have no death of their own: a bad node metric is NDATA null
+    let a: Vec<String> = n
+        .step(EdgeEvent::Update {
+            device: None,
+            values: vec![reading("temp", V::Double(1.0), timeout())],
+            now: 6,
+        })
+        .iter()
+        .map(show)
+        .collect();
+    assert_eq!(a, vec!["pub spBv1.0/G/NDATA/E seq=3 [#1=null@0]"]);
+}
