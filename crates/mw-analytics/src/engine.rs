@@ -20,6 +20,8 @@ pub(crate) struct Calibration {
     /// rule's k-of-n nor holds a raised alarm (the head carries its own persistence, e.g. a
     /// k-of-n statistic, and only speeds up the onset of an alarm from a quiet state).
     pub(crate) opens: Option<usize>,
+    /// Whether the head takes part in [`Verdict::gate_ratio`] (default `true`).
+    pub(crate) gates: bool,
 }
 
 impl Calibration {
@@ -29,6 +31,7 @@ impl Calibration {
             floor,
             fixed: None,
             opens: None,
+            gates: true,
         }
     }
     pub(crate) fn fixed(threshold: f64) -> Self {
@@ -37,6 +40,14 @@ impl Calibration {
             floor: threshold,
             fixed: Some(threshold),
             opens: None,
+            gates: true,
+        }
+    }
+    /// Leaves this head out of [`Verdict::gate_ratio`] (see `gates`).
+    pub(crate) fn not_gating(self) -> Self {
+        Self {
+            gates: false,
+            ..self
         }
     }
     /// Makes this an opening head (see `opens`).
@@ -55,6 +66,9 @@ pub(crate) struct Verdict {
     pub(crate) ratio: f64,
     /// Whether the alarm is raised.
     pub(crate) anomalous: bool,
+    /// Largest ratio over the heads that gate adaptation ([`Calibration::gates`]): what a
+    /// scorer asks before letting a row move its baseline.
+    pub(crate) gate_ratio: f64,
 }
 
 impl Verdict {
@@ -107,6 +121,8 @@ pub(crate) struct Engine<S> {
     thresholds: Vec<f64>,
     /// Opening heads and the calm they need ([`Calibration::opens`]).
     opens: Vec<Option<usize>>,
+    /// Heads that gate adaptation ([`Calibration::gates`]).
+    gates: Vec<bool>,
     /// The head with the largest ratio on the latest scored row (for `contributors`).
     top_head: Option<usize>,
     /// Scored rows since the alarm was last raised (the warm-up counts as calm).
@@ -147,6 +163,7 @@ impl<S: Scorer> Engine<S> {
             fitted: false,
             thresholds: Vec::new(),
             opens: Vec::new(),
+            gates: Vec::new(),
             top_head: None,
             calm: usize::MAX,
             stats: Vec::new(),
@@ -197,6 +214,8 @@ impl<S: Scorer> Engine<S> {
         self.thresholds.resize(self.scorer.heads(), f64::INFINITY);
         self.opens = cals.iter().map(|c| c.opens).collect();
         self.opens.resize(self.scorer.heads(), None);
+        self.gates = cals.iter().map(|c| c.gates).collect();
+        self.gates.resize(self.scorer.heads(), true);
         self.scorer.thresholds(&self.thresholds);
 
         self.stats = vec![0.0; self.scorer.heads()];
@@ -272,6 +291,7 @@ impl<S: Scorer> Engine<S> {
         let mut ratio: f64 = 0.0;
         // The ratio the alarm rule sees: opening heads excluded, unless one opens the alarm.
         let mut rule_ratio: f64 = 0.0;
+        let mut gate_ratio: f64 = 0.0;
         let mut open = false;
         self.top_head = None;
         for (h, (s, t)) in self.stats.iter().zip(&self.thresholds).enumerate() {
@@ -280,6 +300,9 @@ impl<S: Scorer> Engine<S> {
             if r > ratio {
                 ratio = r;
                 self.top_head = Some(h);
+            }
+            if self.gates[h] && r > gate_ratio {
+                gate_ratio = r;
             }
             match self.opens[h] {
                 Some(calm) => open |= r >= 1.0 && self.calm >= calm,
@@ -294,7 +317,14 @@ impl<S: Scorer> Engine<S> {
         } else {
             self.calm.saturating_add(1)
         };
-        self.scorer.feedback(&row, Verdict { ratio, anomalous });
+        self.scorer.feedback(
+            &row,
+            Verdict {
+                ratio,
+                anomalous,
+                gate_ratio,
+            },
+        );
         self.row = row;
         self.prev = Output {
             score: ratio_to_score(ratio),

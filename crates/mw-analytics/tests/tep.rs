@@ -2,9 +2,11 @@
 //! on normal operation, stay normal for 100 held-out rows, then turn faulty (construction in
 //! `tep_runs/mod.rs`). Skips with a message when `shared/datasets/tep` is absent.
 //!
-//! Measured (docs/BENCHMARKS.md): over the 18 detectable faults 86.2 % of the faulty rows
-//! flagged, mean first-detection delay 31.8 samples, no false alarm on the 500 held-out
-//! normal rows. The bounds leave a little room for harmless floating-point changes.
+//! Measured (docs/BENCHMARKS.md): over the 18 detectable faults 91.0 % of the faulty rows
+//! flagged, mean first-detection delay 20.0 samples, no false alarm on the 500 held-out
+//! normal rows (before the mean-of-Q head of issue 14: 86.2 %, 31.8, none). The issue's goal
+//! (≥ 88 %, ≤ 2 % false alarms, mean delay ≤ the textbook PCA T²'s 51.8) is inside the
+//! bounds, which leave a little room for harmless floating-point changes.
 //!
 //! `cargo test -p mw-analytics --release --test tep -- --nocapture` prints the totals; the
 //! per-fault table and the textbook PCA peer: `bash bench/tep.sh`.
@@ -13,9 +15,9 @@ mod tep_runs;
 
 use mw_analytics::{DetectorKind, build};
 
-const MIN_DETECTED: f64 = 0.855;
+const MIN_DETECTED: f64 = 0.905;
 const MAX_FAR: f64 = 0.01;
-const MAX_MEAN_DELAY: f64 = 33.0;
+const MAX_MEAN_DELAY: f64 = 21.0;
 
 #[test]
 fn tep_auto_meets_the_measured_totals() {
