@@ -1262,16 +1262,21 @@ mod tests {
         }
     }
 
-    /// Three correlated variables (one factor, AR(1)) plus independent noise; from row 300 to
-    /// 339 variable 1 is offset by `size` against the factor (a correlation break: Q).
-    fn break_rows(size: f64) -> Vec<Vec<f64>> {
-        let mut s = 11u64;
-        let mut u = move || {
+    /// A deterministic uniform generator on [-0.5, 0.5) (a 64-bit LCG's top 53 bits).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed;
+        move || {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        }
+    }
+
+    /// Three correlated variables (one factor, AR(1)) plus independent noise; from row 300 to
+    /// 339 variable 1 is offset by `size` against the factor (a correlation break: Q).
+    fn break_rows(size: f64) -> Vec<Vec<f64>> {
+        let mut u = uniform(11);
         let mut f = 0.0;
         (0..500)
             .map(|i| {
@@ -1327,13 +1332,7 @@ mod tests {
     const GAIN: f64 = 3.0;
 
     fn noisier_rows(gain: f64, n: usize) -> Vec<Vec<f64>> {
-        let mut s = 23u64;
-        let mut u = move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut u = uniform(23);
         let mut f = 0.0;
         (0..n)
             .map(|i| {
@@ -1372,15 +1371,8 @@ mod tests {
 
     #[test]
     fn variance_ratio_separates_noise_from_trend() {
-        let mut s = 7u64;
-        let noise: Vec<f64> = (0..400)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 11) as f64 / (1u64 << 53) as f64
-            })
-            .collect();
+        let mut u = uniform(7);
+        let noise: Vec<f64> = (0..400).map(|_| u() + 0.5).collect();
         assert!(variance_ratio(&noise, 20) < 2.5);
         let trend: Vec<f64> = noise
             .iter()
